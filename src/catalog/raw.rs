@@ -1,0 +1,92 @@
+//! The catalog file's shape on disk (TOML). Nothing here is trusted until
+//! [`super::check::validate`] has turned it into a [`super::Catalog`].
+
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCatalog {
+    pub version: String,
+    #[serde(default)]
+    pub geographies: Vec<RawGeography>,
+    #[serde(default)]
+    pub models: Vec<RawModel>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGeography {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub bedrock_profile: bool,
+    pub regions: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawModel {
+    pub id: String,
+    pub name: String,
+    pub owned_by: String,
+    pub context_window: u64,
+    pub max_output_tokens: u64,
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+    pub bedrock_profile: Option<String>,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    #[serde(default)]
+    pub endpoints: Vec<RawEndpoint>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEndpoint {
+    pub provider: String,
+    pub upstream_id: String,
+    pub invocation: Option<String>,
+    pub geography: Option<String>,
+    pub source_region: Option<String>,
+    pub region: Option<String>,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    pub verified: Option<RawVerified>,
+    pub pricing: Option<RawPricing>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawVerified {
+    pub date: String,
+    pub method: String,
+}
+
+/// Prices are kept as TOML values so that a number written without quotes is reported
+/// as "not a decimal string" instead of being silently read as a float.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPricing {
+    pub input: Option<toml::Value>,
+    pub output: Option<toml::Value>,
+    pub cache_read: Option<toml::Value>,
+    pub cache_write_5m: Option<toml::Value>,
+    pub cache_write_1h: Option<toml::Value>,
+    #[serde(default)]
+    pub tiers: Vec<RawTier>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTier {
+    pub above_input_tokens: u64,
+    pub input: Option<toml::Value>,
+    pub output: Option<toml::Value>,
+    pub cache_read: Option<toml::Value>,
+    pub cache_write_5m: Option<toml::Value>,
+    pub cache_write_1h: Option<toml::Value>,
+}

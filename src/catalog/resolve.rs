@@ -1,0 +1,168 @@
+//! Model-ID resolution: what a client's `model` names.
+//!
+//! Accepted, case-insensitively: the gateway ID (`anthropic/claude-sonnet-4-6`), an alias,
+//! any endpoint's upstream ID (`claude-sonnet-4-6`, `us.anthropic.claude-sonnet-4-6`), and a
+//! Bedrock ID in the wrong form (bare for a profile-only model, prefixed for a
+//! profile-forbidden one, or with another geography's prefix). A provider's own ID pins
+//! the request to that provider; a Bedrock profile prefix implies its geography as the
+//! region constraint (the `X-GammaInfra-Region` header wins over it).
+
+use std::sync::Arc;
+
+use super::{Catalog, Model, ProviderKind};
+
+#[derive(Debug, Clone)]
+pub struct Resolution {
+    pub model: Arc<Model>,
+    /// Only endpoints of this provider may serve the request.
+    pub pinned_provider: Option<ProviderKind>,
+    /// A geography implied by a Bedrock profile prefix in the requested ID.
+    pub implied_region: Option<String>,
+    /// Whether the client's name differs from the gateway ID (a provider ID, an alias or
+    /// a corrected form): the response then carries `X-GammaInfra-Resolved-Model`.
+    pub renamed: bool,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("The model `{requested}` does not exist in the GammaInfra catalog.{}", suggestions(.close))]
+pub struct ResolveError {
+    pub requested: String,
+    pub close: Vec<String>,
+}
+
+fn suggestions(close: &[String]) -> String {
+    if close.is_empty() {
+        " See GET /v1/models for the catalog.".to_owned()
+    } else {
+        format!(" Did you mean: {}?", close.join(", "))
+    }
+}
+
+impl Catalog {
+    pub fn resolve(&self, requested: &str) -> Result<Resolution, ResolveError> {
+        let key = requested.trim().to_ascii_lowercase();
+        if let Some(&i) = self.index.get(&key) {
+            let model = self.models[i].clone();
+            if model.id.eq_ignore_ascii_case(&key) {
+                return Ok(Resolution {
+                    model,
+                    pinned_provider: None,
+                    implied_region: None,
+                    renamed: false,
+                });
+            }
+            let endpoint = model
+                .endpoints
+                .iter()
+                .find(|e| e.upstream_id.eq_ignore_ascii_case(&key));
+            let pinned_provider = endpoint.map(|e| e.provider.clone());
+            let implied_region = endpoint
+                .filter(|e| e.provider == ProviderKind::Bedrock)
+                .and_then(|_| self.profile_prefix(&key))
+                .filter(|p| *p != super::check::GLOBAL)
+                .map(str::to_owned);
+            return Ok(Resolution {
+                model,
+                pinned_provider,
+                implied_region,
+                renamed: true,
+            });
+        }
+        // A Bedrock ID in the wrong form: compare with every Bedrock endpoint's base ID.
+        let (prefix, base) = match self.profile_prefix(&key) {
+            Some(p) => (Some(p), &key[p.len() + 1..]),
+            None => (None, key.as_str()),
+        };
+        for m in &self.models {
+            for e in m.endpoints.iter().filter(|e| e.provider == ProviderKind::Bedrock) {
+                let e_id = e.upstream_id.to_ascii_lowercase();
+                let e_base = match self.profile_prefix(&e_id) {
+                    Some(p) => e_id[p.len() + 1..].to_owned(),
+                    None => e_id,
+                };
+                if e_base == base {
+                    return Ok(Resolution {
+                        model: m.clone(),
+                        pinned_provider: Some(ProviderKind::Bedrock),
+                        implied_region: prefix
+                            .filter(|p| *p != super::check::GLOBAL)
+                            .map(str::to_owned),
+                        renamed: true,
+                    });
+                }
+            }
+        }
+        Err(ResolveError {
+            requested: requested.to_owned(),
+            close: self.close_matches(&key),
+        })
+    }
+
+    /// `us` for `us.anthropic...` when `us` is a Bedrock profile geography (or `global`).
+    fn profile_prefix<'k>(&self, id: &'k str) -> Option<&'k str> {
+        let (head, rest) = id.split_once('.')?;
+        let is_profile = head == super::check::GLOBAL
+            || self
+                .geographies
+                .iter()
+                .any(|g| g.bedrock_profile && g.id == head);
+        (is_profile && rest.contains('.')).then_some(head)
+    }
+
+    fn close_matches(&self, key: &str) -> Vec<String> {
+        let mut scored: Vec<(f64, &str)> = self
+            .models
+            .iter()
+            .map(|m| {
+                let names = std::iter::once(m.id.as_str())
+                    .chain(m.endpoints.iter().map(|e| e.upstream_id.as_str()));
+                let best = names
+                    .map(|n| strsim::jaro_winkler(key, &n.to_ascii_lowercase()))
+                    .fold(0.0_f64, f64::max);
+                (best, m.id.as_str())
+            })
+            .filter(|(s, _)| *s > 0.75)
+            .collect();
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+        scored.into_iter().take(3).map(|(_, id)| id.to_owned()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::catalog::{Catalog, ProviderKind};
+
+    #[test]
+    fn resolves_gateway_provider_and_wrong_form_ids() {
+        let c = Catalog::builtin().expect("catalog");
+        let r = c.resolve("anthropic/claude-sonnet-4-6").expect("gateway id");
+        assert!(!r.renamed && r.pinned_provider.is_none());
+
+        let r = c.resolve("us.anthropic.claude-sonnet-4-6").expect("profile id");
+        assert_eq!(r.model.id, "anthropic/claude-sonnet-4-6");
+        assert_eq!(r.pinned_provider, Some(ProviderKind::Bedrock));
+        assert_eq!(r.implied_region.as_deref(), Some("us"));
+
+        let r = c.resolve("claude-sonnet-4-6").expect("anthropic id");
+        assert_eq!(r.pinned_provider, Some(ProviderKind::Anthropic));
+
+        // Bare ID of a profile-only model.
+        let r = c.resolve("anthropic.claude-sonnet-4-6").expect("bare");
+        assert_eq!(r.model.id, "anthropic/claude-sonnet-4-6");
+        assert_eq!(r.pinned_provider, Some(ProviderKind::Bedrock));
+        assert!(r.renamed);
+
+        // Prefixed ID of a profile-forbidden model.
+        let r = c.resolve("us.meta.llama3-70b-instruct-v1:0").expect("prefixed");
+        assert_eq!(r.model.id, "meta/llama3-70b-instruct");
+        assert_eq!(r.implied_region.as_deref(), Some("us"));
+    }
+
+    #[test]
+    fn unknown_model_lists_close_matches() {
+        let c = Catalog::builtin().expect("catalog");
+        let e = c.resolve("anthropic/claude-sonet-4-6").expect_err("unknown");
+        assert!(e.close.contains(&"anthropic/claude-sonnet-4-6".to_owned()), "{e}");
+        assert!(e.to_string().contains("Did you mean"));
+    }
+}

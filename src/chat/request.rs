@@ -1,0 +1,397 @@
+//! The typed OpenAI Chat Completions request and its validation.
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+/// A request that failed to parse or validate: a 400 `invalid_request_error`.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct RequestError {
+    pub message: String,
+    pub param: Option<String>,
+}
+
+impl RequestError {
+    pub fn new(param: Option<&str>, message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            param: param.map(str::to_owned),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ChatRequest {
+    pub model: String,
+    pub messages: Vec<Message>,
+    #[serde(default)]
+    pub stream: Option<bool>,
+    pub stream_options: Option<StreamOptions>,
+    pub max_tokens: Option<u64>,
+    pub max_completion_tokens: Option<u64>,
+    pub temperature: Option<f64>,
+    pub top_p: Option<f64>,
+    pub stop: Option<Stop>,
+    pub tools: Option<Vec<Tool>>,
+    pub tool_choice: Option<ToolChoice>,
+    pub user: Option<String>,
+    pub n: Option<u64>,
+    /// OpenRouter-style routing preferences; never forwarded upstream.
+    pub provider: Option<ProviderPrefs>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct StreamOptions {
+    #[serde(default)]
+    pub include_usage: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "role", rename_all = "lowercase")]
+pub enum Message {
+    System {
+        content: Content,
+    },
+    Developer {
+        content: Content,
+    },
+    User {
+        content: Content,
+    },
+    Assistant {
+        #[serde(default)]
+        content: Option<Content>,
+        #[serde(default)]
+        tool_calls: Option<Vec<ToolCall>>,
+    },
+    Tool {
+        content: Content,
+        tool_call_id: String,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Content {
+    Text(String),
+    Parts(Vec<Part>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Part {
+    Text { text: String },
+    ImageUrl { image_url: ImageUrl },
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ImageUrl {
+    pub url: String,
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ToolCall {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub function: FunctionCall,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct FunctionCall {
+    pub name: String,
+    pub arguments: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Tool {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub function: FunctionDef,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct FunctionDef {
+    pub name: String,
+    pub description: Option<String>,
+    pub parameters: Option<Box<RawValue>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Stop {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Stop {
+    pub fn sequences(&self) -> Vec<String> {
+        match self {
+            Stop::One(s) => vec![s.clone()],
+            Stop::Many(v) => v.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum ToolChoice {
+    /// `none`, `auto` or `required`.
+    Mode(String),
+    Named(NamedToolChoice),
+}
+
+#[derive(Debug, Deserialize)]
+pub struct NamedToolChoice {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub function: NamedFunction,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct NamedFunction {
+    pub name: String,
+}
+
+/// OpenRouter-style provider preferences (`provider` object of the request).
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderPrefs {
+    /// Providers to try first, in this order.
+    #[serde(default)]
+    pub order: Vec<String>,
+    /// Only these providers may serve the request.
+    #[serde(default)]
+    pub only: Vec<String>,
+    /// These providers must not serve the request.
+    #[serde(default)]
+    pub ignore: Vec<String>,
+    /// Whether to fall back to other endpoints after the first fails (default true).
+    pub allow_fallbacks: Option<bool>,
+    /// `price` (default) or `latency` (catalog order).
+    pub sort: Option<String>,
+}
+
+impl Content {
+    /// All text parts joined with newlines (images dropped).
+    pub fn text(&self) -> String {
+        match self {
+            Content::Text(s) => s.clone(),
+            Content::Parts(p) => p
+                .iter()
+                .filter_map(|p| match p {
+                    Part::Text { text } => Some(text.as_str()),
+                    Part::ImageUrl { .. } => None,
+                })
+                .collect::<Vec<_>>()
+                .join("\n"),
+        }
+    }
+}
+
+impl ChatRequest {
+    /// Parses and validates a request body.
+    pub fn parse(body: &[u8]) -> Result<Self, RequestError> {
+        let req: ChatRequest = serde_json::from_slice(body).map_err(|e| {
+            let message = if e.is_syntax() || e.is_eof() {
+                format!("We could not parse the JSON body of your request: {e}")
+            } else {
+                format!("Invalid request body: {e}")
+            };
+            RequestError::new(None, message)
+        })?;
+        req.validate()?;
+        Ok(req)
+    }
+
+    pub fn is_stream(&self) -> bool {
+        self.stream.unwrap_or(false)
+    }
+
+    pub fn include_usage(&self) -> bool {
+        self.stream_options.as_ref().is_some_and(|o| o.include_usage)
+    }
+
+    /// The client's output cap: `max_completion_tokens`, else `max_tokens`.
+    pub fn output_cap(&self) -> Option<u64> {
+        self.max_completion_tokens.or(self.max_tokens)
+    }
+
+    fn validate(&self) -> Result<(), RequestError> {
+        let e = |p: &str, m: &str| Err(RequestError::new(Some(p), m));
+        if self.model.trim().is_empty() {
+            return e("model", "`model` must be a non-empty string");
+        }
+        if self.messages.is_empty() {
+            return e("messages", "`messages` must contain at least one message");
+        }
+        if let Some(t) = self.temperature {
+            if !(0.0..=2.0).contains(&t) {
+                return e("temperature", "`temperature` must be between 0 and 2");
+            }
+        }
+        if let Some(t) = self.top_p {
+            if !(0.0..=1.0).contains(&t) {
+                return e("top_p", "`top_p` must be between 0 and 1");
+            }
+        }
+        for (name, v) in [
+            ("max_tokens", self.max_tokens),
+            ("max_completion_tokens", self.max_completion_tokens),
+        ] {
+            if v == Some(0) {
+                return e(name, &format!("`{name}` must be at least 1"));
+            }
+        }
+        if self.n.is_some_and(|n| n != 1) {
+            return e("n", "only `n: 1` is supported");
+        }
+        if self.stream_options.is_some() && !self.is_stream() {
+            return e(
+                "stream_options",
+                "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+            );
+        }
+        if let Some(Stop::Many(v)) = &self.stop {
+            if v.len() > 4 {
+                return e("stop", "`stop` takes at most 4 sequences");
+            }
+        }
+        for t in self.tools.iter().flatten() {
+            if t.kind != "function" {
+                return e("tools", "only tools of type `function` are supported");
+            }
+            if t.function.name.is_empty() {
+                return e("tools", "every tool needs a function name");
+            }
+        }
+        if let Some(ToolChoice::Mode(m)) = &self.tool_choice {
+            if !["none", "auto", "required"].contains(&m.as_str()) {
+                return e("tool_choice", "`tool_choice` must be none, auto, required or a named function");
+            }
+        }
+        let mut call_ids: Vec<&str> = Vec::new();
+        for (i, m) in self.messages.iter().enumerate() {
+            match m {
+                Message::Assistant { content, tool_calls } => {
+                    if content.is_none() && tool_calls.as_ref().is_none_or(|t| t.is_empty()) {
+                        return e(
+                            &format!("messages[{i}]"),
+                            "an assistant message needs `content` or `tool_calls`",
+                        );
+                    }
+                    for c in tool_calls.iter().flatten() {
+                        if c.kind != "function" {
+                            return e(&format!("messages[{i}].tool_calls"), "tool calls must be of type `function`");
+                        }
+                        call_ids.push(&c.id);
+                    }
+                }
+                Message::Tool { tool_call_id, .. } => {
+                    if !call_ids.contains(&tool_call_id.as_str()) {
+                        return e(
+                            &format!("messages[{i}].tool_call_id"),
+                            "a `tool` message must answer a tool call of an earlier assistant message",
+                        );
+                    }
+                }
+                Message::System { content }
+                | Message::Developer { content } => {
+                    if let Content::Parts(p) = content {
+                        if p.iter().any(|p| matches!(p, Part::ImageUrl { .. })) {
+                            return e(&format!("messages[{i}].content"), "images are only allowed in user messages");
+                        }
+                    }
+                }
+                Message::User { content } => {
+                    if let Content::Parts(parts) = content {
+                        for p in parts {
+                            if let Part::ImageUrl { image_url } = p {
+                                let u = &image_url.url;
+                                if !(u.starts_with("data:image/") || u.starts_with("https://") || u.starts_with("http://")) {
+                                    return e(
+                                        &format!("messages[{i}].content"),
+                                        "image_url.url must be a data:image/... URL or an http(s) URL",
+                                    );
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An upper bound on a request's input tokens, from its size: no tokenizer produces more
+/// tokens than the bytes of text it reads, and an image is billed as at most ~1,600
+/// tokens by every provider we serve. Used only to size a reservation.
+pub fn input_token_bound(body_len: usize, images: usize) -> u64 {
+    body_len as u64 + images as u64 * 1_600
+}
+
+impl ChatRequest {
+    pub fn image_count(&self) -> usize {
+        self.messages
+            .iter()
+            .map(|m| match m {
+                Message::User {
+                    content: Content::Parts(p),
+                } => p.iter().filter(|p| matches!(p, Part::ImageUrl { .. })).count(),
+                _ => 0,
+            })
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(body: &str) -> RequestError {
+        ChatRequest::parse(body.as_bytes()).expect_err(body)
+    }
+
+    #[test]
+    fn accepts_the_full_shape() {
+        let r = ChatRequest::parse(
+            br#"{"model":"m","messages":[
+              {"role":"system","content":"be brief"},
+              {"role":"user","content":[{"type":"text","text":"what is this"},{"type":"image_url","image_url":{"url":"data:image/png;base64,AAAA"}}]},
+              {"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"{}"}}]},
+              {"role":"tool","tool_call_id":"c1","content":"42"}],
+              "tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}],
+              "tool_choice":"auto","stop":["x"],"temperature":0.5,"top_p":1,"max_completion_tokens":10,
+              "stream":true,"stream_options":{"include_usage":true},"user":"u"}"#,
+        )
+        .expect("valid");
+        assert_eq!(r.image_count(), 1);
+        assert!(r.include_usage());
+        assert_eq!(r.output_cap(), Some(10));
+    }
+
+    #[test]
+    fn rejects_bad_values_with_the_param() {
+        assert!(err("{").message.contains("could not parse"));
+        assert!(err(r#"{"model":"m","messages":"hi"}"#).message.contains("invalid type"));
+        assert_eq!(err(r#"{"model":"m","messages":[]}"#).param.as_deref(), Some("messages"));
+        assert_eq!(
+            err(r#"{"model":"m","messages":[{"role":"user","content":"x"}],"temperature":3}"#).param.as_deref(),
+            Some("temperature")
+        );
+        assert_eq!(
+            err(r#"{"model":"m","messages":[{"role":"user","content":"x"}],"stream_options":{"include_usage":true}}"#)
+                .param
+                .as_deref(),
+            Some("stream_options")
+        );
+        assert!(err(r#"{"model":"m","messages":[{"role":"tool","tool_call_id":"nope","content":"x"}]}"#)
+            .param
+            .is_some());
+        assert!(err(r#"{"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":"ten"}"#)
+            .message
+            .contains("invalid type"));
+    }
+}

@@ -1,0 +1,307 @@
+//! The `gammainfra` command line. `serve` runs the gateway; `catalog check` validates a
+//! catalog file; `accounts`, `keys`, `topups` and `credits` call a running gateway's
+//! admin API (so that the gateway's in-memory keys and balances stay exact).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use bytes::Bytes;
+use clap::{Parser, Subcommand};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+use crate::catalog::Catalog;
+use crate::config::{process_env, Config};
+
+#[derive(Parser)]
+#[command(name = "gammainfra", version, about = "GammaInfra: an LLM API gateway with verified model IDs, region-constrained routing and exact prepaid billing")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the gateway.
+    Serve {
+        /// TOML configuration file.
+        #[arg(long, env = "GAMMAINFRA_CONFIG")]
+        config: Option<PathBuf>,
+        /// Listen address (overrides GAMMAINFRA_LISTEN and the file).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Run offline against built-in simulated providers, with a demo account.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Catalog tools.
+    Catalog {
+        #[command(subcommand)]
+        command: CatalogCommand,
+    },
+    /// Accounts (through a running gateway's admin API).
+    Accounts {
+        #[command(subcommand)]
+        command: AccountsCommand,
+    },
+    /// API keys (through a running gateway's admin API).
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Top-ups (through a running gateway's admin API).
+    Topups {
+        #[command(subcommand)]
+        command: TopupsCommand,
+    },
+    /// Credits (through a running gateway's admin API).
+    Credits {
+        #[command(subcommand)]
+        command: CreditsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum CatalogCommand {
+    /// Check a catalog file (default: the built-in catalog) against every rule.
+    Check { file: Option<PathBuf> },
+}
+
+#[derive(clap::Args)]
+pub struct Admin {
+    /// The gateway's base URL.
+    #[arg(long, env = "GAMMAINFRA_URL", default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// The admin token.
+    #[arg(long, env = "GAMMAINFRA_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: String,
+}
+
+#[derive(Subcommand)]
+pub enum AccountsCommand {
+    /// Create an account (grants the trial credit once per email) and print its first key.
+    Create {
+        #[arg(long)]
+        email: String,
+        #[command(flatten)]
+        admin: Admin,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum KeysCommand {
+    /// Create another key for an account.
+    Create {
+        #[arg(long)]
+        account: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// Region constraint applied when a request sends none.
+        #[arg(long)]
+        default_region: Option<String>,
+        #[command(flatten)]
+        admin: Admin,
+    },
+    /// Revoke a key; it fails from the next request on.
+    Revoke {
+        key_id: String,
+        #[command(flatten)]
+        admin: Admin,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum TopupsCommand {
+    /// Credit an account (minimum $10.00; the fee is charged on top).
+    Create {
+        #[arg(long)]
+        account: String,
+        /// Amount in USD, whole cents, e.g. 10.00.
+        #[arg(long)]
+        amount: String,
+        #[command(flatten)]
+        admin: Admin,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum CreditsCommand {
+    /// Show an account's balance, reservations and ledger sum.
+    Show {
+        #[arg(long)]
+        account: String,
+        #[command(flatten)]
+        admin: Admin,
+    },
+}
+
+/// Runs the command; returns the process exit code.
+pub async fn run(cli: Cli) -> i32 {
+    match cli.command {
+        Command::Serve { config, listen, demo } => serve(config, listen, demo).await,
+        Command::Catalog {
+            command: CatalogCommand::Check { file },
+        } => catalog_check(file),
+        Command::Accounts {
+            command: AccountsCommand::Create { email, admin },
+        } => admin_call(&admin, "POST", "/admin/v1/accounts", Some(serde_json::json!({"email": email}))).await,
+        Command::Keys { command } => match command {
+            KeysCommand::Create { account, name, default_region, admin } => {
+                admin_call(
+                    &admin,
+                    "POST",
+                    &format!("/admin/v1/accounts/{account}/keys"),
+                    Some(serde_json::json!({"name": name, "default_region": default_region})),
+                )
+                .await
+            }
+            KeysCommand::Revoke { key_id, admin } => admin_call(&admin, "DELETE", &format!("/admin/v1/keys/{key_id}"), None).await,
+        },
+        Command::Topups {
+            command: TopupsCommand::Create { account, amount, admin },
+        } => {
+            admin_call(
+                &admin,
+                "POST",
+                &format!("/admin/v1/accounts/{account}/topups"),
+                Some(serde_json::json!({"amount_usd": amount})),
+            )
+            .await
+        }
+        Command::Credits {
+            command: CreditsCommand::Show { account, admin },
+        } => admin_call(&admin, "GET", &format!("/admin/v1/accounts/{account}"), None).await,
+    }
+}
+
+fn catalog_check(file: Option<PathBuf>) -> i32 {
+    let (name, result) = match &file {
+        Some(p) => match std::fs::read_to_string(p) {
+            Ok(t) => (p.display().to_string(), Catalog::from_toml(&t)),
+            Err(e) => {
+                eprintln!("cannot read {}: {e}", p.display());
+                return 2;
+            }
+        },
+        None => ("built-in catalog".to_owned(), Catalog::builtin()),
+    };
+    match result {
+        Ok(c) => {
+            let endpoints: usize = c.models.iter().map(|m| m.endpoints.len()).sum();
+            println!(
+                "{name}: OK (version {}, {} models, {endpoints} endpoints, {} geographies)",
+                c.version,
+                c.models.len(),
+                c.geographies.len()
+            );
+            0
+        }
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            1
+        }
+    }
+}
+
+async fn serve(config_path: Option<PathBuf>, listen: Option<SocketAddr>, demo: bool) -> i32 {
+    let started = if demo {
+        match crate::demo::prepare(listen).await {
+            Ok((d, c)) => Ok((Some(d), c)),
+            Err(e) => Err(e.to_string()),
+        }
+    } else {
+        match Config::load(config_path.as_deref(), &process_env) {
+            Ok(mut c) => {
+                if let Some(l) = listen {
+                    c.listen = l;
+                }
+                Ok((None, c))
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    };
+    let (demo_handle, config) = match started {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("{e}");
+            return 2;
+        }
+    };
+    let addr = config.listen;
+    let admin_token = config.admin_token.as_ref().map(|t| t.expose().to_owned());
+    let state = match crate::gateway::build(config).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("gammainfra: {e}");
+            return 2;
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("gammainfra: cannot listen on {addr}: {e}");
+            return 2;
+        }
+    };
+    let local = listener.local_addr().unwrap_or(addr);
+    if demo_handle.is_some() {
+        match state.ledger.create_account("demo@gammainfra.local").await {
+            Ok((_, key, _)) => println!("{}", crate::demo::banner(local, &key.plain, admin_token.as_deref().unwrap_or_default())),
+            Err(e) => {
+                eprintln!("gammainfra: cannot create the demo account: {e}");
+                return 2;
+            }
+        }
+    }
+    tracing::info!(%local, models = state.catalog.models.len(), "gateway listening");
+    let result = crate::server::serve(listener, state, crate::gateway::shutdown_signal()).await;
+    drop(demo_handle);
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("gammainfra: {e}");
+            1
+        }
+    }
+}
+
+async fn admin_call(admin: &Admin, method: &str, path: &str, body: Option<serde_json::Value>) -> i32 {
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let uri = format!("{}{path}", admin.url.trim_end_matches('/'));
+    let req = hyper::Request::builder()
+        .method(method)
+        .uri(&uri)
+        .header("authorization", format!("Bearer {}", admin.admin_token))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.map(|b| b.to_string()).unwrap_or_default())));
+    let req = match req {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("invalid request: {e}");
+            return 2;
+        }
+    };
+    match client.request(req).await {
+        Ok(resp) => {
+            let status = resp.status();
+            let body = resp.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+            let text = String::from_utf8_lossy(&body);
+            let pretty = serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| serde_json::to_string_pretty(&v).ok())
+                .unwrap_or_else(|| text.into_owned());
+            if status.is_success() {
+                println!("{pretty}");
+                0
+            } else {
+                eprintln!("{status}: {pretty}");
+                1
+            }
+        }
+        Err(e) => {
+            eprintln!("cannot reach the gateway at {}: {e} (is `gammainfra serve` running? set --url / GAMMAINFRA_URL)", admin.url);
+            2
+        }
+    }
+}

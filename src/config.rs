@@ -1,0 +1,377 @@
+//! Configuration: a TOML file plus environment variables, the ecosystem's own names first
+//! (`ANTHROPIC_API_KEY`, `OPENAI_BASE_URL`, ...) and `GAMMAINFRA_*` for the gateway's own
+//! settings. Parsed raw, then validated into [`Config`], with every problem reported at
+//! once. Secrets are never serialised or logged.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::money::Nanos;
+use crate::providers::http::Timeouts;
+
+/// A secret value: shown as `[redacted]` by `Debug`, never serialised.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    listen: Option<String>,
+    data_dir: Option<String>,
+    database_url: Option<String>,
+    admin_token: Option<String>,
+    catalog: Option<String>,
+    #[serde(default)]
+    providers: RawProviders,
+    #[serde(default)]
+    billing: RawBilling,
+    #[serde(default)]
+    timeouts: RawTimeouts,
+    max_body_bytes: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProviders {
+    anthropic: Option<RawProvider>,
+    openai: Option<RawProvider>,
+    #[serde(default)]
+    openai_compatible: Vec<RawCompatible>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProvider {
+    base_url: Option<String>,
+    api_key: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCompatible {
+    name: String,
+    base_url: String,
+    api_key: Option<String>,
+    /// Name of an environment variable holding the key.
+    api_key_env: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBilling {
+    trial_usd: Option<String>,
+    min_topup_usd: Option<String>,
+    topup_fees: Option<Vec<RawFee>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFee {
+    /// RFC 3339 instant from which this fee applies.
+    from: String,
+    /// Percent of the credited amount, e.g. "5" or "2.9".
+    percent: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTimeouts {
+    connect_ms: Option<u64>,
+    first_byte_ms: Option<u64>,
+    idle_ms: Option<u64>,
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub database_url: String,
+    pub admin_token: Option<Secret>,
+    /// A catalog file replacing the built-in one.
+    pub catalog_path: Option<PathBuf>,
+    pub anthropic: Option<ProviderConfig>,
+    pub openai: Option<ProviderConfig>,
+    pub openai_compatible: Vec<(String, ProviderConfig)>,
+    pub billing: Billing,
+    pub timeouts: Timeouts,
+    pub max_body_bytes: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProviderConfig {
+    pub base_url: String,
+    pub api_key: Option<Secret>,
+}
+
+/// The billing rules that are configuration, not code.
+#[derive(Debug, Clone)]
+pub struct Billing {
+    pub trial: Nanos,
+    pub min_topup: Nanos,
+    /// Sorted by `from`; the last step whose `from` is not after now applies.
+    pub topup_fees: Vec<FeeStep>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct FeeStep {
+    pub from: time::OffsetDateTime,
+    /// Hundredths of a percent.
+    pub basis_points: i64,
+}
+
+impl Billing {
+    /// The top-up fee at `at` for `amount` (whole cents), rounded half-up to the cent.
+    pub fn topup_fee(&self, amount: Nanos, at: time::OffsetDateTime) -> Nanos {
+        let bp = self
+            .topup_fees
+            .iter()
+            .rev()
+            .find(|s| s.from <= at)
+            .map_or(0, |s| s.basis_points);
+        let cents = amount.whole_cents().unwrap_or(0);
+        Nanos::from_cents((cents * bp + 5_000) / 10_000)
+    }
+}
+
+impl Default for Billing {
+    fn default() -> Self {
+        Self {
+            trial: Nanos::from_cents(300),
+            min_topup: Nanos::from_cents(1000),
+            topup_fees: default_fees(),
+        }
+    }
+}
+
+fn default_fees() -> Vec<FeeStep> {
+    vec![
+        FeeStep {
+            from: time::macros::datetime!(2000-01-01 0:00 UTC),
+            basis_points: 300,
+        },
+        FeeStep {
+            from: time::macros::datetime!(2026-06-24 0:00 UTC),
+            basis_points: 500,
+        },
+    ]
+}
+
+/// Every problem found in the configuration.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration:\n  - {}", .0.join("\n  - "))]
+pub struct ConfigError(pub Vec<String>);
+
+/// Where environment variables come from (the process, or a map in tests).
+pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+pub fn process_env(k: &str) -> Option<String> {
+    std::env::var(k).ok().filter(|v| !v.is_empty())
+}
+
+/// The default data directory: `$GAMMAINFRA_DATA_DIR`, else `./data`.
+fn data_dir(raw: &RawConfig, env: Env<'_>) -> PathBuf {
+    env("GAMMAINFRA_DATA_DIR")
+        .or_else(|| raw.data_dir.clone())
+        .map_or_else(|| PathBuf::from("data"), PathBuf::from)
+}
+
+impl Config {
+    /// Loads `file` (if any) and the environment, validating everything.
+    pub fn load(file: Option<&Path>, env: Env<'_>) -> Result<Self, ConfigError> {
+        let raw = match file {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .map_err(|e| ConfigError(vec![format!("{}: {e}", p.display())]))?;
+                toml::from_str::<RawConfig>(&text)
+                    .map_err(|e| ConfigError(vec![format!("{}: {e}", p.display())]))?
+            }
+            None => RawConfig::default(),
+        };
+        Self::validate(raw, env)
+    }
+
+    fn validate(raw: RawConfig, env: Env<'_>) -> Result<Self, ConfigError> {
+        let mut errs = Vec::new();
+        let listen_s = env("GAMMAINFRA_LISTEN")
+            .or_else(|| raw.listen.clone())
+            .unwrap_or_else(|| "127.0.0.1:8080".to_owned());
+        let listen = listen_s.parse().unwrap_or_else(|_| {
+            errs.push(format!("listen / GAMMAINFRA_LISTEN: `{listen_s}` is not an address such as 127.0.0.1:8080"));
+            SocketAddr::from(([127, 0, 0, 1], 8080))
+        });
+        let database_url = env("GAMMAINFRA_DATABASE_URL")
+            .or_else(|| raw.database_url.clone())
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir(&raw, env).join("gammainfra.db").display()));
+        if !database_url.starts_with("sqlite:") {
+            errs.push(format!(
+                "database_url / GAMMAINFRA_DATABASE_URL: `{}` is not supported by this build (use sqlite://PATH)",
+                database_url.split('@').next_back().unwrap_or_default()
+            ));
+        }
+        let admin_token = env("GAMMAINFRA_ADMIN_TOKEN").or(raw.admin_token).map(Secret);
+        if admin_token.as_ref().is_some_and(|t| t.0.len() < 16) {
+            errs.push("admin_token / GAMMAINFRA_ADMIN_TOKEN: must be at least 16 characters".to_owned());
+        }
+        let catalog_path = env("GAMMAINFRA_CATALOG").or(raw.catalog).map(PathBuf::from);
+
+        let provider = |raw: Option<RawProvider>, key_var: &str, url_var: &str, default_url: &str| {
+            let raw = raw.unwrap_or_default();
+            let api_key = env(key_var).or(raw.api_key).map(Secret);
+            let base_url = env(url_var).or(raw.base_url);
+            // A provider is configured when it has a key, or an explicit base URL.
+            (api_key.is_some() || base_url.is_some()).then(|| ProviderConfig {
+                base_url: base_url.unwrap_or_else(|| default_url.to_owned()),
+                api_key,
+            })
+        };
+        let anthropic = provider(raw.providers.anthropic, "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "https://api.anthropic.com");
+        let openai = provider(raw.providers.openai, "OPENAI_API_KEY", "OPENAI_BASE_URL", "https://api.openai.com/v1");
+        if anthropic.as_ref().is_some_and(|p| p.api_key.is_none()) {
+            errs.push("providers.anthropic: ANTHROPIC_API_KEY (or api_key) is required".to_owned());
+        }
+        let mut openai_compatible = Vec::new();
+        for (i, c) in raw.providers.openai_compatible.into_iter().enumerate() {
+            if c.name.is_empty() || !c.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+                errs.push(format!("providers.openai_compatible[{i}].name: `{}` must be a slug", c.name));
+            }
+            let api_key = match (&c.api_key_env, c.api_key) {
+                (Some(var), _) => match env(var) {
+                    Some(k) => Some(Secret(k)),
+                    None => {
+                        errs.push(format!("providers.openai_compatible[{i}].api_key_env: ${var} is not set"));
+                        None
+                    }
+                },
+                (None, k) => k.map(Secret),
+            };
+            openai_compatible.push((c.name, ProviderConfig { base_url: c.base_url, api_key }));
+        }
+        for (name, p) in anthropic.iter().map(|p| ("anthropic", p)).chain(openai.iter().map(|p| ("openai", p))).chain(openai_compatible.iter().map(|(n, p)| (n.as_str(), p))) {
+            if let Err(e) = crate::providers::http::BaseUrl::parse(&p.base_url) {
+                errs.push(format!("providers.{name}.base_url: {e}"));
+            }
+        }
+
+        let mut billing = Billing::default();
+        if let Some(t) = raw.billing.trial_usd {
+            match Nanos::parse_cents(&t) {
+                Ok(v) => billing.trial = v,
+                Err(e) => errs.push(format!("billing.trial_usd: {e}")),
+            }
+        }
+        if let Some(t) = raw.billing.min_topup_usd {
+            match Nanos::parse_cents(&t) {
+                Ok(v) => billing.min_topup = v,
+                Err(e) => errs.push(format!("billing.min_topup_usd: {e}")),
+            }
+        }
+        if let Some(fees) = raw.billing.topup_fees {
+            let mut steps = Vec::new();
+            for (i, f) in fees.iter().enumerate() {
+                let from = time::OffsetDateTime::parse(&f.from, &time::format_description::well_known::Rfc3339);
+                let pct = Nanos::parse_cents(&f.percent).ok().and_then(Nanos::whole_cents);
+                match (from, pct) {
+                    (Ok(from), Some(bp)) => steps.push(FeeStep { from, basis_points: bp }),
+                    (Err(e), _) => errs.push(format!("billing.topup_fees[{i}].from: `{}`: {e}", f.from)),
+                    (_, None) => errs.push(format!("billing.topup_fees[{i}].percent: `{}` is not a percentage like \"5\" or \"2.9\"", f.percent)),
+                }
+            }
+            steps.sort_by_key(|s| s.from);
+            billing.topup_fees = steps;
+        }
+        let t = raw.timeouts;
+        let d = Timeouts::default();
+        let timeouts = Timeouts {
+            connect: t.connect_ms.map_or(d.connect, Duration::from_millis),
+            first_byte: t.first_byte_ms.map_or(d.first_byte, Duration::from_millis),
+            idle: t.idle_ms.map_or(d.idle, Duration::from_millis),
+        };
+        if errs.is_empty() {
+            Ok(Config {
+                listen,
+                database_url,
+                admin_token,
+                catalog_path,
+                anthropic,
+                openai,
+                openai_compatible,
+                billing,
+                timeouts,
+                max_body_bytes: raw.max_body_bytes.unwrap_or(32 * 1024 * 1024),
+            })
+        } else {
+            Err(ConfigError(errs))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(toml_text: &str, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let raw: RawConfig = toml::from_str(toml_text).expect("toml");
+        Config::validate(raw, &|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let c = load(
+            "listen = \"127.0.0.1:1\"\n[providers.openai]\nbase_url = \"http://x/v1\"",
+            &[("GAMMAINFRA_LISTEN", "127.0.0.1:9"), ("OPENAI_API_KEY", "sk-1"), ("ANTHROPIC_API_KEY", "k")],
+        )
+        .expect("valid");
+        assert_eq!(c.listen.port(), 9);
+        let o = c.openai.expect("openai");
+        assert_eq!(o.base_url, "http://x/v1");
+        assert_eq!(o.api_key.expect("key").expose(), "sk-1");
+        assert_eq!(c.anthropic.expect("anthropic").base_url, "https://api.anthropic.com");
+    }
+
+    #[test]
+    fn reports_every_problem_at_once() {
+        let e = load(
+            "listen = \"nope\"\n[billing]\ntrial_usd = \"x\"\n[[providers.openai_compatible]]\nname = \"a b\"\nbase_url = \"ftp://x\"",
+            &[("GAMMAINFRA_ADMIN_TOKEN", "short")],
+        )
+        .expect_err("invalid");
+        assert_eq!(e.0.len(), 5, "{e}");
+    }
+
+    #[test]
+    fn fee_schedule_switches_on_2026_06_24() {
+        let b = Billing::default();
+        let ten = Nanos::from_cents(1000);
+        assert_eq!(b.topup_fee(ten, time::macros::datetime!(2026-06-23 23:59:59 UTC)), Nanos::from_cents(30));
+        assert_eq!(b.topup_fee(ten, time::macros::datetime!(2026-06-24 0:00 UTC)), Nanos::from_cents(50));
+        // Half-up to the cent: 5% of $10.09 = 50.45 cents → 50; of $10.10 = 50.5 → 51.
+        let at = time::macros::datetime!(2026-11-25 0:00 UTC);
+        assert_eq!(b.topup_fee(Nanos::from_cents(1009), at), Nanos::from_cents(50));
+        assert_eq!(b.topup_fee(Nanos::from_cents(1010), at), Nanos::from_cents(51));
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug() {
+        assert_eq!(format!("{:?}", Secret::new("sk-secret")), "[redacted]");
+    }
+}

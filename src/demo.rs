@@ -1,0 +1,80 @@
+//! `gammainfra serve --demo`: the whole path offline. Simulated Anthropic and OpenAI
+//! servers on loopback (the same ones the tests use), a fresh database in a temporary
+//! directory, an account with the trial credit, and a curl line that works.
+
+use std::net::SocketAddr;
+
+use crate::config::{Config, ProviderConfig, Secret};
+use crate::gateway::StartError;
+use crate::ledger::keys;
+use crate::simulators::{self, Simulator};
+
+/// The running simulators; dropping this stops them.
+pub struct Demo {
+    pub anthropic: Simulator,
+    pub openai: Simulator,
+    /// Holds the demo database until the demo ends.
+    _dir: DemoDir,
+}
+
+struct DemoDir(std::path::PathBuf);
+
+impl Drop for DemoDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Starts the simulators and returns a configuration pointing the gateway at them.
+pub async fn prepare(listen: Option<SocketAddr>) -> Result<(Demo, Config), StartError> {
+    let io = |e: std::io::Error| StartError::Provider(format!("cannot start the simulated providers: {e}"));
+    let anthropic_key = keys::random_id("sk-ant-sim-");
+    let openai_key = keys::random_id("sk-sim-");
+    let anthropic = simulators::start_anthropic(&anthropic_key).await.map_err(io)?;
+    let openai = simulators::start_openai(&openai_key).await.map_err(io)?;
+    let dir = std::env::temp_dir().join(keys::random_id("gammainfra-demo-"));
+    std::fs::create_dir_all(&dir).map_err(io)?;
+    let mut config = Config::load(None, &|_| None).map_err(|e| StartError::Provider(e.to_string()))?;
+    if let Some(l) = listen {
+        config.listen = l;
+    }
+    config.database_url = format!("sqlite://{}", dir.join("demo.db").display());
+    config.admin_token = Some(Secret::new(keys::random_id("demo-admin-")));
+    config.anthropic = Some(ProviderConfig {
+        base_url: anthropic.base_url(),
+        api_key: Some(Secret::new(anthropic_key)),
+    });
+    config.openai = Some(ProviderConfig {
+        base_url: openai.base_url(),
+        api_key: Some(Secret::new(openai_key)),
+    });
+    Ok((
+        Demo {
+            anthropic,
+            openai,
+            _dir: DemoDir(dir),
+        },
+        config,
+    ))
+}
+
+/// What the demo prints once it listens.
+pub fn banner(addr: SocketAddr, api_key: &str, admin_token: &str) -> String {
+    format!(
+        r#"GammaInfra demo: gateway on http://{addr} with simulated Anthropic and OpenAI upstreams (offline).
+Demo account created with $3.00 trial credit. API key: {api_key}
+Admin token (for /admin/v1): {admin_token}
+
+Try it:
+
+curl -s http://{addr}/v1/chat/completions -H "Authorization: Bearer {api_key}" -H "Content-Type: application/json" -d '{{"model":"anthropic/claude-sonnet-4-6","messages":[{{"role":"user","content":"Hello!"}}]}}'
+
+Streaming:
+
+curl -sN http://{addr}/v1/chat/completions -H "Authorization: Bearer {api_key}" -H "Content-Type: application/json" -d '{{"model":"openai/gpt-4o-mini","stream":true,"stream_options":{{"include_usage":true}},"messages":[{{"role":"user","content":"Hello!"}}]}}'
+
+Credits: curl -s http://{addr}/v1/credits -H "Authorization: Bearer {api_key}"
+Bedrock models are listed (GET /v1/models) but refused until the Bedrock adapter is configured.
+Press Ctrl-C to stop."#
+    )
+}

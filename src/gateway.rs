@@ -1,0 +1,99 @@
+//! Wiring: configuration + catalog + providers + ledger → a running gateway.
+
+use std::sync::Arc;
+
+use crate::catalog::{Catalog, CatalogError, ProviderKind};
+use crate::config::Config;
+use crate::ledger::{Ledger, Store, StoreError};
+use crate::providers::anthropic::Anthropic;
+use crate::providers::http::HttpClient;
+use crate::providers::openai::OpenAi;
+use crate::providers::Providers;
+use crate::server::AppState;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error("cannot open the database: {0}")]
+    Store(#[from] StoreError),
+    #[error("provider configuration: {0}")]
+    Provider(String),
+    #[error("TLS setup failed: {0}")]
+    Tls(#[from] rustls::Error),
+}
+
+/// The catalog named by the configuration, or the built-in one.
+pub fn load_catalog(config: &Config) -> Result<Catalog, CatalogError> {
+    match &config.catalog_path {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|source| CatalogError::Read {
+                path: p.display().to_string(),
+                source,
+            })?;
+            Catalog::from_toml(&text)
+        }
+        None => Catalog::builtin(),
+    }
+}
+
+/// One provider adapter per configured upstream, sharing one connection pool.
+pub fn providers(config: &Config) -> Result<Providers, StartError> {
+    let client = HttpClient::new(config.timeouts)?;
+    let mut p = Providers::default();
+    if let Some(a) = &config.anthropic {
+        let key = a
+            .api_key
+            .clone()
+            .ok_or_else(|| StartError::Provider("ANTHROPIC_API_KEY is required".into()))?;
+        p.insert(
+            ProviderKind::Anthropic,
+            Arc::new(Anthropic::new(&a.base_url, key, client.clone()).map_err(StartError::Provider)?),
+        );
+    }
+    if let Some(o) = &config.openai {
+        p.insert(
+            ProviderKind::OpenAi,
+            Arc::new(OpenAi::new("openai", &o.base_url, o.api_key.as_ref(), client.clone()).map_err(StartError::Provider)?),
+        );
+    }
+    for (name, c) in &config.openai_compatible {
+        let kind = ProviderKind::OpenAiCompatible(name.clone());
+        p.insert(
+            kind.clone(),
+            Arc::new(OpenAi::new(&kind.to_string(), &c.base_url, c.api_key.as_ref(), client.clone()).map_err(StartError::Provider)?),
+        );
+    }
+    Ok(p)
+}
+
+/// Builds the application state: catalog, providers, database (migrated) and ledger.
+pub async fn build(config: Config) -> Result<AppState, StartError> {
+    let catalog = Arc::new(load_catalog(&config)?);
+    let providers = providers(&config)?;
+    let store = Store::open(&config.database_url).await?;
+    let ledger = Ledger::open(store, config.billing.clone()).await?;
+    Ok(AppState::new(config, catalog, providers, ledger))
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

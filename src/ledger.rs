@@ -1,0 +1,377 @@
+//! Accounts, keys and credits.
+//!
+//! # Layout
+//! * this file: [`Ledger`], the in-memory view that admits and settles requests, and the
+//!   [`Reservation`] every admitted request holds until it is settled.
+//! * [`store`]: SQLite persistence (the only SQL in the gateway).
+//! * [`keys`]: key generation and hashing.
+//!
+//! # Why balances live in memory
+//! The hot path must not wait on the database. At start the ledger sums are loaded; from
+//! then on this process is the only writer of its database, so the in-memory balance is
+//! exact: admission and settlement are a few integer operations under one mutex, and
+//! usage entries are appended by a background writer that commits them in batches.
+//! Account creation, top-ups and key changes are rare and are committed before they
+//! answer. The database always converges to the in-memory state; on shutdown the writer
+//! is drained. A crash loses at most the usage charges of the last batch not yet
+//! committed (milliseconds), never a credit: an undercharge, never a double charge.
+
+pub mod keys;
+pub mod store;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::Billing;
+use crate::money::Nanos;
+use keys::{KeyHash, NewKey};
+pub use store::{Store, StoreError, UsageEntry};
+
+/// The account behind an API key.
+#[derive(Debug, Clone)]
+pub struct KeyInfo {
+    pub key_id: Arc<str>,
+    pub account_id: Arc<str>,
+    pub default_region: Option<String>,
+}
+
+/// An account's money, in memory.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Balance {
+    /// Sum of the account's ledger entries.
+    pub balance: Nanos,
+    /// Held by requests in flight.
+    pub reserved: Nanos,
+    pub trial: Nanos,
+    pub topups: Nanos,
+    pub spent: Nanos,
+}
+
+impl Balance {
+    pub fn available(&self) -> Nanos {
+        self.balance - self.reserved
+    }
+}
+
+enum WriteOp {
+    Usage(UsageEntry),
+    /// Answered once everything queued before it is committed.
+    Flush(oneshot::Sender<()>),
+}
+
+/// Admission failed: the account cannot cover the reservation.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("This request may cost up to ${needed} but only ${available} is available (balance minus requests in flight). Top up your credits or lower max_tokens.")]
+pub struct InsufficientCredits {
+    pub needed: Nanos,
+    pub available: Nanos,
+}
+
+pub struct Ledger {
+    store: Store,
+    /// Balances by account ID. A std mutex: held only for a few integer operations and
+    /// never across an `.await`, so it is cheaper than an async one.
+    accounts: Mutex<HashMap<Arc<str>, Balance>>,
+    /// Active keys by hash. Read on every request, written on create/revoke: an RwLock.
+    keys: RwLock<HashMap<KeyHash, KeyInfo>>,
+    /// To the writer task that appends usage entries (unbounded: a settlement must never
+    /// wait or be dropped; the queue drains at SQLite's batch commit rate).
+    writer: mpsc::UnboundedSender<WriteOp>,
+    pub billing: Billing,
+}
+
+impl Ledger {
+    /// Loads balances and keys and starts the writer task.
+    pub async fn open(store: Store, billing: Billing) -> Result<Arc<Self>, StoreError> {
+        let mut accounts = HashMap::new();
+        for s in store.account_sums().await? {
+            accounts.insert(
+                Arc::from(s.id.as_str()),
+                Balance {
+                    balance: s.balance,
+                    reserved: Nanos::ZERO,
+                    trial: s.trial,
+                    topups: s.topups,
+                    spent: s.spent,
+                },
+            );
+        }
+        let mut keys = HashMap::new();
+        for k in store.active_keys().await? {
+            keys.insert(
+                k.hash,
+                KeyInfo {
+                    key_id: k.id.into(),
+                    account_id: k.account_id.into(),
+                    default_region: k.default_region,
+                },
+            );
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(writer(store.clone(), rx));
+        Ok(Arc::new(Self {
+            store,
+            accounts: Mutex::new(accounts),
+            keys: RwLock::new(keys),
+            writer: tx,
+            billing,
+        }))
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The key's account, if the key is active.
+    pub fn authenticate(&self, key: &str) -> Option<KeyInfo> {
+        let h = KeyHash::of(key);
+        self.keys.read().ok()?.get(&h).cloned()
+    }
+
+    pub fn balance(&self, account: &str) -> Option<Balance> {
+        self.accounts.lock().ok()?.get(account).copied()
+    }
+
+    /// Creates an account with a first key and the one-time trial credit.
+    pub async fn create_account(&self, email: &str) -> Result<(String, NewKey, Balance), StoreError> {
+        let email = normalize_email(email);
+        let id = keys::random_id("acct_");
+        let key = keys::generate();
+        let trial = self.billing.trial;
+        self.store
+            .create_account(&id, &email, &key, trial, &crate::clock::now_rfc3339())
+            .await?;
+        let bal = Balance {
+            balance: trial,
+            trial,
+            ..Balance::default()
+        };
+        if let Ok(mut a) = self.accounts.lock() {
+            a.insert(Arc::from(id.as_str()), bal);
+        }
+        self.remember_key(&key, &id, None);
+        Ok((id, key, bal))
+    }
+
+    pub async fn create_key(
+        &self,
+        account_id: &str,
+        name: Option<&str>,
+        default_region: Option<&str>,
+    ) -> Result<NewKey, StoreError> {
+        let key = keys::generate();
+        self.store
+            .add_key(account_id, &key, name, default_region, &crate::clock::now_rfc3339())
+            .await?;
+        self.remember_key(&key, account_id, default_region.map(str::to_owned));
+        Ok(key)
+    }
+
+    fn remember_key(&self, key: &NewKey, account_id: &str, default_region: Option<String>) {
+        if let Ok(mut k) = self.keys.write() {
+            k.insert(
+                key.hash,
+                KeyInfo {
+                    key_id: key.id.as_str().into(),
+                    account_id: account_id.into(),
+                    default_region,
+                },
+            );
+        }
+    }
+
+    /// Revokes a key: it fails from the next request on.
+    pub async fn revoke_key(&self, key_id: &str) -> Result<(), StoreError> {
+        let hash = self.store.revoke_key(key_id, &crate::clock::now_rfc3339()).await?;
+        if let Ok(mut k) = self.keys.write() {
+            k.remove(&hash);
+        }
+        Ok(())
+    }
+
+    /// Credits a top-up. Returns (fee, new balance).
+    pub async fn topup(&self, account_id: &str, credited: Nanos) -> Result<(Nanos, Balance), StoreError> {
+        let now = time::OffsetDateTime::now_utc();
+        let fee = self.billing.topup_fee(credited, now);
+        let bp = self
+            .billing
+            .topup_fees
+            .iter()
+            .rev()
+            .find(|s| s.from <= now)
+            .map_or(0, |s| s.basis_points);
+        self.store
+            .topup(&keys::random_id("topup_"), account_id, credited, fee, bp, &crate::clock::now_rfc3339())
+            .await?;
+        let mut a = self.accounts.lock().map_err(|_| StoreError::NoAccount)?;
+        let b = a.entry(Arc::from(account_id)).or_default();
+        b.balance = b.balance + credited;
+        b.topups = b.topups + credited;
+        Ok((fee, *b))
+    }
+
+    /// Holds `amount` of the account's available credit for one request.
+    pub fn reserve(
+        self: &Arc<Self>,
+        key: &KeyInfo,
+        request_id: &str,
+        amount: Nanos,
+    ) -> Result<Reservation, InsufficientCredits> {
+        let mut a = self.accounts.lock().map_err(|_| InsufficientCredits {
+            needed: amount,
+            available: Nanos::ZERO,
+        })?;
+        let b = a.entry(key.account_id.clone()).or_default();
+        if b.available() < amount {
+            return Err(InsufficientCredits {
+                needed: amount,
+                available: b.available().max(Nanos::ZERO),
+            });
+        }
+        b.reserved = b.reserved + amount;
+        Ok(Reservation {
+            ledger: self.clone(),
+            account_id: key.account_id.clone(),
+            key_id: key.key_id.clone(),
+            request_id: request_id.to_owned(),
+            amount,
+            settled: false,
+        })
+    }
+
+    /// Waits until every settlement queued so far is committed to the database.
+    pub async fn flush(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.writer.send(WriteOp::Flush(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+/// What a settled request used.
+#[derive(Debug, Clone, Default)]
+pub struct Charge {
+    pub cost: Nanos,
+    pub model: String,
+    pub endpoint: String,
+    pub usage: crate::chat::Usage,
+    pub note: Option<String>,
+}
+
+/// Credit held for one request. Settle it by value with [`Reservation::settle`]; if it
+/// is dropped unsettled (a bug, or a panic), the hold is released without a charge.
+#[must_use = "a reservation must be settled"]
+pub struct Reservation {
+    ledger: Arc<Ledger>,
+    account_id: Arc<str>,
+    key_id: Arc<str>,
+    request_id: String,
+    amount: Nanos,
+    settled: bool,
+}
+
+impl Reservation {
+    pub fn amount(&self) -> Nanos {
+        self.amount
+    }
+
+    /// Releases the hold and charges `charge.cost` (never more than the balance), once.
+    /// Returns the amount charged.
+    pub fn settle(mut self, charge: Charge) -> Nanos {
+        self.settled = true;
+        self.finish(Some(charge))
+    }
+
+    fn finish(&mut self, charge: Option<Charge>) -> Nanos {
+        let Ok(mut a) = self.ledger.accounts.lock() else {
+            return Nanos::ZERO;
+        };
+        let b = a.entry(self.account_id.clone()).or_default();
+        b.reserved = b.reserved - self.amount;
+        let Some(charge) = charge else {
+            return Nanos::ZERO;
+        };
+        let mut cost = charge.cost;
+        if cost > b.balance {
+            tracing::warn!(request_id = %self.request_id, cost = %cost, balance = %b.balance,
+                "actual cost exceeds the balance; charging the balance");
+            cost = b.balance.max(Nanos::ZERO);
+        }
+        if cost == Nanos::ZERO && charge.usage == crate::chat::Usage::default() {
+            return Nanos::ZERO;
+        }
+        b.balance = b.balance - cost;
+        b.spent = b.spent + cost;
+        drop(a);
+        let u = charge.usage;
+        let entry = UsageEntry {
+            account_id: self.account_id.to_string(),
+            key_id: self.key_id.to_string(),
+            request_id: self.request_id.clone(),
+            model: charge.model,
+            endpoint: charge.endpoint,
+            charged: cost,
+            input_tokens: u.input_tokens,
+            output_tokens: u.output_tokens,
+            cache_read_tokens: u.cache_read_tokens,
+            cache_write_tokens: u.cache_write_5m_tokens + u.cache_write_1h_tokens,
+            note: charge.note,
+            at: crate::clock::now_rfc3339(),
+        };
+        if self.ledger.writer.send(WriteOp::Usage(entry)).is_err() {
+            tracing::error!(request_id = %self.request_id, "ledger writer is gone; usage entry not persisted");
+        }
+        cost
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.settled = true;
+            self.finish(None);
+        }
+    }
+}
+
+/// Appends usage entries in batches. A failed batch is retried (entries are idempotent
+/// by request ID), so a transient database error delays but never drops a charge.
+async fn writer(store: Store, mut rx: mpsc::UnboundedReceiver<WriteOp>) {
+    let mut ops = Vec::with_capacity(512);
+    loop {
+        ops.clear();
+        if rx.recv_many(&mut ops, 512).await == 0 {
+            return;
+        }
+        let mut entries = Vec::new();
+        let mut flushes = Vec::new();
+        for op in ops.drain(..) {
+            match op {
+                WriteOp::Usage(e) => entries.push(e),
+                WriteOp::Flush(tx) => flushes.push(tx),
+            }
+        }
+        let mut delay = Duration::from_millis(50);
+        while !entries.is_empty() {
+            match store.append_usage(&entries).await {
+                Ok(()) => break,
+                Err(e) => {
+                    tracing::error!(error = %e, n = entries.len(), "appending usage failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        for f in flushes {
+            let _ = f.send(());
+        }
+    }
+}
+
+/// Emails are unique trimmed and case-insensitively.
+pub fn normalize_email(e: &str) -> String {
+    e.trim().to_lowercase()
+}

@@ -1,0 +1,351 @@
+//! Persistence of accounts, keys and the ledger (SQLite through sqlx). The only module
+//! that speaks SQL.
+
+use std::borrow::Cow;
+use std::str::FromStr;
+
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+use super::keys::{KeyHash, NewKey};
+use crate::money::Nanos;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("an account with this email already exists")]
+    EmailTaken,
+    #[error("no such account")]
+    NoAccount,
+    #[error("no such key")]
+    NoKey,
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// A usage charge, as the writer task appends it.
+#[derive(Debug, Clone)]
+pub struct UsageEntry {
+    pub account_id: String,
+    pub key_id: String,
+    pub request_id: String,
+    pub model: String,
+    pub endpoint: String,
+    pub charged: Nanos,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cache_read_tokens: u64,
+    pub cache_write_tokens: u64,
+    pub note: Option<String>,
+    pub at: String,
+}
+
+/// Per-account sums, to rebuild the in-memory balances at start.
+#[derive(Debug, Clone)]
+pub struct AccountSums {
+    pub id: String,
+    pub balance: Nanos,
+    pub trial: Nanos,
+    pub topups: Nanos,
+    pub spent: Nanos,
+}
+
+#[derive(Debug, Clone)]
+pub struct KeyRow {
+    pub id: String,
+    pub account_id: String,
+    pub hash: KeyHash,
+    pub default_region: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+fn migrator() -> Migrator {
+    Migrator {
+        migrations: Cow::Owned(vec![Migration::new(
+            1,
+            Cow::Borrowed("init"),
+            MigrationType::Simple,
+            Cow::Borrowed(include_str!("../../migrations/0001_init.sql")),
+            false,
+        )]),
+        ..Migrator::DEFAULT
+    }
+}
+
+impl Store {
+    /// Opens (creating if missing) and migrates the database at `url` (`sqlite://PATH`).
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+            let path = path.split('?').next().unwrap_or_default();
+            if let Some(dir) = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| StoreError::Db(sqlx::Error::Io(e)))?;
+            }
+        }
+        let opts = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // WAL + NORMAL: commits are durable against process crashes; only a power
+            // loss can drop the last commits. The ledger writer batches commits anyway.
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(std::time::Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(opts).await?;
+        migrator().run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+
+    /// Creates an account with its first key and the trial credit, in one transaction.
+    pub async fn create_account(
+        &self,
+        id: &str,
+        email: &str,
+        key: &NewKey,
+        trial: Nanos,
+        at: &str,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let r = sqlx::query("INSERT INTO accounts (id, email, created_at) VALUES (?, ?, ?)")
+            .bind(id)
+            .bind(email)
+            .bind(at)
+            .execute(&mut *tx)
+            .await;
+        if let Err(sqlx::Error::Database(e)) = &r {
+            if e.is_unique_violation() {
+                return Err(StoreError::EmailTaken);
+            }
+        }
+        r?;
+        insert_key(&mut tx, id, key, None, None, at).await?;
+        if trial > Nanos::ZERO {
+            sqlx::query("INSERT INTO ledger_entries (account_id, kind, amount_nanos, note, created_at) VALUES (?, 'trial', ?, 'signup trial credit', ?)")
+                .bind(id)
+                .bind(trial.nanos())
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn account_exists(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(sqlx::query("SELECT 1 FROM accounts WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .is_some())
+    }
+
+    pub async fn account_email(&self, id: &str) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query("SELECT email FROM accounts WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| r.get::<String, _>(0)))
+    }
+
+    pub async fn add_key(
+        &self,
+        account_id: &str,
+        key: &NewKey,
+        name: Option<&str>,
+        default_region: Option<&str>,
+        at: &str,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        if sqlx::query("SELECT 1 FROM accounts WHERE id = ?")
+            .bind(account_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_none()
+        {
+            return Err(StoreError::NoAccount);
+        }
+        insert_key(&mut tx, account_id, key, name, default_region, at).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Marks a key revoked; returns its hash so the caller can drop it from memory.
+    pub async fn revoke_key(&self, key_id: &str, at: &str) -> Result<KeyHash, StoreError> {
+        let row = sqlx::query("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ? RETURNING key_hash")
+            .bind(at)
+            .bind(key_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NoKey)?;
+        KeyHash::from_hex(&row.get::<String, _>(0)).ok_or(StoreError::NoKey)
+    }
+
+    /// Records a top-up and its ledger credit in one transaction.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn topup(
+        &self,
+        id: &str,
+        account_id: &str,
+        credited: Nanos,
+        fee: Nanos,
+        basis_points: i64,
+        at: &str,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        if sqlx::query("SELECT 1 FROM accounts WHERE id = ?")
+            .bind(account_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_none()
+        {
+            return Err(StoreError::NoAccount);
+        }
+        sqlx::query("INSERT INTO topups (id, account_id, credited_nanos, fee_nanos, charged_nanos, fee_basis_points, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)")
+            .bind(id)
+            .bind(account_id)
+            .bind(credited.nanos())
+            .bind(fee.nanos())
+            .bind((credited + fee).nanos())
+            .bind(basis_points)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO ledger_entries (account_id, kind, amount_nanos, note, created_at) VALUES (?, 'topup', ?, ?, ?)")
+            .bind(account_id)
+            .bind(credited.nanos())
+            .bind(id)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Appends usage charges in one transaction. A request already charged (same
+    /// request ID) is skipped, so a retried batch cannot double-charge.
+    pub async fn append_usage(&self, entries: &[UsageEntry]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for e in entries {
+            sqlx::query(
+                "INSERT INTO ledger_entries (account_id, kind, amount_nanos, request_id, key_id, model, endpoint, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, note, created_at)
+                 VALUES (?, 'usage', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            )
+            .bind(&e.account_id)
+            .bind(-e.charged.nanos())
+            .bind(&e.request_id)
+            .bind(&e.key_id)
+            .bind(&e.model)
+            .bind(&e.endpoint)
+            .bind(e.input_tokens as i64)
+            .bind(e.output_tokens as i64)
+            .bind(e.cache_read_tokens as i64)
+            .bind(e.cache_write_tokens as i64)
+            .bind(&e.note)
+            .bind(&e.at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn account_sums(&self) -> Result<Vec<AccountSums>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT a.id,
+                    COALESCE(SUM(l.amount_nanos), 0),
+                    COALESCE(SUM(CASE WHEN l.kind = 'trial' THEN l.amount_nanos END), 0),
+                    COALESCE(SUM(CASE WHEN l.kind = 'topup' THEN l.amount_nanos END), 0),
+                    COALESCE(-SUM(CASE WHEN l.kind = 'usage' THEN l.amount_nanos END), 0)
+             FROM accounts a LEFT JOIN ledger_entries l ON l.account_id = a.id GROUP BY a.id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| AccountSums {
+                id: r.get(0),
+                balance: Nanos::from_nanos(r.get(1)),
+                trial: Nanos::from_nanos(r.get(2)),
+                topups: Nanos::from_nanos(r.get(3)),
+                spent: Nanos::from_nanos(r.get(4)),
+            })
+            .collect())
+    }
+
+    /// The sum of an account's ledger entries, straight from the database.
+    pub async fn ledger_sum(&self, account_id: &str) -> Result<Nanos, StoreError> {
+        let v: i64 = sqlx::query("SELECT COALESCE(SUM(amount_nanos), 0) FROM ledger_entries WHERE account_id = ?")
+            .bind(account_id)
+            .fetch_one(&self.pool)
+            .await?
+            .get(0);
+        Ok(Nanos::from_nanos(v))
+    }
+
+    pub async fn ledger_count(&self, account_id: &str) -> Result<i64, StoreError> {
+        Ok(sqlx::query("SELECT COUNT(*) FROM ledger_entries WHERE account_id = ?")
+            .bind(account_id)
+            .fetch_one(&self.pool)
+            .await?
+            .get(0))
+    }
+
+    pub async fn active_keys(&self) -> Result<Vec<KeyRow>, StoreError> {
+        let rows = sqlx::query("SELECT id, account_id, key_hash, default_region FROM api_keys WHERE revoked_at IS NULL")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| {
+                Some(KeyRow {
+                    id: r.get(0),
+                    account_id: r.get(1),
+                    hash: KeyHash::from_hex(&r.get::<String, _>(2))?,
+                    default_region: r.get(3),
+                })
+            })
+            .collect())
+    }
+
+    /// The first account by creation (used by `credits show` without an ID).
+    pub async fn account_id_by_email(&self, email: &str) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query("SELECT id FROM accounts WHERE email = ?")
+            .bind(email)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| r.get(0)))
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+async fn insert_key(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    account_id: &str,
+    key: &NewKey,
+    name: Option<&str>,
+    default_region: Option<&str>,
+    at: &str,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO api_keys (id, account_id, key_hash, key_prefix, name, default_region, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)")
+        .bind(&key.id)
+        .bind(account_id)
+        .bind(key.hash.to_hex())
+        .bind(&key.plain[..key.plain.len().min(10)])
+        .bind(name)
+        .bind(default_region)
+        .bind(at)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,33 @@
+//! GammaInfra: an LLM API gateway. One OpenAI-compatible endpoint in front of AWS
+//! Bedrock, Anthropic, OpenAI and OpenAI-compatible servers, with a curated catalog of
+//! verified model IDs, routing under a per-request region constraint, and prepaid
+//! credits billed exactly at pass-through provider rates.
+//!
+//! # Layout
+//! The path of a request, in the order it meets these modules:
+//! * [`server`]: the axum surface (routes, auth, error shape, streaming bodies).
+//! * [`chat`]: the one internal chat format every dialect converts to and from.
+//! * [`catalog`]: models, endpoints, prices, geographies, region constraints, model-ID
+//!   resolution and the catalog check.
+//! * [`router`]: which endpoints may serve a request and in which order; circuit breakers.
+//! * [`providers`]: the `Provider` trait and one adapter per upstream API.
+//! * [`ledger`]: accounts, keys, reservations and the append-only ledger.
+//! * [`money`]: exact USD amounts and prices.
+//! * [`config`]: the TOML file and environment, validated.
+//! * [`gateway`]: wires configuration, catalog, providers and ledger into a server.
+//! * [`simulators`]: simulated upstream providers for tests and `serve --demo`.
+//! * [`demo`]: the offline demo.
+
+pub mod catalog;
+pub mod chat;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod demo;
+pub mod gateway;
+pub mod ledger;
+pub mod money;
+pub mod providers;
+pub mod router;
+pub mod server;
+pub mod simulators;

@@ -1,0 +1,141 @@
+//! Upstream providers behind one trait.
+//!
+//! # Layout
+//! * this file: the [`Provider`] trait, [`UpstreamError`], and the [`Providers`]
+//!   registry the router looks endpoints' providers up in.
+//! * [`http`]: the pooled HTTP/1.1 client (rustls, TCP_NODELAY, timeouts) and the SSE
+//!   reader every provider uses.
+//! * [`openai`]: OpenAI Chat Completions and OpenAI-compatible servers (one adapter,
+//!   configured by base URL; vendors are configuration, not modules).
+//! * [`anthropic`]: the Anthropic Messages API (`wire`, `convert`, `stream`).
+//!
+//! A provider turns the internal request ([`crate::chat::ChatRequest`]) into its native
+//! call and its native answer back into [`Reply`]. It knows nothing of routing,
+//! accounts or billing; the router knows nothing of wire formats.
+
+pub mod anthropic;
+pub mod http;
+pub mod openai;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+
+use crate::catalog::{Endpoint, Model, ProviderKind};
+use crate::chat::raw::RawObject;
+use crate::chat::{ChatRequest, Reply};
+
+/// One upstream call: the validated request, its top-level raw fields (for adapters that
+/// pass the body through), and the endpoint chosen by the router.
+pub struct Call<'a> {
+    pub req: &'a ChatRequest,
+    pub raw: &'a RawObject<'a>,
+    pub endpoint: &'a Endpoint,
+    pub model: &'a Model,
+}
+
+/// A model provider. An open set: held as `Arc<dyn Provider>`.
+pub trait Provider: Send + Sync + 'static {
+    fn call<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<Reply, UpstreamError>>;
+}
+
+/// What went wrong upstream, classified so that the router knows whether to fail over
+/// and the server knows which status to answer with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamErrorKind {
+    /// No connection could be made (refused, DNS, TLS).
+    Connect,
+    /// No answer within the connect / first-byte / idle-stream timeout.
+    Timeout,
+    /// The provider rate-limited us (429).
+    RateLimited,
+    /// The provider failed or is overloaded (5xx, 529).
+    Unavailable,
+    /// The provider refused the request itself (4xx other than auth and rate limits):
+    /// the client's input is at fault; its message is passed on.
+    Rejected,
+    /// The provider refused the gateway's credentials (401/403): a deployment fault.
+    Auth,
+    /// The provider answered something that is not its documented protocol.
+    Protocol,
+    /// The connection broke after the answer had begun.
+    Interrupted,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{provider}: {message}")]
+pub struct UpstreamError {
+    pub kind: UpstreamErrorKind,
+    /// The provider (and endpoint) that failed, e.g. `anthropic`.
+    pub provider: String,
+    /// The provider's own message where it sent one.
+    pub message: String,
+    /// The provider's HTTP status, if it answered.
+    pub status: Option<u16>,
+    /// The provider's error type or code, if it sent one.
+    pub code: Option<String>,
+}
+
+impl UpstreamError {
+    pub fn new(kind: UpstreamErrorKind, provider: &str, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            provider: provider.to_owned(),
+            message: message.into(),
+            status: None,
+            code: None,
+        }
+    }
+
+    /// Classifies an HTTP error status of a provider.
+    pub fn from_status(provider: &str, status: u16, code: Option<String>, message: String) -> Self {
+        let kind = match status {
+            429 => UpstreamErrorKind::RateLimited,
+            401 | 403 => UpstreamErrorKind::Auth,
+            408 => UpstreamErrorKind::Timeout,
+            400..=499 => UpstreamErrorKind::Rejected,
+            _ => UpstreamErrorKind::Unavailable,
+        };
+        Self {
+            kind,
+            provider: provider.to_owned(),
+            message,
+            status: Some(status),
+            code,
+        }
+    }
+
+    /// Whether another endpoint may be tried (if nothing has been sent to the client).
+    pub fn retryable(&self) -> bool {
+        match self.kind {
+            UpstreamErrorKind::Connect
+            | UpstreamErrorKind::Timeout
+            | UpstreamErrorKind::RateLimited
+            | UpstreamErrorKind::Unavailable
+            | UpstreamErrorKind::Auth
+            | UpstreamErrorKind::Interrupted => true,
+            UpstreamErrorKind::Rejected | UpstreamErrorKind::Protocol => false,
+        }
+    }
+}
+
+/// The providers this deployment has configured, by kind.
+#[derive(Clone, Default)]
+pub struct Providers {
+    map: HashMap<ProviderKind, Arc<dyn Provider>>,
+}
+
+impl Providers {
+    pub fn insert(&mut self, kind: ProviderKind, p: Arc<dyn Provider>) {
+        self.map.insert(kind, p);
+    }
+
+    pub fn get(&self, kind: &ProviderKind) -> Option<&Arc<dyn Provider>> {
+        self.map.get(kind)
+    }
+
+    pub fn kinds(&self) -> impl Iterator<Item = &ProviderKind> {
+        self.map.keys()
+    }
+}

@@ -1,0 +1,145 @@
+//! Anthropic's streamed event sequence (`message_start`, `content_block_*`,
+//! `message_delta`, `message_stop`, `ping`, `error`) as OpenAI `chat.completion.chunk`s.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use eventsource_stream::Event;
+use futures_util::{Stream, StreamExt};
+use serde_json::{json, Value};
+
+use super::wire::{self, StreamBlockStart, StreamDelta, StreamEvent};
+use crate::chat::{ChunkStream, StreamItem, Usage};
+use crate::providers::{UpstreamError, UpstreamErrorKind};
+
+#[derive(Default)]
+struct State {
+    id: String,
+    model: String,
+    created: u64,
+    usage: Usage,
+    /// Anthropic content-block index → OpenAI tool-call index.
+    tools: HashMap<usize, usize>,
+    done: bool,
+}
+
+type Item = Result<StreamItem, UpstreamError>;
+
+pub fn translate(events: impl Stream<Item = Result<Event, UpstreamError>> + Send + 'static) -> ChunkStream {
+    let s = events
+        .scan(State::default(), |st, ev| {
+            if st.done {
+                return std::future::ready(None);
+            }
+            let items = match ev {
+                Ok(ev) => st.step(&ev),
+                Err(e) => {
+                    st.done = true;
+                    vec![Err(e)]
+                }
+            };
+            std::future::ready(Some(futures_util::stream::iter(items)))
+        })
+        .flatten();
+    Box::pin(s)
+}
+
+impl State {
+    fn chunk(&self, delta: Value, finish: Option<&str>, generated: u64) -> Item {
+        let v = json!({
+            "id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        });
+        Ok(StreamItem::Chunk {
+            json: Bytes::from(serde_json::to_vec(&v).unwrap_or_default()),
+            generated,
+        })
+    }
+
+    fn usage(&self, last: bool) -> Item {
+        Ok(StreamItem::Usage {
+            usage: self.usage,
+            id: self.id.clone(),
+            created: self.created,
+            model: self.model.clone(),
+            last,
+        })
+    }
+
+    fn step(&mut self, ev: &Event) -> Vec<Item> {
+        if ev.data.is_empty() {
+            return Vec::new();
+        }
+        let parsed: StreamEvent = match serde_json::from_str(&ev.data) {
+            Ok(p) => p,
+            // Unknown event types are allowed by Anthropic's versioning policy: skip them.
+            Err(_) if !matches!(ev.event.as_str(), "message_start" | "content_block_delta" | "message_delta" | "error") => {
+                return Vec::new()
+            }
+            Err(e) => {
+                self.done = true;
+                return vec![Err(UpstreamError::new(
+                    UpstreamErrorKind::Protocol,
+                    "anthropic",
+                    format!("malformed `{}` event: {e}", ev.event),
+                ))];
+            }
+        };
+        match parsed {
+            StreamEvent::MessageStart { message } => {
+                self.id = message.id;
+                self.model = message.model;
+                self.created = crate::clock::unix_now();
+                if let Some(u) = message.usage {
+                    u.apply(&mut self.usage);
+                }
+                vec![self.usage(false), self.chunk(json!({"role": "assistant", "content": ""}), None, 0)]
+            }
+            StreamEvent::ContentBlockStart { index, content_block } => match content_block {
+                StreamBlockStart::Text { text } if !text.is_empty() => {
+                    vec![self.chunk(json!({"content": text}), None, 1)]
+                }
+                StreamBlockStart::ToolUse { id, name } => {
+                    let k = self.tools.len();
+                    self.tools.insert(index, k);
+                    vec![self.chunk(
+                        json!({"tool_calls": [{"index": k, "id": id, "type": "function", "function": {"name": name, "arguments": ""}}]}),
+                        None,
+                        1,
+                    )]
+                }
+                _ => Vec::new(),
+            },
+            StreamEvent::ContentBlockDelta { index, delta } => match delta {
+                StreamDelta::TextDelta { text } => vec![self.chunk(json!({"content": text}), None, 1)],
+                StreamDelta::InputJsonDelta { partial_json } => {
+                    let k = self.tools.get(&index).copied().unwrap_or(0);
+                    vec![self.chunk(
+                        json!({"tool_calls": [{"index": k, "function": {"arguments": partial_json}}]}),
+                        None,
+                        1,
+                    )]
+                }
+                StreamDelta::Other => Vec::new(),
+            },
+            StreamEvent::MessageDelta { delta, usage } => {
+                if let Some(u) = usage {
+                    u.apply(&mut self.usage);
+                }
+                let finish = wire::finish_reason(delta.stop_reason.as_deref());
+                vec![self.chunk(json!({}), Some(finish), 0), self.usage(false)]
+            }
+            StreamEvent::MessageStop => {
+                self.done = true;
+                vec![self.usage(true)]
+            }
+            StreamEvent::ContentBlockStop { .. } | StreamEvent::Ping => Vec::new(),
+            StreamEvent::Error { error } => {
+                self.done = true;
+                let mut e = UpstreamError::new(UpstreamErrorKind::Interrupted, "anthropic", error.message);
+                e.code = Some(error.kind);
+                vec![Err(e)]
+            }
+        }
+    }
+}

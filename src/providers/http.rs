@@ -1,0 +1,195 @@
+//! The pooled upstream HTTP client and the SSE reader.
+//!
+//! One hyper client is shared by all providers: keep-alive pools per host, rustls (ring,
+//! webpki roots) for `https://`, plain HTTP for loopback simulators and private
+//! OpenAI-compatible servers, and TCP_NODELAY on every upstream socket (without it a
+//! small request waits for the peer's delayed ACK, ~40 ms).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use eventsource_stream::{Event, Eventsource};
+use futures_util::{Stream, StreamExt};
+use http_body_util::{BodyDataStream, BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+use super::{UpstreamError, UpstreamErrorKind};
+
+/// Upstream timeouts.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub connect: Duration,
+    /// From sending the request to the response head.
+    pub first_byte: Duration,
+    /// Longest silence allowed between two pieces of a body or stream.
+    pub idle: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_secs(10),
+            first_byte: Duration::from_secs(120),
+            idle: Duration::from_secs(120),
+        }
+    }
+}
+
+type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+
+/// A cheap-to-clone handle on the shared connection pool.
+#[derive(Clone)]
+pub struct HttpClient {
+    inner: Client<Connector, Full<Bytes>>,
+    pub timeouts: Timeouts,
+}
+
+/// Largest non-streamed upstream body we accept.
+const MAX_BODY: usize = 64 * 1024 * 1024;
+
+impl HttpClient {
+    pub fn new(timeouts: Timeouts) -> Result<Self, rustls::Error> {
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(timeouts.connect));
+        http.set_keepalive(Some(Duration::from_secs(60)));
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())?
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let inner = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(1024)
+            .build(https);
+        Ok(Self { inner, timeouts })
+    }
+
+    /// Sends a request and waits for the response head (first-byte timeout).
+    pub async fn send(
+        &self,
+        req: Request<Full<Bytes>>,
+        provider: &str,
+    ) -> Result<Response<Incoming>, UpstreamError> {
+        match tokio::time::timeout(self.timeouts.first_byte, self.inner.request(req)).await {
+            Err(_) => Err(UpstreamError::new(
+                UpstreamErrorKind::Timeout,
+                provider,
+                format!("no response within {:?}", self.timeouts.first_byte),
+            )),
+            Ok(Err(e)) => {
+                let kind = if e.is_connect() {
+                    UpstreamErrorKind::Connect
+                } else {
+                    UpstreamErrorKind::Interrupted
+                };
+                Err(UpstreamError::new(kind, provider, format!("request failed: {}", chain(&e))))
+            }
+            Ok(Ok(r)) => Ok(r),
+        }
+    }
+
+    /// Reads a whole (non-streamed) body, within the idle timeout.
+    pub async fn read_body(&self, body: Incoming, provider: &str) -> Result<Bytes, UpstreamError> {
+        let collect = Limited::new(body, MAX_BODY).collect();
+        match tokio::time::timeout(self.timeouts.idle, collect).await {
+            Err(_) => Err(UpstreamError::new(
+                UpstreamErrorKind::Timeout,
+                provider,
+                "response body stalled",
+            )),
+            Ok(Err(e)) => Err(UpstreamError::new(
+                UpstreamErrorKind::Interrupted,
+                provider,
+                format!("reading the response failed: {e}"),
+            )),
+            Ok(Ok(c)) => Ok(c.to_bytes()),
+        }
+    }
+
+    /// Server-sent events of a streamed body, each within the idle timeout. The stream
+    /// ends with an `Interrupted` error if the body breaks or stalls.
+    pub fn sse(
+        &self,
+        body: Incoming,
+        provider: &str,
+    ) -> impl Stream<Item = Result<Event, UpstreamError>> + Send + 'static {
+        let events = BodyDataStream::new(body).eventsource();
+        let idle = self.timeouts.idle;
+        let provider = provider.to_owned();
+        futures_util::stream::unfold(Some(events), move |state| {
+            let provider = provider.clone();
+            async move {
+                let mut events = state?;
+                match tokio::time::timeout(idle, events.next()).await {
+                    Err(_) => Some((
+                        Err(UpstreamError::new(
+                            UpstreamErrorKind::Timeout,
+                            &provider,
+                            format!("stream idle for {idle:?}"),
+                        )),
+                        None,
+                    )),
+                    Ok(None) => None,
+                    Ok(Some(Ok(ev))) => Some((Ok(ev), Some(events))),
+                    Ok(Some(Err(e))) => Some((
+                        Err(UpstreamError::new(
+                            UpstreamErrorKind::Interrupted,
+                            &provider,
+                            format!("stream broke: {e}"),
+                        )),
+                        None,
+                    )),
+                }
+            }
+        })
+    }
+}
+
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+/// A parsed base URL: `scheme://authority` plus a path prefix without trailing slash.
+#[derive(Debug, Clone)]
+pub struct BaseUrl {
+    pub origin: String,
+    pub path: String,
+    pub host_header: String,
+}
+
+impl BaseUrl {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let uri: hyper::Uri = s.parse().map_err(|e| format!("`{s}` is not a URL: {e}"))?;
+        let scheme = uri.scheme_str().ok_or_else(|| format!("`{s}` has no scheme"))?;
+        if scheme != "http" && scheme != "https" {
+            return Err(format!("`{s}` must be http:// or https://"));
+        }
+        let auth = uri
+            .authority()
+            .ok_or_else(|| format!("`{s}` has no host"))?
+            .as_str()
+            .to_owned();
+        Ok(Self {
+            origin: format!("{scheme}://{auth}"),
+            path: uri.path().trim_end_matches('/').to_owned(),
+            host_header: auth,
+        })
+    }
+
+    pub fn url(&self, suffix: &str) -> String {
+        format!("{}{}{}", self.origin, self.path, suffix)
+    }
+}

@@ -1,0 +1,121 @@
+//! The HTTP surface (axum).
+//!
+//! # Layout
+//! * this file: [`AppState`], [`app`] (paths → handlers, nothing else), [`serve`].
+//! * [`error`]: [`error::ApiError`] and its OpenAI-shaped response.
+//! * [`auth`]: customer keys and the admin token.
+//! * [`chat`]: `POST /v1/chat/completions`, the attempt/fail-over loop and billing.
+//! * [`stream`]: the SSE body of a streamed completion, settled when it ends or drops.
+//! * [`models`], [`credits`], [`admin`]: the rest of the API.
+
+pub mod admin;
+pub mod auth;
+pub mod chat;
+pub mod credits;
+pub mod error;
+pub mod models;
+pub mod stream;
+
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{delete, get, post};
+use axum::Router;
+use bytes::Bytes;
+
+use crate::catalog::Catalog;
+use crate::config::Config;
+use crate::ledger::Ledger;
+use crate::providers::Providers;
+
+/// Everything a handler needs; cloned per request (all `Arc`s).
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub catalog: Arc<Catalog>,
+    pub router: Arc<crate::router::Router>,
+    pub providers: Arc<Providers>,
+    pub ledger: Arc<Ledger>,
+    /// `GET /v1/models`, rendered once (the catalog does not change while serving).
+    pub models_json: Bytes,
+}
+
+impl AppState {
+    pub fn new(config: Config, catalog: Arc<Catalog>, providers: Providers, ledger: Arc<Ledger>) -> Self {
+        let router = Arc::new(crate::router::Router::new(
+            catalog.clone(),
+            providers.kinds().cloned().collect(),
+        ));
+        let models_json = models::render_list(&catalog);
+        Self {
+            config: Arc::new(config),
+            catalog,
+            router,
+            providers: Arc::new(providers),
+            ledger,
+            models_json,
+        }
+    }
+}
+
+/// The gateway's routes.
+pub fn app(state: AppState) -> Router {
+    let limit = state.config.max_body_bytes;
+    Router::new()
+        .route("/v1/chat/completions", post(chat::completions))
+        .route("/v1/models", get(models::list))
+        .route("/v1/models/{*id}", get(models::one))
+        .route("/v1/credits", get(credits::show))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/admin/v1/accounts", post(admin::create_account))
+        .route("/admin/v1/accounts/{id}", get(admin::show_account))
+        .route("/admin/v1/accounts/{id}/keys", post(admin::create_key))
+        .route("/admin/v1/accounts/{id}/topups", post(admin::topup))
+        .route("/admin/v1/keys/{key_id}", delete(admin::revoke_key))
+        .fallback(not_found)
+        // The limit is enforced by the handlers' body extraction (a 413 in our shape);
+        // axum's own default of 2 MiB is replaced by the configured one.
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+async fn not_found() -> error::ApiError {
+    error::ApiError::not_found("not_found", "No such route. See the API reference in the README.")
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
+    if st.ledger.store().ping().await && !st.catalog.models.is_empty() {
+        (StatusCode::OK, axum::Json(serde_json::json!({"status": "ready", "catalog_version": st.catalog.version})))
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, axum::Json(serde_json::json!({"status": "not ready"})))
+    }
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, with TCP_NODELAY on every
+/// accepted socket (without it, keep-alive responses wait for the client's delayed ACK).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    let ledger = state.ledger.clone();
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::warn!(error = %e, "could not set TCP_NODELAY");
+        }
+    });
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    // Every settlement is committed before the process exits.
+    ledger.flush().await;
+    Ok(())
+}

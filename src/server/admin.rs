@@ -1,0 +1,138 @@
+//! `/admin/v1/...`: accounts, keys and top-ups, authenticated by `GAMMAINFRA_ADMIN_TOKEN`.
+
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::error::ApiError;
+use super::{auth, AppState};
+use crate::catalog::RegionConstraint;
+use crate::money::Nanos;
+
+type Created = (StatusCode, Json<Value>);
+
+fn parse<T: serde::de::DeserializeOwned>(st: &AppState, body: Result<Bytes, BytesRejection>, optional: bool) -> Result<Option<T>, ApiError> {
+    let body = body.map_err(|r| super::chat::body_error(r, st.config.max_body_bytes))?;
+    if optional && body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    serde_json::from_slice(&body)
+        .map(Some)
+        .map_err(|e| ApiError::bad_request("invalid_request", format!("Invalid request body: {e}")))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewAccount {
+    email: String,
+}
+
+pub async fn create_account(State(st): State<AppState>, h: HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Created, ApiError> {
+    auth::admin(&st, &h)?;
+    let Some(NewAccount { email }) = parse(&st, body, false)? else {
+        return Err(ApiError::bad_request("invalid_request", "a JSON body with `email` is required"));
+    };
+    let e = crate::ledger::normalize_email(&email);
+    let valid = e.len() <= 254
+        && e.split_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.starts_with('.') && !d.ends_with('.'))
+        && !e.chars().any(char::is_whitespace);
+    if !valid {
+        let mut a = ApiError::bad_request("invalid_email", format!("`{email}` is not an email address"));
+        a.param = Some("email".into());
+        return Err(a);
+    }
+    let (id, key, bal) = st.ledger.create_account(&e).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "id": id, "object": "account", "email": e,
+            "key_id": key.id, "api_key": key.plain,
+            "balance_usd": bal.balance, "trial_usd": bal.trial,
+        })),
+    ))
+}
+
+pub async fn show_account(State(st): State<AppState>, h: HeaderMap, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    auth::admin(&st, &h)?;
+    let email = st.ledger.store().account_email(&id).await?.ok_or(crate::ledger::StoreError::NoAccount)?;
+    // Commit queued settlements first, so the ledger sum is comparable with the balance.
+    st.ledger.flush().await;
+    let sum = st.ledger.store().ledger_sum(&id).await?;
+    let entries = st.ledger.store().ledger_count(&id).await?;
+    let b = st.ledger.balance(&id).unwrap_or_default();
+    Ok(Json(json!({
+        "id": id, "object": "account", "email": email,
+        "balance_usd": b.balance, "reserved_usd": b.reserved,
+        "trial_usd": b.trial, "topups_usd": b.topups, "spent_usd": b.spent,
+        "ledger_sum_usd": sum, "ledger_entries": entries,
+    })))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct NewKey {
+    name: Option<String>,
+    default_region: Option<String>,
+}
+
+pub async fn create_key(State(st): State<AppState>, h: HeaderMap, Path(id): Path<String>, body: Result<Bytes, BytesRejection>) -> Result<Created, ApiError> {
+    auth::admin(&st, &h)?;
+    let nk: NewKey = parse(&st, body, true)?.unwrap_or_default();
+    if let Some(r) = &nk.default_region {
+        RegionConstraint::parse(r, &st.catalog).map_err(|e| {
+            let mut a = ApiError::from(e);
+            a.param = Some("default_region".into());
+            a
+        })?;
+    }
+    let key = st.ledger.create_key(&id, nk.name.as_deref(), nk.default_region.as_deref()).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"key_id": key.id, "object": "api_key", "account_id": id, "api_key": key.plain, "name": nk.name, "default_region": nk.default_region})),
+    ))
+}
+
+pub async fn revoke_key(State(st): State<AppState>, h: HeaderMap, Path(key_id): Path<String>) -> Result<Json<Value>, ApiError> {
+    auth::admin(&st, &h)?;
+    st.ledger.revoke_key(&key_id).await?;
+    Ok(Json(json!({"key_id": key_id, "object": "api_key", "revoked": true})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewTopup {
+    amount_usd: Value,
+}
+
+pub async fn topup(State(st): State<AppState>, h: HeaderMap, Path(id): Path<String>, body: Result<Bytes, BytesRejection>) -> Result<Created, ApiError> {
+    auth::admin(&st, &h)?;
+    let Some(NewTopup { amount_usd }) = parse(&st, body, false)? else {
+        return Err(ApiError::bad_request("invalid_request", "a JSON body with `amount_usd` is required"));
+    };
+    let bad = |m: String| {
+        let mut a = ApiError::bad_request("invalid_amount", m);
+        a.param = Some("amount_usd".into());
+        a
+    };
+    let Value::String(s) = amount_usd else {
+        return Err(bad("`amount_usd` must be a decimal string in whole cents, e.g. \"10.00\"".into()));
+    };
+    let amount = Nanos::parse_cents(&s).map_err(|e| bad(format!("`amount_usd`: {e}")))?;
+    let min = st.ledger.billing.min_topup;
+    if amount < min {
+        return Err(bad(format!("The minimum top-up is ${min}; got ${amount}.")));
+    }
+    let (fee, bal) = st.ledger.topup(&id, amount).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "object": "topup", "account_id": id,
+            "credited_usd": amount, "fee_usd": fee, "charged_usd": amount + fee,
+            "balance_usd": bal.balance,
+        })),
+    ))
+}

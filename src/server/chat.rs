@@ -1,0 +1,218 @@
+//! `POST /v1/chat/completions`: authenticate, parse, resolve the model, apply the region
+//! constraint, reserve credit, try the planned endpoints in order (failing over on
+//! retryable errors while nothing has been sent), and bill the endpoint that answered.
+
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures_util::StreamExt;
+
+use super::error::ApiError;
+use super::stream::BilledStream;
+use super::{auth, AppState};
+use crate::catalog::{Endpoint, RegionConstraint, Resolution};
+use crate::chat::raw::RawObject;
+use crate::chat::request::input_token_bound;
+use crate::chat::{ChatRequest, Completion, Reply};
+use crate::ledger::{keys, Charge, Reservation};
+use crate::money::{CostAccumulator, Nanos};
+use crate::providers::Call;
+
+pub const REQUEST_ID: &str = "x-gammainfra-request-id";
+
+pub async fn completions(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let request_id = keys::random_id("req_");
+    let mut resp = match handle(&st, &headers, body, &request_id).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    };
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert(REQUEST_ID, v);
+    }
+    resp
+}
+
+/// Turns a body-extraction failure into our error shape (413 over the limit).
+pub fn body_error(r: BytesRejection, limit: usize) -> ApiError {
+    if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::payload_too_large(limit)
+    } else {
+        ApiError::bad_request("invalid_body", r.body_text())
+    }
+}
+
+async fn handle(
+    st: &AppState,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    request_id: &str,
+) -> Result<Response, ApiError> {
+    let key = auth::customer(st, headers)?;
+    let body = body.map_err(|r| body_error(r, st.config.max_body_bytes))?;
+    let req = ChatRequest::parse(&body)?;
+    let raw = RawObject::parse(&body)
+        .map_err(|e| ApiError::bad_request("invalid_request", format!("Invalid request body: {e}")))?;
+    let res = st.catalog.resolve(&req.model)?;
+    let constraint = match headers.get("x-gammainfra-region") {
+        Some(v) => {
+            let v = v.to_str().map_err(|_| {
+                ApiError::bad_request("invalid_region", "X-GammaInfra-Region must be ASCII")
+            })?;
+            Some(RegionConstraint::parse(v, &st.catalog)?)
+        }
+        None => match res.implied_region.as_deref().or(key.default_region.as_deref()) {
+            Some(v) => Some(RegionConstraint::parse(v, &st.catalog)?),
+            None => None,
+        },
+    };
+    let plan = st.router.plan(&res, constraint.as_ref(), req.provider.as_ref())?;
+    let amount = plan
+        .iter()
+        .map(|e| worst_case_cost(&req, body.len(), &res, e))
+        .max()
+        .unwrap_or_default();
+    let reservation = st.ledger.reserve(&key, request_id, amount)?;
+
+    let mut last_err = None;
+    for (i, ep) in plan.iter().enumerate() {
+        let more = i + 1 < plan.len();
+        let Some(provider) = st.providers.get(&ep.provider) else {
+            continue;
+        };
+        let call = Call {
+            req: &req,
+            raw: &raw,
+            endpoint: ep,
+            model: &res.model,
+        };
+        match provider.call(call).await {
+            Ok(Reply::Complete(c)) => {
+                st.router.record_success(&ep.key);
+                return Ok(complete(&res, ep, c, reservation));
+            }
+            Ok(Reply::Stream(mut s)) => {
+                // Nothing has reached the client yet: a failure before the first item
+                // still fails over.
+                let first = s.next().await;
+                match first {
+                    Some(Err(e)) if e.retryable() && more => {
+                        st.router.record_failure(&ep.key);
+                        tracing::warn!(request_id, endpoint = %ep.key, error = %e, "failing over");
+                        last_err = Some(e);
+                        continue;
+                    }
+                    Some(Err(e)) => {
+                        if e.retryable() {
+                            st.router.record_failure(&ep.key);
+                        }
+                        return Err(e.into());
+                    }
+                    first => {
+                        st.router.record_success(&ep.key);
+                        let billed = BilledStream::new(
+                            s,
+                            first,
+                            reservation,
+                            ep.clone(),
+                            res.model.id.clone(),
+                            req.include_usage(),
+                            body.len() as u64 / 4,
+                        );
+                        return Ok(streamed(&res, ep, billed));
+                    }
+                }
+            }
+            Err(e) => {
+                if e.retryable() {
+                    st.router.record_failure(&ep.key);
+                }
+                if e.retryable() && more {
+                    tracing::warn!(request_id, endpoint = %ep.key, error = %e, "failing over");
+                    last_err = Some(e);
+                    continue;
+                }
+                return Err(e.into());
+            }
+        }
+    }
+    Err(last_err.map_or_else(|| ApiError::internal("no endpoint could be called"), ApiError::from))
+}
+
+/// The most this request can cost at this endpoint: every input token at the dearest
+/// input-side price, and the full output cap at the output price, in the dearest tier.
+fn worst_case_cost(req: &ChatRequest, body_len: usize, res: &Resolution, e: &Endpoint) -> Nanos {
+    let m = &res.model;
+    let input = input_token_bound(body_len, req.image_count()).min(m.context_window);
+    let output = req.output_cap().unwrap_or(m.max_output_tokens).min(m.max_output_tokens);
+    let p = e.pricing.worst_case();
+    let input_price = p.input.max(p.cache_write_5m).max(p.cache_write_1h);
+    let mut acc = CostAccumulator::default();
+    acc.add(input, input_price).add(output, p.output);
+    acc.total()
+}
+
+fn header(resp: &mut Response, name: &'static str, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        resp.headers_mut().insert(name, v);
+    }
+}
+
+fn proxied_headers(resp: &mut Response, res: &Resolution, ep: &Endpoint) {
+    header(resp, "x-gammainfra-provider", &ep.provider.to_string());
+    header(resp, "x-gammainfra-upstream-model", &ep.upstream_id);
+    let region = ep
+        .bedrock
+        .as_ref()
+        .map_or(ep.region_label.as_str(), |b| match &b.invocation {
+            crate::catalog::BedrockInvocation::Profile { geography } => geography.as_str(),
+            crate::catalog::BedrockInvocation::OnDemand => b.source_region.as_str(),
+        });
+    header(resp, "x-gammainfra-upstream-region", region);
+    if res.renamed {
+        header(resp, "x-gammainfra-resolved-model", &res.model.id);
+    }
+}
+
+fn complete(res: &Resolution, ep: &Endpoint, c: Completion, reservation: Reservation) -> Response {
+    let cost = c.usage.cost(&ep.pricing);
+    let charged = reservation.settle(Charge {
+        cost,
+        model: res.model.id.clone(),
+        endpoint: ep.key.clone(),
+        usage: c.usage,
+        note: None,
+    });
+    let usage = c.usage.to_openai_json(charged);
+    let mut out = Vec::with_capacity(512);
+    out.push(b'{');
+    for (k, v) in &c.fields {
+        if let Ok(k) = serde_json::to_string(k) {
+            out.extend_from_slice(k.as_bytes());
+            out.push(b':');
+            out.extend_from_slice(v.get().as_bytes());
+            out.push(b',');
+        }
+    }
+    out.extend_from_slice(b"\"usage\":");
+    out.extend_from_slice(usage.as_bytes());
+    out.push(b'}');
+    let mut resp = (StatusCode::OK, out).into_response();
+    header(&mut resp, "content-type", "application/json");
+    header(&mut resp, "x-gammainfra-cost-usd", &charged.to_string());
+    proxied_headers(&mut resp, res, ep);
+    resp
+}
+
+fn streamed(res: &Resolution, ep: &Endpoint, s: BilledStream) -> Response {
+    let mut resp = axum::body::Body::from_stream(s).into_response();
+    header(&mut resp, "content-type", "text/event-stream");
+    header(&mut resp, "cache-control", "no-cache");
+    proxied_headers(&mut resp, res, ep);
+    resp
+}

@@ -1,0 +1,169 @@
+//! The one error type of the HTTP surface and its OpenAI-shaped response:
+//! `{"error": {"message", "type", "code", "param"}}`. Converting never logs; the
+//! request-logging middleware does.
+
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use crate::catalog::{RegionError, ResolveError};
+use crate::chat::RequestError;
+use crate::ledger::{InsufficientCredits, StoreError};
+use crate::providers::{UpstreamError, UpstreamErrorKind};
+use crate::router::RouteError;
+
+/// Who caused an error; picks the status class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Client,
+    Upstream,
+    Internal,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub kind: &'static str,
+    pub code: String,
+    pub message: String,
+    pub param: Option<String>,
+    pub origin: Origin,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, kind: &'static str, code: &str, message: impl Into<String>) -> Self {
+        let origin = if status.is_server_error() { Origin::Internal } else { Origin::Client };
+        Self {
+            status,
+            kind,
+            code: code.to_owned(),
+            message: message.into(),
+            param: None,
+            origin,
+        }
+    }
+
+    pub fn bad_request(code: &str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request_error", code, message)
+    }
+
+    pub fn invalid_api_key(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "invalid_request_error", "invalid_api_key", message)
+    }
+
+    pub fn not_found(code: &str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "invalid_request_error", code, message)
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "internal_error", message)
+    }
+
+    pub fn payload_too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request_error",
+            "request_too_large",
+            format!("The request body exceeds the limit of {limit} bytes."),
+        )
+    }
+
+    /// The JSON body.
+    pub fn body(&self) -> String {
+        serde_json::json!({"error": {
+            "message": self.message, "type": self.kind, "code": self.code, "param": self.param,
+        }})
+        .to_string()
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut r = (self.status, self.body()).into_response();
+        r.headers_mut()
+            .insert("content-type", HeaderValue::from_static("application/json"));
+        r.extensions_mut().insert(self);
+        r
+    }
+}
+
+impl From<RequestError> for ApiError {
+    fn from(e: RequestError) -> Self {
+        let mut a = ApiError::bad_request("invalid_request", e.message);
+        a.param = e.param;
+        a
+    }
+}
+
+impl From<ResolveError> for ApiError {
+    fn from(e: ResolveError) -> Self {
+        let mut a = ApiError::not_found("model_not_found", e.to_string());
+        a.param = Some("model".into());
+        a
+    }
+}
+
+impl From<RegionError> for ApiError {
+    fn from(e: RegionError) -> Self {
+        ApiError::bad_request("invalid_region", e.to_string())
+    }
+}
+
+impl From<RouteError> for ApiError {
+    fn from(e: RouteError) -> Self {
+        match e {
+            RouteError::NoEndpointInRegion(m) => ApiError::bad_request("no_endpoint_in_region", m),
+            RouteError::ExcludedByPreferences(m) => {
+                let mut a = ApiError::bad_request("no_endpoint_for_preferences", m);
+                a.param = Some("provider".into());
+                a
+            }
+            RouteError::ProviderUnavailable(m) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "server_error", "provider_not_available", m)
+            }
+        }
+    }
+}
+
+impl From<InsufficientCredits> for ApiError {
+    fn from(e: InsufficientCredits) -> Self {
+        ApiError::new(StatusCode::PAYMENT_REQUIRED, "insufficient_quota", "insufficient_credits", e.to_string())
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::EmailTaken => ApiError::new(StatusCode::CONFLICT, "invalid_request_error", "account_exists", "An account with this email already exists."),
+            StoreError::NoAccount => ApiError::not_found("account_not_found", "No such account."),
+            StoreError::NoKey => ApiError::not_found("key_not_found", "No such key."),
+            StoreError::Db(_) | StoreError::Migrate(_) => ApiError::internal("The gateway's database failed; nothing was changed."),
+        }
+    }
+}
+
+impl From<UpstreamError> for ApiError {
+    /// An upstream failure that reaches the client, with the provider's message kept.
+    fn from(e: UpstreamError) -> Self {
+        let (status, kind, code) = match e.kind {
+            UpstreamErrorKind::Rejected => (
+                StatusCode::from_u16(e.status.unwrap_or(400)).unwrap_or(StatusCode::BAD_REQUEST),
+                "invalid_request_error",
+                "upstream_rejected",
+            ),
+            UpstreamErrorKind::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", "upstream_rate_limited"),
+            UpstreamErrorKind::Timeout => (StatusCode::GATEWAY_TIMEOUT, "server_error", "upstream_timeout"),
+            UpstreamErrorKind::Connect
+            | UpstreamErrorKind::Unavailable
+            | UpstreamErrorKind::Interrupted
+            | UpstreamErrorKind::Protocol => (StatusCode::BAD_GATEWAY, "server_error", "upstream_error"),
+            UpstreamErrorKind::Auth => (StatusCode::BAD_GATEWAY, "server_error", "upstream_auth_failed"),
+        };
+        let message = match e.kind {
+            UpstreamErrorKind::Auth => format!("{} refused the gateway's credentials ({}); this is a deployment fault, not yours.", e.provider, e.message),
+            _ => format!("{} error: {}", e.provider, e.message),
+        };
+        let mut a = ApiError::new(status, kind, code, message);
+        a.origin = if e.kind == UpstreamErrorKind::Rejected { Origin::Client } else { Origin::Upstream };
+        a
+    }
+}

@@ -1,0 +1,74 @@
+//! `GET /v1/models` and `GET /v1/models/{id}`: the catalog in OpenAI list shape, each
+//! model extended with its endpoints, processing regions, prices and limits.
+
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use serde_json::{json, Value};
+
+use super::error::ApiError;
+use super::{auth, AppState};
+use crate::catalog::{Catalog, Model, ProcessingRegions};
+
+fn model_json(m: &Model) -> Value {
+    let endpoints: Vec<Value> = m
+        .endpoints
+        .iter()
+        .map(|e| {
+            let regions: Vec<String> = match &e.processing_regions {
+                ProcessingRegions::Known(r) => r.iter().cloned().collect(),
+                ProcessingRegions::Unknown => Vec::new(),
+            };
+            let mut v = json!({
+                "provider": e.provider.to_string(),
+                "upstream_id": e.upstream_id,
+                "regions": regions,
+                "region": e.region_label,
+                "enabled": e.enabled,
+                "pricing": e.pricing,
+                "verified": {"date": e.verified_date, "method": e.verified_method},
+            });
+            if let Some(b) = &e.bedrock {
+                v["source_region"] = json!(b.source_region);
+                v["invocation"] = json!(match b.invocation {
+                    crate::catalog::BedrockInvocation::Profile { .. } => "profile",
+                    crate::catalog::BedrockInvocation::OnDemand => "on_demand",
+                });
+            }
+            v
+        })
+        .collect();
+    json!({
+        "id": m.id,
+        "object": "model",
+        "created": 0,
+        "owned_by": m.owned_by,
+        "name": m.name,
+        "context_window": m.context_window,
+        "max_output_tokens": m.max_output_tokens,
+        "capabilities": m.capabilities,
+        "endpoints": endpoints,
+    })
+}
+
+/// The list, rendered once at start.
+pub fn render_list(c: &Catalog) -> Bytes {
+    let data: Vec<Value> = c.models.iter().map(|m| model_json(m)).collect();
+    Bytes::from(json!({"object": "list", "data": data}).to_string())
+}
+
+fn json_response(body: Bytes) -> Response {
+    ([("content-type", "application/json")], body).into_response()
+}
+
+pub async fn list(State(st): State<AppState>, h: HeaderMap) -> Result<Response, ApiError> {
+    auth::customer(&st, &h)?;
+    Ok(json_response(st.models_json.clone()))
+}
+
+pub async fn one(State(st): State<AppState>, h: HeaderMap, Path(id): Path<String>) -> Result<Response, ApiError> {
+    auth::customer(&st, &h)?;
+    let res = st.catalog.resolve(&id)?;
+    Ok(json_response(Bytes::from(model_json(&res.model).to_string())))
+}

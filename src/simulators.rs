@@ -1,0 +1,708 @@
+//! Simulated upstream LLM providers for integration tests and the offline demo mode.
+//!
+//! Two in-process HTTP servers speak the public wire formats of the providers the
+//! gateway talks to:
+//!
+//! * [`start_openai`]: OpenAI Chat Completions (`POST /v1/chat/completions`,
+//!   `GET /v1/models`, `GET /v1/models/{id}`); [`Simulator::base_url`] ends in `/v1`
+//!   like `OPENAI_BASE_URL`.
+//! * [`start_anthropic`]: Anthropic Messages (`POST /v1/messages`);
+//!   [`Simulator::base_url`] is the API root like `ANTHROPIC_BASE_URL`.
+//!
+//! They are written independently of the gateway's adapters (own `serde_json::Value`
+//! parsing) so that the adapters are tested against an outside view of each API:
+//! authentication headers, request validation with the real status codes and error
+//! bodies, and the real SSE framing (each event is sent as its own body frame).
+//! Every request, rejected ones included, is recorded and can be inspected with
+//! [`Simulator::requests`]. Dropping a [`Simulator`] stops its server.
+//!
+//! # Deterministic behaviour
+//!
+//! * **Last user text**: the text of the last message with role `user` (OpenAI: `user`
+//!   or `tool`), text parts joined with a space. For Anthropic this includes the text
+//!   of `tool_result` blocks.
+//! * **Reply**: `"Simulated reply to: <last user text>"`, split into whitespace
+//!   separated words that are re-joined with single spaces. When streaming, each word
+//!   is one content delta and words after the first keep a leading space (`"Hello"`,
+//!   `" world"`); the non-streaming content is the concatenation of those deltas.
+//!   * A stop sequence (OpenAI `stop`, Anthropic `stop_sequences`) that occurs in the
+//!     reply cuts it before the earliest occurrence (trailing whitespace dropped):
+//!     finish reason `"stop"` / stop reason `"stop_sequence"` with `stop_sequence` set.
+//!   * Otherwise, more words than the token limit (OpenAI `max_completion_tokens`, else
+//!     `max_tokens`, default 4096; Anthropic `max_tokens`) truncates to that many words:
+//!     `"length"` / `"max_tokens"`.
+//!   * Otherwise `"stop"` / `"end_turn"`.
+//! * **Tools**: when the request declares tools, the tool choice is not `none` and the
+//!   last message is not a tool result, the model calls the forced tool (or the first
+//!   one) with arguments `{"query":"<last user text>"}` (finish reason `"tool_calls"` /
+//!   `"tool_use"`; token limits and stop sequences do not apply to the call). After a
+//!   tool result it replies `"Simulated reply to: <tool result text>"`.
+//! * **Tokens** (`count_words` is the only tokenizer): prompt tokens are the sum of
+//!   the whitespace separated words of every text piece (system prompt, message text,
+//!   tool-call arguments / `tool_use` input as JSON, tool results) plus 3 per message
+//!   plus 85 per image. Completion tokens are the number of output words (for a tool
+//!   call: the words of its JSON arguments string).
+//! * **Anthropic prompt caching**: blocks carrying `cache_control` are breakpoints. The
+//!   tokens up to and including the last breakpoint are reported as
+//!   `cache_creation_input_tokens` the first time that exact prefix (model, tools,
+//!   system, messages) is seen and as `cache_read_input_tokens` afterwards; with
+//!   several breakpoints the longest previously seen one is read and the rest up to the
+//!   last breakpoint is created. The remaining tokens are `input_tokens`. Without
+//!   `cache_control` both cache counts are 0.
+//! * **Fault triggers** found in the last user text:
+//!   * `[[sim:error 500]]`, `[[sim:error 429]]`, `[[sim:error 529]]` (any status from
+//!     400 to 599 works): that HTTP status with the provider's error body (OpenAI
+//!     `{"error":{...}}`, Anthropic `{"type":"error","error":{...},"request_id":...}`);
+//!     429 responses carry `retry-after: 1`.
+//!   * `[[sim:cut]]` (streaming only): two content deltas, then the connection is
+//!     closed abruptly (the chunked body never terminates).
+//!   * `[[sim:midstream-error]]` (streaming only): two content deltas, then an error
+//!     event (OpenAI `data: {"error":{...}}`, Anthropic `event: error` with an
+//!     `overloaded_error`), then the stream ends without the terminating events.
+//!   * `[[sim:slow 200]]`: waits 200 ms (at most 60 s) before answering.
+//!
+//!   The triggers are part of the text, so they also appear in the reply and count as
+//!   words.
+
+mod anthropic;
+mod openai;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use rand::distributions::Alphanumeric;
+use rand::Rng;
+
+/// Largest request body the simulators accept (both real APIs allow about 32 MB).
+const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+
+/// A running simulated provider. Dropping it stops the server.
+pub struct Simulator {
+    addr: SocketAddr,
+    base_url: String,
+    requests: RequestLog,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Simulator {
+    /// The address the server listens on (`127.0.0.1` and an ephemeral port).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// For OpenAI: "http://127.0.0.1:PORT/v1" (like OPENAI_BASE_URL). For Anthropic:
+    /// "http://127.0.0.1:PORT" (the API root, like ANTHROPIC_BASE_URL).
+    pub fn base_url(&self) -> String {
+        self.base_url.clone()
+    }
+
+    /// Every request received so far (also rejected ones), in order.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.requests.snapshot()
+    }
+}
+
+impl Drop for Simulator {
+    fn drop(&mut self) {
+        // Aborting the accept loop also drops axum's shutdown watch receiver, which makes
+        // every open connection shut down gracefully.
+        self.task.abort();
+    }
+}
+
+impl std::fmt::Debug for Simulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Simulator")
+            .field("addr", &self.addr)
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One HTTP request as the simulator received it.
+#[derive(Debug, Clone)]
+pub struct RecordedRequest {
+    pub method: String,
+    pub path: String,
+    /// Header names are lower-case; values that are not UTF-8 are converted lossily.
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+}
+
+impl RecordedRequest {
+    /// The first value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body parsed as JSON, if it is JSON.
+    pub fn json(&self) -> Option<serde_json::Value> {
+        serde_json::from_slice(&self.body).ok()
+    }
+}
+
+/// Starts a simulated OpenAI Chat Completions API on `127.0.0.1:0` that accepts
+/// `Authorization: Bearer <api_key>`.
+pub async fn start_openai(api_key: &str) -> std::io::Result<Simulator> {
+    let log = RequestLog::default();
+    let router = openai::router(api_key, log.clone());
+    spawn(router, log, "/v1").await
+}
+
+/// Starts a simulated Anthropic Messages API on `127.0.0.1:0` that accepts
+/// `x-api-key: <api_key>`.
+pub async fn start_anthropic(api_key: &str) -> std::io::Result<Simulator> {
+    let log = RequestLog::default();
+    let router = anthropic::router(api_key, log.clone());
+    spawn(router, log, "").await
+}
+
+async fn spawn(
+    router: Router,
+    requests: RequestLog,
+    base_path: &str,
+) -> std::io::Result<Simulator> {
+    use axum::serve::ListenerExt;
+
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+    let addr = listener.local_addr()?;
+    let listener = listener.tap_io(|tcp| {
+        // Streaming tests look at individual SSE frames: do not let Nagle merge them.
+        let _ = tcp.set_nodelay(true);
+    });
+    let task = tokio::spawn(async move {
+        if let Err(err) = axum::serve(listener, router).await {
+            tracing::warn!(%err, "simulator server stopped");
+        }
+    });
+    Ok(Simulator {
+        addr,
+        base_url: format!("http://{addr}{base_path}"),
+        requests,
+        task,
+    })
+}
+
+/// The shared, append-only request log.
+///
+/// A std `Mutex` rather than a tokio one: the lock is only held for a push or a clone,
+/// never across an `.await`, and [`Simulator::requests`] is a plain sync fn that tests
+/// call outside of async code paths.
+#[derive(Clone, Default)]
+struct RequestLog(Arc<Mutex<Vec<RecordedRequest>>>);
+
+impl RequestLog {
+    fn push(&self, request: RecordedRequest) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(request);
+    }
+
+    fn snapshot(&self) -> Vec<RecordedRequest> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Reads the whole body and records the request. `None` if the body could not be
+    /// read (too large or broken); the request is still recorded, with an empty body.
+    async fn record(&self, request: Request) -> Option<RecordedRequest> {
+        let (parts, body) = request.into_parts();
+        let body = axum::body::to_bytes(body, MAX_BODY_BYTES).await;
+        let recorded = RecordedRequest {
+            method: parts.method.as_str().to_owned(),
+            path: parts.uri.path().to_owned(),
+            headers: parts
+                .headers
+                .iter()
+                .map(|(name, value)| {
+                    let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+                    (name.as_str().to_ascii_lowercase(), value)
+                })
+                .collect(),
+            body: body.as_ref().map(Bytes::clone).unwrap_or_default(),
+        };
+        self.push(recorded.clone());
+        body.ok().map(|_| recorded)
+    }
+}
+
+/// The tokenizer of both simulators: the number of whitespace separated words.
+fn count_words(text: &str) -> u64 {
+    text.split_whitespace().count() as u64
+}
+
+/// Why the simulated generation ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Finish {
+    /// Natural end of the reply.
+    Stop,
+    /// Truncated to the token limit.
+    Length,
+    /// Cut before this stop sequence.
+    StopSequence(String),
+}
+
+/// A planned text reply: `pieces` are the streamed deltas, `text` their concatenation.
+#[derive(Debug, Clone)]
+struct Reply {
+    text: String,
+    pieces: Vec<String>,
+    finish: Finish,
+}
+
+impl Reply {
+    fn from_words<'a>(words: impl IntoIterator<Item = &'a str>, finish: Finish) -> Self {
+        let pieces: Vec<String> = words
+            .into_iter()
+            .enumerate()
+            .map(|(i, w)| {
+                if i == 0 {
+                    w.to_owned()
+                } else {
+                    format!(" {w}")
+                }
+            })
+            .collect();
+        Reply {
+            text: pieces.concat(),
+            pieces,
+            finish,
+        }
+    }
+
+    fn output_tokens(&self) -> u64 {
+        self.pieces.len() as u64
+    }
+}
+
+/// Plans the reply to `subject` under a token limit and stop sequences.
+fn plan_reply(subject: &str, max_tokens: u64, stop_sequences: &[String]) -> Reply {
+    let full = format!("Simulated reply to: {subject}");
+    let words: Vec<&str> = full.split_whitespace().collect();
+    let joined = words.join(" ");
+    let earliest_stop = stop_sequences
+        .iter()
+        .filter(|s| !s.is_empty())
+        .filter_map(|s| joined.find(s.as_str()).map(|pos| (pos, s)))
+        .min_by_key(|(pos, _)| *pos);
+    if let Some((pos, stop)) = earliest_stop {
+        let cut = joined.get(..pos).unwrap_or_default().trim_end();
+        if count_words(cut) <= max_tokens {
+            return Reply::from_words(cut.split_whitespace(), Finish::StopSequence(stop.clone()));
+        }
+    }
+    let limit = usize::try_from(max_tokens).unwrap_or(usize::MAX);
+    if words.len() > limit {
+        Reply::from_words(words.into_iter().take(limit), Finish::Length)
+    } else {
+        Reply::from_words(words, Finish::Stop)
+    }
+}
+
+/// `[[sim:...]]` fault triggers found in a text.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Triggers {
+    error_status: Option<u16>,
+    cut: bool,
+    midstream_error: bool,
+    slow: Option<Duration>,
+}
+
+impl Triggers {
+    fn parse(text: &str) -> Self {
+        let mut triggers = Triggers::default();
+        let mut rest = text;
+        while let Some(start) = rest.find("[[sim:") {
+            let after = &rest[start + "[[sim:".len()..];
+            let Some(end) = after.find("]]") else { break };
+            let directive = after[..end].trim();
+            let (name, arg) = directive
+                .split_once(char::is_whitespace)
+                .map_or((directive, ""), |(n, a)| (n, a.trim()));
+            match name {
+                "error" => {
+                    triggers.error_status =
+                        arg.parse::<u16>().ok().filter(|s| (400..=599).contains(s));
+                }
+                "cut" => triggers.cut = true,
+                "midstream-error" => triggers.midstream_error = true,
+                "slow" => {
+                    triggers.slow = arg
+                        .parse::<u64>()
+                        .ok()
+                        .map(|ms| Duration::from_millis(ms.min(60_000)));
+                }
+                _ => {}
+            }
+            rest = &after[end + 2..];
+        }
+        triggers
+    }
+
+    async fn apply_delay(&self) {
+        if let Some(delay) = self.slow {
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// The mid-stream fault to inject, if any (`cut` wins over `midstream-error`).
+    fn stream_fault(&self, error_frame: impl FnOnce() -> Bytes) -> StreamFault {
+        if self.cut {
+            StreamFault::Cut
+        } else if self.midstream_error {
+            StreamFault::Error(error_frame())
+        } else {
+            StreamFault::None
+        }
+    }
+}
+
+/// Strict standard base64 (RFC 4648 alphabet, padded to a multiple of 4).
+fn is_valid_base64(data: &str) -> bool {
+    let bytes = data.as_bytes();
+    if bytes.is_empty() || !bytes.len().is_multiple_of(4) {
+        return false;
+    }
+    let body = data.trim_end_matches('=');
+    let padding = bytes.len() - body.len();
+    padding <= 2
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
+}
+
+/// Image media types both providers accept.
+const IMAGE_MEDIA_TYPES: [&str; 4] = ["image/jpeg", "image/png", "image/gif", "image/webp"];
+
+/// Prompt tokens charged per image.
+const IMAGE_TOKENS: u64 = 85;
+
+/// Prompt tokens charged per message on top of its words.
+const MESSAGE_TOKENS: u64 = 3;
+
+/// `prefix` followed by `len` random alphanumeric characters.
+fn random_id(prefix: &str, len: usize) -> String {
+    let suffix: String = rand::thread_rng()
+        .sample_iter(&Alphanumeric)
+        .take(len)
+        .map(char::from)
+        .collect();
+    format!("{prefix}{suffix}")
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Splits `text` into `parts` non-empty fragments of similar length (fewer when the
+/// text is shorter), on char boundaries.
+fn fragments(text: &str, parts: usize) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    let size = chars.len().div_ceil(parts.max(1)).max(1);
+    chars.chunks(size).map(|c| c.iter().collect()).collect()
+}
+
+/// One server-sent event, already framed; `delta` marks content deltas.
+struct SseFrame {
+    data: Bytes,
+    delta: bool,
+}
+
+impl SseFrame {
+    fn data(json: &serde_json::Value, delta: bool) -> Self {
+        SseFrame {
+            data: Bytes::from(format!("data: {json}\n\n")),
+            delta,
+        }
+    }
+
+    fn event(name: &str, json: &serde_json::Value, delta: bool) -> Self {
+        SseFrame {
+            data: Bytes::from(format!("event: {name}\ndata: {json}\n\n")),
+            delta,
+        }
+    }
+}
+
+/// A fault injected after the second content delta of a stream.
+enum StreamFault {
+    None,
+    /// Close the connection abruptly.
+    Cut,
+    /// Send this frame, then end the stream.
+    Error(Bytes),
+}
+
+/// A `text/event-stream` response sending every frame as its own body frame.
+fn sse_response(
+    mut frames: Vec<SseFrame>,
+    fault: StreamFault,
+    extra_headers: &[(&'static str, String)],
+) -> Response {
+    let mut tail: Option<Result<Bytes, std::io::Error>> = None;
+    if !matches!(fault, StreamFault::None) {
+        let delta_positions: Vec<usize> = frames
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.delta)
+            .map(|(i, _)| i)
+            .collect();
+        let keep = delta_positions
+            .get(1)
+            .or(delta_positions.last())
+            .map_or(1, |i| i + 1);
+        frames.truncate(keep);
+        tail = Some(match fault {
+            StreamFault::Error(frame) => Ok(frame),
+            _ => Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionAborted,
+                "simulated connection cut",
+            )),
+        });
+    }
+    let items: Vec<Result<Bytes, std::io::Error>> =
+        frames.into_iter().map(|f| Ok(f.data)).chain(tail).collect();
+    let stream = futures_util::stream::iter(items).then(|item| async move {
+        tokio::task::yield_now().await;
+        item
+    });
+    let mut response = Response::new(Body::from_stream(stream));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    insert_headers(&mut response, extra_headers);
+    response
+}
+
+/// A JSON response with extra headers.
+fn json_response(
+    status: StatusCode,
+    body: &serde_json::Value,
+    extra_headers: &[(&'static str, String)],
+) -> Response {
+    let mut response = (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response();
+    insert_headers(&mut response, extra_headers);
+    response
+}
+
+fn insert_headers(response: &mut Response, extra_headers: &[(&'static str, String)]) {
+    for (name, value) in extra_headers {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            response.headers_mut().insert(*name, value);
+        }
+    }
+}
+
+/// Short JSON type names, as both providers phrase them in error messages.
+fn json_type_name(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "boolean",
+        serde_json::Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        serde_json::Value::Number(_) => "decimal",
+        serde_json::Value::String(_) => "string",
+        serde_json::Value::Array(_) => "array",
+        serde_json::Value::Object(_) => "object",
+    }
+}
+
+/// A tiny HTTP/1.1 client for the simulator tests (hyper-util's legacy client).
+#[cfg(test)]
+mod test_client {
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Full};
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+
+    pub(super) struct TestResponse {
+        pub status: u16,
+        pub headers: axum::http::HeaderMap,
+        /// The body frames as the client received them.
+        pub frames: Vec<Bytes>,
+        /// Set when the body ended with an error (e.g. the connection was cut).
+        pub error: Option<String>,
+    }
+
+    impl TestResponse {
+        pub fn header(&self, name: &str) -> Option<&str> {
+            self.headers.get(name).and_then(|v| v.to_str().ok())
+        }
+
+        pub fn text(&self) -> String {
+            String::from_utf8(self.frames.concat()).expect("utf-8 body")
+        }
+
+        pub fn json(&self) -> serde_json::Value {
+            serde_json::from_str(&self.text()).expect("JSON body")
+        }
+
+        /// The SSE events as (event name, data) pairs.
+        pub fn sse(&self) -> Vec<(Option<String>, String)> {
+            let text = self.text();
+            text.split("\n\n")
+                .filter(|block| !block.trim().is_empty())
+                .map(|block| {
+                    let mut event = None;
+                    let mut data = String::new();
+                    for line in block.lines() {
+                        if let Some(v) = line.strip_prefix("event: ") {
+                            event = Some(v.to_owned());
+                        } else if let Some(v) = line.strip_prefix("data: ") {
+                            data.push_str(v);
+                        }
+                    }
+                    (event, data)
+                })
+                .collect()
+        }
+    }
+
+    pub(super) async fn send(
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> TestResponse {
+        let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+        let mut request = axum::http::Request::builder().method(method).uri(url);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request.body(Full::new(body.into())).expect("valid request");
+        let exchange = async {
+            let response = client.request(request).await.expect("response head");
+            let status = response.status().as_u16();
+            let headers = response.headers().clone();
+            let mut body = response.into_body();
+            let mut frames = Vec::new();
+            let mut error = None;
+            while let Some(frame) = body.frame().await {
+                match frame {
+                    Ok(frame) => {
+                        if let Ok(data) = frame.into_data() {
+                            frames.push(data);
+                        }
+                    }
+                    Err(err) => {
+                        error = Some(err.to_string());
+                        break;
+                    }
+                }
+            }
+            TestResponse {
+                status,
+                headers,
+                frames,
+                error,
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(20), exchange)
+            .await
+            .expect("simulator answered in time")
+    }
+
+    pub(super) async fn post_json(
+        url: &str,
+        headers: &[(&str, &str)],
+        body: &serde_json::Value,
+    ) -> TestResponse {
+        let mut all = vec![("content-type", "application/json")];
+        all.extend_from_slice(headers);
+        send("POST", url, &all, body.to_string()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_are_whitespace_separated() {
+        assert_eq!(count_words("  Hello,\n world\tagain "), 3);
+        assert_eq!(count_words(""), 0);
+    }
+
+    #[test]
+    fn reply_plain_and_streaming_pieces() {
+        let reply = plan_reply("what  is\nup", 4096, &[]);
+        assert_eq!(reply.text, "Simulated reply to: what is up");
+        assert_eq!(reply.pieces[0], "Simulated");
+        assert_eq!(reply.pieces[1], " reply");
+        assert_eq!(reply.output_tokens(), 6);
+        assert_eq!(reply.finish, Finish::Stop);
+    }
+
+    #[test]
+    fn reply_truncated_and_stopped() {
+        let reply = plan_reply("a b c", 4, &[]);
+        assert_eq!(reply.text, "Simulated reply to: a");
+        assert_eq!(reply.finish, Finish::Length);
+
+        let stops = vec!["zzz".to_owned(), "to:".to_owned(), "b".to_owned()];
+        let reply = plan_reply("a b c", 10, &stops);
+        assert_eq!(reply.text, "Simulated reply");
+        assert_eq!(reply.finish, Finish::StopSequence("to:".to_owned()));
+
+        // The stop sequence lies beyond the limit: truncation wins.
+        let reply = plan_reply("a b c", 2, &["c".to_owned()]);
+        assert_eq!(reply.text, "Simulated reply");
+        assert_eq!(reply.finish, Finish::Length);
+    }
+
+    #[test]
+    fn triggers_are_parsed() {
+        let t = Triggers::parse("x [[sim:error 529]] y [[sim:slow 200]] [[sim:cut]]");
+        assert_eq!(t.error_status, Some(529));
+        assert_eq!(t.slow, Some(Duration::from_millis(200)));
+        assert!(t.cut);
+        assert!(!t.midstream_error);
+        assert_eq!(Triggers::parse("[[sim:error 200]]").error_status, None);
+        assert!(Triggers::parse("[[sim:midstream-error]]").midstream_error);
+    }
+
+    #[test]
+    fn base64_check() {
+        assert!(is_valid_base64("aGVsbG8="));
+        assert!(is_valid_base64("aGVsbG8h"));
+        assert!(is_valid_base64("aGk+/w=="));
+        assert!(!is_valid_base64("aGVsbG8"));
+        assert!(!is_valid_base64("aGVs=G8="));
+        assert!(!is_valid_base64("a==="));
+        assert!(!is_valid_base64("not base64!"));
+        assert!(!is_valid_base64(""));
+    }
+
+    #[test]
+    fn fragments_cover_text() {
+        let parts = fragments(r#"{"query":"héllo"}"#, 3);
+        assert_eq!(parts.len(), 3);
+        assert_eq!(parts.concat(), r#"{"query":"héllo"}"#);
+        assert_eq!(fragments("ab", 3), vec!["a", "b"]);
+    }
+}
