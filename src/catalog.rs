@@ -255,11 +255,17 @@ mod tests {
         let c = Catalog::builtin().expect("the shipped catalog passes the check");
         let seed = [
             ("anthropic/claude-opus-4-7", "us.anthropic.claude-opus-4-7"),
-            ("anthropic/claude-sonnet-4-6", "us.anthropic.claude-sonnet-4-6"),
+            (
+                "anthropic/claude-sonnet-4-6",
+                "us.anthropic.claude-sonnet-4-6",
+            ),
             ("amazon/nova-pro-v1", "us.amazon.nova-pro-v1:0"),
             ("amazon/nova-2-lite-v1", "us.amazon.nova-2-lite-v1:0"),
             ("meta/llama3-70b-instruct", "meta.llama3-70b-instruct-v1:0"),
-            ("mistral/mistral-large-2402", "mistral.mistral-large-2402-v1:0"),
+            (
+                "mistral/mistral-large-2402",
+                "mistral.mistral-large-2402-v1:0",
+            ),
         ];
         for (model, upstream) in seed {
             let m = c.model(model).expect(model);
@@ -294,8 +300,14 @@ mod tests {
                 cache_write_1h: None,
             }],
         };
-        assert_eq!(p.for_input_tokens(200_000).input.nanos_per_mtok(), 3_000_000_000);
-        assert_eq!(p.for_input_tokens(200_001).input.nanos_per_mtok(), 6_000_000_000);
+        assert_eq!(
+            p.for_input_tokens(200_000).input.nanos_per_mtok(),
+            3_000_000_000
+        );
+        assert_eq!(
+            p.for_input_tokens(200_001).input.nanos_per_mtok(),
+            6_000_000_000
+        );
         assert_eq!(p.worst_case().output.nanos_per_mtok(), 22_500_000_000);
     }
 }

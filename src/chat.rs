@@ -140,7 +140,10 @@ mod tests {
             cache_write_1h_tokens: 10,
         };
         // 1000*3000 + 500*15000 + 2000*300 + 100*3750 + 10*6000 nano-dollars / 1000
-        assert_eq!(u.cost(&pricing).nanos(), 3_000_000 + 7_500_000 + 600_000 + 375_000 + 60_000);
+        assert_eq!(
+            u.cost(&pricing).nanos(),
+            3_000_000 + 7_500_000 + 600_000 + 375_000 + 60_000
+        );
         let big = Usage {
             input_tokens: 200_001,
             ..Usage::default()

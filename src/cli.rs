@@ -15,7 +15,11 @@ use crate::catalog::Catalog;
 use crate::config::{process_env, Config};
 
 #[derive(Parser)]
-#[command(name = "gammainfra", version, about = "GammaInfra: an LLM API gateway with verified model IDs, region-constrained routing and exact prepaid billing")]
+#[command(
+    name = "gammainfra",
+    version,
+    about = "GammaInfra: an LLM API gateway with verified model IDs, region-constrained routing and exact prepaid billing"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -139,15 +143,32 @@ pub enum CreditsCommand {
 /// Runs the command; returns the process exit code.
 pub async fn run(cli: Cli) -> i32 {
     match cli.command {
-        Command::Serve { config, listen, demo } => serve(config, listen, demo).await,
+        Command::Serve {
+            config,
+            listen,
+            demo,
+        } => serve(config, listen, demo).await,
         Command::Catalog {
             command: CatalogCommand::Check { file },
         } => catalog_check(file),
         Command::Accounts {
             command: AccountsCommand::Create { email, admin },
-        } => admin_call(&admin, "POST", "/admin/v1/accounts", Some(serde_json::json!({"email": email}))).await,
+        } => {
+            admin_call(
+                &admin,
+                "POST",
+                "/admin/v1/accounts",
+                Some(serde_json::json!({"email": email})),
+            )
+            .await
+        }
         Command::Keys { command } => match command {
-            KeysCommand::Create { account, name, default_region, admin } => {
+            KeysCommand::Create {
+                account,
+                name,
+                default_region,
+                admin,
+            } => {
                 admin_call(
                     &admin,
                     "POST",
@@ -156,10 +177,17 @@ pub async fn run(cli: Cli) -> i32 {
                 )
                 .await
             }
-            KeysCommand::Revoke { key_id, admin } => admin_call(&admin, "DELETE", &format!("/admin/v1/keys/{key_id}"), None).await,
+            KeysCommand::Revoke { key_id, admin } => {
+                admin_call(&admin, "DELETE", &format!("/admin/v1/keys/{key_id}"), None).await
+            }
         },
         Command::Topups {
-            command: TopupsCommand::Create { account, amount, admin },
+            command:
+                TopupsCommand::Create {
+                    account,
+                    amount,
+                    admin,
+                },
         } => {
             admin_call(
                 &admin,
@@ -171,7 +199,15 @@ pub async fn run(cli: Cli) -> i32 {
         }
         Command::Credits {
             command: CreditsCommand::Show { account, admin },
-        } => admin_call(&admin, "GET", &format!("/admin/v1/accounts/{account}"), None).await,
+        } => {
+            admin_call(
+                &admin,
+                "GET",
+                &format!("/admin/v1/accounts/{account}"),
+                None,
+            )
+            .await
+        }
     }
 }
 
@@ -247,7 +283,14 @@ async fn serve(config_path: Option<PathBuf>, listen: Option<SocketAddr>, demo: b
     let local = listener.local_addr().unwrap_or(addr);
     if demo_handle.is_some() {
         match state.ledger.create_account("demo@gammainfra.local").await {
-            Ok((_, key, _)) => println!("{}", crate::demo::banner(local, &key.plain, admin_token.as_deref().unwrap_or_default())),
+            Ok((_, key, _)) => println!(
+                "{}",
+                crate::demo::banner(
+                    local,
+                    &key.plain,
+                    admin_token.as_deref().unwrap_or_default()
+                )
+            ),
             Err(e) => {
                 eprintln!("gammainfra: cannot create the demo account: {e}");
                 return 2;
@@ -266,7 +309,12 @@ async fn serve(config_path: Option<PathBuf>, listen: Option<SocketAddr>, demo: b
     }
 }
 
-async fn admin_call(admin: &Admin, method: &str, path: &str, body: Option<serde_json::Value>) -> i32 {
+async fn admin_call(
+    admin: &Admin,
+    method: &str,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> i32 {
     let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
     let uri = format!("{}{path}", admin.url.trim_end_matches('/'));
     let req = hyper::Request::builder()
@@ -274,7 +322,9 @@ async fn admin_call(admin: &Admin, method: &str, path: &str, body: Option<serde_
         .uri(&uri)
         .header("authorization", format!("Bearer {}", admin.admin_token))
         .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(body.map(|b| b.to_string()).unwrap_or_default())));
+        .body(Full::new(Bytes::from(
+            body.map(|b| b.to_string()).unwrap_or_default(),
+        )));
     let req = match req {
         Ok(r) => r,
         Err(e) => {
@@ -285,7 +335,12 @@ async fn admin_call(admin: &Admin, method: &str, path: &str, body: Option<serde_
     match client.request(req).await {
         Ok(resp) => {
             let status = resp.status();
-            let body = resp.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+            let body = resp
+                .into_body()
+                .collect()
+                .await
+                .map(|c| c.to_bytes())
+                .unwrap_or_default();
             let text = String::from_utf8_lossy(&body);
             let pretty = serde_json::from_slice::<serde_json::Value>(&body)
                 .ok()

@@ -214,57 +214,100 @@ impl Config {
             .or_else(|| raw.listen.clone())
             .unwrap_or_else(|| "127.0.0.1:8080".to_owned());
         let listen = listen_s.parse().unwrap_or_else(|_| {
-            errs.push(format!("listen / GAMMAINFRA_LISTEN: `{listen_s}` is not an address such as 127.0.0.1:8080"));
+            errs.push(format!(
+                "listen / GAMMAINFRA_LISTEN: `{listen_s}` is not an address such as 127.0.0.1:8080"
+            ));
             SocketAddr::from(([127, 0, 0, 1], 8080))
         });
         let database_url = env("GAMMAINFRA_DATABASE_URL")
             .or_else(|| raw.database_url.clone())
-            .unwrap_or_else(|| format!("sqlite://{}", data_dir(&raw, env).join("gammainfra.db").display()));
+            .unwrap_or_else(|| {
+                format!(
+                    "sqlite://{}",
+                    data_dir(&raw, env).join("gammainfra.db").display()
+                )
+            });
         if !database_url.starts_with("sqlite:") {
             errs.push(format!(
                 "database_url / GAMMAINFRA_DATABASE_URL: `{}` is not supported by this build (use sqlite://PATH)",
                 database_url.split('@').next_back().unwrap_or_default()
             ));
         }
-        let admin_token = env("GAMMAINFRA_ADMIN_TOKEN").or(raw.admin_token).map(Secret);
+        let admin_token = env("GAMMAINFRA_ADMIN_TOKEN")
+            .or(raw.admin_token)
+            .map(Secret);
         if admin_token.as_ref().is_some_and(|t| t.0.len() < 16) {
-            errs.push("admin_token / GAMMAINFRA_ADMIN_TOKEN: must be at least 16 characters".to_owned());
+            errs.push(
+                "admin_token / GAMMAINFRA_ADMIN_TOKEN: must be at least 16 characters".to_owned(),
+            );
         }
         let catalog_path = env("GAMMAINFRA_CATALOG").or(raw.catalog).map(PathBuf::from);
 
-        let provider = |raw: Option<RawProvider>, key_var: &str, url_var: &str, default_url: &str| {
-            let raw = raw.unwrap_or_default();
-            let api_key = env(key_var).or(raw.api_key).map(Secret);
-            let base_url = env(url_var).or(raw.base_url);
-            // A provider is configured when it has a key, or an explicit base URL.
-            (api_key.is_some() || base_url.is_some()).then(|| ProviderConfig {
-                base_url: base_url.unwrap_or_else(|| default_url.to_owned()),
-                api_key,
-            })
-        };
-        let anthropic = provider(raw.providers.anthropic, "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "https://api.anthropic.com");
-        let openai = provider(raw.providers.openai, "OPENAI_API_KEY", "OPENAI_BASE_URL", "https://api.openai.com/v1");
+        let provider =
+            |raw: Option<RawProvider>, key_var: &str, url_var: &str, default_url: &str| {
+                let raw = raw.unwrap_or_default();
+                let api_key = env(key_var).or(raw.api_key).map(Secret);
+                let base_url = env(url_var).or(raw.base_url);
+                // A provider is configured when it has a key, or an explicit base URL.
+                (api_key.is_some() || base_url.is_some()).then(|| ProviderConfig {
+                    base_url: base_url.unwrap_or_else(|| default_url.to_owned()),
+                    api_key,
+                })
+            };
+        let anthropic = provider(
+            raw.providers.anthropic,
+            "ANTHROPIC_API_KEY",
+            "ANTHROPIC_BASE_URL",
+            "https://api.anthropic.com",
+        );
+        let openai = provider(
+            raw.providers.openai,
+            "OPENAI_API_KEY",
+            "OPENAI_BASE_URL",
+            "https://api.openai.com/v1",
+        );
         if anthropic.as_ref().is_some_and(|p| p.api_key.is_none()) {
             errs.push("providers.anthropic: ANTHROPIC_API_KEY (or api_key) is required".to_owned());
         }
         let mut openai_compatible = Vec::new();
         for (i, c) in raw.providers.openai_compatible.into_iter().enumerate() {
-            if c.name.is_empty() || !c.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
-                errs.push(format!("providers.openai_compatible[{i}].name: `{}` must be a slug", c.name));
+            if c.name.is_empty()
+                || !c
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                errs.push(format!(
+                    "providers.openai_compatible[{i}].name: `{}` must be a slug",
+                    c.name
+                ));
             }
             let api_key = match (&c.api_key_env, c.api_key) {
                 (Some(var), _) => match env(var) {
                     Some(k) => Some(Secret(k)),
                     None => {
-                        errs.push(format!("providers.openai_compatible[{i}].api_key_env: ${var} is not set"));
+                        errs.push(format!(
+                            "providers.openai_compatible[{i}].api_key_env: ${var} is not set"
+                        ));
                         None
                     }
                 },
                 (None, k) => k.map(Secret),
             };
-            openai_compatible.push((c.name, ProviderConfig { base_url: c.base_url, api_key }));
+            openai_compatible.push((
+                c.name,
+                ProviderConfig {
+                    base_url: c.base_url,
+                    api_key,
+                },
+            ));
         }
-        for (name, p) in anthropic.iter().map(|p| ("anthropic", p)).chain(openai.iter().map(|p| ("openai", p))).chain(openai_compatible.iter().map(|(n, p)| (n.as_str(), p))) {
+        for (name, p) in anthropic
+            .iter()
+            .map(|p| ("anthropic", p))
+            .chain(openai.iter().map(|p| ("openai", p)))
+            .chain(openai_compatible.iter().map(|(n, p)| (n.as_str(), p)))
+        {
             if let Err(e) = crate::providers::http::BaseUrl::parse(&p.base_url) {
                 errs.push(format!("providers.{name}.base_url: {e}"));
             }
@@ -286,8 +329,13 @@ impl Config {
         if let Some(fees) = raw.billing.topup_fees {
             let mut steps = Vec::new();
             for (i, f) in fees.iter().enumerate() {
-                let from = time::OffsetDateTime::parse(&f.from, &time::format_description::well_known::Rfc3339);
-                let pct = Nanos::parse_cents(&f.percent).ok().and_then(Nanos::whole_cents);
+                let from = time::OffsetDateTime::parse(
+                    &f.from,
+                    &time::format_description::well_known::Rfc3339,
+                );
+                let pct = Nanos::parse_cents(&f.percent)
+                    .ok()
+                    .and_then(Nanos::whole_cents);
                 match (from, pct) {
                     (Ok(from), Some(bp)) => steps.push(FeeStep { from, basis_points: bp }),
                     (Err(e), _) => errs.push(format!("billing.topup_fees[{i}].from: `{}`: {e}", f.from)),
@@ -329,7 +377,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn load(toml_text: &str, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let raw: RawConfig = toml::from_str(toml_text).expect("toml");
         Config::validate(raw, &|k| map.get(k).cloned())
     }
@@ -338,14 +389,21 @@ mod tests {
     fn environment_overrides_the_file() {
         let c = load(
             "listen = \"127.0.0.1:1\"\n[providers.openai]\nbase_url = \"http://x/v1\"",
-            &[("GAMMAINFRA_LISTEN", "127.0.0.1:9"), ("OPENAI_API_KEY", "sk-1"), ("ANTHROPIC_API_KEY", "k")],
+            &[
+                ("GAMMAINFRA_LISTEN", "127.0.0.1:9"),
+                ("OPENAI_API_KEY", "sk-1"),
+                ("ANTHROPIC_API_KEY", "k"),
+            ],
         )
         .expect("valid");
         assert_eq!(c.listen.port(), 9);
         let o = c.openai.expect("openai");
         assert_eq!(o.base_url, "http://x/v1");
         assert_eq!(o.api_key.expect("key").expose(), "sk-1");
-        assert_eq!(c.anthropic.expect("anthropic").base_url, "https://api.anthropic.com");
+        assert_eq!(
+            c.anthropic.expect("anthropic").base_url,
+            "https://api.anthropic.com"
+        );
     }
 
     #[test]
@@ -362,12 +420,24 @@ mod tests {
     fn fee_schedule_switches_on_2026_06_24() {
         let b = Billing::default();
         let ten = Nanos::from_cents(1000);
-        assert_eq!(b.topup_fee(ten, time::macros::datetime!(2026-06-23 23:59:59 UTC)), Nanos::from_cents(30));
-        assert_eq!(b.topup_fee(ten, time::macros::datetime!(2026-06-24 0:00 UTC)), Nanos::from_cents(50));
+        assert_eq!(
+            b.topup_fee(ten, time::macros::datetime!(2026-06-23 23:59:59 UTC)),
+            Nanos::from_cents(30)
+        );
+        assert_eq!(
+            b.topup_fee(ten, time::macros::datetime!(2026-06-24 0:00 UTC)),
+            Nanos::from_cents(50)
+        );
         // Half-up to the cent: 5% of $10.09 = 50.45 cents → 50; of $10.10 = 50.5 → 51.
         let at = time::macros::datetime!(2026-11-25 0:00 UTC);
-        assert_eq!(b.topup_fee(Nanos::from_cents(1009), at), Nanos::from_cents(50));
-        assert_eq!(b.topup_fee(Nanos::from_cents(1010), at), Nanos::from_cents(51));
+        assert_eq!(
+            b.topup_fee(Nanos::from_cents(1009), at),
+            Nanos::from_cents(50)
+        );
+        assert_eq!(
+            b.topup_fee(Nanos::from_cents(1010), at),
+            Nanos::from_cents(51)
+        );
     }
 
     #[test]

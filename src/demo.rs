@@ -27,14 +27,19 @@ impl Drop for DemoDir {
 
 /// Starts the simulators and returns a configuration pointing the gateway at them.
 pub async fn prepare(listen: Option<SocketAddr>) -> Result<(Demo, Config), StartError> {
-    let io = |e: std::io::Error| StartError::Provider(format!("cannot start the simulated providers: {e}"));
+    let io = |e: std::io::Error| {
+        StartError::Provider(format!("cannot start the simulated providers: {e}"))
+    };
     let anthropic_key = keys::random_id("sk-ant-sim-");
     let openai_key = keys::random_id("sk-sim-");
-    let anthropic = simulators::start_anthropic(&anthropic_key).await.map_err(io)?;
+    let anthropic = simulators::start_anthropic(&anthropic_key)
+        .await
+        .map_err(io)?;
     let openai = simulators::start_openai(&openai_key).await.map_err(io)?;
     let dir = std::env::temp_dir().join(keys::random_id("gammainfra-demo-"));
     std::fs::create_dir_all(&dir).map_err(io)?;
-    let mut config = Config::load(None, &|_| None).map_err(|e| StartError::Provider(e.to_string()))?;
+    let mut config =
+        Config::load(None, &|_| None).map_err(|e| StartError::Provider(e.to_string()))?;
     if let Some(l) = listen {
         config.listen = l;
     }

@@ -48,20 +48,33 @@ pub fn providers(config: &Config) -> Result<Providers, StartError> {
             .ok_or_else(|| StartError::Provider("ANTHROPIC_API_KEY is required".into()))?;
         p.insert(
             ProviderKind::Anthropic,
-            Arc::new(Anthropic::new(&a.base_url, key, client.clone()).map_err(StartError::Provider)?),
+            Arc::new(
+                Anthropic::new(&a.base_url, key, client.clone()).map_err(StartError::Provider)?,
+            ),
         );
     }
     if let Some(o) = &config.openai {
         p.insert(
             ProviderKind::OpenAi,
-            Arc::new(OpenAi::new("openai", &o.base_url, o.api_key.as_ref(), client.clone()).map_err(StartError::Provider)?),
+            Arc::new(
+                OpenAi::new("openai", &o.base_url, o.api_key.as_ref(), client.clone())
+                    .map_err(StartError::Provider)?,
+            ),
         );
     }
     for (name, c) in &config.openai_compatible {
         let kind = ProviderKind::OpenAiCompatible(name.clone());
         p.insert(
             kind.clone(),
-            Arc::new(OpenAi::new(&kind.to_string(), &c.base_url, c.api_key.as_ref(), client.clone()).map_err(StartError::Provider)?),
+            Arc::new(
+                OpenAi::new(
+                    &kind.to_string(),
+                    &c.base_url,
+                    c.api_key.as_ref(),
+                    client.clone(),
+                )
+                .map_err(StartError::Provider)?,
+            ),
         );
     }
     Ok(p)

@@ -136,7 +136,10 @@ impl Ledger {
     }
 
     /// Creates an account with a first key and the one-time trial credit.
-    pub async fn create_account(&self, email: &str) -> Result<(String, NewKey, Balance), StoreError> {
+    pub async fn create_account(
+        &self,
+        email: &str,
+    ) -> Result<(String, NewKey, Balance), StoreError> {
         let email = normalize_email(email);
         let id = keys::random_id("acct_");
         let key = keys::generate();
@@ -164,7 +167,13 @@ impl Ledger {
     ) -> Result<NewKey, StoreError> {
         let key = keys::generate();
         self.store
-            .add_key(account_id, &key, name, default_region, &crate::clock::now_rfc3339())
+            .add_key(
+                account_id,
+                &key,
+                name,
+                default_region,
+                &crate::clock::now_rfc3339(),
+            )
             .await?;
         self.remember_key(&key, account_id, default_region.map(str::to_owned));
         Ok(key)
@@ -185,7 +194,10 @@ impl Ledger {
 
     /// Revokes a key: it fails from the next request on.
     pub async fn revoke_key(&self, key_id: &str) -> Result<(), StoreError> {
-        let hash = self.store.revoke_key(key_id, &crate::clock::now_rfc3339()).await?;
+        let hash = self
+            .store
+            .revoke_key(key_id, &crate::clock::now_rfc3339())
+            .await?;
         if let Ok(mut k) = self.keys.write() {
             k.remove(&hash);
         }
@@ -193,7 +205,11 @@ impl Ledger {
     }
 
     /// Credits a top-up. Returns (fee, new balance).
-    pub async fn topup(&self, account_id: &str, credited: Nanos) -> Result<(Nanos, Balance), StoreError> {
+    pub async fn topup(
+        &self,
+        account_id: &str,
+        credited: Nanos,
+    ) -> Result<(Nanos, Balance), StoreError> {
         let now = time::OffsetDateTime::now_utc();
         let fee = self.billing.topup_fee(credited, now);
         let bp = self
@@ -204,7 +220,14 @@ impl Ledger {
             .find(|s| s.from <= now)
             .map_or(0, |s| s.basis_points);
         self.store
-            .topup(&keys::random_id("topup_"), account_id, credited, fee, bp, &crate::clock::now_rfc3339())
+            .topup(
+                &keys::random_id("topup_"),
+                account_id,
+                credited,
+                fee,
+                bp,
+                &crate::clock::now_rfc3339(),
+            )
             .await?;
         let mut a = self.accounts.lock().map_err(|_| StoreError::NoAccount)?;
         let b = a.entry(Arc::from(account_id)).or_default();

@@ -11,7 +11,10 @@ fn main() {
         .with_writer(std::io::stderr)
         .init();
     let cli = gammainfra::cli::Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("gammainfra: cannot start the async runtime: {e}");

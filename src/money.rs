@@ -61,10 +61,6 @@ impl Nanos {
         Nanos(self.0.saturating_sub(o.0))
     }
 
-    pub fn neg(self) -> Nanos {
-        Nanos(-self.0)
-    }
-
     /// Whole cents, if the amount has no fraction of a cent.
     pub fn whole_cents(self) -> Option<i64> {
         (self.0 % 10_000_000 == 0).then_some(self.0 / 10_000_000)
@@ -232,8 +228,14 @@ mod tests {
 
     #[test]
     fn cents_reject_fractions_of_a_cent() {
-        assert_eq!(Nanos::parse_cents("10.00").expect("ok").whole_cents(), Some(1000));
-        assert!(matches!(Nanos::parse_cents("10.001"), Err(MoneyError::TooPrecise(..))));
+        assert_eq!(
+            Nanos::parse_cents("10.00").expect("ok").whole_cents(),
+            Some(1000)
+        );
+        assert!(matches!(
+            Nanos::parse_cents("10.001"),
+            Err(MoneyError::TooPrecise(..))
+        ));
     }
 
     #[test]

@@ -12,7 +12,10 @@ use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 use std::sync::Arc;
 
 use crate::catalog::region::geographies_admitting;
-use crate::catalog::{BedrockInvocation, Catalog, Endpoint, ProcessingRegions, ProviderKind, RegionConstraint, Resolution};
+use crate::catalog::{
+    BedrockInvocation, Catalog, Endpoint, ProcessingRegions, ProviderKind, RegionConstraint,
+    Resolution,
+};
 use crate::chat::request::ProviderPrefs;
 
 /// Consecutive failures that open an endpoint's circuit.
@@ -80,15 +83,24 @@ impl Router {
         let model = &res.model;
         let matches_pref = |e: &Endpoint, list: &[String]| {
             let p = e.provider.to_string();
-            list.iter().any(|x| x.eq_ignore_ascii_case(&p) || (x == "openai_compatible" && p.starts_with("openai_compatible:")))
+            list.iter().any(|x| {
+                x.eq_ignore_ascii_case(&p)
+                    || (x == "openai_compatible" && p.starts_with("openai_compatible:"))
+            })
         };
         let mut cands: Vec<&Arc<Endpoint>> = model
             .endpoints
             .iter()
-            .filter(|e| res.pinned_provider.as_ref().is_none_or(|p| *p == e.provider))
+            .filter(|e| {
+                res.pinned_provider
+                    .as_ref()
+                    .is_none_or(|p| *p == e.provider)
+            })
             .collect();
         if let Some(p) = prefs {
-            cands.retain(|e| (p.only.is_empty() || matches_pref(e, &p.only)) && !matches_pref(e, &p.ignore));
+            cands.retain(|e| {
+                (p.only.is_empty() || matches_pref(e, &p.only)) && !matches_pref(e, &p.ignore)
+            });
             if cands.is_empty() {
                 return Err(RouteError::ExcludedByPreferences(format!(
                     "The request's `provider` preferences exclude every endpoint of {}.",
@@ -101,10 +113,16 @@ impl Router {
             .copied()
             .filter(|e| constraint.is_none_or(|c| c.admits(e)))
             .collect();
-        let enabled: Vec<&Arc<Endpoint>> = in_region.iter().copied().filter(|e| e.enabled).collect();
+        let enabled: Vec<&Arc<Endpoint>> =
+            in_region.iter().copied().filter(|e| e.enabled).collect();
         if let Some(c) = constraint {
             if enabled.is_empty() {
-                return Err(RouteError::NoEndpointInRegion(self.explain_region(model.id.as_str(), &cands, &in_region, c)));
+                return Err(RouteError::NoEndpointInRegion(self.explain_region(
+                    model.id.as_str(),
+                    &cands,
+                    &in_region,
+                    c,
+                )));
             }
         }
         if enabled.is_empty() {
@@ -127,7 +145,9 @@ impl Router {
             )));
         }
         let order: Vec<String> = prefs.map(|p| p.order.clone()).unwrap_or_default();
-        let by_price = prefs.and_then(|p| p.sort.as_deref()).is_none_or(|s| s != "latency");
+        let by_price = prefs
+            .and_then(|p| p.sort.as_deref())
+            .is_none_or(|s| s != "latency");
         let now = crate::clock::unix_millis();
         usable.sort_by_key(|e| {
             let open = self.is_open(&e.key, now);
@@ -155,7 +175,10 @@ impl Router {
         in_region: &[&Arc<Endpoint>],
         c: &RegionConstraint,
     ) -> String {
-        let mut msg = format!("No enabled endpoint of {model} processes requests only within `{}`.", c.as_str());
+        let mut msg = format!(
+            "No enabled endpoint of {model} processes requests only within `{}`.",
+            c.as_str()
+        );
         let disabled: Vec<String> = in_region
             .iter()
             .filter(|e| !e.enabled)
@@ -177,12 +200,18 @@ impl Router {
                     ProcessingRegions::Unknown => "any region (no residency guarantee)".to_owned(),
                 };
                 let state = if e.enabled { "" } else { ", not enabled" };
-                format!("{} via {} [{}: {regions}{state}]", e.upstream_id, e.provider, e.region_label)
+                format!(
+                    "{} via {} [{}: {regions}{state}]",
+                    e.upstream_id, e.provider, e.region_label
+                )
             })
             .collect();
         msg.push_str(&format!(" Its endpoints: {}.", listed.join("; ")));
         let profile_only = cands.iter().all(|e| {
-            !matches!(e.bedrock.as_ref().map(|b| &b.invocation), Some(BedrockInvocation::OnDemand))
+            !matches!(
+                e.bedrock.as_ref().map(|b| &b.invocation),
+                Some(BedrockInvocation::OnDemand)
+            )
         });
         let working: Vec<&str> = cands
             .iter()
@@ -196,7 +225,10 @@ impl Router {
                 working.join(",")
             ));
         } else if !working.is_empty() {
-            msg.push_str(&format!(" `X-GammaInfra-Region: {}` would work.", working.join(",")));
+            msg.push_str(&format!(
+                " `X-GammaInfra-Region: {}` would work.",
+                working.join(",")
+            ));
         }
         msg
     }
@@ -220,7 +252,10 @@ impl Router {
                 h.open_until_ms
                     .store(crate::clock::unix_millis() + COOLDOWN_MS, Ordering::Relaxed);
                 h.failures.store(0, Ordering::Relaxed);
-                tracing::warn!(endpoint = key, "circuit opened after {n} consecutive failures");
+                tracing::warn!(
+                    endpoint = key,
+                    "circuit opened after {n} consecutive failures"
+                );
             }
         }
     }
@@ -228,10 +263,15 @@ impl Router {
 
 fn provider_hint(p: &ProviderKind) -> String {
     match p {
-        ProviderKind::Bedrock => "its Bedrock endpoints need the Bedrock adapter, which this build does not include yet".to_owned(),
+        ProviderKind::Bedrock => {
+            "its Bedrock endpoints need the Bedrock adapter, which this build does not include yet"
+                .to_owned()
+        }
         ProviderKind::Anthropic => "Anthropic is not configured (set ANTHROPIC_API_KEY)".to_owned(),
         ProviderKind::OpenAi => "OpenAI is not configured (set OPENAI_API_KEY)".to_owned(),
-        ProviderKind::OpenAiCompatible(n) => format!("the OpenAI-compatible provider `{n}` is not configured"),
+        ProviderKind::OpenAiCompatible(n) => {
+            format!("the OpenAI-compatible provider `{n}` is not configured")
+        }
     }
 }
 
@@ -246,13 +286,19 @@ mod tests {
     use super::*;
 
     fn router(providers: &[ProviderKind]) -> Router {
-        Router::new(Arc::new(Catalog::builtin().expect("catalog")), providers.to_vec())
+        Router::new(
+            Arc::new(Catalog::builtin().expect("catalog")),
+            providers.to_vec(),
+        )
     }
 
     #[test]
     fn exact_region_on_profile_only_model_names_the_geography() {
         let r = router(&[ProviderKind::Bedrock, ProviderKind::Anthropic]);
-        let res = r.catalog().resolve("anthropic/claude-sonnet-4-6").expect("model");
+        let res = r
+            .catalog()
+            .resolve("anthropic/claude-sonnet-4-6")
+            .expect("model");
         let c = RegionConstraint::parse("us-east-1", r.catalog()).expect("constraint");
         let Err(RouteError::NoEndpointInRegion(m)) = r.plan(&res, Some(&c), None) else {
             panic!("expected no_endpoint_in_region");
@@ -264,7 +310,10 @@ mod tests {
     #[test]
     fn eu_constraint_names_the_disabled_eu_profile() {
         let r = router(&[ProviderKind::Bedrock, ProviderKind::Anthropic]);
-        let res = r.catalog().resolve("anthropic/claude-sonnet-4-6").expect("model");
+        let res = r
+            .catalog()
+            .resolve("anthropic/claude-sonnet-4-6")
+            .expect("model");
         let c = RegionConstraint::parse("eu", r.catalog()).expect("constraint");
         let Err(RouteError::NoEndpointInRegion(m)) = r.plan(&res, Some(&c), None) else {
             panic!("expected no_endpoint_in_region");
@@ -276,7 +325,10 @@ mod tests {
     #[test]
     fn bare_model_under_exact_region_is_eligible() {
         let r = router(&[ProviderKind::Bedrock]);
-        let res = r.catalog().resolve("meta/llama3-70b-instruct").expect("model");
+        let res = r
+            .catalog()
+            .resolve("meta/llama3-70b-instruct")
+            .expect("model");
         let c = RegionConstraint::parse("us-east-1", r.catalog()).expect("constraint");
         let plan = r.plan(&res, Some(&c), None).expect("plan");
         assert_eq!(plan[0].upstream_id, "meta.llama3-70b-instruct-v1:0");
@@ -285,7 +337,10 @@ mod tests {
     #[test]
     fn unconfigured_bedrock_is_refused_clearly() {
         let r = router(&[ProviderKind::Anthropic]);
-        let res = r.catalog().resolve("meta/llama3-70b-instruct").expect("model");
+        let res = r
+            .catalog()
+            .resolve("meta/llama3-70b-instruct")
+            .expect("model");
         let Err(RouteError::ProviderUnavailable(m)) = r.plan(&res, None, None) else {
             panic!("expected provider unavailable");
         };
@@ -295,9 +350,15 @@ mod tests {
     #[test]
     fn unconstrained_request_prefers_the_cheapest_and_trips_circuits() {
         let r = router(&[ProviderKind::Bedrock, ProviderKind::Anthropic]);
-        let res = r.catalog().resolve("anthropic/claude-sonnet-4-6").expect("model");
+        let res = r
+            .catalog()
+            .resolve("anthropic/claude-sonnet-4-6")
+            .expect("model");
         let plan = r.plan(&res, None, None).expect("plan");
-        let prices: Vec<i64> = plan.iter().map(|e| e.pricing.input.nanos_per_mtok() + e.pricing.output.nanos_per_mtok()).collect();
+        let prices: Vec<i64> = plan
+            .iter()
+            .map(|e| e.pricing.input.nanos_per_mtok() + e.pricing.output.nanos_per_mtok())
+            .collect();
         let mut sorted = prices.clone();
         sorted.sort();
         assert_eq!(prices, sorted);
@@ -306,14 +367,20 @@ mod tests {
             r.record_failure(&first);
         }
         let plan = r.plan(&res, None, None).expect("plan");
-        assert_ne!(plan[0].key, first, "an open circuit moves the endpoint last");
+        assert_ne!(
+            plan[0].key, first,
+            "an open circuit moves the endpoint last"
+        );
         assert_eq!(plan.last().map(|e| e.key.clone()), Some(first));
     }
 
     #[test]
     fn provider_preferences_pin_and_order() {
         let r = router(&[ProviderKind::Bedrock, ProviderKind::Anthropic]);
-        let res = r.catalog().resolve("anthropic/claude-sonnet-4-6").expect("model");
+        let res = r
+            .catalog()
+            .resolve("anthropic/claude-sonnet-4-6")
+            .expect("model");
         let prefs = ProviderPrefs {
             order: vec!["anthropic".into()],
             allow_fallbacks: Some(false),

@@ -43,7 +43,12 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(config: Config, catalog: Arc<Catalog>, providers: Providers, ledger: Arc<Ledger>) -> Self {
+    pub fn new(
+        config: Config,
+        catalog: Arc<Catalog>,
+        providers: Providers,
+        ledger: Arc<Ledger>,
+    ) -> Self {
         let router = Arc::new(crate::router::Router::new(
             catalog.clone(),
             providers.kinds().cloned().collect(),
@@ -83,7 +88,10 @@ pub fn app(state: AppState) -> Router {
 }
 
 async fn not_found() -> error::ApiError {
-    error::ApiError::not_found("not_found", "No such route. See the API reference in the README.")
+    error::ApiError::not_found(
+        "not_found",
+        "No such route. See the API reference in the README.",
+    )
 }
 
 async fn healthz() -> &'static str {
@@ -92,9 +100,17 @@ async fn healthz() -> &'static str {
 
 async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
     if st.ledger.store().ping().await && !st.catalog.models.is_empty() {
-        (StatusCode::OK, axum::Json(serde_json::json!({"status": "ready", "catalog_version": st.catalog.version})))
+        (
+            StatusCode::OK,
+            axum::Json(
+                serde_json::json!({"status": "ready", "catalog_version": st.catalog.version}),
+            ),
+        )
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, axum::Json(serde_json::json!({"status": "not ready"})))
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({"status": "not ready"})),
+        )
     }
 }
 

@@ -44,7 +44,9 @@ pub fn validate(raw: RawCatalog) -> Result<Catalog, CatalogError> {
     for (i, g) in raw.geographies.iter().enumerate() {
         let at = format!("geographies[{i}] ({})", g.id);
         if !is_slug(&g.id) || g.id == GLOBAL {
-            errs.push(format!("{at}: id must be a lower-case slug other than `global`"));
+            errs.push(format!(
+                "{at}: id must be a lower-case slug other than `global`"
+            ));
         }
         if geographies.iter().any(|x| x.id == g.id) {
             errs.push(format!("{at}: duplicate geography id"));
@@ -156,11 +158,15 @@ fn check_model(ctx: &Ctx<'_>, at: &str, m: &RawModel, errs: &mut Vec<String>) ->
         _ => errs.push(format!("{at}: id must be `vendor/model`")),
     }
     if m.context_window == 0 || m.max_output_tokens == 0 {
-        errs.push(format!("{at}: context_window and max_output_tokens must be positive"));
+        errs.push(format!(
+            "{at}: context_window and max_output_tokens must be positive"
+        ));
     }
     for c in &m.capabilities {
         if !["tools", "vision", "streaming"].contains(&c.as_str()) {
-            errs.push(format!("{at}: unknown capability `{c}` (tools, vision, streaming)"));
+            errs.push(format!(
+                "{at}: unknown capability `{c}` (tools, vision, streaming)"
+            ));
         }
     }
     let rule = match m.bedrock_profile.as_deref() {
@@ -214,12 +220,16 @@ fn check_endpoint(
         ));
     }
     if e.upstream_id.trim().is_empty() || e.upstream_id.trim() != e.upstream_id {
-        errs.push(format!("{at}: upstream_id must be non-empty without surrounding spaces"));
+        errs.push(format!(
+            "{at}: upstream_id must be non-empty without surrounding spaces"
+        ));
     }
     let pricing = match &e.pricing {
         Some(p) => check_pricing(at, p, errs),
         None => {
-            errs.push(format!("{at}: missing pricing (input and output are required)"));
+            errs.push(format!(
+                "{at}: missing pricing (input and output are required)"
+            ));
             None
         }
     };
@@ -249,13 +259,33 @@ fn check_endpoint(
             ("invocation", &e.invocation),
             ("geography", &e.geography),
             ("source_region", &e.source_region),
-            ("region", &e.region),
         ] {
             if v.is_some() {
                 errs.push(format!("{at}: `{k}` applies only to bedrock endpoints"));
             }
         }
-        (None, ProcessingRegions::Unknown, "unknown".to_owned())
+        // A self-hosted OpenAI-compatible server may declare the one region it runs in.
+        match (&e.region, &provider) {
+            (Some(r), Some(ProviderKind::OpenAiCompatible(_))) => {
+                if !ctx.known_regions.contains(r) {
+                    errs.push(format!(
+                        "{at}: region `{r}` is in no geography of the table"
+                    ));
+                }
+                (
+                    None,
+                    ProcessingRegions::Known([r.clone()].into_iter().collect()),
+                    r.clone(),
+                )
+            }
+            (Some(_), _) => {
+                errs.push(format!(
+                    "{at}: `region` applies only to bedrock and openai_compatible endpoints"
+                ));
+                (None, ProcessingRegions::Unknown, "unknown".to_owned())
+            }
+            (None, _) => (None, ProcessingRegions::Unknown, "unknown".to_owned()),
+        }
     };
 
     let (Some(provider), Some(pricing)) = (provider, pricing) else {
@@ -332,7 +362,9 @@ fn check_bedrock(
                 )),
             }
             if e.region.is_some() {
-                errs.push(format!("{at}: `region` is for on_demand endpoints; use source_region"));
+                errs.push(format!(
+                    "{at}: `region` is for on_demand endpoints; use source_region"
+                ));
             }
             let Some(src) = e.source_region.clone() else {
                 errs.push(format!("{at}: missing source_region"));
@@ -381,7 +413,9 @@ fn check_bedrock(
                 return None;
             };
             if !ctx.known_regions.contains(&region) {
-                errs.push(format!("{at}: region `{region}` is in no geography of the table"));
+                errs.push(format!(
+                    "{at}: region `{region}` is in no geography of the table"
+                ));
             }
             if let Some(src) = &e.source_region {
                 if *src != region {
@@ -408,7 +442,13 @@ fn check_bedrock(
     }
 }
 
-fn price(at: &str, name: &str, v: &Option<toml::Value>, required: bool, errs: &mut Vec<String>) -> Option<Price> {
+fn price(
+    at: &str,
+    name: &str,
+    v: &Option<toml::Value>,
+    required: bool,
+    errs: &mut Vec<String>,
+) -> Option<Price> {
     match v {
         None => {
             if required {
@@ -470,9 +510,9 @@ fn check_pricing(at: &str, p: &RawPricing, errs: &mut Vec<String>) -> Option<Pri
 
 fn is_slug(s: &str) -> bool {
     !s.is_empty()
-        && s
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_' || b == b'.')
+        && s.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_' || b == b'.'
+        })
 }
 
 /// `us-east-1`, `eu-central-2`, `us-gov-west-1`, `ap-southeast-7`.
@@ -482,14 +522,16 @@ pub fn is_region_name(s: &str) -> bool {
         && parts[..parts.len() - 1]
             .iter()
             .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
-        && parts[parts.len() - 1]
-            .bytes()
-            .all(|b| b.is_ascii_digit())
+        && parts[parts.len() - 1].bytes().all(|b| b.is_ascii_digit())
         && !parts[parts.len() - 1].is_empty()
 }
 
 fn is_date(s: &str) -> bool {
-    time::Date::parse(s, &time::macros::format_description!("[year]-[month]-[day]")).is_ok()
+    time::Date::parse(
+        s,
+        &time::macros::format_description!("[year]-[month]-[day]"),
+    )
+    .is_ok()
 }
 
 #[cfg(test)]
@@ -612,11 +654,17 @@ verified = {{ date = "2026-05-15", method = "test" }}
             "missing price `output`",
         );
         assert_rejects(
-            &model("required", &format!("{base}pricing = {{ input = 3.0, output = \"1\" }}")),
+            &model(
+                "required",
+                &format!("{base}pricing = {{ input = 3.0, output = \"1\" }}"),
+            ),
             "must be a decimal string",
         );
         assert_rejects(
-            &model("required", &format!("{base}pricing = {{ input = \"3e-6\", output = \"1\" }}")),
+            &model(
+                "required",
+                &format!("{base}pricing = {{ input = \"3e-6\", output = \"1\" }}"),
+            ),
             "not a decimal number",
         );
     }

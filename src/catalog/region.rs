@@ -54,7 +54,9 @@ impl RegionConstraint {
                     "`global` is not a constraint; send no X-GammaInfra-Region header to allow any region".to_owned(),
                 ));
             } else {
-                return Err(err(format!("`{item}` is neither a geography nor a known AWS region")));
+                return Err(err(format!(
+                    "`{item}` is neither a geography nor a known AWS region"
+                )));
             }
             items.push(item);
         }
@@ -132,7 +134,13 @@ mod tests {
             ("eu-central-1", false, false, false, false),
             ("apac", false, false, false, false),
             ("us-east-1,eu", false, true, true, false),
-            ("us-east-1, us-east-2, us-west-1, us-west-2", true, true, false, false),
+            (
+                "us-east-1, us-east-2, us-west-1, us-west-2",
+                true,
+                true,
+                false,
+                false,
+            ),
             ("eu,us", true, true, true, false),
         ];
         for &(v, a, b, e, d) in rows {

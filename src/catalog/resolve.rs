@@ -74,7 +74,11 @@ impl Catalog {
             None => (None, key.as_str()),
         };
         for m in &self.models {
-            for e in m.endpoints.iter().filter(|e| e.provider == ProviderKind::Bedrock) {
+            for e in m
+                .endpoints
+                .iter()
+                .filter(|e| e.provider == ProviderKind::Bedrock)
+            {
                 let e_id = e.upstream_id.to_ascii_lowercase();
                 let e_base = match self.profile_prefix(&e_id) {
                     Some(p) => e_id[p.len() + 1..].to_owned(),
@@ -124,7 +128,11 @@ impl Catalog {
             .filter(|(s, _)| *s > 0.75)
             .collect();
         scored.sort_by(|a, b| b.0.total_cmp(&a.0));
-        scored.into_iter().take(3).map(|(_, id)| id.to_owned()).collect()
+        scored
+            .into_iter()
+            .take(3)
+            .map(|(_, id)| id.to_owned())
+            .collect()
     }
 }
 
@@ -135,10 +143,14 @@ mod tests {
     #[test]
     fn resolves_gateway_provider_and_wrong_form_ids() {
         let c = Catalog::builtin().expect("catalog");
-        let r = c.resolve("anthropic/claude-sonnet-4-6").expect("gateway id");
+        let r = c
+            .resolve("anthropic/claude-sonnet-4-6")
+            .expect("gateway id");
         assert!(!r.renamed && r.pinned_provider.is_none());
 
-        let r = c.resolve("us.anthropic.claude-sonnet-4-6").expect("profile id");
+        let r = c
+            .resolve("us.anthropic.claude-sonnet-4-6")
+            .expect("profile id");
         assert_eq!(r.model.id, "anthropic/claude-sonnet-4-6");
         assert_eq!(r.pinned_provider, Some(ProviderKind::Bedrock));
         assert_eq!(r.implied_region.as_deref(), Some("us"));
@@ -153,7 +165,9 @@ mod tests {
         assert!(r.renamed);
 
         // Prefixed ID of a profile-forbidden model.
-        let r = c.resolve("us.meta.llama3-70b-instruct-v1:0").expect("prefixed");
+        let r = c
+            .resolve("us.meta.llama3-70b-instruct-v1:0")
+            .expect("prefixed");
         assert_eq!(r.model.id, "meta/llama3-70b-instruct");
         assert_eq!(r.implied_region.as_deref(), Some("us"));
     }
@@ -161,8 +175,13 @@ mod tests {
     #[test]
     fn unknown_model_lists_close_matches() {
         let c = Catalog::builtin().expect("catalog");
-        let e = c.resolve("anthropic/claude-sonet-4-6").expect_err("unknown");
-        assert!(e.close.contains(&"anthropic/claude-sonnet-4-6".to_owned()), "{e}");
+        let e = c
+            .resolve("anthropic/claude-sonet-4-6")
+            .expect_err("unknown");
+        assert!(
+            e.close.contains(&"anthropic/claude-sonnet-4-6".to_owned()),
+            "{e}"
+        );
         assert!(e.to_string().contains("Did you mean"));
     }
 }

@@ -210,7 +210,9 @@ impl ChatRequest {
     }
 
     pub fn include_usage(&self) -> bool {
-        self.stream_options.as_ref().is_some_and(|o| o.include_usage)
+        self.stream_options
+            .as_ref()
+            .is_some_and(|o| o.include_usage)
     }
 
     /// The client's output cap: `max_completion_tokens`, else `max_tokens`.
@@ -268,13 +270,19 @@ impl ChatRequest {
         }
         if let Some(ToolChoice::Mode(m)) = &self.tool_choice {
             if !["none", "auto", "required"].contains(&m.as_str()) {
-                return e("tool_choice", "`tool_choice` must be none, auto, required or a named function");
+                return e(
+                    "tool_choice",
+                    "`tool_choice` must be none, auto, required or a named function",
+                );
             }
         }
         let mut call_ids: Vec<&str> = Vec::new();
         for (i, m) in self.messages.iter().enumerate() {
             match m {
-                Message::Assistant { content, tool_calls } => {
+                Message::Assistant {
+                    content,
+                    tool_calls,
+                } => {
                     if content.is_none() && tool_calls.as_ref().is_none_or(|t| t.is_empty()) {
                         return e(
                             &format!("messages[{i}]"),
@@ -283,7 +291,10 @@ impl ChatRequest {
                     }
                     for c in tool_calls.iter().flatten() {
                         if c.kind != "function" {
-                            return e(&format!("messages[{i}].tool_calls"), "tool calls must be of type `function`");
+                            return e(
+                                &format!("messages[{i}].tool_calls"),
+                                "tool calls must be of type `function`",
+                            );
                         }
                         call_ids.push(&c.id);
                     }
@@ -296,11 +307,13 @@ impl ChatRequest {
                         );
                     }
                 }
-                Message::System { content }
-                | Message::Developer { content } => {
+                Message::System { content } | Message::Developer { content } => {
                     if let Content::Parts(p) = content {
                         if p.iter().any(|p| matches!(p, Part::ImageUrl { .. })) {
-                            return e(&format!("messages[{i}].content"), "images are only allowed in user messages");
+                            return e(
+                                &format!("messages[{i}].content"),
+                                "images are only allowed in user messages",
+                            );
                         }
                     }
                 }
@@ -309,7 +322,10 @@ impl ChatRequest {
                         for p in parts {
                             if let Part::ImageUrl { image_url } = p {
                                 let u = &image_url.url;
-                                if !(u.starts_with("data:image/") || u.starts_with("https://") || u.starts_with("http://")) {
+                                if !(u.starts_with("data:image/")
+                                    || u.starts_with("https://")
+                                    || u.starts_with("http://"))
+                                {
                                     return e(
                                         &format!("messages[{i}].content"),
                                         "image_url.url must be a data:image/... URL or an http(s) URL",
@@ -339,7 +355,10 @@ impl ChatRequest {
             .map(|m| match m {
                 Message::User {
                     content: Content::Parts(p),
-                } => p.iter().filter(|p| matches!(p, Part::ImageUrl { .. })).count(),
+                } => p
+                    .iter()
+                    .filter(|p| matches!(p, Part::ImageUrl { .. }))
+                    .count(),
                 _ => 0,
             })
             .sum()
@@ -375,10 +394,17 @@ mod tests {
     #[test]
     fn rejects_bad_values_with_the_param() {
         assert!(err("{").message.contains("could not parse"));
-        assert!(err(r#"{"model":"m","messages":"hi"}"#).message.contains("invalid type"));
-        assert_eq!(err(r#"{"model":"m","messages":[]}"#).param.as_deref(), Some("messages"));
+        assert!(err(r#"{"model":"m","messages":"hi"}"#)
+            .message
+            .contains("invalid type"));
         assert_eq!(
-            err(r#"{"model":"m","messages":[{"role":"user","content":"x"}],"temperature":3}"#).param.as_deref(),
+            err(r#"{"model":"m","messages":[]}"#).param.as_deref(),
+            Some("messages")
+        );
+        assert_eq!(
+            err(r#"{"model":"m","messages":[{"role":"user","content":"x"}],"temperature":3}"#)
+                .param
+                .as_deref(),
             Some("temperature")
         );
         assert_eq!(
@@ -387,11 +413,15 @@ mod tests {
                 .as_deref(),
             Some("stream_options")
         );
-        assert!(err(r#"{"model":"m","messages":[{"role":"tool","tool_call_id":"nope","content":"x"}]}"#)
-            .param
-            .is_some());
-        assert!(err(r#"{"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":"ten"}"#)
-            .message
-            .contains("invalid type"));
+        assert!(err(
+            r#"{"model":"m","messages":[{"role":"tool","tool_call_id":"nope","content":"x"}]}"#
+        )
+        .param
+        .is_some());
+        assert!(err(
+            r#"{"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":"ten"}"#
+        )
+        .message
+        .contains("invalid type"));
     }
 }

@@ -81,9 +81,15 @@ fn migrator() -> Migrator {
 impl Store {
     /// Opens (creating if missing) and migrates the database at `url` (`sqlite://PATH`).
     pub async fn open(url: &str) -> Result<Self, StoreError> {
-        if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+        if let Some(path) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
             let path = path.split('?').next().unwrap_or_default();
-            if let Some(dir) = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+            if let Some(dir) = std::path::Path::new(path)
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+            {
                 std::fs::create_dir_all(dir).map_err(|e| StoreError::Db(sqlx::Error::Io(e)))?;
             }
         }
@@ -95,7 +101,10 @@ impl Store {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(std::time::Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(opts).await?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts)
+            .await?;
         migrator().run(&pool).await?;
         Ok(Self { pool })
     }
@@ -282,20 +291,24 @@ impl Store {
 
     /// The sum of an account's ledger entries, straight from the database.
     pub async fn ledger_sum(&self, account_id: &str) -> Result<Nanos, StoreError> {
-        let v: i64 = sqlx::query("SELECT COALESCE(SUM(amount_nanos), 0) FROM ledger_entries WHERE account_id = ?")
-            .bind(account_id)
-            .fetch_one(&self.pool)
-            .await?
-            .get(0);
+        let v: i64 = sqlx::query(
+            "SELECT COALESCE(SUM(amount_nanos), 0) FROM ledger_entries WHERE account_id = ?",
+        )
+        .bind(account_id)
+        .fetch_one(&self.pool)
+        .await?
+        .get(0);
         Ok(Nanos::from_nanos(v))
     }
 
     pub async fn ledger_count(&self, account_id: &str) -> Result<i64, StoreError> {
-        Ok(sqlx::query("SELECT COUNT(*) FROM ledger_entries WHERE account_id = ?")
-            .bind(account_id)
-            .fetch_one(&self.pool)
-            .await?
-            .get(0))
+        Ok(
+            sqlx::query("SELECT COUNT(*) FROM ledger_entries WHERE account_id = ?")
+                .bind(account_id)
+                .fetch_one(&self.pool)
+                .await?
+                .get(0),
+        )
     }
 
     pub async fn active_keys(&self) -> Result<Vec<KeyRow>, StoreError> {

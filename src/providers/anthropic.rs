@@ -48,15 +48,21 @@ const NAME: &str = "anthropic";
 impl Provider for Anthropic {
     fn call<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<Reply, UpstreamError>> {
         Box::pin(async move {
-            let body = convert::request(call.req, &call.endpoint.upstream_id, call.model.max_output_tokens)
-                .map_err(|e| UpstreamError::new(UpstreamErrorKind::Rejected, NAME, e))?;
+            let body = convert::request(
+                call.req,
+                &call.endpoint.upstream_id,
+                call.model.max_output_tokens,
+            )
+            .map_err(|e| UpstreamError::new(UpstreamErrorKind::Rejected, NAME, e))?;
             let req = Request::post(&self.url)
                 .header(HOST, &self.host)
                 .header(CONTENT_TYPE, "application/json")
                 .header("x-api-key", self.api_key.expose())
                 .header("anthropic-version", ANTHROPIC_VERSION)
                 .body(Full::new(Bytes::from(body)))
-                .map_err(|e| UpstreamError::new(UpstreamErrorKind::Protocol, NAME, e.to_string()))?;
+                .map_err(|e| {
+                    UpstreamError::new(UpstreamErrorKind::Protocol, NAME, e.to_string())
+                })?;
             let resp = self.client.send(req, NAME).await?;
             let status = resp.status().as_u16();
             if !(200..300).contains(&status) {

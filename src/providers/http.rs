@@ -88,7 +88,11 @@ impl HttpClient {
                 } else {
                     UpstreamErrorKind::Interrupted
                 };
-                Err(UpstreamError::new(kind, provider, format!("request failed: {}", chain(&e))))
+                Err(UpstreamError::new(
+                    kind,
+                    provider,
+                    format!("request failed: {}", chain(&e)),
+                ))
             }
             Ok(Ok(r)) => Ok(r),
         }
@@ -173,7 +177,9 @@ pub struct BaseUrl {
 impl BaseUrl {
     pub fn parse(s: &str) -> Result<Self, String> {
         let uri: hyper::Uri = s.parse().map_err(|e| format!("`{s}` is not a URL: {e}"))?;
-        let scheme = uri.scheme_str().ok_or_else(|| format!("`{s}` has no scheme"))?;
+        let scheme = uri
+            .scheme_str()
+            .ok_or_else(|| format!("`{s}` has no scheme"))?;
         if scheme != "http" && scheme != "https" {
             return Err(format!("`{s}` must be http:// or https://"));
         }

@@ -33,7 +33,12 @@ pub struct OpenAi {
 
 impl OpenAi {
     /// `base_url` ends in `/v1` like `OPENAI_BASE_URL`; requests go to `{base}/chat/completions`.
-    pub fn new(name: &str, base_url: &str, api_key: Option<&Secret>, client: HttpClient) -> Result<Self, String> {
+    pub fn new(
+        name: &str,
+        base_url: &str,
+        api_key: Option<&Secret>,
+        client: HttpClient,
+    ) -> Result<Self, String> {
         let base = BaseUrl::parse(base_url)?;
         Ok(Self {
             name: name.to_owned(),
@@ -154,7 +159,9 @@ impl Provider for OpenAi {
             }
             let req = req
                 .body(Full::new(Bytes::from(self.body(&call))))
-                .map_err(|e| UpstreamError::new(UpstreamErrorKind::Protocol, &self.name, e.to_string()))?;
+                .map_err(|e| {
+                    UpstreamError::new(UpstreamErrorKind::Protocol, &self.name, e.to_string())
+                })?;
             let resp = self.client.send(req, &self.name).await?;
             let status = resp.status();
             if !status.is_success() {
@@ -181,7 +188,9 @@ impl Provider for OpenAi {
 impl OpenAi {
     fn error_from(&self, status: u16, body: &[u8]) -> UpstreamError {
         match serde_json::from_slice::<ErrorBody>(body) {
-            Ok(e) => UpstreamError::from_status(&self.name, status, e.error.code(), e.error.message),
+            Ok(e) => {
+                UpstreamError::from_status(&self.name, status, e.error.code(), e.error.message)
+            }
             Err(_) => UpstreamError::from_status(
                 &self.name,
                 status,
@@ -193,7 +202,8 @@ impl OpenAi {
 
     fn completion(&self, body: &[u8]) -> Result<Reply, UpstreamError> {
         let bad = |m: String| UpstreamError::new(UpstreamErrorKind::Protocol, &self.name, m);
-        let obj = RawObject::parse(body).map_err(|e| bad(format!("response is not a JSON object: {e}")))?;
+        let obj = RawObject::parse(body)
+            .map_err(|e| bad(format!("response is not a JSON object: {e}")))?;
         let usage = match obj.get("usage") {
             Some(u) => serde_json::from_str::<UsageWire>(u.get())
                 .map_err(|e| bad(format!("response usage is malformed: {e}")))?
@@ -232,7 +242,11 @@ fn chunk_item(
         }
     };
     if let Some(err) = lite.error {
-        let mut e = UpstreamError::new(UpstreamErrorKind::Interrupted, provider, err.message.clone());
+        let mut e = UpstreamError::new(
+            UpstreamErrorKind::Interrupted,
+            provider,
+            err.message.clone(),
+        );
         e.code = err.code();
         return Some(Err(e));
     }

@@ -15,7 +15,11 @@ use crate::money::Nanos;
 
 type Created = (StatusCode, Json<Value>);
 
-fn parse<T: serde::de::DeserializeOwned>(st: &AppState, body: Result<Bytes, BytesRejection>, optional: bool) -> Result<Option<T>, ApiError> {
+fn parse<T: serde::de::DeserializeOwned>(
+    st: &AppState,
+    body: Result<Bytes, BytesRejection>,
+    optional: bool,
+) -> Result<Option<T>, ApiError> {
     let body = body.map_err(|r| super::chat::body_error(r, st.config.max_body_bytes))?;
     if optional && body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
@@ -31,17 +35,29 @@ pub struct NewAccount {
     email: String,
 }
 
-pub async fn create_account(State(st): State<AppState>, h: HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Created, ApiError> {
+pub async fn create_account(
+    State(st): State<AppState>,
+    h: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Created, ApiError> {
     auth::admin(&st, &h)?;
     let Some(NewAccount { email }) = parse(&st, body, false)? else {
-        return Err(ApiError::bad_request("invalid_request", "a JSON body with `email` is required"));
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "a JSON body with `email` is required",
+        ));
     };
     let e = crate::ledger::normalize_email(&email);
     let valid = e.len() <= 254
-        && e.split_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.starts_with('.') && !d.ends_with('.'))
+        && e.split_once('@').is_some_and(|(l, d)| {
+            !l.is_empty() && d.contains('.') && !d.starts_with('.') && !d.ends_with('.')
+        })
         && !e.chars().any(char::is_whitespace);
     if !valid {
-        let mut a = ApiError::bad_request("invalid_email", format!("`{email}` is not an email address"));
+        let mut a = ApiError::bad_request(
+            "invalid_email",
+            format!("`{email}` is not an email address"),
+        );
         a.param = Some("email".into());
         return Err(a);
     }
@@ -56,9 +72,18 @@ pub async fn create_account(State(st): State<AppState>, h: HeaderMap, body: Resu
     ))
 }
 
-pub async fn show_account(State(st): State<AppState>, h: HeaderMap, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn show_account(
+    State(st): State<AppState>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     auth::admin(&st, &h)?;
-    let email = st.ledger.store().account_email(&id).await?.ok_or(crate::ledger::StoreError::NoAccount)?;
+    let email = st
+        .ledger
+        .store()
+        .account_email(&id)
+        .await?
+        .ok_or(crate::ledger::StoreError::NoAccount)?;
     // Commit queued settlements first, so the ledger sum is comparable with the balance.
     st.ledger.flush().await;
     let sum = st.ledger.store().ledger_sum(&id).await?;
@@ -79,7 +104,12 @@ pub struct NewKey {
     default_region: Option<String>,
 }
 
-pub async fn create_key(State(st): State<AppState>, h: HeaderMap, Path(id): Path<String>, body: Result<Bytes, BytesRejection>) -> Result<Created, ApiError> {
+pub async fn create_key(
+    State(st): State<AppState>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Created, ApiError> {
     auth::admin(&st, &h)?;
     let nk: NewKey = parse(&st, body, true)?.unwrap_or_default();
     if let Some(r) = &nk.default_region {
@@ -89,17 +119,28 @@ pub async fn create_key(State(st): State<AppState>, h: HeaderMap, Path(id): Path
             a
         })?;
     }
-    let key = st.ledger.create_key(&id, nk.name.as_deref(), nk.default_region.as_deref()).await?;
+    let key = st
+        .ledger
+        .create_key(&id, nk.name.as_deref(), nk.default_region.as_deref())
+        .await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({"key_id": key.id, "object": "api_key", "account_id": id, "api_key": key.plain, "name": nk.name, "default_region": nk.default_region})),
+        Json(
+            json!({"key_id": key.id, "object": "api_key", "account_id": id, "api_key": key.plain, "name": nk.name, "default_region": nk.default_region}),
+        ),
     ))
 }
 
-pub async fn revoke_key(State(st): State<AppState>, h: HeaderMap, Path(key_id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn revoke_key(
+    State(st): State<AppState>,
+    h: HeaderMap,
+    Path(key_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     auth::admin(&st, &h)?;
     st.ledger.revoke_key(&key_id).await?;
-    Ok(Json(json!({"key_id": key_id, "object": "api_key", "revoked": true})))
+    Ok(Json(
+        json!({"key_id": key_id, "object": "api_key", "revoked": true}),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -108,10 +149,18 @@ pub struct NewTopup {
     amount_usd: Value,
 }
 
-pub async fn topup(State(st): State<AppState>, h: HeaderMap, Path(id): Path<String>, body: Result<Bytes, BytesRejection>) -> Result<Created, ApiError> {
+pub async fn topup(
+    State(st): State<AppState>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Created, ApiError> {
     auth::admin(&st, &h)?;
     let Some(NewTopup { amount_usd }) = parse(&st, body, false)? else {
-        return Err(ApiError::bad_request("invalid_request", "a JSON body with `amount_usd` is required"));
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "a JSON body with `amount_usd` is required",
+        ));
     };
     let bad = |m: String| {
         let mut a = ApiError::bad_request("invalid_amount", m);
@@ -119,7 +168,9 @@ pub async fn topup(State(st): State<AppState>, h: HeaderMap, Path(id): Path<Stri
         a
     };
     let Value::String(s) = amount_usd else {
-        return Err(bad("`amount_usd` must be a decimal string in whole cents, e.g. \"10.00\"".into()));
+        return Err(bad(
+            "`amount_usd` must be a decimal string in whole cents, e.g. \"10.00\"".into(),
+        ));
     };
     let amount = Nanos::parse_cents(&s).map_err(|e| bad(format!("`amount_usd`: {e}")))?;
     let min = st.ledger.billing.min_topup;

@@ -16,7 +16,9 @@ fn presented_key(h: &HeaderMap) -> Option<&str> {
             .or_else(|| v.strip_prefix("bearer "))
             .map(str::trim);
     }
-    h.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim)
+    h.get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
 }
 
 /// The customer key's account, or 401 `invalid_api_key`.
@@ -26,9 +28,9 @@ pub fn customer(st: &AppState, h: &HeaderMap) -> Result<KeyInfo, ApiError> {
             "You didn't provide an API key. Send it as `Authorization: Bearer <key>`.",
         ));
     };
-    st.ledger
-        .authenticate(key)
-        .ok_or_else(|| ApiError::invalid_api_key("Incorrect API key provided, or the key has been revoked."))
+    st.ledger.authenticate(key).ok_or_else(|| {
+        ApiError::invalid_api_key("Incorrect API key provided, or the key has been revoked.")
+    })
 }
 
 /// Checks the admin token. Without a configured token the admin API is disabled.

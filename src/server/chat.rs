@@ -56,8 +56,9 @@ async fn handle(
     let key = auth::customer(st, headers)?;
     let body = body.map_err(|r| body_error(r, st.config.max_body_bytes))?;
     let req = ChatRequest::parse(&body)?;
-    let raw = RawObject::parse(&body)
-        .map_err(|e| ApiError::bad_request("invalid_request", format!("Invalid request body: {e}")))?;
+    let raw = RawObject::parse(&body).map_err(|e| {
+        ApiError::bad_request("invalid_request", format!("Invalid request body: {e}"))
+    })?;
     let res = st.catalog.resolve(&req.model)?;
     let constraint = match headers.get("x-gammainfra-region") {
         Some(v) => {
@@ -66,12 +67,18 @@ async fn handle(
             })?;
             Some(RegionConstraint::parse(v, &st.catalog)?)
         }
-        None => match res.implied_region.as_deref().or(key.default_region.as_deref()) {
+        None => match res
+            .implied_region
+            .as_deref()
+            .or(key.default_region.as_deref())
+        {
             Some(v) => Some(RegionConstraint::parse(v, &st.catalog)?),
             None => None,
         },
     };
-    let plan = st.router.plan(&res, constraint.as_ref(), req.provider.as_ref())?;
+    let plan = st
+        .router
+        .plan(&res, constraint.as_ref(), req.provider.as_ref())?;
     let amount = plan
         .iter()
         .map(|e| worst_case_cost(&req, body.len(), &res, e))
@@ -141,7 +148,10 @@ async fn handle(
             }
         }
     }
-    Err(last_err.map_or_else(|| ApiError::internal("no endpoint could be called"), ApiError::from))
+    Err(last_err.map_or_else(
+        || ApiError::internal("no endpoint could be called"),
+        ApiError::from,
+    ))
 }
 
 /// The most this request can cost at this endpoint: every input token at the dearest
@@ -149,7 +159,10 @@ async fn handle(
 fn worst_case_cost(req: &ChatRequest, body_len: usize, res: &Resolution, e: &Endpoint) -> Nanos {
     let m = &res.model;
     let input = input_token_bound(body_len, req.image_count()).min(m.context_window);
-    let output = req.output_cap().unwrap_or(m.max_output_tokens).min(m.max_output_tokens);
+    let output = req
+        .output_cap()
+        .unwrap_or(m.max_output_tokens)
+        .min(m.max_output_tokens);
     let p = e.pricing.worst_case();
     let input_price = p.input.max(p.cache_write_5m).max(p.cache_write_1h);
     let mut acc = CostAccumulator::default();

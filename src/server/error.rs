@@ -30,8 +30,17 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, kind: &'static str, code: &str, message: impl Into<String>) -> Self {
-        let origin = if status.is_server_error() { Origin::Internal } else { Origin::Client };
+    pub fn new(
+        status: StatusCode,
+        kind: &'static str,
+        code: &str,
+        message: impl Into<String>,
+    ) -> Self {
+        let origin = if status.is_server_error() {
+            Origin::Internal
+        } else {
+            Origin::Client
+        };
         Self {
             status,
             kind,
@@ -43,19 +52,39 @@ impl ApiError {
     }
 
     pub fn bad_request(code: &str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_request_error", code, message)
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            code,
+            message,
+        )
     }
 
     pub fn invalid_api_key(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "invalid_request_error", "invalid_api_key", message)
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_request_error",
+            "invalid_api_key",
+            message,
+        )
     }
 
     pub fn not_found(code: &str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "invalid_request_error", code, message)
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            code,
+            message,
+        )
     }
 
     pub fn internal(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "internal_error", message)
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "internal_error",
+            message,
+        )
     }
 
     pub fn payload_too_large(limit: usize) -> Self {
@@ -117,26 +146,41 @@ impl From<RouteError> for ApiError {
                 a.param = Some("provider".into());
                 a
             }
-            RouteError::ProviderUnavailable(m) => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "server_error", "provider_not_available", m)
-            }
+            RouteError::ProviderUnavailable(m) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                "provider_not_available",
+                m,
+            ),
         }
     }
 }
 
 impl From<InsufficientCredits> for ApiError {
     fn from(e: InsufficientCredits) -> Self {
-        ApiError::new(StatusCode::PAYMENT_REQUIRED, "insufficient_quota", "insufficient_credits", e.to_string())
+        ApiError::new(
+            StatusCode::PAYMENT_REQUIRED,
+            "insufficient_quota",
+            "insufficient_credits",
+            e.to_string(),
+        )
     }
 }
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::EmailTaken => ApiError::new(StatusCode::CONFLICT, "invalid_request_error", "account_exists", "An account with this email already exists."),
+            StoreError::EmailTaken => ApiError::new(
+                StatusCode::CONFLICT,
+                "invalid_request_error",
+                "account_exists",
+                "An account with this email already exists.",
+            ),
             StoreError::NoAccount => ApiError::not_found("account_not_found", "No such account."),
             StoreError::NoKey => ApiError::not_found("key_not_found", "No such key."),
-            StoreError::Db(_) | StoreError::Migrate(_) => ApiError::internal("The gateway's database failed; nothing was changed."),
+            StoreError::Db(_) | StoreError::Migrate(_) => {
+                ApiError::internal("The gateway's database failed; nothing was changed.")
+            }
         }
     }
 }
@@ -150,20 +194,41 @@ impl From<UpstreamError> for ApiError {
                 "invalid_request_error",
                 "upstream_rejected",
             ),
-            UpstreamErrorKind::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", "upstream_rate_limited"),
-            UpstreamErrorKind::Timeout => (StatusCode::GATEWAY_TIMEOUT, "server_error", "upstream_timeout"),
+            UpstreamErrorKind::RateLimited => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_error",
+                "upstream_rate_limited",
+            ),
+            UpstreamErrorKind::Timeout => (
+                StatusCode::GATEWAY_TIMEOUT,
+                "server_error",
+                "upstream_timeout",
+            ),
             UpstreamErrorKind::Connect
             | UpstreamErrorKind::Unavailable
             | UpstreamErrorKind::Interrupted
-            | UpstreamErrorKind::Protocol => (StatusCode::BAD_GATEWAY, "server_error", "upstream_error"),
-            UpstreamErrorKind::Auth => (StatusCode::BAD_GATEWAY, "server_error", "upstream_auth_failed"),
+            | UpstreamErrorKind::Protocol => {
+                (StatusCode::BAD_GATEWAY, "server_error", "upstream_error")
+            }
+            UpstreamErrorKind::Auth => (
+                StatusCode::BAD_GATEWAY,
+                "server_error",
+                "upstream_auth_failed",
+            ),
         };
         let message = match e.kind {
-            UpstreamErrorKind::Auth => format!("{} refused the gateway's credentials ({}); this is a deployment fault, not yours.", e.provider, e.message),
+            UpstreamErrorKind::Auth => format!(
+                "{} refused the gateway's credentials ({}); this is a deployment fault, not yours.",
+                e.provider, e.message
+            ),
             _ => format!("{} error: {}", e.provider, e.message),
         };
         let mut a = ApiError::new(status, kind, code, message);
-        a.origin = if e.kind == UpstreamErrorKind::Rejected { Origin::Client } else { Origin::Upstream };
+        a.origin = if e.kind == UpstreamErrorKind::Rejected {
+            Origin::Client
+        } else {
+            Origin::Upstream
+        };
         a
     }
 }

@@ -67,8 +67,14 @@ pub async fn list(State(st): State<AppState>, h: HeaderMap) -> Result<Response, 
     Ok(json_response(st.models_json.clone()))
 }
 
-pub async fn one(State(st): State<AppState>, h: HeaderMap, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn one(
+    State(st): State<AppState>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     auth::customer(&st, &h)?;
     let res = st.catalog.resolve(&id)?;
-    Ok(json_response(Bytes::from(model_json(&res.model).to_string())))
+    Ok(json_response(Bytes::from(
+        model_json(&res.model).to_string(),
+    )))
 }

@@ -72,7 +72,13 @@ impl BilledStream {
                 self.generated += generated;
                 self.queue.push_back(frame(&json));
             }
-            Ok(StreamItem::Usage { usage, id, created, model, last }) => {
+            Ok(StreamItem::Usage {
+                usage,
+                id,
+                created,
+                model,
+                last,
+            }) => {
                 self.usage = usage;
                 self.final_usage = last;
                 self.meta = (id, created, model);
@@ -88,7 +94,8 @@ impl BilledStream {
         }
         self.finished = true;
         let reason = error.as_ref().map(|e| e.to_string()).or_else(|| {
-            (!self.final_usage).then(|| "the upstream ended the stream without reporting usage".to_owned())
+            (!self.final_usage)
+                .then(|| "the upstream ended the stream without reporting usage".to_owned())
         });
         let charged = self.settle(reason);
         match error {
@@ -104,7 +111,8 @@ impl BilledStream {
                     );
                     self.queue.push_back(frame(chunk.as_bytes()));
                 }
-                self.queue.push_back(Bytes::from_static(b"data: [DONE]\n\n"));
+                self.queue
+                    .push_back(Bytes::from_static(b"data: [DONE]\n\n"));
             }
             Some(e) => {
                 let err: crate::server::error::ApiError = e.into();

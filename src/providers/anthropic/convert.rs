@@ -10,7 +10,11 @@ use crate::chat::{ChatRequest, Completion, Usage};
 use crate::providers::{UpstreamError, UpstreamErrorKind};
 
 /// Builds the Messages request body. Errors are the client's (a 400).
-pub fn request(req: &ChatRequest, upstream_id: &str, model_max_output: u64) -> Result<Vec<u8>, String> {
+pub fn request(
+    req: &ChatRequest,
+    upstream_id: &str,
+    model_max_output: u64,
+) -> Result<Vec<u8>, String> {
     let mut system: Vec<Value> = Vec::new();
     let mut messages: Vec<(String, Vec<Value>)> = Vec::new();
     let mut push = |role: &str, blocks: Vec<Value>| {
@@ -32,7 +36,10 @@ pub fn request(req: &ChatRequest, upstream_id: &str, model_max_output: u64) -> R
                 }
             }
             Message::User { content } => push("user", user_blocks(content)?),
-            Message::Assistant { content, tool_calls } => {
+            Message::Assistant {
+                content,
+                tool_calls,
+            } => {
                 let mut blocks = Vec::new();
                 if let Some(c) = content {
                     let t = c.text();
@@ -52,16 +59,26 @@ pub fn request(req: &ChatRequest, upstream_id: &str, model_max_output: u64) -> R
                 }
                 push("assistant", blocks);
             }
-            Message::Tool { content, tool_call_id } => push(
+            Message::Tool {
+                content,
+                tool_call_id,
+            } => push(
                 "user",
-                vec![json!({"type": "tool_result", "tool_use_id": tool_call_id, "content": content.text()})],
+                vec![
+                    json!({"type": "tool_result", "tool_use_id": tool_call_id, "content": content.text()}),
+                ],
             ),
         }
     }
     if messages.first().is_some_and(|(r, _)| r != "user") {
-        return Err("Anthropic models need the first non-system message to be from the user".into());
+        return Err(
+            "Anthropic models need the first non-system message to be from the user".into(),
+        );
     }
-    let max_tokens = req.output_cap().unwrap_or(model_max_output).min(model_max_output);
+    let max_tokens = req
+        .output_cap()
+        .unwrap_or(model_max_output)
+        .min(model_max_output);
     let mut body = Map::new();
     body.insert("model".into(), json!(upstream_id));
     body.insert("max_tokens".into(), json!(max_tokens));
@@ -156,7 +173,9 @@ fn image_block(url: &str) -> Result<Value, String> {
                 "image type {media_type} is not supported (image/jpeg, image/png, image/gif, image/webp)"
             ));
         }
-        Ok(json!({"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}))
+        Ok(
+            json!({"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}),
+        )
     } else {
         Ok(json!({"type": "image", "source": {"type": "url", "url": url}}))
     }
@@ -165,7 +184,11 @@ fn image_block(url: &str) -> Result<Value, String> {
 /// An Anthropic message as an OpenAI `chat.completion` (without `usage`).
 pub fn completion(body: &[u8]) -> Result<Completion, UpstreamError> {
     let m: wire::Message = serde_json::from_slice(body).map_err(|e| {
-        UpstreamError::new(UpstreamErrorKind::Protocol, "anthropic", format!("response is not a message: {e}"))
+        UpstreamError::new(
+            UpstreamErrorKind::Protocol,
+            "anthropic",
+            format!("response is not a message: {e}"),
+        )
     })?;
     let mut text = String::new();
     let mut calls = Vec::new();
@@ -174,7 +197,7 @@ pub fn completion(body: &[u8]) -> Result<Completion, UpstreamError> {
             ContentBlock::Text { text: t } => text.push_str(t),
             ContentBlock::ToolUse { id, name, input } => calls.push(json!({
                 "id": id, "type": "function",
-                "function": {"name": name, "arguments": input.get()}
+                "function": {"name": name, "arguments": input.to_string()}
             })),
             ContentBlock::Other => {}
         }
@@ -192,7 +215,9 @@ pub fn completion(body: &[u8]) -> Result<Completion, UpstreamError> {
     let mut usage = Usage::default();
     m.usage.apply(&mut usage);
     let raw = |v: Value| {
-        to_raw_value(&v).map_err(|e| UpstreamError::new(UpstreamErrorKind::Protocol, "anthropic", e.to_string()))
+        to_raw_value(&v).map_err(|e| {
+            UpstreamError::new(UpstreamErrorKind::Protocol, "anthropic", e.to_string())
+        })
     };
     Ok(Completion {
         fields: vec![
@@ -222,12 +247,17 @@ mod tests {
               "tool_choice":"required"}"#,
         )
         .expect("request");
-        let body: Value = serde_json::from_slice(&request(&req, "claude-x", 64000).expect("convert")).expect("json");
+        let body: Value =
+            serde_json::from_slice(&request(&req, "claude-x", 64000).expect("convert"))
+                .expect("json");
         assert_eq!(body["model"], "claude-x");
         assert_eq!(body["max_tokens"], 50);
         assert_eq!(body["system"][0]["text"], "be brief");
         assert_eq!(body["stop_sequences"][0], "END");
-        assert_eq!(body["messages"][0]["content"][1]["source"]["media_type"], "image/png");
+        assert_eq!(
+            body["messages"][0]["content"][1]["source"]["media_type"],
+            "image/png"
+        );
         assert_eq!(body["messages"][1]["content"][0]["type"], "tool_use");
         assert_eq!(body["messages"][1]["content"][0]["input"]["a"], 1);
         assert_eq!(body["messages"][2]["content"][0]["tool_use_id"], "c1");
@@ -237,8 +267,11 @@ mod tests {
 
     #[test]
     fn caps_max_tokens_at_the_model_limit() {
-        let req = ChatRequest::parse(br#"{"model":"m","messages":[{"role":"user","content":"x"}]}"#).expect("r");
-        let body: Value = serde_json::from_slice(&request(&req, "c", 8192).expect("convert")).expect("json");
+        let req =
+            ChatRequest::parse(br#"{"model":"m","messages":[{"role":"user","content":"x"}]}"#)
+                .expect("r");
+        let body: Value =
+            serde_json::from_slice(&request(&req, "c", 8192).expect("convert")).expect("json");
         assert_eq!(body["max_tokens"], 8192);
     }
 }

@@ -25,7 +25,9 @@ struct State {
 
 type Item = Result<StreamItem, UpstreamError>;
 
-pub fn translate(events: impl Stream<Item = Result<Event, UpstreamError>> + Send + 'static) -> ChunkStream {
+pub fn translate(
+    events: impl Stream<Item = Result<Event, UpstreamError>> + Send + 'static,
+) -> ChunkStream {
     let s = events
         .scan(State::default(), |st, ev| {
             if st.done {
@@ -73,7 +75,12 @@ impl State {
         let parsed: StreamEvent = match serde_json::from_str(&ev.data) {
             Ok(p) => p,
             // Unknown event types are allowed by Anthropic's versioning policy: skip them.
-            Err(_) if !matches!(ev.event.as_str(), "message_start" | "content_block_delta" | "message_delta" | "error") => {
+            Err(_)
+                if !matches!(
+                    ev.event.as_str(),
+                    "message_start" | "content_block_delta" | "message_delta" | "error"
+                ) =>
+            {
                 return Vec::new()
             }
             Err(e) => {
@@ -93,9 +100,15 @@ impl State {
                 if let Some(u) = message.usage {
                     u.apply(&mut self.usage);
                 }
-                vec![self.usage(false), self.chunk(json!({"role": "assistant", "content": ""}), None, 0)]
+                vec![
+                    self.usage(false),
+                    self.chunk(json!({"role": "assistant", "content": ""}), None, 0),
+                ]
             }
-            StreamEvent::ContentBlockStart { index, content_block } => match content_block {
+            StreamEvent::ContentBlockStart {
+                index,
+                content_block,
+            } => match content_block {
                 StreamBlockStart::Text { text } if !text.is_empty() => {
                     vec![self.chunk(json!({"content": text}), None, 1)]
                 }
@@ -111,7 +124,9 @@ impl State {
                 _ => Vec::new(),
             },
             StreamEvent::ContentBlockDelta { index, delta } => match delta {
-                StreamDelta::TextDelta { text } => vec![self.chunk(json!({"content": text}), None, 1)],
+                StreamDelta::TextDelta { text } => {
+                    vec![self.chunk(json!({"content": text}), None, 1)]
+                }
                 StreamDelta::InputJsonDelta { partial_json } => {
                     let k = self.tools.get(&index).copied().unwrap_or(0);
                     vec![self.chunk(
@@ -136,7 +151,8 @@ impl State {
             StreamEvent::ContentBlockStop { .. } | StreamEvent::Ping => Vec::new(),
             StreamEvent::Error { error } => {
                 self.done = true;
-                let mut e = UpstreamError::new(UpstreamErrorKind::Interrupted, "anthropic", error.message);
+                let mut e =
+                    UpstreamError::new(UpstreamErrorKind::Interrupted, "anthropic", error.message);
                 e.code = Some(error.kind);
                 vec![Err(e)]
             }

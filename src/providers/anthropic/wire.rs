@@ -23,7 +23,7 @@ pub enum ContentBlock {
     ToolUse {
         id: String,
         name: String,
-        input: Box<serde_json::value::RawValue>,
+        input: serde_json::Value,
     },
     /// Thinking and other block types are not part of the OpenAI answer.
     #[serde(other)]
@@ -131,8 +131,12 @@ pub enum StreamBlockStart {
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum StreamDelta {
-    TextDelta { text: String },
-    InputJsonDelta { partial_json: String },
+    TextDelta {
+        text: String,
+    },
+    InputJsonDelta {
+        partial_json: String,
+    },
     #[serde(other)]
     Other,
 }
@@ -170,7 +174,12 @@ pub fn finish_reason(stop: Option<&str>) -> &'static str {
 pub fn error_from(status: u16, body: &[u8]) -> UpstreamError {
     match serde_json::from_slice::<ErrorBody>(body) {
         Ok(b) => {
-            let mut e = UpstreamError::from_status("anthropic", status, Some(b.error.kind.clone()), b.error.message);
+            let mut e = UpstreamError::from_status(
+                "anthropic",
+                status,
+                Some(b.error.kind.clone()),
+                b.error.message,
+            );
             if b.error.kind == "overloaded_error" {
                 e.kind = UpstreamErrorKind::Unavailable;
             }

@@ -1,0 +1,161 @@
+//! Upstream faults: fail-over before the first byte, errors mapped, streams cut
+//! mid-way billed for what was generated, exactly once.
+
+use crate::harness::*;
+
+/// A model with a dead (cheaper) endpoint and a live one.
+async fn failover_gw() -> Gw {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("catalog.toml");
+    let text = format!(
+        r#"{}
+[[models]]
+id = "test/failover"
+name = "Fail-over test model"
+owned_by = "test"
+context_window = 100000
+max_output_tokens = 1000
+
+[[models.endpoints]]
+provider = "openai_compatible:dead"
+upstream_id = "sim-dead"
+verified = {{ date = "2026-11-25", method = "test" }}
+pricing = {{ input = "0.1", output = "0.1" }}
+
+[[models.endpoints]]
+provider = "openai_compatible:live"
+upstream_id = "sim-live"
+verified = {{ date = "2026-11-25", method = "test" }}
+pricing = {{ input = "1", output = "2" }}
+"#,
+        gammainfra::catalog::DEFAULT_CATALOG
+    );
+    std::fs::write(&path, text).expect("write");
+    // A port that was just free: connections are refused.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let dead_url = format!("http://{}/v1", dead.local_addr().expect("addr"));
+    drop(dead);
+    let gw = Gw::start_with(|c| {
+        c.catalog_path = Some(path.clone());
+        let live = c.openai.clone().expect("openai");
+        let mut d = live.clone();
+        d.base_url = dead_url;
+        c.openai_compatible = vec![("dead".into(), d), ("live".into(), live)];
+    })
+    .await;
+    drop(dir);
+    gw
+}
+
+#[tokio::test]
+async fn connection_failure_fails_over_to_the_next_endpoint() {
+    let gw = failover_gw().await;
+    let (_, key) = gw.account("failover@example.com").await;
+    for stream in [false, true] {
+        let extra = if stream { r#""stream":true"# } else { "" };
+        let r = gw
+            .chat(&key, &chat_body("test/failover", "hi", extra), &[])
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.header("x-gammainfra-upstream-model"), Some("sim-live"));
+        assert_eq!(
+            r.header("x-gammainfra-provider"),
+            Some("openai_compatible:live")
+        );
+    }
+}
+
+#[tokio::test]
+async fn upstream_errors_map_to_openai_shape_and_charge_nothing() {
+    let gw = Gw::start().await;
+    let (id, key) = gw.account("errors@example.com").await;
+    let cases = [
+        ("[[sim:error 500]]", 502, "upstream_error"),
+        ("[[sim:error 429]]", 429, "upstream_rate_limited"),
+        ("[[sim:error 529]]", 502, "upstream_error"),
+    ];
+    for (trigger, status, code) in cases {
+        let r = gw
+            .chat(
+                &key,
+                &chat_body("anthropic/claude-haiku-4-5", trigger, ""),
+                &[],
+            )
+            .await;
+        assert_eq!(r.status, status, "{trigger}: {}", r.text());
+        assert_eq!(r.error_code(), code, "{trigger}");
+        assert!(r.json()["error"]["message"]
+            .as_str()
+            .expect("m")
+            .starts_with("anthropic error:"));
+    }
+    let view = gw.account_view(&id).await;
+    assert_eq!(view["balance_usd"], "3.00");
+    assert_eq!(view["reserved_usd"], "0.00");
+    assert_eq!(view["ledger_entries"], 1);
+}
+
+#[tokio::test]
+async fn stream_cut_midway_ends_with_an_error_event_and_bills_what_was_generated_once() {
+    let gw = Gw::start().await;
+    let (id, key) = gw.account("cut@example.com").await;
+    for (model, trigger) in [
+        ("anthropic/claude-haiku-4-5", "[[sim:cut]]"),
+        ("openai/gpt-4o-mini", "[[sim:cut]]"),
+        ("anthropic/claude-haiku-4-5", "[[sim:midstream-error]]"),
+        ("openai/gpt-4o-mini", "[[sim:midstream-error]]"),
+    ] {
+        let before = usd_to_nanos(gw.credits(&key).await["balance_usd"].as_str().expect("b"));
+        let r = gw
+            .chat(&key, &chat_body(model, trigger, r#""stream":true"#), &[])
+            .await;
+        assert_eq!(r.status, 200, "{model} {trigger}");
+        let data = r.sse_data();
+        let last: serde_json::Value =
+            serde_json::from_str(data.last().expect("events")).expect("error event is JSON");
+        assert!(
+            last["error"]["message"].is_string(),
+            "{model} {trigger}: {data:?}"
+        );
+        assert!(!data.iter().any(|d| d == "[DONE]"));
+        let after = gw.credits(&key).await;
+        let charged = before - usd_to_nanos(after["balance_usd"].as_str().expect("b"));
+        assert!(
+            charged > 0,
+            "{model} {trigger}: tokens generated before the cut are billed"
+        );
+        assert_eq!(after["reserved_usd"], "0.00");
+    }
+    let view = gw.account_view(&id).await;
+    assert_eq!(view["ledger_sum_usd"], view["balance_usd"]);
+    assert_eq!(view["ledger_entries"], 5, "trial + one charge per stream");
+}
+
+#[tokio::test]
+async fn client_disconnect_mid_stream_settles_the_reservation() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let gw = Gw::start().await;
+    let (id, key) = gw.account("disconnect@example.com").await;
+    let body = chat_body(
+        "openai/gpt-4o-mini",
+        "a b c d e f g h [[sim:slow 300]]",
+        r#""stream":true"#,
+    );
+    let addr = gw.url.trim_start_matches("http://").to_owned();
+    let mut s = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    let req = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {key}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.expect("write");
+    // Leave while the upstream is still thinking.
+    let mut buf = [0u8; 64];
+    let _ = tokio::time::timeout(std::time::Duration::from_millis(100), s.read(&mut buf)).await;
+    drop(s);
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    let view = gw.account_view(&id).await;
+    assert_eq!(view["reserved_usd"], "0.00", "{view}");
+    assert_eq!(view["ledger_sum_usd"], view["balance_usd"]);
+}

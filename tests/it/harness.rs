@@ -1,0 +1,260 @@
+//! Starts a gateway in front of fresh simulators and talks to it over HTTP.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use gammainfra::config::Config;
+use gammainfra::server::AppState;
+use gammainfra::simulators::{self, Simulator};
+use http_body_util::{BodyExt, Full};
+use hyper::HeaderMap;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+
+pub const ADMIN: &str = "test-admin-token-0123456789";
+
+pub struct Gw {
+    pub url: String,
+    pub anthropic: Simulator,
+    pub openai: Simulator,
+    pub state: AppState,
+    client: Client<HttpConnector, Full<Bytes>>,
+    _dir: tempfile::TempDir,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+pub struct Resp {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Resp {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    pub fn header(&self, k: &str) -> Option<&str> {
+        self.headers.get(k).and_then(|v| v.to_str().ok())
+    }
+    /// The `data:` payloads of an SSE body, in order.
+    pub fn sse_data(&self) -> Vec<String> {
+        self.text()
+            .split("\n\n")
+            .filter_map(|ev| {
+                ev.lines()
+                    .find_map(|l| l.strip_prefix("data: "))
+                    .map(str::to_owned)
+            })
+            .collect()
+    }
+    /// Asserts the OpenAI error shape and returns `error.code`.
+    pub fn error_code(&self) -> String {
+        let v = self.json();
+        let e = &v["error"];
+        assert!(
+            e["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "error.message: {v}"
+        );
+        assert!(e["type"].is_string(), "error.type: {v}");
+        assert!(e.get("param").is_some(), "error.param: {v}");
+        e["code"].as_str().unwrap_or_default().to_owned()
+    }
+}
+
+impl Gw {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(edit: impl FnOnce(&mut Config)) -> Self {
+        let anthropic = simulators::start_anthropic("sk-ant-test")
+            .await
+            .expect("anthropic sim");
+        let openai = simulators::start_openai("sk-openai-test")
+            .await
+            .expect("openai sim");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let env: HashMap<&str, String> = HashMap::from([
+            ("GAMMAINFRA_ADMIN_TOKEN", ADMIN.to_owned()),
+            ("ANTHROPIC_API_KEY", "sk-ant-test".to_owned()),
+            ("ANTHROPIC_BASE_URL", anthropic.base_url()),
+            ("OPENAI_API_KEY", "sk-openai-test".to_owned()),
+            ("OPENAI_BASE_URL", openai.base_url()),
+            (
+                "GAMMAINFRA_DATABASE_URL",
+                format!("sqlite://{}", dir.path().join("t.db").display()),
+            ),
+        ]);
+        let mut config = Config::load(None, &|k| env.get(k).cloned()).expect("config");
+        edit(&mut config);
+        let state = gammainfra::gateway::build(config).await.expect("gateway");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let st = state.clone();
+        let server = tokio::spawn(async move {
+            let _ = gammainfra::server::serve(listener, st, std::future::pending()).await;
+        });
+        Self {
+            url,
+            anthropic,
+            openai,
+            state,
+            client: Client::builder(TokioExecutor::new()).build_http(),
+            _dir: dir,
+            _server: server,
+        }
+    }
+
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        auth: Option<&str>,
+        body: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Resp {
+        let mut b = hyper::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.url));
+        if let Some(a) = auth {
+            b = b.header("authorization", format!("Bearer {a}"));
+        }
+        if body.is_some() {
+            b = b.header("content-type", "application/json");
+        }
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        let req = b
+            .body(Full::new(Bytes::from(body.unwrap_or_default().to_owned())))
+            .expect("request");
+        let resp = self.client.request(req).await.expect("gateway answers");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map(|c| c.to_bytes())
+            .unwrap_or_default();
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn chat(&self, key: &str, body: &str, headers: &[(&str, &str)]) -> Resp {
+        self.send(
+            "POST",
+            "/v1/chat/completions",
+            Some(key),
+            Some(body),
+            headers,
+        )
+        .await
+    }
+
+    pub async fn admin(&self, method: &str, path: &str, body: Option<&str>) -> Resp {
+        self.send(method, path, Some(ADMIN), body, &[]).await
+    }
+
+    /// Creates an account; returns (account id, api key).
+    pub async fn account(&self, email: &str) -> (String, String) {
+        let r = self
+            .admin(
+                "POST",
+                "/admin/v1/accounts",
+                Some(&format!(r#"{{"email":"{email}"}}"#)),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text());
+        let v = r.json();
+        (
+            v["id"].as_str().expect("id").to_owned(),
+            v["api_key"].as_str().expect("key").to_owned(),
+        )
+    }
+
+    pub async fn credits(&self, key: &str) -> Value {
+        let r = self.send("GET", "/v1/credits", Some(key), None, &[]).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.json()
+    }
+
+    /// The admin view: balance and the ledger sum straight from the database.
+    pub async fn account_view(&self, id: &str) -> Value {
+        let r = self
+            .admin("GET", &format!("/admin/v1/accounts/{id}"), None)
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.json()
+    }
+}
+
+/// `{"model": model, "messages": [{"role":"user","content": text}]}` plus extra fields.
+pub fn chat_body(model: &str, text: &str, extra: &str) -> String {
+    let sep = if extra.is_empty() { "" } else { "," };
+    format!(
+        r#"{{"model":{},"messages":[{{"role":"user","content":{}}}]{sep}{extra}}}"#,
+        serde_json::to_string(model).expect("json"),
+        serde_json::to_string(text).expect("json")
+    )
+}
+
+/// Nano-dollars of `tokens` at a price in USD per million tokens given as a decimal
+/// string, computed independently of the gateway's money module (as exact rationals).
+pub fn nanos_at(tokens: u64, price_per_mtok: &str) -> (i128, i128) {
+    // price = digits / 10^scale USD per 1e6 tokens → tokens*digits*1e9 / (10^scale*1e6) nano
+    let (int, frac) = price_per_mtok
+        .split_once('.')
+        .unwrap_or((price_per_mtok, ""));
+    let digits: i128 = format!("{int}{frac}").parse().expect("price digits");
+    let scale = 10i128.pow(frac.len() as u32);
+    (tokens as i128 * digits * 1_000_000_000, scale * 1_000_000)
+}
+
+/// Sum of rationals rounded half-up to an integer, as a decimal dollar string with
+/// the gateway's formatting rules checked separately.
+pub fn round_sum(parts: &[(i128, i128)]) -> i128 {
+    let den: i128 = 1_000_000_000_000_000; // common denominator: every scale divides it
+    let num: i128 = parts.iter().map(|(n, d)| n * (den / d)).sum();
+    (num + den / 2) / den
+}
+
+pub fn usd_to_nanos(s: &str) -> i128 {
+    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+    let neg = int.starts_with('-');
+    let int: i128 = int.trim_start_matches('-').parse().expect("int");
+    let mut f = frac.to_owned();
+    while f.len() < 9 {
+        f.push('0');
+    }
+    let v = int * 1_000_000_000 + f.parse::<i128>().expect("frac");
+    if neg {
+        -v
+    } else {
+        v
+    }
+}
+
+/// The catalog price of an endpoint, as written in the catalog.
+pub fn price(gw: &Gw, upstream_id: &str, which: &str) -> String {
+    let c = &gw.state.catalog;
+    let e = c
+        .models
+        .iter()
+        .flat_map(|m| m.endpoints.iter())
+        .find(|e| e.upstream_id == upstream_id)
+        .expect("endpoint");
+    let v = serde_json::to_value(&e.pricing).expect("pricing");
+    v[which].as_str().expect("price").to_owned()
+}

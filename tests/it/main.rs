@@ -1,0 +1,11 @@
+//! Integration tests: the real gateway on a loopback port, in front of the simulated
+//! providers (also on port 0), driven over HTTP.
+
+mod harness;
+
+mod admin;
+mod billing;
+mod chat;
+mod errors;
+mod faults;
+mod regions;
