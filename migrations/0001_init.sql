@@ -17,7 +17,6 @@ CREATE TABLE api_keys (
     key_prefix      TEXT NOT NULL,
     name            TEXT,
     default_region  TEXT,
-    spend_limit_nanos INTEGER,
     created_at      TEXT NOT NULL,
     revoked_at      TEXT
 );
@@ -60,3 +59,9 @@ CREATE TABLE topups (
     fee_basis_points INTEGER NOT NULL,
     created_at      TEXT NOT NULL
 );
+
+-- Top-up records are append-only too.
+CREATE TRIGGER topups_no_update BEFORE UPDATE ON topups
+BEGIN SELECT RAISE(ABORT, 'topups is append-only'); END;
+CREATE TRIGGER topups_no_delete BEFORE DELETE ON topups
+BEGIN SELECT RAISE(ABORT, 'topups is append-only'); END;

@@ -7,12 +7,11 @@ use std::path::PathBuf;
 
 use bytes::Bytes;
 use clap::{Parser, Subcommand};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use http_body_util::Full;
 
 use crate::catalog::Catalog;
 use crate::config::{process_env, Config};
+use crate::providers::http::{HttpClient, Timeouts};
 
 #[derive(Parser)]
 #[command(
@@ -315,7 +314,14 @@ async fn admin_call(
     path: &str,
     body: Option<serde_json::Value>,
 ) -> i32 {
-    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    // The same client as upstream calls: plain HTTP or HTTPS (rustls).
+    let client = match HttpClient::new(Timeouts::default()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("TLS setup failed: {e}");
+            return 2;
+        }
+    };
     let uri = format!("{}{path}", admin.url.trim_end_matches('/'));
     let req = hyper::Request::builder()
         .method(method)
@@ -332,14 +338,12 @@ async fn admin_call(
             return 2;
         }
     };
-    match client.request(req).await {
+    match client.send(req, "gateway").await {
         Ok(resp) => {
             let status = resp.status();
-            let body = resp
-                .into_body()
-                .collect()
+            let body = client
+                .read_body(resp.into_body(), "gateway")
                 .await
-                .map(|c| c.to_bytes())
                 .unwrap_or_default();
             let text = String::from_utf8_lossy(&body);
             let pretty = serde_json::from_slice::<serde_json::Value>(&body)

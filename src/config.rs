@@ -229,8 +229,8 @@ impl Config {
             });
         if !database_url.starts_with("sqlite:") {
             errs.push(format!(
-                "database_url / GAMMAINFRA_DATABASE_URL: `{}` is not supported by this build (use sqlite://PATH)",
-                database_url.split('@').next_back().unwrap_or_default()
+                "database_url / GAMMAINFRA_DATABASE_URL: the `{}:` scheme is not supported by this build (use sqlite://PATH)",
+                database_url.split(':').next().unwrap_or_default()
             ));
         }
         let admin_token = env("GAMMAINFRA_ADMIN_TOKEN")

@@ -81,6 +81,8 @@ pub struct Ledger {
     /// wait or be dropped; the queue drains at SQLite's batch commit rate).
     writer: mpsc::UnboundedSender<WriteOp>,
     pub billing: Billing,
+    /// False while the writer is retrying a batch the database refused.
+    writer_ok: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Ledger {
@@ -111,18 +113,25 @@ impl Ledger {
             );
         }
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(writer(store.clone(), rx));
+        let writer_ok = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        tokio::spawn(writer(store.clone(), rx, writer_ok.clone()));
         Ok(Arc::new(Self {
             store,
             accounts: Mutex::new(accounts),
             keys: RwLock::new(keys),
             writer: tx,
             billing,
+            writer_ok,
         }))
     }
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// Whether usage entries are being committed (readiness fails while they are not).
+    pub fn writer_healthy(&self) -> bool {
+        self.writer_ok.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The key's account, if the key is active.
@@ -362,7 +371,11 @@ impl Drop for Reservation {
 
 /// Appends usage entries in batches. A failed batch is retried (entries are idempotent
 /// by request ID), so a transient database error delays but never drops a charge.
-async fn writer(store: Store, mut rx: mpsc::UnboundedReceiver<WriteOp>) {
+async fn writer(
+    store: Store,
+    mut rx: mpsc::UnboundedReceiver<WriteOp>,
+    ok: Arc<std::sync::atomic::AtomicBool>,
+) {
     let mut ops = Vec::with_capacity(512);
     loop {
         ops.clear();
@@ -380,8 +393,12 @@ async fn writer(store: Store, mut rx: mpsc::UnboundedReceiver<WriteOp>) {
         let mut delay = Duration::from_millis(50);
         while !entries.is_empty() {
             match store.append_usage(&entries).await {
-                Ok(()) => break,
+                Ok(()) => {
+                    ok.store(true, std::sync::atomic::Ordering::Relaxed);
+                    break;
+                }
                 Err(e) => {
+                    ok.store(false, std::sync::atomic::Ordering::Relaxed);
                     tracing::error!(error = %e, n = entries.len(), "appending usage failed; retrying");
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(5));

@@ -57,6 +57,8 @@ pub enum UpstreamErrorKind {
     Rejected,
     /// The provider refused the gateway's credentials (401/403): a deployment fault.
     Auth,
+    /// The provider does not know the upstream model ID (404): a catalog fault.
+    ModelMissing,
     /// The provider answered something that is not its documented protocol.
     Protocol,
     /// The connection broke after the answer had begun.
@@ -93,6 +95,7 @@ impl UpstreamError {
         let kind = match status {
             429 => UpstreamErrorKind::RateLimited,
             401 | 403 => UpstreamErrorKind::Auth,
+            404 => UpstreamErrorKind::ModelMissing,
             408 => UpstreamErrorKind::Timeout,
             400..=499 => UpstreamErrorKind::Rejected,
             _ => UpstreamErrorKind::Unavailable,
@@ -114,6 +117,7 @@ impl UpstreamError {
             | UpstreamErrorKind::RateLimited
             | UpstreamErrorKind::Unavailable
             | UpstreamErrorKind::Auth
+            | UpstreamErrorKind::ModelMissing
             | UpstreamErrorKind::Interrupted => true,
             UpstreamErrorKind::Rejected | UpstreamErrorKind::Protocol => false,
         }

@@ -184,7 +184,7 @@ impl Router {
             .filter(|e| !e.enabled)
             .map(|e| {
                 let src = e.bedrock.as_ref().map(|b| b.source_region.as_str()).unwrap_or("?");
-                format!("{} ({}) exists but Bedrock access in {src} is not enabled in this deployment (add the region to the Bedrock configuration)", e.upstream_id, e.region_label)
+                format!("{} ({}) exists but is not enabled in this deployment (Bedrock access in {src} is not configured)", e.upstream_id, e.region_label)
             })
             .collect();
         if !disabled.is_empty() {

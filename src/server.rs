@@ -99,7 +99,8 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
-    if st.ledger.store().ping().await && !st.catalog.models.is_empty() {
+    if st.ledger.writer_healthy() && st.ledger.store().ping().await && !st.catalog.models.is_empty()
+    {
         (
             StatusCode::OK,
             axum::Json(

@@ -80,8 +80,16 @@ pub enum Content {
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Part {
-    Text { text: String },
-    ImageUrl { image_url: ImageUrl },
+    Text {
+        text: String,
+        /// Anthropic prompt-caching marker (`{"type":"ephemeral"}`), as OpenRouter and
+        /// LiteLLM accept it on text parts; passed to providers that cache.
+        #[serde(default)]
+        cache_control: Option<serde_json::Value>,
+    },
+    ImageUrl {
+        image_url: ImageUrl,
+    },
 }
 
 #[derive(Debug, Deserialize)]
@@ -181,7 +189,7 @@ impl Content {
             Content::Parts(p) => p
                 .iter()
                 .filter_map(|p| match p {
-                    Part::Text { text } => Some(text.as_str()),
+                    Part::Text { text, .. } => Some(text.as_str()),
                     Part::ImageUrl { .. } => None,
                 })
                 .collect::<Vec<_>>()

@@ -44,6 +44,14 @@ pub fn generate() -> NewKey {
     }
 }
 
+/// A request ID: 128 random bits, so that the ledger's one-charge-per-request index can
+/// never confuse two requests.
+pub fn random_request_id() -> String {
+    let mut b = [0u8; 16];
+    rand::thread_rng().fill_bytes(&mut b);
+    format!("req_{}", hex::encode(b))
+}
+
 /// `prefix` + 16 random hex characters.
 pub fn random_id(prefix: &str) -> String {
     let mut b = [0u8; 8];

@@ -328,15 +328,6 @@ impl Store {
             .collect())
     }
 
-    /// The first account by creation (used by `credits show` without an ID).
-    pub async fn account_id_by_email(&self, email: &str) -> Result<Option<String>, StoreError> {
-        Ok(sqlx::query("SELECT id FROM accounts WHERE email = ?")
-            .bind(email)
-            .fetch_optional(&self.pool)
-            .await?
-            .map(|r| r.get(0)))
-    }
-
     pub async fn close(&self) {
         self.pool.close().await;
     }

@@ -33,8 +33,10 @@ impl Default for Timeouts {
     fn default() -> Self {
         Self {
             connect: Duration::from_secs(10),
-            first_byte: Duration::from_secs(120),
-            idle: Duration::from_secs(120),
+            // A non-streamed answer arrives only when the whole generation is done:
+            // long outputs of large models take minutes.
+            first_byte: Duration::from_secs(600),
+            idle: Duration::from_secs(300),
         }
     }
 }
@@ -100,19 +102,31 @@ impl HttpClient {
 
     /// Reads a whole (non-streamed) body, within the idle timeout.
     pub async fn read_body(&self, body: Incoming, provider: &str) -> Result<Bytes, UpstreamError> {
-        let collect = Limited::new(body, MAX_BODY).collect();
-        match tokio::time::timeout(self.timeouts.idle, collect).await {
-            Err(_) => Err(UpstreamError::new(
-                UpstreamErrorKind::Timeout,
-                provider,
-                "response body stalled",
-            )),
-            Ok(Err(e)) => Err(UpstreamError::new(
-                UpstreamErrorKind::Interrupted,
-                provider,
-                format!("reading the response failed: {e}"),
-            )),
-            Ok(Ok(c)) => Ok(c.to_bytes()),
+        let mut body = Limited::new(body, MAX_BODY);
+        let mut buf = bytes::BytesMut::new();
+        loop {
+            match tokio::time::timeout(self.timeouts.idle, body.frame()).await {
+                Err(_) => {
+                    return Err(UpstreamError::new(
+                        UpstreamErrorKind::Timeout,
+                        provider,
+                        format!("response body stalled for {:?}", self.timeouts.idle),
+                    ))
+                }
+                Ok(None) => return Ok(buf.freeze()),
+                Ok(Some(Err(e))) => {
+                    return Err(UpstreamError::new(
+                        UpstreamErrorKind::Interrupted,
+                        provider,
+                        format!("reading the response failed: {e}"),
+                    ))
+                }
+                Ok(Some(Ok(frame))) => {
+                    if let Ok(data) = frame.into_data() {
+                        buf.extend_from_slice(&data);
+                    }
+                }
+            }
         }
     }
 

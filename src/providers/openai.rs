@@ -59,11 +59,17 @@ impl OpenAi {
         } else {
             &[]
         };
+        // The output cap never exceeds the catalog's, which is what the credit
+        // reservation assumed.
+        let cap = call.model.max_output_tokens;
+        let capped = |v: Option<u64>| v.filter(|&n| n > cap).map(|_| Some(cap.to_string()));
         call.raw.write_with(
             &mut out,
             |k| match k {
                 "model" => Some(Some(model.clone())),
                 "provider" => Some(None),
+                "max_tokens" => capped(call.req.max_tokens),
+                "max_completion_tokens" => capped(call.req.max_completion_tokens),
                 "stream_options" if stream => Some(Some(r#"{"include_usage":true}"#.to_owned())),
                 _ => None,
             },
@@ -142,10 +148,35 @@ struct ChunkLite<'a> {
     model: Option<Cow<'a, str>>,
     #[serde(default)]
     usage: Option<UsageWire>,
-    #[serde(default)]
-    choices: Option<Vec<serde::de::IgnoredAny>>,
+    #[serde(borrow, default)]
+    choices: Option<Vec<ChoiceLite<'a>>>,
     #[serde(default)]
     error: Option<ErrorWire>,
+}
+
+#[derive(Deserialize)]
+struct ChoiceLite<'a> {
+    #[serde(borrow, default)]
+    delta: Option<DeltaLite<'a>>,
+}
+
+#[derive(Deserialize)]
+struct DeltaLite<'a> {
+    #[serde(borrow, default)]
+    content: Option<Cow<'a, str>>,
+    #[serde(default)]
+    tool_calls: Option<serde::de::IgnoredAny>,
+}
+
+impl ChunkLite<'_> {
+    /// Whether the chunk carries generated output (text or tool-call arguments).
+    fn generates(&self) -> bool {
+        self.choices.iter().flatten().any(|c| {
+            c.delta.as_ref().is_some_and(|d| {
+                d.tool_calls.is_some() || d.content.as_deref().is_some_and(|t| !t.is_empty())
+            })
+        })
+    }
 }
 
 impl Provider for OpenAi {
@@ -176,7 +207,9 @@ impl Provider for OpenAi {
                         let done = matches!(ev, Ok(e) if e.data.trim() == "[DONE]");
                         std::future::ready(!done)
                     })
-                    .filter_map(move |ev| std::future::ready(chunk_item(&name, ev)));
+                    .flat_map(move |ev| {
+                        futures_util::stream::iter(chunk_items(&name, ev).into_iter().flatten())
+                    });
                 return Ok(Reply::Stream(Box::pin(stream)));
             }
             let body = self.client.read_body(resp.into_body(), &self.name).await?;
@@ -220,25 +253,31 @@ impl OpenAi {
     }
 }
 
-fn chunk_item(
+/// The items of one SSE event: a chunk to forward and/or the usage it reports (some
+/// OpenAI-compatible servers put usage on the last content chunk instead of a separate
+/// one with empty `choices`).
+fn chunk_items(
     provider: &str,
     ev: Result<eventsource_stream::Event, UpstreamError>,
-) -> Option<Result<StreamItem, UpstreamError>> {
+) -> [Option<Result<StreamItem, UpstreamError>>; 2] {
     let ev = match ev {
         Ok(ev) => ev,
-        Err(e) => return Some(Err(e)),
+        Err(e) => return [Some(Err(e)), None],
     };
     if ev.data.is_empty() {
-        return None;
+        return [None, None];
     }
     let lite: ChunkLite<'_> = match serde_json::from_str(&ev.data) {
         Ok(l) => l,
         Err(e) => {
-            return Some(Err(UpstreamError::new(
-                UpstreamErrorKind::Protocol,
-                provider,
-                format!("stream chunk is not JSON: {e}"),
-            )))
+            return [
+                Some(Err(UpstreamError::new(
+                    UpstreamErrorKind::Protocol,
+                    provider,
+                    format!("stream chunk is not JSON: {e}"),
+                ))),
+                None,
+            ]
         }
     };
     if let Some(err) = lite.error {
@@ -248,20 +287,95 @@ fn chunk_item(
             err.message.clone(),
         );
         e.code = err.code();
-        return Some(Err(e));
+        return [Some(Err(e)), None];
     }
-    let choices = lite.choices.as_ref().map_or(0, Vec::len);
-    if let (Some(u), 0) = (&lite.usage, choices) {
-        return Some(Ok(StreamItem::Usage {
+    let usage = lite.usage.as_ref().map(|u| {
+        Ok(StreamItem::Usage {
             usage: u.usage(),
             id: lite.id.as_deref().unwrap_or_default().to_owned(),
             created: lite.created.unwrap_or_default(),
             model: lite.model.as_deref().unwrap_or_default().to_owned(),
             last: true,
-        }));
+        })
+    });
+    if lite.choices.as_ref().is_none_or(Vec::is_empty) {
+        // The usage chunk: the gateway sends its own, with the cost, at the end.
+        return [usage, None];
     }
-    Some(Ok(StreamItem::Chunk {
-        json: Bytes::from(ev.data),
-        generated: u64::from(choices > 0),
-    }))
+    let generated = u64::from(lite.generates());
+    [
+        Some(Ok(StreamItem::Chunk {
+            json: Bytes::from(ev.data),
+            generated,
+        })),
+        usage,
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn items(data: &str) -> Vec<StreamItem> {
+        let ev = eventsource_stream::Event {
+            data: data.to_owned(),
+            ..Default::default()
+        };
+        chunk_items("t", Ok(ev))
+            .into_iter()
+            .flatten()
+            .map(|r| r.expect("item"))
+            .collect()
+    }
+
+    #[test]
+    fn usage_on_a_content_chunk_is_forwarded_and_billed() {
+        let v = items(
+            r#"{"id":"x","choices":[{"index":0,"delta":{"content":"hi"}}],"usage":{"prompt_tokens":3,"completion_tokens":2}}"#,
+        );
+        assert!(matches!(v[0], StreamItem::Chunk { generated: 1, .. }));
+        assert!(matches!(
+            v[1],
+            StreamItem::Usage {
+                last: true,
+                usage: Usage {
+                    input_tokens: 3,
+                    output_tokens: 2,
+                    ..
+                },
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn role_and_finish_chunks_generate_nothing() {
+        let v = items(r#"{"choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}"#);
+        assert!(matches!(v[0], StreamItem::Chunk { generated: 0, .. }));
+        let v = items(r#"{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#);
+        assert!(matches!(v[0], StreamItem::Chunk { generated: 0, .. }));
+        let v = items(
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{"}}]}}]}"#,
+        );
+        assert!(matches!(v[0], StreamItem::Chunk { generated: 1, .. }));
+    }
+
+    #[test]
+    fn the_usage_chunk_is_withheld_and_reported() {
+        let v = items(
+            r#"{"id":"x","created":1,"model":"m","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":1,"prompt_tokens_details":{"cached_tokens":2}}}"#,
+        );
+        assert_eq!(v.len(), 1);
+        assert!(matches!(
+            v[0],
+            StreamItem::Usage {
+                usage: Usage {
+                    input_tokens: 3,
+                    cache_read_tokens: 2,
+                    ..
+                },
+                ..
+            }
+        ));
+    }
 }

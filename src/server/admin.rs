@@ -177,6 +177,12 @@ pub async fn topup(
     if amount < min {
         return Err(bad(format!("The minimum top-up is ${min}; got ${amount}.")));
     }
+    let max = Nanos::from_cents(100_000_000);
+    if amount > max {
+        return Err(bad(format!(
+            "The maximum single top-up is ${max}; got ${amount}."
+        )));
+    }
     let (fee, bal) = st.ledger.topup(&id, amount).await?;
     Ok((
         StatusCode::CREATED,

@@ -15,7 +15,7 @@ use super::{auth, AppState};
 use crate::catalog::{Endpoint, RegionConstraint, Resolution};
 use crate::chat::raw::RawObject;
 use crate::chat::request::input_token_bound;
-use crate::chat::{ChatRequest, Completion, Reply};
+use crate::chat::{ChatRequest, Completion, Reply, StreamItem};
 use crate::ledger::{keys, Charge, Reservation};
 use crate::money::{CostAccumulator, Nanos};
 use crate::providers::Call;
@@ -27,10 +27,18 @@ pub async fn completions(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let request_id = keys::random_id("req_");
+    let request_id = keys::random_request_id();
     let mut resp = match handle(&st, &headers, body, &request_id).await {
         Ok(r) => r,
-        Err(e) => e.into_response(),
+        Err(e) => {
+            // The one place a failed request is logged (conversion never logs).
+            if e.status.is_server_error() {
+                tracing::warn!(request_id, status = e.status.as_u16(), code = %e.code, message = %e.message, "request failed");
+            } else {
+                tracing::debug!(request_id, status = e.status.as_u16(), code = %e.code, "request refused");
+            }
+            e.into_response()
+        }
     };
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert(REQUEST_ID, v);
@@ -67,10 +75,12 @@ async fn handle(
             })?;
             Some(RegionConstraint::parse(v, &st.catalog)?)
         }
-        None => match res
-            .implied_region
+        // The key's default constraint is a residency policy: it wins over the
+        // geography implied by a Bedrock profile prefix in `model`.
+        None => match key
+            .default_region
             .as_deref()
-            .or(key.default_region.as_deref())
+            .or(res.implied_region.as_deref())
         {
             Some(v) => Some(RegionConstraint::parse(v, &st.catalog)?),
             None => None,
@@ -104,9 +114,15 @@ async fn handle(
                 return Ok(complete(&res, ep, c, reservation));
             }
             Ok(Reply::Stream(mut s)) => {
-                // Nothing has reached the client yet: a failure before the first item
-                // still fails over.
-                let first = s.next().await;
+                // Nothing has reached the client until the first chunk: a failure before
+                // it still fails over. Usage reports ahead of it are kept for billing.
+                let mut prefetched = Vec::new();
+                let first = loop {
+                    match s.next().await {
+                        Some(Ok(u @ StreamItem::Usage { .. })) => prefetched.push(u),
+                        other => break other,
+                    }
+                };
                 match first {
                     Some(Err(e)) if e.retryable() && more => {
                         st.router.record_failure(&ep.key);
@@ -124,6 +140,7 @@ async fn handle(
                         st.router.record_success(&ep.key);
                         let billed = BilledStream::new(
                             s,
+                            prefetched,
                             first,
                             reservation,
                             ep.clone(),

@@ -1,6 +1,6 @@
 //! The one error type of the HTTP surface and its OpenAI-shaped response:
-//! `{"error": {"message", "type", "code", "param"}}`. Converting never logs; the
-//! request-logging middleware does.
+//! `{"error": {"message", "type", "code", "param"}}`. Converting never logs; the chat
+//! handler logs a failed request once, where its response leaves.
 
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -215,8 +215,17 @@ impl From<UpstreamError> for ApiError {
                 "server_error",
                 "upstream_auth_failed",
             ),
+            UpstreamErrorKind::ModelMissing => (
+                StatusCode::BAD_GATEWAY,
+                "server_error",
+                "upstream_model_not_found",
+            ),
         };
         let message = match e.kind {
+            UpstreamErrorKind::ModelMissing => format!(
+                "{} does not know the model ID the catalog sends ({}); this is a catalog fault, not yours.",
+                e.provider, e.message
+            ),
             UpstreamErrorKind::Auth => format!(
                 "{} refused the gateway's credentials ({}); this is a deployment fault, not yours.",
                 e.provider, e.message

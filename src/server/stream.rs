@@ -36,8 +36,10 @@ pub struct BilledStream {
 }
 
 impl BilledStream {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         inner: ChunkStream,
+        prefetched: Vec<StreamItem>,
         first: Option<Result<StreamItem, UpstreamError>>,
         reservation: Reservation,
         endpoint: Arc<Endpoint>,
@@ -59,6 +61,9 @@ impl BilledStream {
             meta: Default::default(),
             finished: false,
         };
+        for item in prefetched {
+            s.accept(Ok(item));
+        }
         match first {
             Some(item) => s.accept(item),
             None => s.finish(None),

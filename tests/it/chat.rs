@@ -346,3 +346,52 @@ async fn health_and_readiness() {
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["status"], "ready");
 }
+
+#[tokio::test]
+async fn anthropic_prompt_caching_markers_pass_through_and_bill_at_cache_prices() {
+    let gw = Gw::start().await;
+    let (_, key) = gw.account("cache@example.com").await;
+    let body = r#"{"model":"anthropic/claude-sonnet-4-6","messages":[
+        {"role":"system","content":[{"type":"text","text":"a long shared instruction block that is worth caching","cache_control":{"type":"ephemeral"}}]},
+        {"role":"user","content":"question"}]}"#;
+    let first = gw.chat(&key, body, &[]).await;
+    assert_eq!(first.status, 200, "{}", first.text());
+    let up = gw
+        .anthropic
+        .requests()
+        .last()
+        .expect("r")
+        .json()
+        .expect("j");
+    assert_eq!(up["system"][0]["cache_control"]["type"], "ephemeral");
+    let u1 = first.json()["usage"].clone();
+    let written = u1["prompt_tokens_details"]["cache_write_tokens"]
+        .as_u64()
+        .expect("w");
+    assert!(written > 0, "{u1}");
+    let second = gw.chat(&key, body, &[]).await;
+    let u2 = second.json()["usage"].clone();
+    let read = u2["prompt_tokens_details"]["cached_tokens"]
+        .as_u64()
+        .expect("r");
+    assert_eq!(read, written, "{u2}");
+    // Cost: uncached input, cache reads/writes and output, each at its own price.
+    let p = u2["prompt_tokens"].as_u64().expect("p");
+    let c = u2["completion_tokens"].as_u64().expect("c");
+    let want = round_sum(&[
+        nanos_at(p - read, &price(&gw, "claude-sonnet-4-6", "input")),
+        nanos_at(read, &price(&gw, "claude-sonnet-4-6", "cache_read")),
+        nanos_at(c, &price(&gw, "claude-sonnet-4-6", "output")),
+    ]);
+    assert_eq!(usd_to_nanos(u2["cost_usd"].as_str().expect("cost")), want);
+    let p1 = u1["prompt_tokens"].as_u64().expect("p");
+    let want1 = round_sum(&[
+        nanos_at(p1 - written, &price(&gw, "claude-sonnet-4-6", "input")),
+        nanos_at(written, &price(&gw, "claude-sonnet-4-6", "cache_write_5m")),
+        nanos_at(
+            u1["completion_tokens"].as_u64().expect("c"),
+            &price(&gw, "claude-sonnet-4-6", "output"),
+        ),
+    ]);
+    assert_eq!(usd_to_nanos(u1["cost_usd"].as_str().expect("cost")), want1);
+}

@@ -23,6 +23,12 @@ verified = {{ date = "2026-11-25", method = "test" }}
 pricing = {{ input = "0.1", output = "0.1" }}
 
 [[models.endpoints]]
+provider = "openai_compatible:ghost"
+upstream_id = "unknown-to-the-upstream"
+verified = {{ date = "2026-11-25", method = "test" }}
+pricing = {{ input = "0.5", output = "0.5" }}
+
+[[models.endpoints]]
 provider = "openai_compatible:live"
 upstream_id = "sim-live"
 verified = {{ date = "2026-11-25", method = "test" }}
@@ -40,7 +46,11 @@ pricing = {{ input = "1", output = "2" }}
         let live = c.openai.clone().expect("openai");
         let mut d = live.clone();
         d.base_url = dead_url;
-        c.openai_compatible = vec![("dead".into(), d), ("live".into(), live)];
+        c.openai_compatible = vec![
+            ("dead".into(), d),
+            ("ghost".into(), live.clone()),
+            ("live".into(), live),
+        ];
     })
     .await;
     drop(dir);
@@ -63,6 +73,33 @@ async fn connection_failure_fails_over_to_the_next_endpoint() {
             Some("openai_compatible:live")
         );
     }
+    // The endpoint whose upstream ID the server does not know was tried (a 404 is a
+    // catalog fault, so it failed over instead of reaching the client).
+    assert!(gw.openai.requests().iter().any(|r| r
+        .json()
+        .is_some_and(|j| j["model"] == "unknown-to-the-upstream")));
+}
+
+#[tokio::test]
+async fn output_cap_sent_upstream_never_exceeds_the_catalog_cap() {
+    let gw = failover_gw().await;
+    let (_, key) = gw.account("cap@example.com").await;
+    let r = gw
+        .chat(
+            &key,
+            &chat_body("test/failover", "hi", r#""max_tokens":999999"#),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let up = gw
+        .openai
+        .requests()
+        .last()
+        .expect("req")
+        .json()
+        .expect("json");
+    assert_eq!(up["max_tokens"], 1000);
 }
 
 #[tokio::test]

@@ -205,3 +205,28 @@ async fn key_default_region_applies_unless_the_header_overrides_it() {
         .await;
     assert_eq!(bad.status, 400);
 }
+
+#[tokio::test]
+async fn key_default_region_beats_the_geography_implied_by_a_profile_id() {
+    let gw = Gw::start().await;
+    let (id, _) = gw.account("residency@example.com").await;
+    let k = gw
+        .admin(
+            "POST",
+            &format!("/admin/v1/accounts/{id}/keys"),
+            Some(r#"{"default_region":"eu"}"#),
+        )
+        .await;
+    let key = k.json()["api_key"].as_str().expect("k").to_owned();
+    // `us.` implies `us`, but this key may only process in the EU.
+    let r = gw
+        .chat(
+            &key,
+            &chat_body("us.anthropic.claude-sonnet-4-6", "hi", ""),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(r.error_code(), "no_endpoint_in_region");
+    assert!(r.text().contains("eu.anthropic.claude-sonnet-4-6"));
+}

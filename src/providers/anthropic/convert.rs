@@ -29,12 +29,19 @@ pub fn request(
     };
     for m in &req.messages {
         match m {
-            Message::System { content } | Message::Developer { content } => {
-                let text = content.text();
-                if !text.is_empty() {
+            Message::System { content } | Message::Developer { content } => match content {
+                Content::Parts(parts) => system.extend(parts.iter().filter_map(|p| match p {
+                    Part::Text {
+                        text,
+                        cache_control,
+                    } => Some(text_block(text, cache_control)),
+                    Part::ImageUrl { .. } => None,
+                })),
+                Content::Text(text) if !text.is_empty() => {
                     system.push(json!({"type": "text", "text": text}));
                 }
-            }
+                Content::Text(_) => {}
+            },
             Message::User { content } => push("user", user_blocks(content)?),
             Message::Assistant {
                 content,
@@ -152,11 +159,23 @@ fn user_blocks(content: &Content) -> Result<Vec<Value>, String> {
         Content::Parts(parts) => parts
             .iter()
             .map(|p| match p {
-                Part::Text { text } => Ok(json!({"type": "text", "text": text})),
+                Part::Text {
+                    text,
+                    cache_control,
+                } => Ok(text_block(text, cache_control)),
                 Part::ImageUrl { image_url } => image_block(&image_url.url),
             })
             .collect(),
     }
+}
+
+/// A text block, with its prompt-caching marker if the client set one.
+fn text_block(text: &str, cache_control: &Option<Value>) -> Value {
+    let mut b = json!({"type": "text", "text": text});
+    if let Some(c) = cache_control {
+        b["cache_control"] = c.clone();
+    }
+    b
 }
 
 /// `data:image/png;base64,...` → a base64 source; `https://...` → a URL source.
