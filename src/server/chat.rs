@@ -114,12 +114,15 @@ async fn handle(
                 return Ok(complete(&res, ep, c, reservation));
             }
             Ok(Reply::Stream(mut s)) => {
-                // Nothing has reached the client until the first chunk: a failure before
-                // it still fails over. Usage reports ahead of it are kept for billing.
+                // Nothing reaches the client until the first chunk that carries output:
+                // a failure before it (Anthropic's overloaded error right after
+                // `message_start`, say) still fails over. Usage reports and the role
+                // chunk ahead of it are held back, then sent.
                 let mut prefetched = Vec::new();
                 let first = loop {
                     match s.next().await {
                         Some(Ok(u @ StreamItem::Usage { .. })) => prefetched.push(u),
+                        Some(Ok(c @ StreamItem::Chunk { generated: 0, .. })) => prefetched.push(c),
                         other => break other,
                     }
                 };
