@@ -241,26 +241,30 @@ impl Store {
     /// Appends usage charges in one transaction. A request already charged (same
     /// request ID) is skipped, so a retried batch cannot double-charge.
     pub async fn append_usage(&self, entries: &[UsageEntry]) -> Result<(), StoreError> {
+        // Multi-row INSERTs: one statement per 1,000 entries (13 parameters each, under
+        // SQLite's limit of 32,766), in one transaction.
         let mut tx = self.pool.begin().await?;
-        for e in entries {
-            sqlx::query(
-                "INSERT INTO ledger_entries (account_id, kind, amount_nanos, request_id, key_id, model, endpoint, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, note, created_at)
-                 VALUES (?, 'usage', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            )
-            .bind(&e.account_id)
-            .bind(-e.charged.nanos())
-            .bind(&e.request_id)
-            .bind(&e.key_id)
-            .bind(&e.model)
-            .bind(&e.endpoint)
-            .bind(e.input_tokens as i64)
-            .bind(e.output_tokens as i64)
-            .bind(e.cache_read_tokens as i64)
-            .bind(e.cache_write_tokens as i64)
-            .bind(&e.note)
-            .bind(&e.at)
-            .execute(&mut *tx)
-            .await?;
+        for chunk in entries.chunks(1000) {
+            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT INTO ledger_entries (account_id, kind, amount_nanos, request_id, key_id, model, endpoint, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, note, created_at) ",
+            );
+            q.push_values(chunk, |mut b, e| {
+                b.push_bind(&e.account_id)
+                    .push_bind("usage")
+                    .push_bind(-e.charged.nanos())
+                    .push_bind(&e.request_id)
+                    .push_bind(&e.key_id)
+                    .push_bind(&e.model)
+                    .push_bind(&e.endpoint)
+                    .push_bind(e.input_tokens as i64)
+                    .push_bind(e.output_tokens as i64)
+                    .push_bind(e.cache_read_tokens as i64)
+                    .push_bind(e.cache_write_tokens as i64)
+                    .push_bind(&e.note)
+                    .push_bind(&e.at);
+            });
+            q.push(" ON CONFLICT DO NOTHING");
+            q.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
