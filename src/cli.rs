@@ -69,6 +69,18 @@ pub enum Command {
 pub enum CatalogCommand {
     /// Check a catalog file (default: the built-in catalog) against every rule.
     Check { file: Option<PathBuf> },
+    /// Ask this deployment's Bedrock control plane whether every routable Bedrock ID of
+    /// the catalog exists in its form and is accessible; exits non-zero on a mismatch.
+    Verify {
+        /// Catalog file (default: GAMMAINFRA_CATALOG or the built-in catalog).
+        file: Option<PathBuf>,
+        /// TOML configuration file.
+        #[arg(long, env = "GAMMAINFRA_CONFIG")]
+        config: Option<PathBuf>,
+        /// Also send a 1-token Converse call to each entry (this costs money).
+        #[arg(long)]
+        invoke: bool,
+    },
 }
 
 #[derive(clap::Args)]
@@ -150,6 +162,14 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Catalog {
             command: CatalogCommand::Check { file },
         } => catalog_check(file),
+        Command::Catalog {
+            command:
+                CatalogCommand::Verify {
+                    file,
+                    config,
+                    invoke,
+                },
+        } => catalog_verify(file, config, invoke).await,
         Command::Accounts {
             command: AccountsCommand::Create { email, admin },
         } => {
@@ -235,6 +255,38 @@ fn catalog_check(file: Option<PathBuf>) -> i32 {
         Err(e) => {
             eprintln!("{name}: {e}");
             1
+        }
+    }
+}
+
+async fn catalog_verify(file: Option<PathBuf>, config_path: Option<PathBuf>, invoke: bool) -> i32 {
+    let mut config = match Config::load(config_path.as_deref(), &process_env) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return 2;
+        }
+    };
+    if file.is_some() {
+        config.catalog_path = file;
+    }
+    let catalog = match crate::gateway::load_catalog(&config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return 2;
+        }
+    };
+    match crate::verify::verify(&catalog, &config, invoke).await {
+        Ok(rows) => {
+            print!("{}", crate::verify::render(&rows));
+            let bad = rows.iter().filter(|r| !r.ok).count();
+            println!("{} entries checked, {bad} mismatch(es)", rows.len());
+            i32::from(bad > 0)
+        }
+        Err(e) => {
+            eprintln!("catalog verify: {e}");
+            2
         }
     }
 }

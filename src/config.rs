@@ -46,6 +46,24 @@ struct RawConfig {
     #[serde(default)]
     timeouts: RawTimeouts,
     max_body_bytes: Option<usize>,
+    #[serde(default)]
+    bedrock: RawBedrock,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBedrock {
+    /// Whether to call Bedrock at all (default: when AWS credentials or a Bedrock API key
+    /// are configured in the environment).
+    enabled: Option<bool>,
+    /// Source regions where this deployment's AWS account has model access.
+    regions: Option<Vec<String>>,
+    /// Replaces `https://bedrock-runtime.{region}.amazonaws.com` for every region.
+    endpoint_url: Option<String>,
+    /// Replaces `https://bedrock.{region}.amazonaws.com` (control plane, `catalog verify`).
+    control_endpoint_url: Option<String>,
+    /// Allow image URLs that resolve to loopback, private or link-local addresses.
+    allow_private_image_urls: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -113,6 +131,34 @@ pub struct Config {
     pub billing: Billing,
     pub timeouts: Timeouts,
     pub max_body_bytes: usize,
+    pub bedrock: Option<BedrockConfig>,
+}
+
+/// How this deployment calls AWS Bedrock.
+#[derive(Debug, Clone)]
+pub struct BedrockConfig {
+    /// Source regions where the account has model access (default `us-east-1`).
+    pub regions: Vec<String>,
+    /// `AWS_ENDPOINT_URL_BEDROCK_RUNTIME`: one endpoint for every source region.
+    pub endpoint_url: Option<String>,
+    /// `AWS_ENDPOINT_URL_BEDROCK`: the control plane's endpoint.
+    pub control_endpoint_url: Option<String>,
+    pub auth: BedrockAuthConfig,
+    pub allow_private_image_urls: bool,
+}
+
+#[derive(Debug, Clone)]
+pub enum BedrockAuthConfig {
+    /// `AWS_BEARER_TOKEN_BEDROCK`: a Bedrock API key, sent as a bearer token.
+    BearerToken(Secret),
+    /// SigV4 with the standard AWS credential chain.
+    CredentialChain,
+    /// SigV4 with fixed credentials (the demo and tests, against the simulated Bedrock).
+    Static {
+        access_key_id: String,
+        secret_access_key: Secret,
+        session_token: Option<Secret>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -352,8 +398,10 @@ impl Config {
             first_byte: t.first_byte_ms.map_or(d.first_byte, Duration::from_millis),
             idle: t.idle_ms.map_or(d.idle, Duration::from_millis),
         };
+        let bedrock = bedrock_config(raw.bedrock, env, &mut errs);
         if errs.is_empty() {
             Ok(Config {
+                bedrock,
                 listen,
                 database_url,
                 admin_token,
@@ -369,6 +417,71 @@ impl Config {
             Err(ConfigError(errs))
         }
     }
+}
+
+/// Environment variables that mean "AWS credentials are configured here".
+const AWS_CREDENTIAL_VARS: &[&str] = &[
+    "AWS_ACCESS_KEY_ID",
+    "AWS_PROFILE",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+];
+
+fn bedrock_config(raw: RawBedrock, env: Env<'_>, errs: &mut Vec<String>) -> Option<BedrockConfig> {
+    let bearer = env("AWS_BEARER_TOKEN_BEDROCK").map(Secret);
+    let has_creds = bearer.is_some() || AWS_CREDENTIAL_VARS.iter().any(|v| env(v).is_some());
+    if !raw.enabled.unwrap_or(has_creds) {
+        return None;
+    }
+    let regions: Vec<String> = match env("GAMMAINFRA_BEDROCK_REGIONS") {
+        Some(v) => v
+            .split(',')
+            .map(|r| r.trim().to_owned())
+            .filter(|r| !r.is_empty())
+            .collect(),
+        None => raw.regions.unwrap_or_else(|| vec!["us-east-1".to_owned()]),
+    };
+    for r in &regions {
+        if !crate::catalog::check::is_region_name(r) {
+            errs.push(format!(
+                "bedrock.regions / GAMMAINFRA_BEDROCK_REGIONS: `{r}` is not an AWS region name"
+            ));
+        }
+    }
+    if regions.is_empty() {
+        errs.push(
+            "bedrock.regions / GAMMAINFRA_BEDROCK_REGIONS: list at least one region".to_owned(),
+        );
+    }
+    let endpoint_url = env("AWS_ENDPOINT_URL_BEDROCK_RUNTIME").or(raw.endpoint_url);
+    let control_endpoint_url = env("AWS_ENDPOINT_URL_BEDROCK").or(raw.control_endpoint_url);
+    for (name, u) in [
+        (
+            "bedrock.endpoint_url / AWS_ENDPOINT_URL_BEDROCK_RUNTIME",
+            &endpoint_url,
+        ),
+        (
+            "bedrock.control_endpoint_url / AWS_ENDPOINT_URL_BEDROCK",
+            &control_endpoint_url,
+        ),
+    ] {
+        if let Some(u) = u {
+            if let Err(e) = crate::providers::http::BaseUrl::parse(u) {
+                errs.push(format!("{name}: {e}"));
+            }
+        }
+    }
+    Some(BedrockConfig {
+        regions,
+        endpoint_url,
+        control_endpoint_url,
+        auth: match bearer {
+            Some(t) => BedrockAuthConfig::BearerToken(t),
+            None => BedrockAuthConfig::CredentialChain,
+        },
+        allow_private_image_urls: raw.allow_private_image_urls.unwrap_or(false),
+    })
 }
 
 #[cfg(test)]

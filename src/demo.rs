@@ -1,16 +1,17 @@
-//! `gammainfra serve --demo`: the whole path offline. Simulated Anthropic and OpenAI
-//! servers on loopback (the same ones the tests use), a fresh database in a temporary
+//! `gammainfra serve --demo`: the whole path offline. Simulated Bedrock (SigV4 checked,
+//! profile rules enforced, event-stream framing), Anthropic and OpenAI servers on loopback (the same ones the tests use), a fresh database in a temporary
 //! directory, an account with the trial credit, and a curl line that works.
 
 use std::net::SocketAddr;
 
-use crate::config::{Config, ProviderConfig, Secret};
+use crate::config::{BedrockAuthConfig, BedrockConfig, Config, ProviderConfig, Secret};
 use crate::gateway::StartError;
 use crate::ledger::keys;
 use crate::simulators::{self, Simulator};
 
 /// The running simulators; dropping this stops them.
 pub struct Demo {
+    pub bedrock: Simulator,
     pub anthropic: Simulator,
     pub openai: Simulator,
     /// Holds the demo database until the demo ends.
@@ -36,6 +37,12 @@ pub async fn prepare(listen: Option<SocketAddr>) -> Result<(Demo, Config), Start
         .await
         .map_err(io)?;
     let openai = simulators::start_openai(&openai_key).await.map_err(io)?;
+    let aws_key = keys::random_id("AKIDDEMO").to_ascii_uppercase();
+    let aws_secret = keys::random_id("demo-secret-");
+    let bedrock =
+        simulators::start_bedrock(simulators::BedrockSimConfig::new(&aws_key, &aws_secret))
+            .await
+            .map_err(io)?;
     let dir = std::env::temp_dir().join(keys::random_id("gammainfra-demo-"));
     std::fs::create_dir_all(&dir).map_err(io)?;
     let mut config =
@@ -49,12 +56,24 @@ pub async fn prepare(listen: Option<SocketAddr>) -> Result<(Demo, Config), Start
         base_url: anthropic.base_url(),
         api_key: Some(Secret::new(anthropic_key)),
     });
+    config.bedrock = Some(BedrockConfig {
+        regions: vec!["us-east-1".to_owned()],
+        endpoint_url: Some(bedrock.base_url()),
+        control_endpoint_url: Some(bedrock.base_url()),
+        auth: BedrockAuthConfig::Static {
+            access_key_id: aws_key,
+            secret_access_key: Secret::new(aws_secret),
+            session_token: None,
+        },
+        allow_private_image_urls: false,
+    });
     config.openai = Some(ProviderConfig {
         base_url: openai.base_url(),
         api_key: Some(Secret::new(openai_key)),
     });
     Ok((
         Demo {
+            bedrock,
             anthropic,
             openai,
             _dir: DemoDir(dir),
@@ -66,7 +85,7 @@ pub async fn prepare(listen: Option<SocketAddr>) -> Result<(Demo, Config), Start
 /// What the demo prints once it listens.
 pub fn banner(addr: SocketAddr, api_key: &str, admin_token: &str) -> String {
     format!(
-        r#"GammaInfra demo: gateway on http://{addr} with simulated Anthropic and OpenAI upstreams (offline).
+        r#"GammaInfra demo: gateway on http://{addr} with simulated AWS Bedrock, Anthropic and OpenAI upstreams (offline).
 Demo account created with $3.00 trial credit. API key: {api_key}
 Admin token (for /admin/v1): {admin_token}
 
@@ -79,7 +98,9 @@ Streaming:
 curl -sN http://{addr}/v1/chat/completions -H "Authorization: Bearer {api_key}" -H "Content-Type: application/json" -d '{{"model":"openai/gpt-4o-mini","stream":true,"stream_options":{{"include_usage":true}},"messages":[{{"role":"user","content":"Hello!"}}]}}'
 
 Credits: curl -s http://{addr}/v1/credits -H "Authorization: Bearer {api_key}"
-Bedrock models are listed (GET /v1/models) but refused until the Bedrock adapter is configured.
+Bedrock, with its verified IDs and a region constraint:
+
+curl -s http://{addr}/v1/chat/completions -H "Authorization: Bearer {api_key}" -H "Content-Type: application/json" -H "X-GammaInfra-Region: us-east-1" -d '{{"model":"meta/llama3-70b-instruct","messages":[{{"role":"user","content":"Hello!"}}]}}'
 Press Ctrl-C to stop."#
     )
 }

@@ -38,9 +38,26 @@ pub fn load_catalog(config: &Config) -> Result<Catalog, CatalogError> {
 }
 
 /// One provider adapter per configured upstream, sharing one connection pool.
-pub fn providers(config: &Config) -> Result<Providers, StartError> {
+pub async fn providers(config: &Config) -> Result<Providers, StartError> {
     let client = HttpClient::new(config.timeouts)?;
     let mut p = Providers::default();
+    if let Some(b) = &config.bedrock {
+        let signer = crate::providers::bedrock::auth::Signer::from_config(&b.auth).await;
+        let images =
+            crate::providers::bedrock::images::ImageFetcher::new(b.allow_private_image_urls)?;
+        p.insert(
+            ProviderKind::Bedrock,
+            Arc::new(
+                crate::providers::bedrock::Bedrock::new(
+                    signer,
+                    b.endpoint_url.as_deref(),
+                    client.clone(),
+                    images,
+                )
+                .map_err(StartError::Provider)?,
+            ),
+        );
+    }
     if let Some(a) = &config.anthropic {
         let key = a
             .api_key
@@ -83,7 +100,7 @@ pub fn providers(config: &Config) -> Result<Providers, StartError> {
 /// Builds the application state: catalog, providers, database (migrated) and ledger.
 pub async fn build(config: Config) -> Result<AppState, StartError> {
     let catalog = Arc::new(load_catalog(&config)?);
-    let providers = providers(&config)?;
+    let providers = providers(&config).await?;
     let store = Store::open(&config.database_url).await?;
     let ledger = Ledger::open(store, config.billing.clone()).await?;
     Ok(AppState::new(config, catalog, providers, ledger))

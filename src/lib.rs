@@ -17,6 +17,7 @@
 //! * [`gateway`]: wires configuration, catalog, providers and ledger into a server.
 //! * [`simulators`]: simulated upstream providers for tests and `serve --demo`.
 //! * [`demo`]: the offline demo.
+//! * [`verify`]: `catalog verify`, the catalog's Bedrock IDs checked against AWS.
 
 pub mod catalog;
 pub mod chat;
@@ -31,3 +32,4 @@ pub mod providers;
 pub mod router;
 pub mod server;
 pub mod simulators;
+pub mod verify;

@@ -14,6 +14,7 @@
 //! accounts or billing; the router knows nothing of wire formats.
 
 pub mod anthropic;
+pub mod bedrock;
 pub mod http;
 pub mod openai;
 
@@ -59,6 +60,10 @@ pub enum UpstreamErrorKind {
     Auth,
     /// The provider does not know the upstream model ID (404): a catalog fault.
     ModelMissing,
+    /// The provider refused the model ID's form (Bedrock's profile-required and
+    /// profile-forbidden ValidationExceptions): a catalog fault that trips the endpoint's
+    /// circuit at once.
+    CatalogFault,
     /// The provider answered something that is not its documented protocol.
     Protocol,
     /// The connection broke after the answer had begun.
@@ -118,6 +123,7 @@ impl UpstreamError {
             | UpstreamErrorKind::Unavailable
             | UpstreamErrorKind::Auth
             | UpstreamErrorKind::ModelMissing
+            | UpstreamErrorKind::CatalogFault
             | UpstreamErrorKind::Interrupted => true,
             UpstreamErrorKind::Rejected | UpstreamErrorKind::Protocol => false,
         }

@@ -46,12 +46,19 @@ struct Health {
 pub struct Router {
     catalog: Arc<Catalog>,
     configured: Vec<ProviderKind>,
+    /// Bedrock source regions where this deployment has model access (None: Bedrock is
+    /// not configured, and its endpoints are refused as such).
+    bedrock_regions: Option<Vec<String>>,
     /// Circuit state per endpoint key. Built once; atomics, so no lock on the hot path.
     health: HashMap<String, Health>,
 }
 
 impl Router {
-    pub fn new(catalog: Arc<Catalog>, configured: Vec<ProviderKind>) -> Self {
+    pub fn new(
+        catalog: Arc<Catalog>,
+        configured: Vec<ProviderKind>,
+        bedrock_regions: Option<Vec<String>>,
+    ) -> Self {
         let health = catalog
             .models
             .iter()
@@ -61,6 +68,7 @@ impl Router {
         Self {
             catalog,
             configured,
+            bedrock_regions,
             health,
         }
     }
@@ -71,6 +79,30 @@ impl Router {
 
     pub fn is_configured(&self, p: &ProviderKind) -> bool {
         self.configured.contains(p)
+    }
+
+    /// Why this deployment does not route to an endpoint (provider configuration aside),
+    /// or None if it does: the catalog's switch is off, or its Bedrock source region is
+    /// not one where this deployment has model access.
+    pub fn disabled_reason(&self, e: &Endpoint) -> Option<String> {
+        if !e.enabled {
+            return Some(format!(
+                "{} ({}) is disabled in the catalog",
+                e.upstream_id, e.region_label
+            ));
+        }
+        match (&e.bedrock, &self.bedrock_regions) {
+            (Some(b), Some(regions)) if !regions.contains(&b.source_region) => Some(format!(
+                "{} ({}) exists but Bedrock access in {} is not enabled in this deployment (add {} to GAMMAINFRA_BEDROCK_REGIONS)",
+                e.upstream_id, e.region_label, b.source_region, b.source_region
+            )),
+            _ => None,
+        }
+    }
+
+    /// Whether requests can be routed to the endpoint at all in this deployment.
+    pub fn routable(&self, e: &Endpoint) -> bool {
+        self.disabled_reason(e).is_none() && self.is_configured(&e.provider)
     }
 
     /// The endpoints to try, best first.
@@ -113,8 +145,11 @@ impl Router {
             .copied()
             .filter(|e| constraint.is_none_or(|c| c.admits(e)))
             .collect();
-        let enabled: Vec<&Arc<Endpoint>> =
-            in_region.iter().copied().filter(|e| e.enabled).collect();
+        let enabled: Vec<&Arc<Endpoint>> = in_region
+            .iter()
+            .copied()
+            .filter(|e| self.disabled_reason(e).is_none())
+            .collect();
         if let Some(c) = constraint {
             if enabled.is_empty() {
                 return Err(RouteError::NoEndpointInRegion(self.explain_region(
@@ -181,11 +216,7 @@ impl Router {
         );
         let disabled: Vec<String> = in_region
             .iter()
-            .filter(|e| !e.enabled)
-            .map(|e| {
-                let src = e.bedrock.as_ref().map(|b| b.source_region.as_str()).unwrap_or("?");
-                format!("{} ({}) exists but is not enabled in this deployment (Bedrock access in {src} is not configured)", e.upstream_id, e.region_label)
-            })
+            .filter_map(|e| self.disabled_reason(e))
             .collect();
         if !disabled.is_empty() {
             msg.push(' ');
@@ -199,7 +230,11 @@ impl Router {
                     ProcessingRegions::Known(r) => r.iter().cloned().collect::<Vec<_>>().join(", "),
                     ProcessingRegions::Unknown => "any region (no residency guarantee)".to_owned(),
                 };
-                let state = if e.enabled { "" } else { ", not enabled" };
+                let state = if self.disabled_reason(e).is_none() {
+                    ""
+                } else {
+                    ", not enabled"
+                };
                 format!(
                     "{} via {} [{}: {regions}{state}]",
                     e.upstream_id, e.provider, e.region_label
@@ -215,7 +250,7 @@ impl Router {
         });
         let working: Vec<&str> = cands
             .iter()
-            .filter(|e| e.enabled)
+            .filter(|e| self.disabled_reason(e).is_none())
             .filter_map(|e| geographies_admitting(&self.catalog, e).first().copied())
             .collect();
         let working = dedup(working.into_iter().map(str::to_owned).collect());
@@ -241,6 +276,15 @@ impl Router {
 
     pub fn record_success(&self, key: &str) {
         if let Some(h) = self.health.get(key) {
+            h.failures.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Opens an endpoint's circuit at once (a catalog fault: retrying it cannot help).
+    pub fn trip(&self, key: &str) {
+        if let Some(h) = self.health.get(key) {
+            h.open_until_ms
+                .store(crate::clock::unix_millis() + COOLDOWN_MS, Ordering::Relaxed);
             h.failures.store(0, Ordering::Relaxed);
         }
     }
@@ -286,9 +330,13 @@ mod tests {
     use super::*;
 
     fn router(providers: &[ProviderKind]) -> Router {
+        let bedrock = providers
+            .contains(&ProviderKind::Bedrock)
+            .then(|| vec!["us-east-1".to_owned()]);
         Router::new(
             Arc::new(Catalog::builtin().expect("catalog")),
             providers.to_vec(),
+            bedrock,
         )
     }
 

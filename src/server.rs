@@ -52,8 +52,9 @@ impl AppState {
         let router = Arc::new(crate::router::Router::new(
             catalog.clone(),
             providers.kinds().cloned().collect(),
+            config.bedrock.as_ref().map(|b| b.regions.clone()),
         ));
-        let models_json = models::render_list(&catalog);
+        let models_json = models::render_list(&catalog, &router);
         Self {
             config: Arc::new(config),
             catalog,

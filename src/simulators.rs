@@ -1,6 +1,6 @@
 //! Simulated upstream LLM providers for integration tests and the offline demo mode.
 //!
-//! Two in-process HTTP servers speak the public wire formats of the providers the
+//! Three in-process HTTP servers speak the public wire formats of the providers the
 //! gateway talks to:
 //!
 //! * [`start_openai`]: OpenAI Chat Completions (`POST /v1/chat/completions`,
@@ -8,6 +8,11 @@
 //!   like `OPENAI_BASE_URL`.
 //! * [`start_anthropic`]: Anthropic Messages (`POST /v1/messages`);
 //!   [`Simulator::base_url`] is the API root like `ANTHROPIC_BASE_URL`.
+//! * [`start_bedrock`]: AWS Bedrock Converse / ConverseStream behind SigV4 or a Bedrock
+//!   API key, with the model-ID rules, `application/vnd.amazon.eventstream` framing and
+//!   the control-plane calls for inference profiles and foundation models;
+//!   [`Simulator::base_url`] is the endpoint root (`AWS_ENDPOINT_URL_BEDROCK_RUNTIME`).
+//!   See [`BedrockSimConfig`] and the module docs of `bedrock.rs` for its rules.
 //!
 //! They are written independently of the gateway's adapters (own `serde_json::Value`
 //! parsing) so that the adapters are tested against an outside view of each API:
@@ -65,7 +70,10 @@
 //!   words.
 
 mod anthropic;
+mod bedrock;
 mod openai;
+
+pub use bedrock::{BedrockSimConfig, BedrockSimModel};
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -98,8 +106,9 @@ impl Simulator {
         self.addr
     }
 
-    /// For OpenAI: "http://127.0.0.1:PORT/v1" (like OPENAI_BASE_URL). For Anthropic:
-    /// "http://127.0.0.1:PORT" (the API root, like ANTHROPIC_BASE_URL).
+    /// For OpenAI: "http://127.0.0.1:PORT/v1" (like OPENAI_BASE_URL). For Anthropic and
+    /// Bedrock: "http://127.0.0.1:PORT" (the API root, like ANTHROPIC_BASE_URL /
+    /// AWS_ENDPOINT_URL_BEDROCK_RUNTIME).
     pub fn base_url(&self) -> String {
         self.base_url.clone()
     }
@@ -150,6 +159,20 @@ impl RecordedRequest {
     pub fn json(&self) -> Option<serde_json::Value> {
         serde_json::from_slice(&self.body).ok()
     }
+
+    /// The region of the SigV4 credential scope in the `Authorization` header
+    /// (`Credential=AKID/DATE/REGION/SERVICE/aws4_request`), if the request is signed.
+    pub fn signing_region(&self) -> Option<String> {
+        self.header("authorization")
+            .and_then(bedrock::signing_region)
+    }
+
+    /// For a Bedrock runtime request (`/model/{modelId}/...`): the model ID, percent-decoded.
+    pub fn decoded_model_id(&self) -> Option<String> {
+        let rest = self.path.strip_prefix("/model/")?;
+        let raw = rest.split('/').next()?;
+        Some(String::from_utf8_lossy(&bedrock::percent_decode(raw)).into_owned())
+    }
 }
 
 /// Starts a simulated OpenAI Chat Completions API on `127.0.0.1:0` that accepts
@@ -165,6 +188,15 @@ pub async fn start_openai(api_key: &str) -> std::io::Result<Simulator> {
 pub async fn start_anthropic(api_key: &str) -> std::io::Result<Simulator> {
     let log = RequestLog::default();
     let router = anthropic::router(api_key, log.clone());
+    spawn(router, log, "").await
+}
+
+/// Starts a simulated AWS Bedrock (runtime and control plane) on `127.0.0.1:0`;
+/// [`Simulator::base_url`] is `http://127.0.0.1:PORT`, usable as
+/// `AWS_ENDPOINT_URL_BEDROCK_RUNTIME` and as the control-plane endpoint.
+pub async fn start_bedrock(config: BedrockSimConfig) -> std::io::Result<Simulator> {
+    let log = RequestLog::default();
+    let router = bedrock::router(config, log.clone());
     spawn(router, log, "").await
 }
 

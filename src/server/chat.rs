@@ -128,15 +128,13 @@ async fn handle(
                 };
                 match first {
                     Some(Err(e)) if e.retryable() && more => {
-                        st.router.record_failure(&ep.key);
+                        note_failure(st, ep, &e, request_id);
                         tracing::warn!(request_id, endpoint = %ep.key, error = %e, "failing over");
                         last_err = Some(e);
                         continue;
                     }
                     Some(Err(e)) => {
-                        if e.retryable() {
-                            st.router.record_failure(&ep.key);
-                        }
+                        note_failure(st, ep, &e, request_id);
                         return Err(e.into());
                     }
                     first => {
@@ -156,9 +154,7 @@ async fn handle(
                 }
             }
             Err(e) => {
-                if e.retryable() {
-                    st.router.record_failure(&ep.key);
-                }
+                note_failure(st, ep, &e, request_id);
                 if e.retryable() && more {
                     tracing::warn!(request_id, endpoint = %ep.key, error = %e, "failing over");
                     last_err = Some(e);
@@ -172,6 +168,22 @@ async fn handle(
         || ApiError::internal("no endpoint could be called"),
         ApiError::from,
     ))
+}
+
+/// Circuit bookkeeping for a failed attempt. A catalog fault (the provider refused the
+/// model ID's form) is logged with its endpoint and opens the circuit at once.
+fn note_failure(
+    st: &AppState,
+    ep: &Endpoint,
+    e: &crate::providers::UpstreamError,
+    request_id: &str,
+) {
+    if e.kind == crate::providers::UpstreamErrorKind::CatalogFault {
+        tracing::error!(request_id, endpoint = %ep.key, error = %e, "catalog fault: the provider refused this endpoint's model ID; circuit opened");
+        st.router.trip(&ep.key);
+    } else if e.retryable() {
+        st.router.record_failure(&ep.key);
+    }
 }
 
 /// The most this request can cost at this endpoint: every input token at the dearest

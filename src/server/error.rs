@@ -215,6 +215,9 @@ impl From<UpstreamError> for ApiError {
                 "server_error",
                 "upstream_auth_failed",
             ),
+            UpstreamErrorKind::CatalogFault => {
+                (StatusCode::BAD_GATEWAY, "server_error", "catalog_fault")
+            }
             UpstreamErrorKind::ModelMissing => (
                 StatusCode::BAD_GATEWAY,
                 "server_error",
@@ -222,6 +225,10 @@ impl From<UpstreamError> for ApiError {
             ),
         };
         let message = match e.kind {
+            UpstreamErrorKind::CatalogFault => format!(
+                "{}: {} This is the gateway's fault, not yours; it has been logged.",
+                e.provider, e.message
+            ),
             UpstreamErrorKind::ModelMissing => format!(
                 "{} does not know the model ID the catalog sends ({}); this is a catalog fault, not yours.",
                 e.provider, e.message

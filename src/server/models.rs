@@ -10,8 +10,9 @@ use serde_json::{json, Value};
 use super::error::ApiError;
 use super::{auth, AppState};
 use crate::catalog::{Catalog, Model, ProcessingRegions};
+use crate::router::Router;
 
-fn model_json(m: &Model) -> Value {
+fn model_json(m: &Model, router: &Router) -> Value {
     let endpoints: Vec<Value> = m
         .endpoints
         .iter()
@@ -25,7 +26,9 @@ fn model_json(m: &Model) -> Value {
                 "upstream_id": e.upstream_id,
                 "regions": regions,
                 "region": e.region_label,
-                "enabled": e.enabled,
+                // Whether this deployment routes to it (catalog switch, Bedrock region
+                // access, provider configured).
+                "enabled": router.routable(e),
                 "pricing": e.pricing,
                 "verified": {"date": e.verified_date, "method": e.verified_method},
             });
@@ -53,8 +56,8 @@ fn model_json(m: &Model) -> Value {
 }
 
 /// The list, rendered once at start.
-pub fn render_list(c: &Catalog) -> Bytes {
-    let data: Vec<Value> = c.models.iter().map(|m| model_json(m)).collect();
+pub fn render_list(c: &Catalog, router: &Router) -> Bytes {
+    let data: Vec<Value> = c.models.iter().map(|m| model_json(m, router)).collect();
     Bytes::from(json!({"object": "list", "data": data}).to_string())
 }
 
@@ -75,6 +78,6 @@ pub async fn one(
     auth::customer(&st, &h)?;
     let res = st.catalog.resolve(&id)?;
     Ok(json_response(Bytes::from(
-        model_json(&res.model).to_string(),
+        model_json(&res.model, &st.router).to_string(),
     )))
 }

@@ -85,7 +85,7 @@ async fn two_hundred_concurrent_requests_keep_balance_equal_to_ledger_and_never_
     // Each request reserves its worst case (~$0.05 at Opus output prices for 2,000
     // tokens), so the $3.00 trial cannot hold all 200 at once: some must get 402.
     let body = chat_body(
-        "anthropic/claude-opus-4-5",
+        "claude-opus-4-5",
         "hello [[sim:slow 30]]",
         r#""max_tokens":2000"#,
     );

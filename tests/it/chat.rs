@@ -6,7 +6,7 @@ use crate::harness::*;
 async fn anthropic_completion_is_translated_both_ways_and_billed_exactly() {
     let gw = Gw::start().await;
     let (_, key) = gw.account("chat@example.com").await;
-    let body = r#"{"model":"anthropic/claude-sonnet-4-6","max_tokens":100,"temperature":0.2,"top_p":0.9,"stop":["NEVER"],"user":"u1",
+    let body = r#"{"model":"claude-sonnet-4-6","max_tokens":100,"temperature":0.2,"top_p":0.9,"stop":["NEVER"],"user":"u1",
       "messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"Hello there"},
                   {"role":"assistant","content":"Hi."},{"role":"user","content":"How are you today"}]}"#;
     let r = gw.chat(&key, body, &[]).await;
@@ -188,7 +188,7 @@ async fn tools_round_trip_through_both_adapters() {
     let gw = Gw::start().await;
     let (_, key) = gw.account("tools@example.com").await;
     let tools = r#""tools":[{"type":"function","function":{"name":"lookup","description":"find","parameters":{"type":"object","properties":{"query":{"type":"string"}}}}}]"#;
-    for model in ["anthropic/claude-haiku-4-5", "openai/gpt-4.1-mini"] {
+    for model in ["claude-haiku-4-5", "openai/gpt-4.1-mini"] {
         let r = gw
             .chat(&key, &chat_body(model, "weather in Paris", tools), &[])
             .await;
@@ -227,7 +227,7 @@ async fn tools_round_trip_through_both_adapters() {
 async fn images_reach_anthropic_as_base64_and_url_sources() {
     let gw = Gw::start().await;
     let (_, key) = gw.account("img@example.com").await;
-    let body = r#"{"model":"anthropic/claude-sonnet-4-6","messages":[{"role":"user","content":[
+    let body = r#"{"model":"claude-sonnet-4-6","messages":[{"role":"user","content":[
         {"type":"text","text":"what is this"},
         {"type":"image_url","image_url":{"url":"data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8/5+hHgAHggJ/PchI7wAAAABJRU5ErkJggg=="}},
         {"type":"image_url","image_url":{"url":"https://example.com/cat.jpg"}}]}]}"#;
@@ -272,7 +272,7 @@ async fn max_completion_tokens_and_length_finish() {
         .chat(
             &key,
             &chat_body(
-                "anthropic/claude-sonnet-4-6",
+                "claude-sonnet-4-6",
                 "one two three four five",
                 r#""max_tokens":2"#,
             ),
@@ -351,7 +351,7 @@ async fn health_and_readiness() {
 async fn anthropic_prompt_caching_markers_pass_through_and_bill_at_cache_prices() {
     let gw = Gw::start().await;
     let (_, key) = gw.account("cache@example.com").await;
-    let body = r#"{"model":"anthropic/claude-sonnet-4-6","messages":[
+    let body = r#"{"model":"claude-sonnet-4-6","messages":[
         {"role":"system","content":[{"type":"text","text":"a long shared instruction block that is worth caching","cache_control":{"type":"ephemeral"}}]},
         {"role":"user","content":"question"}]}"#;
     let first = gw.chat(&key, body, &[]).await;

@@ -149,7 +149,7 @@ async fn upstream_rejections_keep_the_provider_message() {
     let r = gw
         .chat(
             &key,
-            &chat_body("anthropic/claude-sonnet-4-6", "x", r#""temperature":1.5"#),
+            &chat_body("claude-sonnet-4-6", "x", r#""temperature":1.5"#),
             &[],
         )
         .await;

@@ -113,11 +113,7 @@ async fn upstream_errors_map_to_openai_shape_and_charge_nothing() {
     ];
     for (trigger, status, code) in cases {
         let r = gw
-            .chat(
-                &key,
-                &chat_body("anthropic/claude-haiku-4-5", trigger, ""),
-                &[],
-            )
+            .chat(&key, &chat_body("claude-haiku-4-5", trigger, ""), &[])
             .await;
         assert_eq!(r.status, status, "{trigger}: {}", r.text());
         assert_eq!(r.error_code(), code, "{trigger}");
@@ -137,9 +133,9 @@ async fn stream_cut_midway_ends_with_an_error_event_and_bills_what_was_generated
     let gw = Gw::start().await;
     let (id, key) = gw.account("cut@example.com").await;
     for (model, trigger) in [
-        ("anthropic/claude-haiku-4-5", "[[sim:cut]]"),
+        ("claude-haiku-4-5", "[[sim:cut]]"),
         ("openai/gpt-4o-mini", "[[sim:cut]]"),
-        ("anthropic/claude-haiku-4-5", "[[sim:midstream-error]]"),
+        ("claude-haiku-4-5", "[[sim:midstream-error]]"),
         ("openai/gpt-4o-mini", "[[sim:midstream-error]]"),
     ] {
         let before = usd_to_nanos(gw.credits(&key).await["balance_usd"].as_str().expect("b"));

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use bytes::Bytes;
-use gammainfra::config::Config;
+use gammainfra::config::{BedrockAuthConfig, BedrockConfig, Config, Secret};
 use gammainfra::server::AppState;
 use gammainfra::simulators::{self, Simulator};
 use http_body_util::{BodyExt, Full};
@@ -15,10 +15,14 @@ use serde_json::Value;
 
 pub const ADMIN: &str = "test-admin-token-0123456789";
 
+pub const AWS_KEY: &str = "AKIDGAMMAINFRATEST";
+pub const AWS_SECRET: &str = "gammainfra/test/secret/key/EXAMPLEKEY";
+
 pub struct Gw {
     pub url: String,
     pub anthropic: Simulator,
     pub openai: Simulator,
+    pub bedrock: Simulator,
     pub state: AppState,
     client: Client<HttpConnector, Full<Bytes>>,
     _dir: tempfile::TempDir,
@@ -79,6 +83,15 @@ impl Gw {
         let openai = simulators::start_openai("sk-openai-test")
             .await
             .expect("openai sim");
+        let mut bedrock_cfg = simulators::BedrockSimConfig::new(AWS_KEY, AWS_SECRET);
+        bedrock_cfg.accessible_regions = vec![
+            "us-east-1".into(),
+            "us-west-2".into(),
+            "eu-central-1".into(),
+        ];
+        let bedrock = simulators::start_bedrock(bedrock_cfg)
+            .await
+            .expect("bedrock sim");
         let dir = tempfile::tempdir().expect("tempdir");
         let env: HashMap<&str, String> = HashMap::from([
             ("GAMMAINFRA_ADMIN_TOKEN", ADMIN.to_owned()),
@@ -92,6 +105,17 @@ impl Gw {
             ),
         ]);
         let mut config = Config::load(None, &|k| env.get(k).cloned()).expect("config");
+        config.bedrock = Some(BedrockConfig {
+            regions: vec!["us-east-1".into()],
+            endpoint_url: Some(bedrock.base_url()),
+            control_endpoint_url: Some(bedrock.base_url()),
+            auth: BedrockAuthConfig::Static {
+                access_key_id: AWS_KEY.into(),
+                secret_access_key: Secret::new(AWS_SECRET),
+                session_token: None,
+            },
+            allow_private_image_urls: false,
+        });
         edit(&mut config);
         let state = gammainfra::gateway::build(config).await.expect("gateway");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -106,6 +130,7 @@ impl Gw {
             url,
             anthropic,
             openai,
+            bedrock,
             state,
             client: Client::builder(TokioExecutor::new()).build_http(),
             _dir: dir,

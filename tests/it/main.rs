@@ -4,6 +4,7 @@
 mod harness;
 
 mod admin;
+mod bedrock;
 mod billing;
 mod chat;
 mod errors;

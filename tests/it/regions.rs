@@ -152,27 +152,6 @@ async fn disabled_eu_entry_is_named_not_silently_replaced() {
 }
 
 #[tokio::test]
-async fn eligible_bedrock_endpoints_are_refused_until_the_adapter_lands() {
-    let gw = Gw::start().await;
-    let (_, key) = gw.account("bedrock@example.com").await;
-    for (model, region) in [
-        ("meta/llama3-70b-instruct", Some("us-east-1")),
-        ("us.amazon.nova-pro-v1:0", None),
-        ("anthropic/claude-sonnet-4-6", Some("us")),
-    ] {
-        let h: Vec<(&str, &str)> = region
-            .map(|v| ("x-gammainfra-region", v))
-            .into_iter()
-            .collect();
-        let r = gw.chat(&key, &chat_body(model, "hi", ""), &h).await;
-        assert_eq!(r.status, 503, "{model}: {}", r.text());
-        assert_eq!(r.error_code(), "provider_not_available");
-        assert!(r.text().contains("Bedrock adapter"), "{}", r.text());
-    }
-    assert_eq!(gw.credits(&key).await["balance_usd"], "3.00");
-}
-
-#[tokio::test]
 async fn key_default_region_applies_unless_the_header_overrides_it() {
     let gw = regional_gw().await;
     let (id, _) = gw.account("default@example.com").await;

@@ -1,0 +1,166 @@
+//! AWS Bedrock through the Converse API (`POST /model/{modelId}/converse`) and
+//! ConverseStream (`POST /model/{modelId}/converse-stream`, event-stream framed).
+//!
+//! * [`auth`]: SigV4 signing with the official `aws-sigv4` crate (service `bedrock`,
+//!   region = the endpoint's source region), credentials from the AWS chain; or a
+//!   Bedrock API key as a bearer token.
+//! * [`convert`]: the internal request to a Converse request and a Converse answer back.
+//! * [`stream`]: `application/vnd.amazon.eventstream` frames (decoded by
+//!   `aws-smithy-eventstream`) to OpenAI chunks.
+//! * [`errors`]: Bedrock's errors classified by exception type first, message second.
+//! * [`images`]: https image URLs fetched by the gateway, with limits and no access to
+//!   loopback, private or link-local addresses.
+
+pub mod auth;
+pub mod control;
+pub mod convert;
+pub mod errors;
+pub mod images;
+pub mod stream;
+
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use http_body_util::Full;
+use hyper::header::{ACCEPT, CONTENT_TYPE, HOST};
+use hyper::Request;
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+
+use super::http::{BaseUrl, HttpClient};
+use super::{Call, Provider, UpstreamError, UpstreamErrorKind};
+use crate::chat::Reply;
+
+const NAME: &str = "bedrock";
+
+/// What the AWS SDKs leave unescaped in a URI label: the unreserved characters.
+const LABEL: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// A model ID (or ARN) as a path segment, percent-encoded exactly as the AWS SDKs do
+/// (`:` → `%3A`, `/` → `%2F`).
+pub fn encode_model_id(id: &str) -> String {
+    utf8_percent_encode(id, LABEL).to_string()
+}
+
+pub struct Bedrock {
+    signer: auth::Signer,
+    /// Replaces `https://bedrock-runtime.{region}.amazonaws.com` for every region.
+    endpoint: Option<BaseUrl>,
+    client: HttpClient,
+    images: images::ImageFetcher,
+}
+
+impl Bedrock {
+    pub fn new(
+        signer: auth::Signer,
+        endpoint_url: Option<&str>,
+        client: HttpClient,
+        images: images::ImageFetcher,
+    ) -> Result<Self, String> {
+        Ok(Self {
+            signer,
+            endpoint: endpoint_url.map(BaseUrl::parse).transpose()?,
+            client,
+            images,
+        })
+    }
+
+    /// `(url, host)` of an operation on a model in a source region.
+    fn target(&self, region: &str, model_id: &str, op: &str) -> (String, String) {
+        let path = format!("/model/{}/{op}", encode_model_id(model_id));
+        match &self.endpoint {
+            Some(b) => (b.url(&path), b.host_header.clone()),
+            None => {
+                let host = format!("bedrock-runtime.{region}.amazonaws.com");
+                (format!("https://{host}{path}"), host)
+            }
+        }
+    }
+}
+
+impl Provider for Bedrock {
+    fn call<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<Reply, UpstreamError>> {
+        Box::pin(async move {
+            let Some(b) = &call.endpoint.bedrock else {
+                return Err(UpstreamError::new(
+                    UpstreamErrorKind::Protocol,
+                    NAME,
+                    format!("endpoint {} has no Bedrock region", call.endpoint.key),
+                ));
+            };
+            let region = b.source_region.as_str();
+            let body = convert::request(call.req, call.model.max_output_tokens, &self.images)
+                .await
+                .map_err(|e| UpstreamError::new(UpstreamErrorKind::Rejected, NAME, e))?;
+            let stream = call.req.is_stream();
+            let op = if stream {
+                "converse-stream"
+            } else {
+                "converse"
+            };
+            let (url, host) = self.target(region, &call.endpoint.upstream_id, op);
+            let accept = if stream {
+                "application/vnd.amazon.eventstream"
+            } else {
+                "application/json"
+            };
+            let body = Bytes::from(body);
+            let mut req = Request::post(&url)
+                .header(HOST, &host)
+                .header(CONTENT_TYPE, "application/json")
+                .header(ACCEPT, accept)
+                .body(Full::new(body.clone()))
+                .map_err(|e| {
+                    UpstreamError::new(UpstreamErrorKind::Protocol, NAME, e.to_string())
+                })?;
+            self.signer.sign(&mut req, &body, region).await?;
+            let resp = self.client.send(req, NAME).await?;
+            let status = resp.status().as_u16();
+            if !(200..300).contains(&status) {
+                let error_type = resp
+                    .headers()
+                    .get("x-amzn-errortype")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                let body = self.client.read_body(resp.into_body(), NAME).await?;
+                return Err(errors::from_response(
+                    status,
+                    error_type.as_deref(),
+                    &body,
+                    &call.endpoint.upstream_id,
+                    region,
+                ));
+            }
+            if stream {
+                let frames = stream::frames(resp.into_body(), self.client.timeouts.idle);
+                return Ok(Reply::Stream(stream::translate(
+                    frames,
+                    call.endpoint.upstream_id.clone(),
+                    region.to_owned(),
+                )));
+            }
+            let body = self.client.read_body(resp.into_body(), NAME).await?;
+            convert::completion(&body, &call.endpoint.upstream_id).map(Reply::Complete)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_ids_are_encoded_like_the_aws_sdks() {
+        assert_eq!(
+            encode_model_id("us.amazon.nova-pro-v1:0"),
+            "us.amazon.nova-pro-v1%3A0"
+        );
+        assert_eq!(
+            encode_model_id("arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-sonnet-4-6"),
+            "arn%3Aaws%3Abedrock%3Aus-east-1%3A123456789012%3Ainference-profile%2Fus.anthropic.claude-sonnet-4-6"
+        );
+        assert_eq!(encode_model_id("a_b~c-d.e"), "a_b~c-d.e");
+    }
+}

@@ -1,0 +1,353 @@
+//! The internal (OpenAI-shaped) request to a Converse request, and a Converse answer
+//! back to an OpenAI `chat.completion`.
+
+use serde::Deserialize;
+use serde_json::value::to_raw_value;
+use serde_json::{json, Map, Value};
+
+use super::images::ImageFetcher;
+use crate::chat::request::{Content, Message, Part, ToolChoice};
+use crate::chat::{ChatRequest, Completion, Usage};
+use crate::providers::{UpstreamError, UpstreamErrorKind};
+
+/// Builds the Converse body. Errors are the client's (a 400).
+pub async fn request(
+    req: &ChatRequest,
+    model_max_output: u64,
+    images: &ImageFetcher,
+) -> Result<Vec<u8>, String> {
+    let mut system: Vec<Value> = Vec::new();
+    let mut messages: Vec<(&'static str, Vec<Value>)> = Vec::new();
+    fn push(
+        messages: &mut Vec<(&'static str, Vec<Value>)>,
+        role: &'static str,
+        blocks: Vec<Value>,
+    ) {
+        if blocks.is_empty() {
+            return;
+        }
+        // Converse wants alternating roles: merge consecutive turns of one role.
+        match messages.last_mut() {
+            Some((r, b)) if *r == role => b.extend(blocks),
+            _ => messages.push((role, blocks)),
+        }
+    }
+    for m in &req.messages {
+        match m {
+            Message::System { content } | Message::Developer { content } => match content {
+                Content::Text(t) if !t.is_empty() => system.push(json!({ "text": t })),
+                Content::Text(_) => {}
+                Content::Parts(parts) => {
+                    for p in parts {
+                        if let Part::Text {
+                            text,
+                            cache_control,
+                        } = p
+                        {
+                            system.push(json!({ "text": text }));
+                            if cache_control.is_some() {
+                                system.push(json!({"cachePoint": {"type": "default"}}));
+                            }
+                        }
+                    }
+                }
+            },
+            Message::User { content } => {
+                let mut blocks = Vec::new();
+                match content {
+                    Content::Text(t) => blocks.push(json!({ "text": t })),
+                    Content::Parts(parts) => {
+                        for p in parts {
+                            match p {
+                                Part::Text {
+                                    text,
+                                    cache_control,
+                                } => {
+                                    blocks.push(json!({ "text": text }));
+                                    if cache_control.is_some() {
+                                        blocks.push(json!({"cachePoint": {"type": "default"}}));
+                                    }
+                                }
+                                Part::ImageUrl { image_url } => {
+                                    let img = images.load(&image_url.url).await?;
+                                    blocks.push(json!({"image": {"format": img.format, "source": {"bytes": aws_smithy_types::base64::encode(&img.bytes)}}}));
+                                }
+                            }
+                        }
+                    }
+                }
+                push(&mut messages, "user", blocks);
+            }
+            Message::Assistant {
+                content,
+                tool_calls,
+            } => {
+                let mut blocks = Vec::new();
+                if let Some(c) = content {
+                    let t = c.text();
+                    if !t.is_empty() {
+                        blocks.push(json!({ "text": t }));
+                    }
+                }
+                for call in tool_calls.iter().flatten() {
+                    let input: Value = if call.function.arguments.trim().is_empty() {
+                        json!({})
+                    } else {
+                        serde_json::from_str(&call.function.arguments).map_err(|e| {
+                            format!("tool call {} has arguments that are not JSON: {e}", call.id)
+                        })?
+                    };
+                    blocks.push(json!({"toolUse": {"toolUseId": call.id, "name": call.function.name, "input": input}}));
+                }
+                push(&mut messages, "assistant", blocks);
+            }
+            Message::Tool {
+                content,
+                tool_call_id,
+            } => push(
+                &mut messages,
+                "user",
+                vec![
+                    json!({"toolResult": {"toolUseId": tool_call_id, "content": [{"text": content.text()}]}}),
+                ],
+            ),
+        }
+    }
+    if messages.first().is_some_and(|(r, _)| *r != "user") {
+        return Err("Bedrock needs the first non-system message to be from the user".into());
+    }
+    let mut body = Map::new();
+    body.insert(
+        "messages".into(),
+        Value::Array(
+            messages
+                .into_iter()
+                .map(|(role, content)| json!({"role": role, "content": content}))
+                .collect(),
+        ),
+    );
+    if !system.is_empty() {
+        body.insert("system".into(), Value::Array(system));
+    }
+    let mut inference = Map::new();
+    let max_tokens = req
+        .output_cap()
+        .unwrap_or(model_max_output)
+        .min(model_max_output);
+    inference.insert("maxTokens".into(), json!(max_tokens));
+    if let Some(t) = req.temperature {
+        inference.insert("temperature".into(), json!(t));
+    }
+    if let Some(p) = req.top_p {
+        inference.insert("topP".into(), json!(p));
+    }
+    if let Some(s) = &req.stop {
+        inference.insert("stopSequences".into(), json!(s.sequences()));
+    }
+    body.insert("inferenceConfig".into(), Value::Object(inference));
+    let none = matches!(&req.tool_choice, Some(ToolChoice::Mode(m)) if m == "none");
+    if let Some(tools) = req.tools.as_ref().filter(|t| !t.is_empty()) {
+        let specs: Vec<Value> = tools
+            .iter()
+            .map(|t| {
+                let schema = t
+                    .function
+                    .parameters
+                    .as_ref()
+                    .and_then(|p| serde_json::from_str::<Value>(p.get()).ok())
+                    .unwrap_or_else(|| json!({"type": "object", "properties": {}}));
+                let mut spec = json!({"name": t.function.name, "inputSchema": {"json": schema}});
+                if let Some(d) = &t.function.description {
+                    spec["description"] = json!(d);
+                }
+                json!({ "toolSpec": spec })
+            })
+            .collect();
+        let mut config = json!({ "tools": specs });
+        match &req.tool_choice {
+            Some(ToolChoice::Mode(m)) if m == "required" => {
+                config["toolChoice"] = json!({"any": {}})
+            }
+            Some(ToolChoice::Named(n)) => {
+                config["toolChoice"] = json!({"tool": {"name": n.function.name}})
+            }
+            // `none` has no Converse equivalent: the tools stay declared (history may
+            // hold tool use), with the model's own choice.
+            _ if none => {}
+            _ => config["toolChoice"] = json!({"auto": {}}),
+        }
+        body.insert("toolConfig".into(), config);
+    }
+    serde_json::to_vec(&Value::Object(body)).map_err(|e| e.to_string())
+}
+
+#[derive(Deserialize)]
+struct ConverseResponse {
+    output: Output,
+    #[serde(rename = "stopReason")]
+    stop_reason: Option<String>,
+    usage: Option<UsageWire>,
+}
+
+#[derive(Deserialize)]
+struct Output {
+    message: Option<OutMessage>,
+}
+
+#[derive(Deserialize)]
+struct OutMessage {
+    #[serde(default)]
+    content: Vec<Value>,
+}
+
+/// Converse's token usage. `inputTokens` excludes cache reads and writes.
+#[derive(Deserialize, Default, Clone, Copy)]
+#[serde(rename_all = "camelCase")]
+pub struct UsageWire {
+    #[serde(default)]
+    pub input_tokens: u64,
+    #[serde(default)]
+    pub output_tokens: u64,
+    #[serde(default)]
+    pub cache_read_input_tokens: u64,
+    #[serde(default)]
+    pub cache_write_input_tokens: u64,
+}
+
+impl UsageWire {
+    pub fn usage(&self) -> Usage {
+        Usage {
+            input_tokens: self.input_tokens,
+            output_tokens: self.output_tokens,
+            cache_read_tokens: self.cache_read_input_tokens,
+            cache_write_5m_tokens: self.cache_write_input_tokens,
+            cache_write_1h_tokens: 0,
+        }
+    }
+}
+
+/// Converse's stop reason as OpenAI's finish reason.
+pub fn finish_reason(stop: Option<&str>) -> &'static str {
+    match stop {
+        Some("max_tokens") | Some("model_context_window_exceeded") => "length",
+        Some("tool_use") => "tool_calls",
+        Some("guardrail_intervened") | Some("content_filtered") => "content_filter",
+        _ => "stop",
+    }
+}
+
+/// A Converse answer as an OpenAI `chat.completion` (without `usage`).
+pub fn completion(body: &[u8], model: &str) -> Result<Completion, UpstreamError> {
+    let bad = |m: String| UpstreamError::new(UpstreamErrorKind::Protocol, "bedrock", m);
+    let r: ConverseResponse = serde_json::from_slice(body)
+        .map_err(|e| bad(format!("Converse answer is malformed: {e}")))?;
+    let mut text = String::new();
+    let mut calls = Vec::new();
+    for block in r.output.message.map(|m| m.content).unwrap_or_default() {
+        if let Some(t) = block.get("text").and_then(Value::as_str) {
+            text.push_str(t);
+        } else if let Some(tu) = block.get("toolUse") {
+            calls.push(json!({
+                "id": tu.get("toolUseId").cloned().unwrap_or(Value::Null),
+                "type": "function",
+                "function": {"name": tu.get("name").cloned().unwrap_or(Value::Null), "arguments": tu.get("input").map(Value::to_string).unwrap_or_else(|| "{}".into())},
+            }));
+        }
+    }
+    let content = if text.is_empty() && !calls.is_empty() {
+        Value::Null
+    } else {
+        json!(text)
+    };
+    let mut message = json!({"role": "assistant", "content": content});
+    if !calls.is_empty() {
+        message["tool_calls"] = Value::Array(calls);
+    }
+    let choices = json!([{"index": 0, "message": message, "logprobs": null, "finish_reason": finish_reason(r.stop_reason.as_deref())}]);
+    let raw = |v: Value| to_raw_value(&v).map_err(|e| bad(e.to_string()));
+    Ok(Completion {
+        fields: vec![
+            (
+                "id".into(),
+                raw(json!(format!(
+                    "chatcmpl-{}",
+                    crate::ledger::keys::random_id("")
+                )))?,
+            ),
+            ("object".into(), raw(json!("chat.completion"))?),
+            ("created".into(), raw(json!(crate::clock::unix_now()))?),
+            ("model".into(), raw(json!(model))?),
+            ("choices".into(), raw(choices)?),
+        ],
+        usage: r.usage.unwrap_or_default().usage(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn converts_system_images_tools_and_results() {
+        let req = ChatRequest::parse(
+            br#"{"model":"m","max_tokens":50,"stop":"END","temperature":0.3,"messages":[
+              {"role":"system","content":"be brief"},
+              {"role":"user","content":[{"type":"text","text":"look"},{"type":"image_url","image_url":{"url":"data:image/png;base64,iVBORw0KGgo="}}]},
+              {"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"{\"a\":1}"}}]},
+              {"role":"tool","tool_call_id":"c1","content":"42"}],
+              "tools":[{"type":"function","function":{"name":"f","description":"d","parameters":{"type":"object"}}}],
+              "tool_choice":{"type":"function","function":{"name":"f"}}}"#,
+        )
+        .expect("request");
+        let f = ImageFetcher::new(false).expect("fetcher");
+        let body: Value = serde_json::from_slice(&request(&req, 64000, &f).await.expect("convert"))
+            .expect("json");
+        assert_eq!(body["system"][0]["text"], "be brief");
+        assert_eq!(body["inferenceConfig"]["maxTokens"], 50);
+        assert_eq!(body["inferenceConfig"]["stopSequences"][0], "END");
+        assert_eq!(body["messages"][0]["content"][1]["image"]["format"], "png");
+        assert_eq!(
+            body["messages"][0]["content"][1]["image"]["source"]["bytes"],
+            "iVBORw0KGgo="
+        );
+        assert_eq!(
+            body["messages"][1]["content"][0]["toolUse"]["input"]["a"],
+            1
+        );
+        assert_eq!(
+            body["messages"][2]["content"][0]["toolResult"]["toolUseId"],
+            "c1"
+        );
+        assert_eq!(body["toolConfig"]["toolChoice"]["tool"]["name"], "f");
+        assert_eq!(
+            body["toolConfig"]["tools"][0]["toolSpec"]["inputSchema"]["json"]["type"],
+            "object"
+        );
+    }
+
+    #[test]
+    fn answer_with_tool_use_and_cache_usage() {
+        let c = completion(
+            br#"{"output":{"message":{"role":"assistant","content":[{"toolUse":{"toolUseId":"t1","name":"f","input":{"q":"x"}}}]}},
+                "stopReason":"tool_use","usage":{"inputTokens":10,"outputTokens":5,"totalTokens":15,"cacheReadInputTokens":7,"cacheWriteInputTokens":3}}"#,
+            "us.m",
+        )
+        .expect("completion");
+        assert_eq!(
+            c.usage,
+            Usage {
+                input_tokens: 10,
+                output_tokens: 5,
+                cache_read_tokens: 7,
+                cache_write_5m_tokens: 3,
+                cache_write_1h_tokens: 0
+            }
+        );
+        let choices: Value = serde_json::from_str(c.fields[4].1.get()).expect("choices");
+        assert_eq!(choices[0]["finish_reason"], "tool_calls");
+        assert_eq!(
+            choices[0]["message"]["tool_calls"][0]["function"]["arguments"],
+            r#"{"q":"x"}"#
+        );
+    }
+}

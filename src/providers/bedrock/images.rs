@@ -1,0 +1,278 @@
+//! Image URLs for Converse, which takes image bytes: `data:` URLs are decoded here,
+//! `https://` URLs are fetched by the gateway within limits (size, time, content type),
+//! and never from loopback, private, link-local or otherwise non-public addresses unless
+//! configuration allows it, so no client can make the gateway reach inside its network.
+//! The check happens in the connector's resolver, on the very addresses it connects to,
+//! so DNS rebinding cannot slip past it.
+
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper_util::client::legacy::connect::dns::Name;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+/// Largest image accepted (Bedrock's own limit is 3.75 MB per image).
+pub const MAX_IMAGE_BYTES: usize = 3_750_000;
+/// Longest time a fetch may take.
+pub const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An image ready for Converse: its format and bytes.
+#[derive(Debug, Clone)]
+pub struct Image {
+    pub format: &'static str,
+    pub bytes: Vec<u8>,
+}
+
+fn format_of(media_type: &str) -> Option<&'static str> {
+    match media_type.split(';').next().unwrap_or("").trim() {
+        "image/png" => Some("png"),
+        "image/jpeg" | "image/jpg" => Some("jpeg"),
+        "image/gif" => Some("gif"),
+        "image/webp" => Some("webp"),
+        _ => None,
+    }
+}
+
+type ImageClient =
+    Client<hyper_rustls::HttpsConnector<HttpConnector<PublicResolver>>, Empty<Bytes>>;
+
+#[derive(Clone)]
+pub struct ImageFetcher {
+    client: ImageClient,
+    allow_private: bool,
+}
+
+impl ImageFetcher {
+    pub fn new(allow_private: bool) -> Result<Self, rustls::Error> {
+        let mut http = HttpConnector::new_with_resolver(PublicResolver { allow_private });
+        http.set_nodelay(true);
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(FETCH_TIMEOUT));
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())?
+            .https_only()
+            .enable_http1()
+            .wrap_connector(http);
+        Ok(Self {
+            client: Client::builder(TokioExecutor::new()).build(https),
+            allow_private,
+        })
+    }
+
+    /// The image an OpenAI `image_url` names. Errors are the client's (a 400).
+    pub async fn load(&self, url: &str) -> Result<Image, String> {
+        if let Some(rest) = url.strip_prefix("data:") {
+            let (meta, data) = rest
+                .split_once(',')
+                .ok_or("an image data URL needs a `,` before its data")?;
+            let media = meta
+                .strip_suffix(";base64")
+                .ok_or("an image data URL must be base64 encoded (`;base64,`)")?;
+            let format = format_of(media).ok_or_else(|| {
+                format!("image type {media} is not supported (png, jpeg, gif, webp)")
+            })?;
+            let bytes = aws_smithy_types::base64::decode(data)
+                .map_err(|e| format!("the image data URL is not valid base64: {e}"))?;
+            if bytes.len() > MAX_IMAGE_BYTES {
+                return Err(format!("the image is larger than {MAX_IMAGE_BYTES} bytes"));
+            }
+            return Ok(Image { format, bytes });
+        }
+        if !url.starts_with("https://") {
+            return Err("image URLs must be https:// or data: URLs".to_owned());
+        }
+        let uri: hyper::Uri = url
+            .parse()
+            .map_err(|e| format!("`{url}` is not a URL: {e}"))?;
+        // An IP literal is connected to without the resolver: check it here.
+        let host = uri
+            .host()
+            .unwrap_or("")
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            if !self.allow_private && !is_public(ip) {
+                return Err(format!("{host} is not a public address; the gateway does not fetch from private networks (no public address)"));
+            }
+        }
+        let fetch = async {
+            let resp = self.client.get(uri).await.map_err(|e| {
+                format!(
+                    "the image at {url} could not be fetched: {}",
+                    error_chain(&e)
+                )
+            })?;
+            if !resp.status().is_success() {
+                return Err(format!(
+                    "the image at {url} answered HTTP {}",
+                    resp.status()
+                ));
+            }
+            let ct = resp
+                .headers()
+                .get(hyper::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned();
+            let format = format_of(&ct).ok_or_else(|| {
+                format!("the image at {url} has content type `{ct}`, not png, jpeg, gif or webp")
+            })?;
+            let body = Limited::new(resp.into_body(), MAX_IMAGE_BYTES)
+                .collect()
+                .await
+                .map_err(|_| {
+                    format!(
+                        "the image at {url} is larger than {MAX_IMAGE_BYTES} bytes or broke off"
+                    )
+                })?;
+            Ok(Image {
+                format,
+                bytes: body.to_bytes().to_vec(),
+            })
+        };
+        tokio::time::timeout(FETCH_TIMEOUT, fetch)
+            .await
+            .map_err(|_| {
+                format!("fetching the image at {url} took longer than {FETCH_TIMEOUT:?}")
+            })?
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+/// Whether an address is on the public internet.
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || o[0] == 0
+                || (o[0] == 100 && (o[1] & 0xc0) == 64) // 100.64.0.0/10, carrier-grade NAT
+                || (o[0] == 192 && o[1] == 0 && o[2] == 0) // 192.0.0.0/24
+                || (o[0] == 198 && (o[1] & 0xfe) == 18) // 198.18.0.0/15
+                || o[0] >= 240)
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public(IpAddr::V4(v4));
+            }
+            let s = v6.segments();
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (s[0] & 0xfe00) == 0xfc00 // unique local
+                || (s[0] & 0xffc0) == 0xfe80 // link-local
+                || (s[0] == 0x64 && s[1] == 0xff9b) // NAT64
+                || (s[0] == 0x2001 && s[1] == 0xdb8)) // documentation
+        }
+    }
+}
+
+/// A resolver that drops non-public addresses (unless allowed) and fails when none remain.
+#[derive(Clone)]
+pub struct PublicResolver {
+    allow_private: bool,
+}
+
+type Addrs = std::vec::IntoIter<SocketAddr>;
+
+impl tower::Service<Name> for PublicResolver {
+    type Response = Addrs;
+    type Error = std::io::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Addrs, std::io::Error>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: Name) -> Self::Future {
+        let allow = self.allow_private;
+        Box::pin(async move {
+            let host = name.as_str().to_owned();
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await?
+                .filter(|a| allow || is_public(a.ip()))
+                .collect();
+            if addrs.is_empty() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    format!("{host} resolves to no public address; the gateway does not fetch from private networks"),
+                ));
+            }
+            Ok(addrs.into_iter())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_loopback_and_link_local_addresses_are_not_public() {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(!is_public(ip.parse().expect("ip")), "{ip}");
+        }
+        for ip in ["93.184.216.34", "2606:2800:220:1::1"] {
+            assert!(is_public(ip.parse().expect("ip")), "{ip}");
+        }
+    }
+
+    #[tokio::test]
+    async fn data_urls_are_decoded_and_private_hosts_refused() {
+        let f = ImageFetcher::new(false).expect("fetcher");
+        let img = f
+            .load("data:image/png;base64,iVBORw0KGgo=")
+            .await
+            .expect("png");
+        assert_eq!(img.format, "png");
+        assert_eq!(&img.bytes[..4], b"\x89PNG");
+        assert!(f.load("data:image/tiff;base64,AAAA").await.is_err());
+        assert!(f.load("data:image/png;base64,@@@").await.is_err());
+        assert!(f.load("http://example.com/a.png").await.is_err());
+        let e = f
+            .load("https://127.0.0.1:9/a.png")
+            .await
+            .expect_err("loopback refused");
+        assert!(e.contains("no public address"), "{e}");
+        let e = f
+            .load("https://localhost:9/a.png")
+            .await
+            .expect_err("localhost refused");
+        assert!(e.contains("no public address"), "{e}");
+    }
+}

@@ -1,0 +1,258 @@
+//! ConverseStream: `application/vnd.amazon.eventstream` frames, decoded (prelude, headers,
+//! CRCs) by `aws-smithy-eventstream`, turned into OpenAI `chat.completion.chunk`s.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_smithy_eventstream::frame::{DecodedFrame, MessageFrameDecoder};
+use aws_smithy_types::event_stream::{HeaderValue, Message};
+use bytes::{Bytes, BytesMut};
+use futures_util::{Stream, StreamExt};
+use http_body_util::BodyDataStream;
+use hyper::body::Incoming;
+use serde_json::{json, Value};
+
+use super::convert::{finish_reason, UsageWire};
+use super::errors;
+use crate::chat::{ChunkStream, StreamItem, Usage};
+use crate::providers::{UpstreamError, UpstreamErrorKind};
+
+fn err(kind: UpstreamErrorKind, m: impl Into<String>) -> UpstreamError {
+    UpstreamError::new(kind, "bedrock", m)
+}
+
+struct FrameState {
+    body: BodyDataStream<Incoming>,
+    buf: BytesMut,
+    decoder: MessageFrameDecoder,
+    done: bool,
+}
+
+/// The event-stream messages of a response body, each within the idle timeout.
+pub fn frames(
+    body: Incoming,
+    idle: Duration,
+) -> impl Stream<Item = Result<Message, UpstreamError>> + Send + 'static {
+    let st = FrameState {
+        body: BodyDataStream::new(body),
+        buf: BytesMut::new(),
+        decoder: MessageFrameDecoder::new(),
+        done: false,
+    };
+    futures_util::stream::unfold(st, move |mut st| async move {
+        if st.done {
+            return None;
+        }
+        loop {
+            match st.decoder.decode_frame(&mut st.buf) {
+                Ok(DecodedFrame::Complete(m)) => return Some((Ok(m), st)),
+                Ok(DecodedFrame::Incomplete) => {}
+                Err(e) => {
+                    st.done = true;
+                    return Some((
+                        Err(err(
+                            UpstreamErrorKind::Protocol,
+                            format!("bad event-stream frame: {e}"),
+                        )),
+                        st,
+                    ));
+                }
+            }
+            match tokio::time::timeout(idle, st.body.next()).await {
+                Err(_) => {
+                    st.done = true;
+                    return Some((
+                        Err(err(
+                            UpstreamErrorKind::Timeout,
+                            format!("stream idle for {idle:?}"),
+                        )),
+                        st,
+                    ));
+                }
+                Ok(None) if st.buf.is_empty() => return None,
+                Ok(None) => {
+                    st.done = true;
+                    return Some((
+                        Err(err(
+                            UpstreamErrorKind::Interrupted,
+                            "stream ended inside a frame",
+                        )),
+                        st,
+                    ));
+                }
+                Ok(Some(Err(e))) => {
+                    st.done = true;
+                    return Some((
+                        Err(err(
+                            UpstreamErrorKind::Interrupted,
+                            format!("stream broke: {e}"),
+                        )),
+                        st,
+                    ));
+                }
+                Ok(Some(Ok(chunk))) => st.buf.extend_from_slice(&chunk),
+            }
+        }
+    })
+}
+
+fn header<'m>(m: &'m Message, name: &str) -> Option<&'m str> {
+    m.headers()
+        .iter()
+        .find(|h| h.name().as_str() == name)
+        .and_then(|h| match h.value() {
+            HeaderValue::String(s) => Some(s.as_str()),
+            _ => None,
+        })
+}
+
+struct State {
+    id: String,
+    created: u64,
+    model: String,
+    region: String,
+    /// Converse content-block index → OpenAI tool-call index.
+    tools: HashMap<u64, usize>,
+    done: bool,
+}
+
+type Item = Result<StreamItem, UpstreamError>;
+
+impl State {
+    fn chunk(&self, delta: Value, finish: Option<&str>, generated: u64) -> Item {
+        let v = json!({
+            "id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        });
+        Ok(StreamItem::Chunk {
+            json: Bytes::from(serde_json::to_vec(&v).unwrap_or_default()),
+            generated,
+        })
+    }
+
+    fn step(&mut self, m: Message) -> Vec<Item> {
+        let payload: Value = serde_json::from_slice(m.payload()).unwrap_or(Value::Null);
+        match header(&m, ":message-type") {
+            Some("exception") => {
+                self.done = true;
+                let name = header(&m, ":exception-type")
+                    .unwrap_or("exception")
+                    .to_owned();
+                let message = payload
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned();
+                return vec![Err(errors::classify(
+                    &name,
+                    None,
+                    message,
+                    &self.model,
+                    &self.region,
+                ))];
+            }
+            Some("error") => {
+                self.done = true;
+                let code = header(&m, ":error-code").unwrap_or("error").to_owned();
+                let message = header(&m, ":error-message").unwrap_or("").to_owned();
+                return vec![Err(errors::classify(
+                    &code,
+                    None,
+                    message,
+                    &self.model,
+                    &self.region,
+                ))];
+            }
+            _ => {}
+        }
+        match header(&m, ":event-type") {
+            Some("messageStart") => {
+                vec![self.chunk(json!({"role": "assistant", "content": ""}), None, 0)]
+            }
+            Some("contentBlockStart") => {
+                let idx = payload["contentBlockIndex"].as_u64().unwrap_or(0);
+                match payload["start"].get("toolUse") {
+                    Some(tu) => {
+                        let k = self.tools.len();
+                        self.tools.insert(idx, k);
+                        vec![self.chunk(
+                            json!({"tool_calls": [{"index": k, "id": tu["toolUseId"], "type": "function", "function": {"name": tu["name"], "arguments": ""}}]}),
+                            None,
+                            1,
+                        )]
+                    }
+                    None => Vec::new(),
+                }
+            }
+            Some("contentBlockDelta") => {
+                let idx = payload["contentBlockIndex"].as_u64().unwrap_or(0);
+                let d = &payload["delta"];
+                if let Some(t) = d.get("text").and_then(Value::as_str) {
+                    vec![self.chunk(json!({ "content": t }), None, 1)]
+                } else if let Some(input) = d
+                    .get("toolUse")
+                    .and_then(|t| t.get("input"))
+                    .and_then(Value::as_str)
+                {
+                    let k = self.tools.get(&idx).copied().unwrap_or(0);
+                    vec![self.chunk(
+                        json!({"tool_calls": [{"index": k, "function": {"arguments": input}}]}),
+                        None,
+                        1,
+                    )]
+                } else {
+                    Vec::new()
+                }
+            }
+            Some("messageStop") => {
+                let reason = payload["stopReason"].as_str();
+                vec![self.chunk(json!({}), Some(finish_reason(reason)), 0)]
+            }
+            Some("metadata") => {
+                let usage: Usage = serde_json::from_value::<UsageWire>(payload["usage"].clone())
+                    .unwrap_or_default()
+                    .usage();
+                self.done = true;
+                vec![Ok(StreamItem::Usage {
+                    usage,
+                    id: self.id.clone(),
+                    created: self.created,
+                    model: self.model.clone(),
+                    last: true,
+                })]
+            }
+            _ => Vec::new(),
+        }
+    }
+}
+
+pub fn translate(
+    frames: impl Stream<Item = Result<Message, UpstreamError>> + Send + 'static,
+    model: String,
+    region: String,
+) -> ChunkStream {
+    let st = State {
+        id: format!("chatcmpl-{}", crate::ledger::keys::random_id("")),
+        created: crate::clock::unix_now(),
+        model,
+        region,
+        tools: HashMap::new(),
+        done: false,
+    };
+    let s = frames
+        .scan(st, |st, m| {
+            if st.done {
+                return std::future::ready(None);
+            }
+            let items = match m {
+                Ok(m) => st.step(m),
+                Err(e) => {
+                    st.done = true;
+                    vec![Err(e)]
+                }
+            };
+            std::future::ready(Some(futures_util::stream::iter(items)))
+        })
+        .flatten();
+    Box::pin(s)
+}

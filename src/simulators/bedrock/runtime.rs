@@ -1,0 +1,422 @@
+//! Converse and ConverseStream: model-ID and access checks, body validation, fault
+//! triggers, the deterministic answer and its JSON / event-stream rendering.
+
+use std::sync::PoisonError;
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use axum::response::Response;
+use rand::Rng;
+use serde_json::{json, Value};
+
+use super::super::{
+    count_words, fragments, json_response, plan_reply, random_id, Finish, RecordedRequest, Reply,
+    StreamFault,
+};
+use super::eventstream::{event_frame, eventstream_response, exception_frame, StreamFrame};
+use super::models::{resolve, ModelIdError};
+use super::validate::{parse_request, ConverseRequest};
+use super::{percent_decode, AwsError, SimState};
+
+const INVALID_MODEL_ID: &str = "The provided model identifier is invalid.";
+const NO_MODEL_ACCESS: &str = "You don't have access to the model with the specified model ID.";
+
+/// Modeled exceptions: name, HTTP status, message.
+const EXCEPTIONS: &[(&str, u16, &str)] = &[
+    (
+        "ThrottlingException",
+        429,
+        "Too many tokens, please wait before trying again.",
+    ),
+    (
+        "ServiceUnavailableException",
+        503,
+        "Bedrock is unable to process your request.",
+    ),
+    (
+        "InternalServerException",
+        500,
+        "The system encountered an unexpected error during processing. Try your request again.",
+    ),
+    (
+        "ModelErrorException",
+        424,
+        "The system encountered an unexpected error during processing. Try your request again.",
+    ),
+    (
+        "ModelNotReadyException",
+        429,
+        "Model is not ready to serve inference requests.",
+    ),
+    (
+        "ModelTimeoutException",
+        408,
+        "The request took too long to process. Processing time exceeded the model timeout length.",
+    ),
+    (
+        "ModelStreamErrorException",
+        424,
+        "The model produced an invalid sequence as part of ToolUse. Please refer to the model tool use troubleshooting guide.",
+    ),
+    ("ValidationException", 400, "Input is too long for requested model."),
+    ("AccessDeniedException", 403, NO_MODEL_ACCESS),
+    ("ResourceNotFoundException", 404, "Model not found."),
+];
+
+/// The exception `name` names (any case, with or without the `Exception` suffix).
+fn exception_by_name(name: &str) -> Option<(&'static str, u16, &'static str)> {
+    let wanted = name.to_ascii_lowercase();
+    let wanted = wanted.strip_suffix("exception").unwrap_or(&wanted);
+    EXCEPTIONS
+        .iter()
+        .copied()
+        .find(|(n, _, _)| n.to_ascii_lowercase().strip_suffix("exception") == Some(wanted))
+}
+
+fn exception_by_status(status: u16) -> (&'static str, u16, &'static str) {
+    let by_status = EXCEPTIONS
+        .iter()
+        .copied()
+        .find(|(name, s, _)| *s == status && *name != "ModelNotReadyException");
+    match by_status {
+        Some(found) => found,
+        None if status < 500 => ("ValidationException", status, "Simulated client error."),
+        None => (
+            "InternalServerException",
+            status,
+            "The system encountered an unexpected error during processing. Try your request again.",
+        ),
+    }
+}
+
+/// `[[sim:...]]` directives of the Bedrock simulator.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Faults {
+    error: Option<(&'static str, u16, &'static str)>,
+    /// lowerCamel exception name for a mid-stream exception frame.
+    exception: Option<String>,
+    cut: bool,
+    slow: Option<Duration>,
+}
+
+impl Faults {
+    fn parse(text: &str) -> Self {
+        let mut faults = Faults::default();
+        let mut rest = text;
+        while let Some(start) = rest.find("[[sim:") {
+            let after = &rest[start + "[[sim:".len()..];
+            let Some(end) = after.find("]]") else { break };
+            let directive = after[..end].trim();
+            let (name, arg) = directive
+                .split_once(char::is_whitespace)
+                .map_or((directive, ""), |(n, a)| (n, a.trim()));
+            match name {
+                "error" => {
+                    faults.error = match arg.parse::<u16>() {
+                        Ok(status) if (400..=599).contains(&status) => {
+                            Some(exception_by_status(status))
+                        }
+                        Ok(_) => None,
+                        Err(_) => exception_by_name(arg),
+                    };
+                }
+                "exception" if !arg.is_empty() => faults.exception = Some(lower_camel(arg)),
+                "midstream-error" => {
+                    faults.exception = Some("serviceUnavailableException".to_owned());
+                }
+                "cut" => faults.cut = true,
+                "slow" => {
+                    faults.slow = arg
+                        .parse::<u64>()
+                        .ok()
+                        .map(|ms| Duration::from_millis(ms.min(60_000)));
+                }
+                _ => {}
+            }
+            rest = &after[end + 2..];
+        }
+        faults
+    }
+}
+
+fn lower_camel(name: &str) -> String {
+    let mut chars = name.chars();
+    chars.next().map_or_else(String::new, |first| {
+        first.to_ascii_lowercase().to_string() + chars.as_str()
+    })
+}
+
+/// The message of an exception frame named `name` (lowerCamel).
+fn exception_message(name: &str) -> String {
+    exception_by_name(name).map_or_else(
+        || format!("Simulated {name}."),
+        |(_, _, message)| message.to_owned(),
+    )
+}
+
+/// What the simulated model produces.
+enum Outcome {
+    Text(Reply),
+    ToolUse {
+        id: String,
+        name: String,
+        input: Value,
+    },
+}
+
+impl Outcome {
+    fn output_tokens(&self) -> u64 {
+        match self {
+            Outcome::Text(reply) => reply.output_tokens(),
+            Outcome::ToolUse { input, .. } => count_words(&input.to_string()),
+        }
+    }
+
+    fn stop_reason(&self) -> &'static str {
+        match self {
+            Outcome::Text(reply) => match reply.finish {
+                Finish::Stop => "end_turn",
+                Finish::Length => "max_tokens",
+                Finish::StopSequence(_) => "stop_sequence",
+            },
+            Outcome::ToolUse { .. } => "tool_use",
+        }
+    }
+}
+
+/// Prompt tokens split the way the usage object reports them.
+struct InputUsage {
+    input: u64,
+    cache_write: u64,
+    cache_read: u64,
+}
+
+fn input_usage(state: &SimState, request: &ConverseRequest) -> InputUsage {
+    let Some(&(cached_total, _)) = request.cache_breakpoints.last() else {
+        return InputUsage {
+            input: request.prompt_tokens,
+            cache_write: 0,
+            cache_read: 0,
+        };
+    };
+    let mut seen = state
+        .cached_prefixes
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    let read = request
+        .cache_breakpoints
+        .iter()
+        .filter(|(_, hash)| seen.contains(hash))
+        .map(|(tokens, _)| *tokens)
+        .max()
+        .unwrap_or(0);
+    seen.extend(request.cache_breakpoints.iter().map(|(_, hash)| *hash));
+    InputUsage {
+        input: request.prompt_tokens - cached_total,
+        cache_write: cached_total - read,
+        cache_read: read,
+    }
+}
+
+/// Converse (`stream == false`) and ConverseStream.
+pub(super) async fn converse(
+    state: &SimState,
+    request: &RecordedRequest,
+    region: &str,
+    raw_model_id: &str,
+    stream: bool,
+    request_id: &str,
+) -> Result<Response, AwsError> {
+    let started = Instant::now();
+    let model_id = String::from_utf8_lossy(&percent_decode(raw_model_id)).into_owned();
+    match resolve(&state.config, &model_id, region) {
+        Ok(_) => {}
+        Err(ModelIdError::Invalid) => return Err(AwsError::validation(INVALID_MODEL_ID)),
+        Err(ModelIdError::OnDemandUnsupported(id)) => {
+            return Err(AwsError::validation(format!(
+                "Invocation of model ID {id} with on-demand throughput isn\u{2019}t supported. Retry your request with the ID or ARN of an inference profile that contains this model."
+            )))
+        }
+    }
+    if !state.config.has_access(region) {
+        return Err(AwsError::access_denied(NO_MODEL_ACCESS));
+    }
+    let body: Value = serde_json::from_slice(&request.body).map_err(|err| {
+        AwsError::serialization(format!("Unable to parse the request body as JSON: {err}"))
+    })?;
+    let parsed = parse_request(&body, &model_id)?;
+    let faults = Faults::parse(&parsed.last_user_text);
+    if let Some(delay) = faults.slow {
+        tokio::time::sleep(delay).await;
+    }
+    if let Some((name, status, message)) = faults.error {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return Err(AwsError::new(status, name, message));
+    }
+    let outcome = match &parsed.tool_to_call {
+        Some(name) => Outcome::ToolUse {
+            id: random_id("tooluse_", 22),
+            name: name.clone(),
+            input: json!({"query": parsed.last_user_text}),
+        },
+        None => Outcome::Text(plan_reply(
+            &parsed.last_user_text,
+            parsed.max_tokens,
+            &parsed.stop_sequences,
+        )),
+    };
+    let answer = Answer {
+        usage: input_usage(state, &parsed),
+        outcome,
+        latency_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    };
+    let headers = [("x-amzn-requestid", request_id.to_owned())];
+    if !stream {
+        return Ok(json_response(StatusCode::OK, &answer.json(), &headers));
+    }
+    let fault = if faults.cut {
+        StreamFault::Cut
+    } else if let Some(name) = &faults.exception {
+        StreamFault::Error(exception_frame(name, &exception_message(name)))
+    } else {
+        StreamFault::None
+    };
+    Ok(eventstream_response(answer.frames(), fault, &headers))
+}
+
+struct Answer {
+    usage: InputUsage,
+    outcome: Outcome,
+    latency_ms: u64,
+}
+
+/// Random-length padding like the `"p"` member of real event payloads.
+fn padding() -> String {
+    const ALPHABET: &str = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let len = rand::thread_rng().gen_range(1..=ALPHABET.len());
+    ALPHABET[..len].to_owned()
+}
+
+impl Answer {
+    fn usage(&self) -> Value {
+        let output = self.outcome.output_tokens();
+        let usage = &self.usage;
+        json!({
+            "inputTokens": usage.input,
+            "outputTokens": output,
+            "totalTokens": usage.input + output + usage.cache_read + usage.cache_write,
+            "cacheReadInputTokens": usage.cache_read,
+            "cacheWriteInputTokens": usage.cache_write,
+        })
+    }
+
+    /// The Converse response body.
+    fn json(&self) -> Value {
+        let block = match &self.outcome {
+            Outcome::Text(reply) => json!({"text": reply.text}),
+            Outcome::ToolUse { id, name, input } => {
+                json!({"toolUse": {"toolUseId": id, "name": name, "input": input}})
+            }
+        };
+        json!({
+            "output": {"message": {"role": "assistant", "content": [block]}},
+            "stopReason": self.outcome.stop_reason(),
+            "usage": self.usage(),
+            "metrics": {"latencyMs": self.latency_ms},
+        })
+    }
+
+    /// The ConverseStream events, each payload padded with `"p"`.
+    fn frames(&self) -> Vec<StreamFrame> {
+        let frame = |event: &str, mut payload: Value, delta: bool| {
+            if let Some(map) = payload.as_object_mut() {
+                map.insert("p".to_owned(), Value::String(padding()));
+            }
+            StreamFrame {
+                data: event_frame(event, &payload),
+                delta,
+            }
+        };
+        let mut frames = vec![frame("messageStart", json!({"role": "assistant"}), false)];
+        let deltas: Vec<Value> = match &self.outcome {
+            Outcome::Text(reply) => reply
+                .pieces
+                .iter()
+                .map(|piece| json!({"text": piece}))
+                .collect(),
+            Outcome::ToolUse { id, name, input } => {
+                let start = json!({
+                    "contentBlockIndex": 0,
+                    "start": {"toolUse": {"toolUseId": id, "name": name}},
+                });
+                frames.push(frame("contentBlockStart", start, false));
+                fragments(&input.to_string(), 3)
+                    .into_iter()
+                    .map(|part| json!({"toolUse": {"input": part}}))
+                    .collect()
+            }
+        };
+        let has_block = !deltas.is_empty() || matches!(self.outcome, Outcome::ToolUse { .. });
+        for delta in deltas {
+            let event = json!({"contentBlockIndex": 0, "delta": delta});
+            frames.push(frame("contentBlockDelta", event, true));
+        }
+        if has_block {
+            let stop = json!({"contentBlockIndex": 0});
+            frames.push(frame("contentBlockStop", stop, false));
+        }
+        let stop = json!({"stopReason": self.outcome.stop_reason()});
+        frames.push(frame("messageStop", stop, false));
+        let metadata = json!({"usage": self.usage(), "metrics": {"latencyMs": self.latency_ms}});
+        frames.push(frame("metadata", metadata, false));
+        frames
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fault_directives() {
+        let faults = Faults::parse("x [[sim:error 429]] [[sim:exception ThrottlingException]]");
+        assert_eq!(faults.error.map(|e| e.0), Some("ThrottlingException"));
+        assert_eq!(faults.exception.as_deref(), Some("throttlingException"));
+        let faults = Faults::parse("[[sim:error modelNotReady]] [[sim:cut]] [[sim:slow 5]]");
+        assert_eq!(
+            faults.error,
+            Some((
+                "ModelNotReadyException",
+                429,
+                "Model is not ready to serve inference requests."
+            ))
+        );
+        assert!(faults.cut);
+        assert_eq!(faults.slow, Some(Duration::from_millis(5)));
+        assert_eq!(
+            Faults::parse("[[sim:error 503]]").error.map(|e| e.0),
+            Some("ServiceUnavailableException")
+        );
+        assert_eq!(
+            Faults::parse("[[sim:error 424]]").error.map(|e| e.0),
+            Some("ModelErrorException")
+        );
+        assert_eq!(
+            Faults::parse("[[sim:error 408]]").error.map(|e| e.0),
+            Some("ModelTimeoutException")
+        );
+        assert_eq!(
+            Faults::parse("[[sim:error 502]]").error.map(|e| (e.0, e.1)),
+            Some(("InternalServerException", 502))
+        );
+        assert_eq!(Faults::parse("[[sim:error 200]]").error, None);
+        assert_eq!(
+            exception_message("serviceUnavailableException"),
+            "Bedrock is unable to process your request."
+        );
+        assert_eq!(
+            exception_message("fancyException"),
+            "Simulated fancyException."
+        );
+    }
+}
