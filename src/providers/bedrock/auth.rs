@@ -213,7 +213,7 @@ mod tests {
     #[test]
     fn signatures_match_botocore_for_bedrock_requests() {
         let data: serde_json::Value = serde_json::from_str(include_str!(
-            "../../../tests/data/botocore_signed_examples.json"
+            "../../simulators/bedrock/testdata/botocore_signed_examples.json"
         ))
         .expect("json");
         let ak = data["credentials"]["access_key"].as_str().expect("ak");
