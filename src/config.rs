@@ -554,6 +554,45 @@ mod tests {
     }
 
     #[test]
+    fn bedrock_is_configured_by_credentials_in_the_environment() {
+        assert!(load("", &[]).expect("valid").bedrock.is_none());
+        let c = load("", &[("AWS_PROFILE", "prod")]).expect("valid");
+        let b = c.bedrock.expect("bedrock");
+        assert_eq!(b.regions, vec!["us-east-1".to_owned()]);
+        assert!(matches!(b.auth, BedrockAuthConfig::CredentialChain));
+        let c = load(
+            "",
+            &[
+                ("AWS_BEARER_TOKEN_BEDROCK", "bedrock-api-key-x"),
+                ("GAMMAINFRA_BEDROCK_REGIONS", "us-east-1, eu-central-1"),
+                ("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", "http://127.0.0.1:9"),
+            ],
+        )
+        .expect("valid");
+        let b = c.bedrock.expect("bedrock");
+        assert!(matches!(b.auth, BedrockAuthConfig::BearerToken(_)));
+        assert_eq!(
+            b.regions,
+            vec!["us-east-1".to_owned(), "eu-central-1".to_owned()]
+        );
+        assert_eq!(b.endpoint_url.as_deref(), Some("http://127.0.0.1:9"));
+        let c = load("[bedrock]\nenabled = true\nregions = [\"eu-west-1\"]", &[]).expect("valid");
+        assert_eq!(
+            c.bedrock.expect("bedrock").regions,
+            vec!["eu-west-1".to_owned()]
+        );
+        let e = load(
+            "",
+            &[
+                ("AWS_ACCESS_KEY_ID", "a"),
+                ("GAMMAINFRA_BEDROCK_REGIONS", "mars"),
+            ],
+        )
+        .expect_err("bad region");
+        assert!(e.to_string().contains("mars"), "{e}");
+    }
+
+    #[test]
     fn secrets_are_redacted_in_debug() {
         assert_eq!(format!("{:?}", Secret::new("sk-secret")), "[redacted]");
     }

@@ -532,3 +532,72 @@ async fn catalog_verify_reports_planted_mismatches_with_the_right_suggestion() {
     );
     assert_eq!(rows.iter().filter(|r| !r.ok).count(), 2, "{table}");
 }
+
+#[tokio::test]
+async fn bedrock_api_keys_are_sent_as_bearer_tokens() {
+    let mut sim = gammainfra::simulators::BedrockSimConfig::new(AWS_KEY, AWS_SECRET);
+    sim.bearer_token = Some("bedrock-api-key-gammainfra-test".into());
+    let sim = gammainfra::simulators::start_bedrock(sim)
+        .await
+        .expect("sim");
+    let url = sim.base_url();
+    let gw = Gw::start_with(|c| {
+        if let Some(b) = c.bedrock.as_mut() {
+            b.endpoint_url = Some(url.clone());
+            b.auth = gammainfra::config::BedrockAuthConfig::BearerToken(
+                gammainfra::config::Secret::new("bedrock-api-key-gammainfra-test"),
+            );
+        }
+    })
+    .await;
+    let (_, key) = gw.account("bearer@example.com").await;
+    let r = gw
+        .chat(&key, &chat_body("meta/llama3-70b-instruct", "hi", ""), &[])
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let up = sim.requests().last().cloned().expect("request");
+    assert_eq!(
+        up.header("authorization"),
+        Some("Bearer bedrock-api-key-gammainfra-test")
+    );
+}
+
+#[tokio::test]
+async fn the_demo_serves_all_six_seed_models_offline() {
+    let (demo, config) = gammainfra::demo::prepare(Some("127.0.0.1:0".parse().expect("addr")))
+        .await
+        .expect("demo");
+    let state = gammainfra::gateway::build(config).await.expect("gateway");
+    let (_, key, _) = state
+        .ledger
+        .create_account("demo@gammainfra.local")
+        .await
+        .expect("account");
+    let app = gammainfra::server::app(state);
+    use tower::ServiceExt;
+    for &(model, verified, region) in SEED {
+        let req = hyper::Request::post("/v1/chat/completions")
+            .header("authorization", format!("Bearer {}", key.plain))
+            .header("x-gammainfra-region", region)
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(chat_body(
+                model,
+                "Hello!",
+                r#""max_tokens":100"#,
+            )))
+            .expect("request");
+        let resp = app.clone().oneshot(req).await.expect("response");
+        assert_eq!(resp.status(), 200, "{model}");
+        assert_eq!(
+            resp.headers()["x-gammainfra-provider"],
+            "bedrock",
+            "{model}"
+        );
+        assert_eq!(
+            resp.headers()["x-gammainfra-upstream-model"],
+            verified,
+            "{model}"
+        );
+    }
+    assert!(!demo.bedrock.requests().is_empty());
+}
