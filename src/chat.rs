@@ -99,6 +99,28 @@ pub enum StreamItem {
     },
 }
 
+impl StreamItem {
+    /// A one-choice `chat.completion.chunk` carrying `delta`, as adapters that translate
+    /// a foreign stream build them.
+    pub fn chunk(
+        id: &str,
+        created: u64,
+        model: &str,
+        delta: serde_json::Value,
+        finish: Option<&str>,
+        generated: u64,
+    ) -> StreamItem {
+        let v = serde_json::json!({
+            "id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        });
+        StreamItem::Chunk {
+            json: Bytes::from(serde_json::to_vec(&v).unwrap_or_default()),
+            generated,
+        }
+    }
+}
+
 pub type ChunkStream =
     Pin<Box<dyn Stream<Item = Result<StreamItem, crate::providers::UpstreamError>> + Send>>;
 

@@ -181,6 +181,27 @@ pub struct ProviderPrefs {
     pub sort: Option<String>,
 }
 
+impl FunctionCall {
+    /// The arguments as a JSON value (`{}` when empty); an error names the call.
+    pub fn input(&self, call_id: &str) -> Result<serde_json::Value, String> {
+        if self.arguments.trim().is_empty() {
+            return Ok(serde_json::json!({}));
+        }
+        serde_json::from_str(&self.arguments)
+            .map_err(|e| format!("tool call {call_id} has arguments that are not JSON: {e}"))
+    }
+}
+
+impl FunctionDef {
+    /// The parameters' JSON schema (an empty object schema when none was given).
+    pub fn schema(&self) -> serde_json::Value {
+        self.parameters
+            .as_ref()
+            .and_then(|p| serde_json::from_str(p.get()).ok())
+            .unwrap_or_else(|| serde_json::json!({"type": "object", "properties": {}}))
+    }
+}
+
 impl Content {
     /// All text parts joined with newlines (images dropped).
     pub fn text(&self) -> String {

@@ -169,7 +169,8 @@ impl HttpClient {
     }
 }
 
-fn chain(e: &dyn std::error::Error) -> String {
+/// An error and its causes, `a: b: c`.
+pub fn chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {

@@ -55,13 +55,7 @@ pub fn request(
                     }
                 }
                 for call in tool_calls.iter().flatten() {
-                    let input: Value = if call.function.arguments.trim().is_empty() {
-                        json!({})
-                    } else {
-                        serde_json::from_str(&call.function.arguments).map_err(|e| {
-                            format!("tool call {} has arguments that are not JSON: {e}", call.id)
-                        })?
-                    };
+                    let input = call.function.input(&call.id)?;
                     blocks.push(json!({"type": "tool_use", "id": call.id, "name": call.function.name, "input": input}));
                 }
                 push("assistant", blocks);
@@ -121,12 +115,7 @@ pub fn request(
         let tools: Vec<Value> = tools
             .iter()
             .map(|t| {
-                let schema = t
-                    .function
-                    .parameters
-                    .as_ref()
-                    .and_then(|p| serde_json::from_str::<Value>(p.get()).ok())
-                    .unwrap_or_else(|| json!({"type": "object", "properties": {}}));
+                let schema = t.function.schema();
                 let mut o = json!({"name": t.function.name, "input_schema": schema});
                 if let Some(d) = &t.function.description {
                     o["description"] = json!(d);

@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 
-use bytes::Bytes;
 use eventsource_stream::Event;
 use futures_util::{Stream, StreamExt};
 use serde_json::{json, Value};
@@ -48,14 +47,14 @@ pub fn translate(
 
 impl State {
     fn chunk(&self, delta: Value, finish: Option<&str>, generated: u64) -> Item {
-        let v = json!({
-            "id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-        });
-        Ok(StreamItem::Chunk {
-            json: Bytes::from(serde_json::to_vec(&v).unwrap_or_default()),
+        Ok(StreamItem::chunk(
+            &self.id,
+            self.created,
+            &self.model,
+            delta,
+            finish,
             generated,
-        })
+        ))
     }
 
     fn usage(&self, last: bool) -> Item {

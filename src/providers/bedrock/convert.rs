@@ -90,13 +90,7 @@ pub async fn request(
                     }
                 }
                 for call in tool_calls.iter().flatten() {
-                    let input: Value = if call.function.arguments.trim().is_empty() {
-                        json!({})
-                    } else {
-                        serde_json::from_str(&call.function.arguments).map_err(|e| {
-                            format!("tool call {} has arguments that are not JSON: {e}", call.id)
-                        })?
-                    };
+                    let input = call.function.input(&call.id)?;
                     blocks.push(json!({"toolUse": {"toolUseId": call.id, "name": call.function.name, "input": input}}));
                 }
                 push(&mut messages, "assistant", blocks);
@@ -150,12 +144,7 @@ pub async fn request(
         let specs: Vec<Value> = tools
             .iter()
             .map(|t| {
-                let schema = t
-                    .function
-                    .parameters
-                    .as_ref()
-                    .and_then(|p| serde_json::from_str::<Value>(p.get()).ok())
-                    .unwrap_or_else(|| json!({"type": "object", "properties": {}}));
+                let schema = t.function.schema();
                 let mut spec = json!({"name": t.function.name, "inputSchema": {"json": schema}});
                 if let Some(d) = &t.function.description {
                     spec["description"] = json!(d);

@@ -106,7 +106,7 @@ impl ImageFetcher {
             let resp = self.client.get(uri).await.map_err(|e| {
                 format!(
                     "the image at {url} could not be fetched: {}",
-                    error_chain(&e)
+                    crate::providers::http::chain(&e)
                 )
             })?;
             if !resp.status().is_success() {
@@ -143,17 +143,6 @@ impl ImageFetcher {
                 format!("fetching the image at {url} took longer than {FETCH_TIMEOUT:?}")
             })?
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 /// Whether an address is on the public internet.

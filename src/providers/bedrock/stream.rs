@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use aws_smithy_eventstream::frame::{DecodedFrame, MessageFrameDecoder};
 use aws_smithy_types::event_stream::{HeaderValue, Message};
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use futures_util::{Stream, StreamExt};
 use http_body_util::BodyDataStream;
 use hyper::body::Incoming;
@@ -120,14 +120,14 @@ type Item = Result<StreamItem, UpstreamError>;
 
 impl State {
     fn chunk(&self, delta: Value, finish: Option<&str>, generated: u64) -> Item {
-        let v = json!({
-            "id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-        });
-        Ok(StreamItem::Chunk {
-            json: Bytes::from(serde_json::to_vec(&v).unwrap_or_default()),
+        Ok(StreamItem::chunk(
+            &self.id,
+            self.created,
+            &self.model,
+            delta,
+            finish,
             generated,
-        })
+        ))
     }
 
     fn step(&mut self, m: Message) -> Vec<Item> {
