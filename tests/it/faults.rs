@@ -137,6 +137,8 @@ async fn stream_cut_midway_ends_with_an_error_event_and_bills_what_was_generated
         ("openai/gpt-4o-mini", "[[sim:cut]]"),
         ("claude-haiku-4-5", "[[sim:midstream-error]]"),
         ("openai/gpt-4o-mini", "[[sim:midstream-error]]"),
+        ("meta/llama3-70b-instruct", "[[sim:cut]]"),
+        ("meta/llama3-70b-instruct", "[[sim:midstream-error]]"),
     ] {
         let before = usd_to_nanos(gw.credits(&key).await["balance_usd"].as_str().expect("b"));
         let r = gw
@@ -161,7 +163,7 @@ async fn stream_cut_midway_ends_with_an_error_event_and_bills_what_was_generated
     }
     let view = gw.account_view(&id).await;
     assert_eq!(view["ledger_sum_usd"], view["balance_usd"]);
-    assert_eq!(view["ledger_entries"], 5, "trial + one charge per stream");
+    assert_eq!(view["ledger_entries"], 7, "trial + one charge per stream");
 }
 
 #[tokio::test]
