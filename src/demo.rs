@@ -98,6 +98,7 @@ Streaming:
 curl -sN http://{addr}/v1/chat/completions -H "Authorization: Bearer {api_key}" -H "Content-Type: application/json" -d '{{"model":"openai/gpt-4o-mini","stream":true,"stream_options":{{"include_usage":true}},"messages":[{{"role":"user","content":"Hello!"}}]}}'
 
 Credits: curl -s http://{addr}/v1/credits -H "Authorization: Bearer {api_key}"
+
 Bedrock, with its verified IDs and a region constraint:
 
 curl -s http://{addr}/v1/chat/completions -H "Authorization: Bearer {api_key}" -H "Content-Type: application/json" -H "X-GammaInfra-Region: us-east-1" -d '{{"model":"meta/llama3-70b-instruct","messages":[{{"role":"user","content":"Hello!"}}]}}'

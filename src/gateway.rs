@@ -100,6 +100,20 @@ pub async fn providers(config: &Config) -> Result<Providers, StartError> {
 /// Builds the application state: catalog, providers, database (migrated) and ledger.
 pub async fn build(config: Config) -> Result<AppState, StartError> {
     let catalog = Arc::new(load_catalog(&config)?);
+    if let Some(b) = &config.bedrock {
+        let unknown: Vec<&str> = b
+            .regions
+            .iter()
+            .filter(|r| !catalog.is_known_region(r))
+            .map(String::as_str)
+            .collect();
+        if !unknown.is_empty() {
+            return Err(StartError::Provider(format!(
+                "GAMMAINFRA_BEDROCK_REGIONS / bedrock.regions name regions that are in no geography of the catalog: {}",
+                unknown.join(", ")
+            )));
+        }
+    }
     let providers = providers(&config).await?;
     let store = Store::open(&config.database_url).await?;
     let ledger = Ledger::open(store, config.billing.clone()).await?;

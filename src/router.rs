@@ -308,7 +308,7 @@ impl Router {
 fn provider_hint(p: &ProviderKind) -> String {
     match p {
         ProviderKind::Bedrock => {
-            "its Bedrock endpoints need the Bedrock adapter, which this build does not include yet"
+            "Bedrock is not configured in this deployment (set AWS credentials, e.g. AWS_PROFILE or AWS_ACCESS_KEY_ID, or a Bedrock API key in AWS_BEARER_TOKEN_BEDROCK)"
                 .to_owned()
         }
         ProviderKind::Anthropic => "Anthropic is not configured (set ANTHROPIC_API_KEY)".to_owned(),
@@ -392,7 +392,7 @@ mod tests {
         let Err(RouteError::ProviderUnavailable(m)) = r.plan(&res, None, None) else {
             panic!("expected provider unavailable");
         };
-        assert!(m.contains("Bedrock adapter"), "{m}");
+        assert!(m.contains("Bedrock is not configured"), "{m}");
     }
 
     #[test]

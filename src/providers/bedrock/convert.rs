@@ -268,7 +268,10 @@ pub fn completion(body: &[u8], model: &str) -> Result<Completion, UpstreamError>
             ("model".into(), raw(json!(model))?),
             ("choices".into(), raw(choices)?),
         ],
-        usage: r.usage.unwrap_or_default().usage(),
+        usage: r
+            .usage
+            .ok_or_else(|| bad("Converse answer carries no usage; it cannot be billed".into()))?
+            .usage(),
     })
 }
 

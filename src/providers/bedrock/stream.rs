@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use super::convert::{finish_reason, UsageWire};
 use super::errors;
-use crate::chat::{ChunkStream, StreamItem, Usage};
+use crate::chat::{ChunkStream, StreamItem};
 use crate::providers::{UpstreamError, UpstreamErrorKind};
 
 fn err(kind: UpstreamErrorKind, m: impl Into<String>) -> UpstreamError {
@@ -209,12 +209,17 @@ impl State {
                 vec![self.chunk(json!({}), Some(finish_reason(reason)), 0)]
             }
             Some("metadata") => {
-                let usage: Usage = serde_json::from_value::<UsageWire>(payload["usage"].clone())
-                    .unwrap_or_default()
-                    .usage();
+                // Without readable usage the stream is not final: it is billed from
+                // what was generated, like a stream cut short.
+                let Ok(u) = serde_json::from_value::<UsageWire>(payload["usage"].clone()) else {
+                    return Vec::new();
+                };
+                if payload.get("usage").is_none() {
+                    return Vec::new();
+                }
                 self.done = true;
                 vec![Ok(StreamItem::Usage {
-                    usage,
+                    usage: u.usage(),
                     id: self.id.clone(),
                     created: self.created,
                     model: self.model.clone(),
