@@ -314,6 +314,16 @@ async fn models_list_carries_endpoints_regions_and_decimal_prices() {
         .find(|e| e["upstream_id"] == "us.anthropic.claude-sonnet-4-6")
         .expect("us");
     assert_eq!(us["provider"], "bedrock");
+    // `enabled` is whether this deployment routes to it: the EU profile is unroutable
+    // until eu-central-1 is one of the Bedrock regions.
+    assert_eq!(us["enabled"], true);
+    let eu = sonnet["endpoints"]
+        .as_array()
+        .expect("eps")
+        .iter()
+        .find(|e| e["upstream_id"] == "eu.anthropic.claude-sonnet-4-6")
+        .expect("eu");
+    assert_eq!(eu["enabled"], false);
     assert!(us["regions"]
         .as_array()
         .expect("regions")
