@@ -345,6 +345,51 @@ fn plan_reply(subject: &str, max_tokens: u64, stop_sequences: &[String]) -> Repl
     }
 }
 
+/// The simulated prompt cache of the Anthropic and Bedrock simulators: hashes of the
+/// prompt prefixes already written. A std `Mutex`: it is only held for a few set
+/// operations, never across an `.await`.
+#[derive(Default)]
+struct PromptCache(Mutex<std::collections::HashSet<u64>>);
+
+/// Prompt tokens split by how the cache saw them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct CacheSplit {
+    /// Not cached.
+    input: u64,
+    /// Written to the cache by this request.
+    write: u64,
+    /// Read from the cache.
+    read: u64,
+}
+
+impl PromptCache {
+    /// `breakpoints` are `(prompt tokens up to and including the marker, prefix hash)`,
+    /// in order: the longest prefix seen before is read, the rest up to the last marker
+    /// is written, and everything after it is plain input.
+    fn split(&self, prompt_tokens: u64, breakpoints: &[(u64, u64)]) -> CacheSplit {
+        let Some(&(cached_total, _)) = breakpoints.last() else {
+            return CacheSplit {
+                input: prompt_tokens,
+                write: 0,
+                read: 0,
+            };
+        };
+        let mut seen = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let read = breakpoints
+            .iter()
+            .filter(|(_, hash)| seen.contains(hash))
+            .map(|(tokens, _)| *tokens)
+            .max()
+            .unwrap_or(0);
+        seen.extend(breakpoints.iter().map(|(_, hash)| *hash));
+        CacheSplit {
+            input: prompt_tokens - cached_total,
+            write: cached_total - read,
+            read,
+        }
+    }
+}
+
 /// `[[sim:...]]` fault triggers found in a text.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct Triggers {
@@ -354,17 +399,35 @@ struct Triggers {
     slow: Option<Duration>,
 }
 
+/// The `(name, argument)` of every `[[sim:name argument]]` directive in a text, in order.
+fn sim_directives(text: &str) -> Vec<(&str, &str)> {
+    let mut found = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("[[sim:") {
+        let after = &rest[start + "[[sim:".len()..];
+        let Some(end) = after.find("]]") else { break };
+        let directive = after[..end].trim();
+        found.push(
+            directive
+                .split_once(char::is_whitespace)
+                .map_or((directive, ""), |(n, a)| (n, a.trim())),
+        );
+        rest = &after[end + 2..];
+    }
+    found
+}
+
+/// `[[sim:slow N]]`: N milliseconds, at most a minute.
+fn slow_delay(arg: &str) -> Option<Duration> {
+    arg.parse::<u64>()
+        .ok()
+        .map(|ms| Duration::from_millis(ms.min(60_000)))
+}
+
 impl Triggers {
     fn parse(text: &str) -> Self {
         let mut triggers = Triggers::default();
-        let mut rest = text;
-        while let Some(start) = rest.find("[[sim:") {
-            let after = &rest[start + "[[sim:".len()..];
-            let Some(end) = after.find("]]") else { break };
-            let directive = after[..end].trim();
-            let (name, arg) = directive
-                .split_once(char::is_whitespace)
-                .map_or((directive, ""), |(n, a)| (n, a.trim()));
+        for (name, arg) in sim_directives(text) {
             match name {
                 "error" => {
                     triggers.error_status =
@@ -372,15 +435,9 @@ impl Triggers {
                 }
                 "cut" => triggers.cut = true,
                 "midstream-error" => triggers.midstream_error = true,
-                "slow" => {
-                    triggers.slow = arg
-                        .parse::<u64>()
-                        .ok()
-                        .map(|ms| Duration::from_millis(ms.min(60_000)));
-                }
+                "slow" => triggers.slow = slow_delay(arg),
                 _ => {}
             }
-            rest = &after[end + 2..];
         }
         triggers
     }
@@ -481,18 +538,17 @@ enum StreamFault {
     Error(Bytes),
 }
 
-/// A `text/event-stream` response sending every frame as its own body frame.
-fn sse_response(
-    mut frames: Vec<SseFrame>,
-    fault: StreamFault,
-    extra_headers: &[(&'static str, String)],
-) -> Response {
+/// A body sending every frame (`(bytes, is a content delta)`) as its own body chunk,
+/// with a yield between them so clients can observe chunked delivery. A fault is
+/// injected after the second content delta: an error frame that ends the body, or an
+/// abrupt cut.
+fn frames_body(mut frames: Vec<(Bytes, bool)>, fault: StreamFault) -> Body {
     let mut tail: Option<Result<Bytes, std::io::Error>> = None;
     if !matches!(fault, StreamFault::None) {
         let delta_positions: Vec<usize> = frames
             .iter()
             .enumerate()
-            .filter(|(_, f)| f.delta)
+            .filter(|(_, (_, delta))| *delta)
             .map(|(i, _)| i)
             .collect();
         let keep = delta_positions
@@ -508,13 +564,26 @@ fn sse_response(
             )),
         });
     }
-    let items: Vec<Result<Bytes, std::io::Error>> =
-        frames.into_iter().map(|f| Ok(f.data)).chain(tail).collect();
+    let items: Vec<Result<Bytes, std::io::Error>> = frames
+        .into_iter()
+        .map(|(data, _)| Ok(data))
+        .chain(tail)
+        .collect();
     let stream = futures_util::stream::iter(items).then(|item| async move {
         tokio::task::yield_now().await;
         item
     });
-    let mut response = Response::new(Body::from_stream(stream));
+    Body::from_stream(stream)
+}
+
+/// A `text/event-stream` response sending every frame as its own body frame.
+fn sse_response(
+    frames: Vec<SseFrame>,
+    fault: StreamFault,
+    extra_headers: &[(&'static str, String)],
+) -> Response {
+    let frames = frames.into_iter().map(|f| (f.data, f.delta)).collect();
+    let mut response = Response::new(frames_body(frames, fault));
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,

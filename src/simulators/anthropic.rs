@@ -8,8 +8,7 @@
 
 mod validate;
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
@@ -19,8 +18,8 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 
 use super::{
-    count_words, fragments, json_response, plan_reply, random_id, sse_response, Finish,
-    RecordedRequest, Reply, RequestLog, SseFrame, Triggers,
+    count_words, fragments, json_response, plan_reply, random_id, sse_response, CacheSplit, Finish,
+    PromptCache, RecordedRequest, Reply, RequestLog, SseFrame, Triggers,
 };
 use validate::{parse_request, MessagesRequest};
 
@@ -31,14 +30,14 @@ struct SimState {
     log: RequestLog,
     /// Hashes of the prompt prefixes already written to the simulated cache. A std
     /// `Mutex`: it is only held for a few set operations, never across an `.await`.
-    cached_prefixes: Mutex<HashSet<u64>>,
+    cached_prefixes: PromptCache,
 }
 
 pub(super) fn router(api_key: &str, log: RequestLog) -> Router {
     let state = Arc::new(SimState {
         api_key: api_key.to_owned(),
         log,
-        cached_prefixes: Mutex::new(HashSet::new()),
+        cached_prefixes: PromptCache::default(),
     });
     Router::new().fallback(handle).with_state(state)
 }
@@ -211,41 +210,6 @@ impl Outcome {
     }
 }
 
-/// Prompt tokens split the way the usage object reports them.
-struct InputUsage {
-    input_tokens: u64,
-    cache_creation_input_tokens: u64,
-    cache_read_input_tokens: u64,
-}
-
-/// Applies the simulated prompt cache (see the parent module docs).
-fn input_usage(state: &SimState, request: &MessagesRequest) -> InputUsage {
-    let Some(&(cached_total, _)) = request.cache_breakpoints.last() else {
-        return InputUsage {
-            input_tokens: request.prompt_tokens,
-            cache_creation_input_tokens: 0,
-            cache_read_input_tokens: 0,
-        };
-    };
-    let mut seen = state
-        .cached_prefixes
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner);
-    let read = request
-        .cache_breakpoints
-        .iter()
-        .filter(|(_, hash)| seen.contains(hash))
-        .map(|(tokens, _)| *tokens)
-        .max()
-        .unwrap_or(0);
-    seen.extend(request.cache_breakpoints.iter().map(|(_, hash)| *hash));
-    InputUsage {
-        input_tokens: request.prompt_tokens - cached_total,
-        cache_creation_input_tokens: cached_total - read,
-        cache_read_input_tokens: read,
-    }
-}
-
 async fn messages(
     state: &SimState,
     request: &RecordedRequest,
@@ -277,7 +241,9 @@ async fn messages(
     };
     let message = Message {
         id: random_id("msg_01", 22),
-        usage: input_usage(state, &parsed),
+        usage: state
+            .cached_prefixes
+            .split(parsed.prompt_tokens, &parsed.cache_breakpoints),
         request: parsed,
         outcome,
     };
@@ -296,16 +262,16 @@ async fn messages(
 struct Message {
     id: String,
     request: MessagesRequest,
-    usage: InputUsage,
+    usage: CacheSplit,
     outcome: Outcome,
 }
 
 impl Message {
     fn usage(&self, output_tokens: u64) -> Value {
         json!({
-            "input_tokens": self.usage.input_tokens,
-            "cache_creation_input_tokens": self.usage.cache_creation_input_tokens,
-            "cache_read_input_tokens": self.usage.cache_read_input_tokens,
+            "input_tokens": self.usage.input,
+            "cache_creation_input_tokens": self.usage.write,
+            "cache_read_input_tokens": self.usage.read,
             "output_tokens": output_tokens,
         })
     }

@@ -69,8 +69,7 @@ mod tests;
 #[cfg(test)]
 mod vector_tests;
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
@@ -93,14 +92,14 @@ struct SimState {
     config: BedrockSimConfig,
     log: RequestLog,
     /// Hashes of the prompt prefixes already written to the simulated cache.
-    cached_prefixes: Mutex<HashSet<u64>>,
+    cached_prefixes: super::PromptCache,
 }
 
 pub(super) fn router(config: BedrockSimConfig, log: RequestLog) -> Router {
     let state = Arc::new(SimState {
         config,
         log,
-        cached_prefixes: Mutex::new(HashSet::new()),
+        cached_prefixes: super::PromptCache::default(),
     });
     Router::new().fallback(handle).with_state(state)
 }

@@ -8,14 +8,12 @@
 
 use aws_smithy_eventstream::frame::write_message_to;
 use aws_smithy_types::event_stream::{Header, HeaderValue, Message};
-use axum::body::Body;
 use axum::http::{header, HeaderValue as HttpHeaderValue};
 use axum::response::Response;
 use bytes::Bytes;
-use futures_util::StreamExt;
 use serde_json::{json, Value};
 
-use super::super::{insert_headers, StreamFault};
+use super::super::{frames_body, insert_headers, StreamFault};
 
 pub(super) const CONTENT_TYPE: &str = "application/vnd.amazon.eventstream";
 
@@ -70,35 +68,12 @@ pub(super) struct StreamFrame {
 
 /// A 200 event-stream response sending every frame as its own body chunk.
 pub(super) fn eventstream_response(
-    mut frames: Vec<StreamFrame>,
+    frames: Vec<StreamFrame>,
     fault: StreamFault,
     extra_headers: &[(&'static str, String)],
 ) -> Response {
-    let mut tail: Option<Result<Bytes, std::io::Error>> = None;
-    if !matches!(fault, StreamFault::None) {
-        let deltas: Vec<usize> = frames
-            .iter()
-            .enumerate()
-            .filter(|(_, f)| f.delta)
-            .map(|(i, _)| i)
-            .collect();
-        let keep = deltas.get(1).or(deltas.last()).map_or(1, |i| i + 1);
-        frames.truncate(keep);
-        tail = Some(match fault {
-            StreamFault::Error(frame) => Ok(frame),
-            _ => Err(std::io::Error::new(
-                std::io::ErrorKind::ConnectionAborted,
-                "simulated connection cut",
-            )),
-        });
-    }
-    let items: Vec<Result<Bytes, std::io::Error>> =
-        frames.into_iter().map(|f| Ok(f.data)).chain(tail).collect();
-    let stream = futures_util::stream::iter(items).then(|item| async move {
-        tokio::task::yield_now().await;
-        item
-    });
-    let mut response = Response::new(Body::from_stream(stream));
+    let frames = frames.into_iter().map(|f| (f.data, f.delta)).collect();
+    let mut response = Response::new(frames_body(frames, fault));
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HttpHeaderValue::from_static(CONTENT_TYPE),

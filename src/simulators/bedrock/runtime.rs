@@ -1,7 +1,6 @@
 //! Converse and ConverseStream: model-ID and access checks, body validation, fault
 //! triggers, the deterministic answer and its JSON / event-stream rendering.
 
-use std::sync::PoisonError;
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
@@ -10,12 +9,12 @@ use rand::Rng;
 use serde_json::{json, Value};
 
 use super::super::{
-    count_words, fragments, json_response, plan_reply, random_id, Finish, RecordedRequest, Reply,
-    StreamFault,
+    count_words, fragments, json_response, plan_reply, random_id, sim_directives, slow_delay,
+    CacheSplit, Finish, RecordedRequest, Reply, StreamFault,
 };
 use super::eventstream::{event_frame, eventstream_response, exception_frame, StreamFrame};
 use super::models::{resolve, ModelIdError};
-use super::validate::{parse_request, ConverseRequest};
+use super::validate::parse_request;
 use super::{percent_decode, AwsError, SimState};
 
 const INVALID_MODEL_ID: &str = "The provided model identifier is invalid.";
@@ -102,14 +101,7 @@ struct Faults {
 impl Faults {
     fn parse(text: &str) -> Self {
         let mut faults = Faults::default();
-        let mut rest = text;
-        while let Some(start) = rest.find("[[sim:") {
-            let after = &rest[start + "[[sim:".len()..];
-            let Some(end) = after.find("]]") else { break };
-            let directive = after[..end].trim();
-            let (name, arg) = directive
-                .split_once(char::is_whitespace)
-                .map_or((directive, ""), |(n, a)| (n, a.trim()));
+        for (name, arg) in sim_directives(text) {
             match name {
                 "error" => {
                     faults.error = match arg.parse::<u16>() {
@@ -125,15 +117,9 @@ impl Faults {
                     faults.exception = Some("serviceUnavailableException".to_owned());
                 }
                 "cut" => faults.cut = true,
-                "slow" => {
-                    faults.slow = arg
-                        .parse::<u64>()
-                        .ok()
-                        .map(|ms| Duration::from_millis(ms.min(60_000)));
-                }
+                "slow" => faults.slow = slow_delay(arg),
                 _ => {}
             }
-            rest = &after[end + 2..];
         }
         faults
     }
@@ -181,40 +167,6 @@ impl Outcome {
             },
             Outcome::ToolUse { .. } => "tool_use",
         }
-    }
-}
-
-/// Prompt tokens split the way the usage object reports them.
-struct InputUsage {
-    input: u64,
-    cache_write: u64,
-    cache_read: u64,
-}
-
-fn input_usage(state: &SimState, request: &ConverseRequest) -> InputUsage {
-    let Some(&(cached_total, _)) = request.cache_breakpoints.last() else {
-        return InputUsage {
-            input: request.prompt_tokens,
-            cache_write: 0,
-            cache_read: 0,
-        };
-    };
-    let mut seen = state
-        .cached_prefixes
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner);
-    let read = request
-        .cache_breakpoints
-        .iter()
-        .filter(|(_, hash)| seen.contains(hash))
-        .map(|(tokens, _)| *tokens)
-        .max()
-        .unwrap_or(0);
-    seen.extend(request.cache_breakpoints.iter().map(|(_, hash)| *hash));
-    InputUsage {
-        input: request.prompt_tokens - cached_total,
-        cache_write: cached_total - read,
-        cache_read: read,
     }
 }
 
@@ -266,7 +218,9 @@ pub(super) async fn converse(
         )),
     };
     let answer = Answer {
-        usage: input_usage(state, &parsed),
+        usage: state
+            .cached_prefixes
+            .split(parsed.prompt_tokens, &parsed.cache_breakpoints),
         outcome,
         latency_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
     };
@@ -285,7 +239,7 @@ pub(super) async fn converse(
 }
 
 struct Answer {
-    usage: InputUsage,
+    usage: CacheSplit,
     outcome: Outcome,
     latency_ms: u64,
 }
@@ -304,9 +258,9 @@ impl Answer {
         json!({
             "inputTokens": usage.input,
             "outputTokens": output,
-            "totalTokens": usage.input + output + usage.cache_read + usage.cache_write,
-            "cacheReadInputTokens": usage.cache_read,
-            "cacheWriteInputTokens": usage.cache_write,
+            "totalTokens": usage.input + output + usage.read + usage.write,
+            "cacheReadInputTokens": usage.read,
+            "cacheWriteInputTokens": usage.write,
         })
     }
 
