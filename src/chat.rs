@@ -121,6 +121,38 @@ impl StreamItem {
     }
 }
 
+/// Conversation turns for the providers that want strictly alternating roles (Anthropic
+/// Messages, Bedrock Converse): a turn of the same role as the last one is merged into it.
+#[derive(Debug, Default)]
+pub struct Turns(Vec<(&'static str, Vec<serde_json::Value>)>);
+
+impl Turns {
+    pub fn push(&mut self, role: &'static str, blocks: Vec<serde_json::Value>) {
+        if blocks.is_empty() {
+            return;
+        }
+        match self.0.last_mut() {
+            Some((r, b)) if *r == role => b.extend(blocks),
+            _ => self.0.push((role, blocks)),
+        }
+    }
+
+    /// Whether the first turn is the user's (both providers require it).
+    pub fn starts_with_user(&self) -> bool {
+        self.0.first().is_none_or(|(r, _)| *r == "user")
+    }
+
+    /// `[{"role", "content": [blocks]}, ...]`.
+    pub fn into_json(self) -> serde_json::Value {
+        serde_json::Value::Array(
+            self.0
+                .into_iter()
+                .map(|(role, content)| serde_json::json!({"role": role, "content": content}))
+                .collect(),
+        )
+    }
+}
+
 pub type ChunkStream =
     Pin<Box<dyn Stream<Item = Result<StreamItem, crate::providers::UpstreamError>> + Send>>;
 

@@ -25,7 +25,7 @@ use futures_util::future::BoxFuture;
 
 use crate::catalog::{Endpoint, Model, ProviderKind};
 use crate::chat::raw::RawObject;
-use crate::chat::{ChatRequest, Reply};
+use crate::chat::{ChatRequest, ChunkStream, Reply, StreamItem};
 
 /// One upstream call: the validated request, its top-level raw fields (for adapters that
 /// pass the body through), and the endpoint chosen by the router.
@@ -128,6 +128,39 @@ impl UpstreamError {
             UpstreamErrorKind::Rejected | UpstreamErrorKind::Protocol => false,
         }
     }
+}
+
+/// A foreign stream's state machine: turns one upstream event into OpenAI stream items.
+pub trait StreamTranslator: Send + 'static {
+    type Event: Send + 'static;
+    fn step(&mut self, event: Self::Event) -> Vec<Result<StreamItem, UpstreamError>>;
+    /// Whether the stream is over (its last event, or an error event, was seen).
+    fn is_done(&self) -> bool;
+}
+
+/// A provider's event stream as a [`ChunkStream`]: each event through the translator,
+/// ending after the translator is done or after the first upstream error.
+pub fn translate_stream<T: StreamTranslator>(
+    events: impl futures_util::Stream<Item = Result<T::Event, UpstreamError>> + Send + 'static,
+    translator: T,
+) -> ChunkStream {
+    use futures_util::StreamExt;
+    let s = events
+        .scan((translator, false), |(t, failed), event| {
+            if *failed || t.is_done() {
+                return std::future::ready(None);
+            }
+            let items = match event {
+                Ok(event) => t.step(event),
+                Err(e) => {
+                    *failed = true;
+                    vec![Err(e)]
+                }
+            };
+            std::future::ready(Some(futures_util::stream::iter(items)))
+        })
+        .flatten();
+    Box::pin(s)
 }
 
 /// The providers this deployment has configured, by kind.

@@ -181,6 +181,21 @@ pub struct ProviderPrefs {
     pub sort: Option<String>,
 }
 
+/// A `data:` URL's media type and base64 data (`data:image/png;base64,AAAA` →
+/// `("image/png", "AAAA")`), or `None` if the URL is not a data URL.
+pub fn parse_data_url(url: &str) -> Option<Result<(&str, &str), String>> {
+    let rest = url.strip_prefix("data:")?;
+    Some((|| {
+        let (meta, data) = rest
+            .split_once(',')
+            .ok_or("an image data URL needs a `,` before its data")?;
+        let media = meta
+            .strip_suffix(";base64")
+            .ok_or("an image data URL must be base64 encoded (`;base64,`)")?;
+        Ok((media, data))
+    })())
+}
+
 impl FunctionCall {
     /// The arguments as a JSON value (`{}` when empty); an error names the call.
     pub fn input(&self, call_id: &str) -> Result<serde_json::Value, String> {
@@ -247,6 +262,13 @@ impl ChatRequest {
     /// The client's output cap: `max_completion_tokens`, else `max_tokens`.
     pub fn output_cap(&self) -> Option<u64> {
         self.max_completion_tokens.or(self.max_tokens)
+    }
+
+    /// The output cap sent upstream: the client's, never above the model's.
+    pub fn output_tokens(&self, model_max_output: u64) -> u64 {
+        self.output_cap()
+            .unwrap_or(model_max_output)
+            .min(model_max_output)
     }
 
     fn validate(&self) -> Result<(), RequestError> {

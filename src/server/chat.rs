@@ -191,10 +191,7 @@ fn note_failure(
 fn worst_case_cost(req: &ChatRequest, body_len: usize, res: &Resolution, e: &Endpoint) -> Nanos {
     let m = &res.model;
     let input = input_token_bound(body_len, req.image_count()).min(m.context_window);
-    let output = req
-        .output_cap()
-        .unwrap_or(m.max_output_tokens)
-        .min(m.max_output_tokens);
+    let output = req.output_tokens(m.max_output_tokens);
     let p = e.pricing.worst_case();
     let input_price = p.input.max(p.cache_write_5m).max(p.cache_write_1h);
     let mut acc = CostAccumulator::default();

@@ -5,8 +5,8 @@ use serde_json::value::to_raw_value;
 use serde_json::{json, Map, Value};
 
 use super::wire::{self, ContentBlock};
-use crate::chat::request::{Content, Message, Part, ToolChoice};
-use crate::chat::{ChatRequest, Completion, Usage};
+use crate::chat::request::{parse_data_url, Content, Message, Part, ToolChoice};
+use crate::chat::{ChatRequest, Completion, Turns, Usage};
 use crate::providers::{UpstreamError, UpstreamErrorKind};
 
 /// Builds the Messages request body. Errors are the client's (a 400).
@@ -16,17 +16,8 @@ pub fn request(
     model_max_output: u64,
 ) -> Result<Vec<u8>, String> {
     let mut system: Vec<Value> = Vec::new();
-    let mut messages: Vec<(String, Vec<Value>)> = Vec::new();
-    let mut push = |role: &str, blocks: Vec<Value>| {
-        if blocks.is_empty() {
-            return;
-        }
-        // Anthropic wants alternating roles: merge consecutive turns of one role.
-        match messages.last_mut() {
-            Some((r, b)) if r == role => b.extend(blocks),
-            _ => messages.push((role.to_owned(), blocks)),
-        }
-    };
+    // Anthropic wants alternating roles: consecutive turns of one role are merged.
+    let mut messages = Turns::default();
     for m in &req.messages {
         match m {
             Message::System { content } | Message::Developer { content } => match content {
@@ -42,7 +33,7 @@ pub fn request(
                 }
                 Content::Text(_) => {}
             },
-            Message::User { content } => push("user", user_blocks(content)?),
+            Message::User { content } => messages.push("user", user_blocks(content)?),
             Message::Assistant {
                 content,
                 tool_calls,
@@ -58,12 +49,12 @@ pub fn request(
                     let input = call.function.input(&call.id)?;
                     blocks.push(json!({"type": "tool_use", "id": call.id, "name": call.function.name, "input": input}));
                 }
-                push("assistant", blocks);
+                messages.push("assistant", blocks);
             }
             Message::Tool {
                 content,
                 tool_call_id,
-            } => push(
+            } => messages.push(
                 "user",
                 vec![
                     json!({"type": "tool_result", "tool_use_id": tool_call_id, "content": content.text()}),
@@ -71,27 +62,16 @@ pub fn request(
             ),
         }
     }
-    if messages.first().is_some_and(|(r, _)| r != "user") {
+    if !messages.starts_with_user() {
         return Err(
             "Anthropic models need the first non-system message to be from the user".into(),
         );
     }
-    let max_tokens = req
-        .output_cap()
-        .unwrap_or(model_max_output)
-        .min(model_max_output);
+    let max_tokens = req.output_tokens(model_max_output);
     let mut body = Map::new();
     body.insert("model".into(), json!(upstream_id));
     body.insert("max_tokens".into(), json!(max_tokens));
-    body.insert(
-        "messages".into(),
-        Value::Array(
-            messages
-                .into_iter()
-                .map(|(role, content)| json!({"role": role, "content": content}))
-                .collect(),
-        ),
-    );
+    body.insert("messages".into(), messages.into_json());
     if !system.is_empty() {
         body.insert("system".into(), Value::Array(system));
     }
@@ -169,13 +149,8 @@ fn text_block(text: &str, cache_control: &Option<Value>) -> Value {
 
 /// `data:image/png;base64,...` → a base64 source; `https://...` → a URL source.
 fn image_block(url: &str) -> Result<Value, String> {
-    if let Some(rest) = url.strip_prefix("data:") {
-        let (meta, data) = rest
-            .split_once(',')
-            .ok_or("an image data URL needs a `,` before its data")?;
-        let media_type = meta
-            .strip_suffix(";base64")
-            .ok_or("an image data URL must be base64 encoded (`;base64,`)")?;
+    if let Some(parsed) = parse_data_url(url) {
+        let (media_type, data) = parsed?;
         if !["image/jpeg", "image/png", "image/gif", "image/webp"].contains(&media_type) {
             return Err(format!(
                 "image type {media_type} is not supported (image/jpeg, image/png, image/gif, image/webp)"

@@ -4,12 +4,12 @@
 use std::collections::HashMap;
 
 use eventsource_stream::Event;
-use futures_util::{Stream, StreamExt};
+use futures_util::Stream;
 use serde_json::{json, Value};
 
 use super::wire::{self, StreamBlockStart, StreamDelta, StreamEvent};
 use crate::chat::{ChunkStream, StreamItem, Usage};
-use crate::providers::{UpstreamError, UpstreamErrorKind};
+use crate::providers::{translate_stream, StreamTranslator, UpstreamError, UpstreamErrorKind};
 
 #[derive(Default)]
 struct State {
@@ -27,22 +27,19 @@ type Item = Result<StreamItem, UpstreamError>;
 pub fn translate(
     events: impl Stream<Item = Result<Event, UpstreamError>> + Send + 'static,
 ) -> ChunkStream {
-    let s = events
-        .scan(State::default(), |st, ev| {
-            if st.done {
-                return std::future::ready(None);
-            }
-            let items = match ev {
-                Ok(ev) => st.step(&ev),
-                Err(e) => {
-                    st.done = true;
-                    vec![Err(e)]
-                }
-            };
-            std::future::ready(Some(futures_util::stream::iter(items)))
-        })
-        .flatten();
-    Box::pin(s)
+    translate_stream(events, State::default())
+}
+
+impl StreamTranslator for State {
+    type Event = Event;
+
+    fn step(&mut self, ev: Event) -> Vec<Item> {
+        self.step_event(&ev)
+    }
+
+    fn is_done(&self) -> bool {
+        self.done
+    }
 }
 
 impl State {
@@ -67,7 +64,7 @@ impl State {
         })
     }
 
-    fn step(&mut self, ev: &Event) -> Vec<Item> {
+    fn step_event(&mut self, ev: &Event) -> Vec<Item> {
         if ev.data.is_empty() {
             return Vec::new();
         }

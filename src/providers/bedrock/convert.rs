@@ -7,7 +7,7 @@ use serde_json::{json, Map, Value};
 
 use super::images::ImageFetcher;
 use crate::chat::request::{Content, Message, Part, ToolChoice};
-use crate::chat::{ChatRequest, Completion, Usage};
+use crate::chat::{ChatRequest, Completion, Turns, Usage};
 use crate::providers::{UpstreamError, UpstreamErrorKind};
 
 /// Builds the Converse body. Errors are the client's (a 400).
@@ -17,21 +17,8 @@ pub async fn request(
     images: &ImageFetcher,
 ) -> Result<Vec<u8>, String> {
     let mut system: Vec<Value> = Vec::new();
-    let mut messages: Vec<(&'static str, Vec<Value>)> = Vec::new();
-    fn push(
-        messages: &mut Vec<(&'static str, Vec<Value>)>,
-        role: &'static str,
-        blocks: Vec<Value>,
-    ) {
-        if blocks.is_empty() {
-            return;
-        }
-        // Converse wants alternating roles: merge consecutive turns of one role.
-        match messages.last_mut() {
-            Some((r, b)) if *r == role => b.extend(blocks),
-            _ => messages.push((role, blocks)),
-        }
-    }
+    // Converse wants alternating roles: consecutive turns of one role are merged.
+    let mut messages = Turns::default();
     for m in &req.messages {
         match m {
             Message::System { content } | Message::Developer { content } => match content {
@@ -76,7 +63,7 @@ pub async fn request(
                         }
                     }
                 }
-                push(&mut messages, "user", blocks);
+                messages.push("user", blocks);
             }
             Message::Assistant {
                 content,
@@ -93,13 +80,12 @@ pub async fn request(
                     let input = call.function.input(&call.id)?;
                     blocks.push(json!({"toolUse": {"toolUseId": call.id, "name": call.function.name, "input": input}}));
                 }
-                push(&mut messages, "assistant", blocks);
+                messages.push("assistant", blocks);
             }
             Message::Tool {
                 content,
                 tool_call_id,
-            } => push(
-                &mut messages,
+            } => messages.push(
                 "user",
                 vec![
                     json!({"toolResult": {"toolUseId": tool_call_id, "content": [{"text": content.text()}]}}),
@@ -107,27 +93,16 @@ pub async fn request(
             ),
         }
     }
-    if messages.first().is_some_and(|(r, _)| *r != "user") {
+    if !messages.starts_with_user() {
         return Err("Bedrock needs the first non-system message to be from the user".into());
     }
     let mut body = Map::new();
-    body.insert(
-        "messages".into(),
-        Value::Array(
-            messages
-                .into_iter()
-                .map(|(role, content)| json!({"role": role, "content": content}))
-                .collect(),
-        ),
-    );
+    body.insert("messages".into(), messages.into_json());
     if !system.is_empty() {
         body.insert("system".into(), Value::Array(system));
     }
     let mut inference = Map::new();
-    let max_tokens = req
-        .output_cap()
-        .unwrap_or(model_max_output)
-        .min(model_max_output);
+    let max_tokens = req.output_tokens(model_max_output);
     inference.insert("maxTokens".into(), json!(max_tokens));
     if let Some(t) = req.temperature {
         inference.insert("temperature".into(), json!(t));

@@ -6,7 +6,7 @@
 //! so DNS rebinding cannot slip past it.
 
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -68,13 +68,8 @@ impl ImageFetcher {
 
     /// The image an OpenAI `image_url` names. Errors are the client's (a 400).
     pub async fn load(&self, url: &str) -> Result<Image, String> {
-        if let Some(rest) = url.strip_prefix("data:") {
-            let (meta, data) = rest
-                .split_once(',')
-                .ok_or("an image data URL needs a `,` before its data")?;
-            let media = meta
-                .strip_suffix(";base64")
-                .ok_or("an image data URL must be base64 encoded (`;base64,`)")?;
+        if let Some(parsed) = crate::chat::request::parse_data_url(url) {
+            let (media, data) = parsed?;
             let format = format_of(media).ok_or_else(|| {
                 format!("image type {media} is not supported (png, jpeg, gif, webp)")
             })?;
@@ -169,23 +164,14 @@ pub fn is_public(ip: IpAddr) -> bool {
             }
             let s = v6.segments();
             // 6to4 (2002::/16) and IPv4-compatible (::a.b.c.d) addresses embed an IPv4 one.
+            let v4 = |hi: u16, lo: u16| {
+                IpAddr::V4(Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo)))
+            };
             if s[0] == 0x2002 {
-                let v4 = std::net::Ipv4Addr::new(
-                    (s[1] >> 8) as u8,
-                    s[1] as u8,
-                    (s[2] >> 8) as u8,
-                    s[2] as u8,
-                );
-                return is_public(IpAddr::V4(v4));
+                return is_public(v4(s[1], s[2]));
             }
             if s[..6].iter().all(|&x| x == 0) && !v6.is_loopback() && !v6.is_unspecified() {
-                let v4 = std::net::Ipv4Addr::new(
-                    (s[6] >> 8) as u8,
-                    s[6] as u8,
-                    (s[7] >> 8) as u8,
-                    s[7] as u8,
-                );
-                return is_public(IpAddr::V4(v4));
+                return is_public(v4(s[6], s[7]));
             }
             !(v6.is_loopback()
                 || v6.is_unspecified()

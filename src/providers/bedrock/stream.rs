@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use super::convert::{finish_reason, UsageWire};
 use super::errors;
 use crate::chat::{ChunkStream, StreamItem};
-use crate::providers::{UpstreamError, UpstreamErrorKind};
+use crate::providers::{translate_stream, StreamTranslator, UpstreamError, UpstreamErrorKind};
 
 fn err(kind: UpstreamErrorKind, m: impl Into<String>) -> UpstreamError {
     UpstreamError::new(kind, "bedrock", m)
@@ -130,7 +130,7 @@ impl State {
         ))
     }
 
-    fn step(&mut self, m: Message) -> Vec<Item> {
+    fn step_message(&mut self, m: Message) -> Vec<Item> {
         let payload: Value = serde_json::from_slice(m.payload()).unwrap_or(Value::Null);
         match header(&m, ":message-type") {
             Some("exception") => {
@@ -244,20 +244,17 @@ pub fn translate(
         tools: HashMap::new(),
         done: false,
     };
-    let s = frames
-        .scan(st, |st, m| {
-            if st.done {
-                return std::future::ready(None);
-            }
-            let items = match m {
-                Ok(m) => st.step(m),
-                Err(e) => {
-                    st.done = true;
-                    vec![Err(e)]
-                }
-            };
-            std::future::ready(Some(futures_util::stream::iter(items)))
-        })
-        .flatten();
-    Box::pin(s)
+    translate_stream(frames, st)
+}
+
+impl StreamTranslator for State {
+    type Event = Message;
+
+    fn step(&mut self, m: Message) -> Vec<Item> {
+        self.step_message(m)
+    }
+
+    fn is_done(&self) -> bool {
+        self.done
+    }
 }
