@@ -85,6 +85,9 @@ impl Router {
     /// or None if it does: the catalog's switch is off, or its Bedrock source region is
     /// not one where this deployment has model access.
     pub fn disabled_reason(&self, e: &Endpoint) -> Option<String> {
+        if self.is_deployed(e) {
+            return None;
+        }
         if !e.enabled {
             return Some(format!(
                 "{} ({}) is disabled in the catalog",
@@ -100,9 +103,19 @@ impl Router {
         }
     }
 
+    /// Whether this deployment routes to an endpoint, provider configuration aside (the
+    /// allocation-free check behind [`Router::disabled_reason`], for the request path).
+    pub fn is_deployed(&self, e: &Endpoint) -> bool {
+        e.enabled
+            && match (&e.bedrock, &self.bedrock_regions) {
+                (Some(b), Some(regions)) => regions.contains(&b.source_region),
+                _ => true,
+            }
+    }
+
     /// Whether requests can be routed to the endpoint at all in this deployment.
     pub fn routable(&self, e: &Endpoint) -> bool {
-        self.disabled_reason(e).is_none() && self.is_configured(&e.provider)
+        self.is_deployed(e) && self.is_configured(&e.provider)
     }
 
     /// The endpoints to try, best first.
@@ -148,7 +161,7 @@ impl Router {
         let enabled: Vec<&Arc<Endpoint>> = in_region
             .iter()
             .copied()
-            .filter(|e| self.disabled_reason(e).is_none())
+            .filter(|e| self.is_deployed(e))
             .collect();
         if let Some(c) = constraint {
             if enabled.is_empty() {
@@ -230,7 +243,7 @@ impl Router {
                     ProcessingRegions::Known(r) => r.iter().cloned().collect::<Vec<_>>().join(", "),
                     ProcessingRegions::Unknown => "any region (no residency guarantee)".to_owned(),
                 };
-                let state = if self.disabled_reason(e).is_none() {
+                let state = if self.is_deployed(e) {
                     ""
                 } else {
                     ", not enabled"
@@ -250,7 +263,7 @@ impl Router {
         });
         let working: Vec<&str> = cands
             .iter()
-            .filter(|e| self.disabled_reason(e).is_none())
+            .filter(|e| self.is_deployed(e))
             .filter_map(|e| geographies_admitting(&self.catalog, e).first().copied())
             .collect();
         let working = dedup(working.into_iter().map(str::to_owned).collect());
