@@ -5,10 +5,7 @@ use crate::harness::*;
 
 /// A model with a dead (cheaper) endpoint and a live one.
 async fn failover_gw() -> Gw {
-    let dir = tempfile::tempdir().expect("dir");
-    let path = dir.path().join("catalog.toml");
-    let text = format!(
-        r#"{}
+    let extra = r#"
 [[models]]
 id = "test/failover"
 name = "Fail-over test model"
@@ -19,30 +16,26 @@ max_output_tokens = 1000
 [[models.endpoints]]
 provider = "openai_compatible:dead"
 upstream_id = "sim-dead"
-verified = {{ date = "2026-11-25", method = "test" }}
-pricing = {{ input = "0.1", output = "0.1" }}
+verified = { date = "2026-11-25", method = "test" }
+pricing = { input = "0.1", output = "0.1" }
 
 [[models.endpoints]]
 provider = "openai_compatible:ghost"
 upstream_id = "unknown-to-the-upstream"
-verified = {{ date = "2026-11-25", method = "test" }}
-pricing = {{ input = "0.5", output = "0.5" }}
+verified = { date = "2026-11-25", method = "test" }
+pricing = { input = "0.5", output = "0.5" }
 
 [[models.endpoints]]
 provider = "openai_compatible:live"
 upstream_id = "sim-live"
-verified = {{ date = "2026-11-25", method = "test" }}
-pricing = {{ input = "1", output = "2" }}
-"#,
-        gammainfra::catalog::DEFAULT_CATALOG
-    );
-    std::fs::write(&path, text).expect("write");
+verified = { date = "2026-11-25", method = "test" }
+pricing = { input = "1", output = "2" }
+"#;
     // A port that was just free: connections are refused.
     let dead = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let dead_url = format!("http://{}/v1", dead.local_addr().expect("addr"));
     drop(dead);
-    let gw = Gw::start_with(|c| {
-        c.catalog_path = Some(path.clone());
+    Gw::start_with_catalog(extra, |c| {
         let live = c.openai.clone().expect("openai");
         let mut d = live.clone();
         d.base_url = dead_url;
@@ -52,9 +45,7 @@ pricing = {{ input = "1", output = "2" }}
             ("live".into(), live),
         ];
     })
-    .await;
-    drop(dir);
-    gw
+    .await
 }
 
 #[tokio::test]

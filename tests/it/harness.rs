@@ -77,6 +77,12 @@ impl Gw {
     }
 
     pub async fn start_with(edit: impl FnOnce(&mut Config)) -> Self {
+        Self::start_with_catalog("", edit).await
+    }
+
+    /// A gateway whose catalog is the built-in one plus `extra_models` (TOML), written
+    /// into the gateway's own temporary directory so it lives as long as the gateway.
+    pub async fn start_with_catalog(extra_models: &str, edit: impl FnOnce(&mut Config)) -> Self {
         let anthropic = simulators::start_anthropic("sk-ant-test")
             .await
             .expect("anthropic sim");
@@ -116,6 +122,12 @@ impl Gw {
             },
             allow_private_image_urls: false,
         });
+        if !extra_models.is_empty() {
+            let path = dir.path().join("catalog.toml");
+            let text = format!("{}\n{extra_models}", gammainfra::catalog::DEFAULT_CATALOG);
+            std::fs::write(&path, text).expect("write catalog");
+            config.catalog_path = Some(path);
+        }
         edit(&mut config);
         let state = gammainfra::gateway::build(config).await.expect("gateway");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -5,10 +5,7 @@ use crate::harness::*;
 /// A catalog where one model has endpoints with known regions served by configured
 /// providers: a self-hosted OpenAI-compatible server in us-east-1 and one in eu-west-1
 /// (both the OpenAI simulator), plus OpenAI direct (regions unknown, cheapest).
-fn regional_catalog() -> String {
-    let builtin = gammainfra::catalog::DEFAULT_CATALOG;
-    format!(
-        r#"{builtin}
+const REGIONAL_MODELS: &str = r#"
 [[models]]
 id = "test/regional"
 name = "Regional test model"
@@ -21,38 +18,29 @@ capabilities = ["streaming"]
 provider = "openai_compatible:useast"
 upstream_id = "sim-us-east-1"
 region = "us-east-1"
-verified = {{ date = "2026-11-25", method = "test" }}
-pricing = {{ input = "1", output = "1" }}
+verified = { date = "2026-11-25", method = "test" }
+pricing = { input = "1", output = "1" }
 
 [[models.endpoints]]
 provider = "openai_compatible:euwest"
 upstream_id = "sim-eu-west-1"
 region = "eu-west-1"
-verified = {{ date = "2026-11-25", method = "test" }}
-pricing = {{ input = "2", output = "2" }}
+verified = { date = "2026-11-25", method = "test" }
+pricing = { input = "2", output = "2" }
 
 [[models.endpoints]]
 provider = "openai"
 upstream_id = "sim-anywhere"
-verified = {{ date = "2026-11-25", method = "test" }}
-pricing = {{ input = "0.5", output = "0.5" }}
-"#
-    )
-}
+verified = { date = "2026-11-25", method = "test" }
+pricing = { input = "0.5", output = "0.5" }
+"#;
 
 async fn regional_gw() -> Gw {
-    let dir = tempfile::tempdir().expect("dir");
-    let path = dir.path().join("catalog.toml");
-    std::fs::write(&path, regional_catalog()).expect("write");
-    let gw = Gw::start_with(|c| {
-        c.catalog_path = Some(path.clone());
+    Gw::start_with_catalog(REGIONAL_MODELS, |c| {
         let o = c.openai.clone().expect("openai");
         c.openai_compatible = vec![("useast".into(), o.clone()), ("euwest".into(), o)];
     })
-    .await;
-    // The catalog is read at start; the directory may go.
-    drop(dir);
-    gw
+    .await
 }
 
 #[tokio::test]
@@ -142,11 +130,13 @@ async fn disabled_eu_entry_is_named_not_silently_replaced() {
     assert_eq!(r.error_code(), "no_endpoint_in_region");
     let m = r.json()["error"]["message"].as_str().expect("m").to_owned();
     assert!(
-        m.contains("eu.anthropic.claude-sonnet-4-6") && m.contains("not enabled"),
+        m.contains("eu.anthropic.claude-sonnet-4-6")
+            && m.contains("eu-central-1")
+            && m.contains("not enabled"),
         "{m}"
     );
     assert!(
-        gw.anthropic.requests().is_empty(),
+        gw.anthropic.requests().is_empty() && gw.bedrock.requests().is_empty(),
         "no silent call elsewhere"
     );
 }
