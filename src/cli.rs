@@ -135,6 +135,10 @@ pub enum TopupsCommand {
         /// Amount in USD, whole cents, e.g. 10.00.
         #[arg(long)]
         amount: String,
+        /// The top-up's Idempotency-Key (default: a new random key, printed on stderr).
+        /// Running the command again with the same key and amount credits once.
+        #[arg(long)]
+        idempotency_key: Option<String>,
         #[command(flatten)]
         admin: Admin,
     },
@@ -205,14 +209,19 @@ pub async fn run(cli: Cli) -> i32 {
                 TopupsCommand::Create {
                     account,
                     amount,
+                    idempotency_key,
                     admin,
                 },
         } => {
-            admin_call(
+            let key =
+                idempotency_key.unwrap_or_else(|| crate::ledger::keys::random_id("topup-cli-"));
+            eprintln!("Idempotency-Key: {key}");
+            admin_call_idempotent(
                 &admin,
                 "POST",
                 &format!("/admin/v1/accounts/{account}/topups"),
                 Some(serde_json::json!({"amount_usd": amount})),
+                Some(&key),
             )
             .await
         }
@@ -366,6 +375,42 @@ async fn admin_call(
     path: &str,
     body: Option<serde_json::Value>,
 ) -> i32 {
+    admin_call_idempotent(admin, method, path, body, None).await
+}
+
+/// An admin API call. With an idempotency key, a call that got no answer (connection
+/// refused or reset, timeout) is retried twice with the same key: the gateway applies it
+/// once however many of the attempts reached it.
+async fn admin_call_idempotent(
+    admin: &Admin,
+    method: &str,
+    path: &str,
+    body: Option<serde_json::Value>,
+    idempotency_key: Option<&str>,
+) -> i32 {
+    let attempts = if idempotency_key.is_some() { 3 } else { 1 };
+    let mut code = 2;
+    for attempt in 1..=attempts {
+        code = admin_call_once(admin, method, path, body.as_ref(), idempotency_key).await;
+        if code != 2 || attempt == attempts {
+            break;
+        }
+        eprintln!(
+            "no answer; retrying with the same Idempotency-Key ({attempt}/{})",
+            attempts - 1
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500 * attempt)).await;
+    }
+    code
+}
+
+async fn admin_call_once(
+    admin: &Admin,
+    method: &str,
+    path: &str,
+    body: Option<&serde_json::Value>,
+    idempotency_key: Option<&str>,
+) -> i32 {
     // The same client as upstream calls: plain HTTP or HTTPS (rustls).
     let client = match HttpClient::new(Timeouts::default()) {
         Ok(c) => c,
@@ -375,14 +420,17 @@ async fn admin_call(
         }
     };
     let uri = format!("{}{path}", admin.url.trim_end_matches('/'));
-    let req = hyper::Request::builder()
+    let mut req = hyper::Request::builder()
         .method(method)
         .uri(&uri)
         .header("authorization", format!("Bearer {}", admin.admin_token))
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(
-            body.map(|b| b.to_string()).unwrap_or_default(),
-        )));
+        .header("content-type", "application/json");
+    if let Some(k) = idempotency_key {
+        req = req.header("idempotency-key", k);
+    }
+    let req = req.body(Full::new(Bytes::from(
+        body.map(|b| b.to_string()).unwrap_or_default(),
+    )));
     let req = match req {
         Ok(r) => r,
         Err(e) => {

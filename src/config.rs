@@ -98,6 +98,9 @@ struct RawBilling {
     trial_usd: Option<String>,
     min_topup_usd: Option<String>,
     topup_fees: Option<Vec<RawFee>>,
+    max_detached_per_account: Option<u32>,
+    max_unwritten_usage: Option<usize>,
+    flush_timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -174,6 +177,16 @@ pub struct Billing {
     pub min_topup: Nanos,
     /// Sorted by `from`; the last step whose `from` is not after now applies.
     pub topup_fees: Vec<FeeStep>,
+    /// Requests of one account whose client has gone while the gateway still serves them
+    /// upstream (to bill them from the provider's own usage). At this many, the account's
+    /// new requests are refused with 429 until some finish.
+    pub max_detached_per_account: u32,
+    /// Usage charges settled but not yet committed to the database. At this many (or
+    /// while the database refuses writes) new requests are refused with 503: the ledger
+    /// fails closed, and what a crash can lose stays bounded.
+    pub max_unwritten_usage: usize,
+    /// How long admin reads and shutdown wait for queued charges to be committed.
+    pub flush_timeout: std::time::Duration,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -203,6 +216,9 @@ impl Default for Billing {
             trial: Nanos::from_cents(300),
             min_topup: Nanos::from_cents(1000),
             topup_fees: default_fees(),
+            max_detached_per_account: 8,
+            max_unwritten_usage: 100_000,
+            flush_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -390,6 +406,21 @@ impl Config {
             }
             steps.sort_by_key(|s| s.from);
             billing.topup_fees = steps;
+        }
+        if let Some(n) = raw.billing.max_detached_per_account {
+            if n == 0 {
+                errs.push("billing.max_detached_per_account: must be at least 1".to_owned());
+            }
+            billing.max_detached_per_account = n;
+        }
+        if let Some(n) = raw.billing.max_unwritten_usage {
+            if n == 0 {
+                errs.push("billing.max_unwritten_usage: must be at least 1".to_owned());
+            }
+            billing.max_unwritten_usage = n;
+        }
+        if let Some(ms) = raw.billing.flush_timeout_ms {
+            billing.flush_timeout = Duration::from_millis(ms);
         }
         let t = raw.timeouts;
         let d = Timeouts::default();

@@ -15,11 +15,27 @@
 //! answer. The database always converges to the in-memory state; on shutdown the writer
 //! is drained. A crash loses at most the usage charges of the last batch not yet
 //! committed (milliseconds), never a credit: an undercharge, never a double charge.
+//!
+//! # Failing closed
+//! The writer counts the usage entries settled but not yet committed. While the
+//! database refuses them, or while that backlog is at
+//! [`Billing::max_unwritten_usage`](crate::config::Billing), [`Ledger::reserve`] refuses
+//! new requests ([`AdmitError::LedgerUnavailable`]); requests already admitted finish and
+//! their charges join the backlog, which the writer keeps retrying until the database
+//! takes it. Nothing is dropped, and the backlog a crash could lose stays bounded.
+//!
+//! # Clients that leave
+//! A request is settled by the gateway, not by the client's connection: once admitted
+//! it runs to its end in its own task and is billed from the provider's usage even if
+//! the client hung up. Such *detached* requests still hold their reservations, and an
+//! account may have at most [`Billing::max_detached_per_account`](crate::config::Billing)
+//! of them at a time ([`AdmitError::TooManyDetached`]).
 
 pub mod keys;
 pub mod store;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -28,7 +44,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::config::Billing;
 use crate::money::Nanos;
 use keys::{KeyHash, NewKey};
-pub use store::{Store, StoreError, UsageEntry};
+pub use store::{Idempotency, Store, StoreError, TopupReceipt, UsageEntry};
 
 /// The account behind an API key.
 #[derive(Debug, Clone)]
@@ -48,6 +64,8 @@ pub struct Balance {
     pub trial: Nanos,
     pub topups: Nanos,
     pub spent: Nanos,
+    /// Requests whose client has left and that are still being served and billed.
+    pub detached: u32,
 }
 
 impl Balance {
@@ -70,6 +88,39 @@ pub struct InsufficientCredits {
     pub available: Nanos,
 }
 
+/// Why a request was not admitted.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AdmitError {
+    #[error(transparent)]
+    Insufficient(#[from] InsufficientCredits),
+    /// The ledger cannot persist charges: it fails closed.
+    #[error("The gateway cannot record charges right now ({0}); no request is accepted until it can. Requests already running finish normally. Retry later.")]
+    LedgerUnavailable(String),
+    /// Too many of the account's requests outlived their clients and are still running.
+    #[error("{0} requests of this account are still being served after their clients disconnected (they are billed when they finish); retry when they complete.")]
+    TooManyDetached(u32),
+}
+
+/// A flush did not complete in time (the database is refusing or slow).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the ledger could not commit {pending} queued usage charges within {timeout:?} ({cause})")]
+pub struct FlushTimeout {
+    pub pending: usize,
+    pub timeout: Duration,
+    pub cause: String,
+}
+
+/// The writer's state, shared with the request path.
+#[derive(Default)]
+struct WriterHealth {
+    /// False while the writer is retrying a batch the database refused.
+    ok: AtomicBool,
+    /// Usage entries settled and not yet committed.
+    pending: AtomicUsize,
+    /// The database's last refusal, for `/readyz` and the 503.
+    last_error: Mutex<Option<String>>,
+}
+
 pub struct Ledger {
     store: Store,
     /// Balances by account ID. A std mutex: held only for a few integer operations and
@@ -77,12 +128,16 @@ pub struct Ledger {
     accounts: Mutex<HashMap<Arc<str>, Balance>>,
     /// Active keys by hash. Read on every request, written on create/revoke: an RwLock.
     keys: RwLock<HashMap<KeyHash, KeyInfo>>,
-    /// To the writer task that appends usage entries (unbounded: a settlement must never
-    /// wait or be dropped; the queue drains at SQLite's batch commit rate).
+    /// To the writer task that appends usage entries. Unbounded, because a settlement
+    /// must never wait or be dropped; bounded in practice by admission, which stops at
+    /// `billing.max_unwritten_usage` pending entries (plus the requests in flight then).
     writer: mpsc::UnboundedSender<WriteOp>,
     pub billing: Billing,
-    /// False while the writer is retrying a batch the database refused.
-    writer_ok: Arc<std::sync::atomic::AtomicBool>,
+    health: Arc<WriterHealth>,
+    /// Reservations not yet settled (requests in flight, attached or not).
+    open: AtomicUsize,
+    /// Woken when `open` drops to zero, for a graceful shutdown.
+    idle: tokio::sync::Notify,
 }
 
 impl Ledger {
@@ -98,6 +153,7 @@ impl Ledger {
                     trial: s.trial,
                     topups: s.topups,
                     spent: s.spent,
+                    detached: 0,
                 },
             );
         }
@@ -113,15 +169,20 @@ impl Ledger {
             );
         }
         let (tx, rx) = mpsc::unbounded_channel();
-        let writer_ok = Arc::new(std::sync::atomic::AtomicBool::new(true));
-        tokio::spawn(writer(store.clone(), rx, writer_ok.clone()));
+        let health = Arc::new(WriterHealth {
+            ok: AtomicBool::new(true),
+            ..WriterHealth::default()
+        });
+        tokio::spawn(writer(store.clone(), rx, health.clone()));
         Ok(Arc::new(Self {
             store,
             accounts: Mutex::new(accounts),
             keys: RwLock::new(keys),
             writer: tx,
             billing,
-            writer_ok,
+            health,
+            open: AtomicUsize::new(0),
+            idle: tokio::sync::Notify::new(),
         }))
     }
 
@@ -131,7 +192,56 @@ impl Ledger {
 
     /// Whether usage entries are being committed (readiness fails while they are not).
     pub fn writer_healthy(&self) -> bool {
-        self.writer_ok.load(std::sync::atomic::Ordering::Relaxed)
+        self.unavailable().is_none()
+    }
+
+    /// Why the ledger fails closed right now, if it does.
+    pub fn unavailable(&self) -> Option<String> {
+        let pending = self.health.pending.load(Ordering::Relaxed);
+        if !self.health.ok.load(Ordering::Relaxed) {
+            let cause = self
+                .health
+                .last_error
+                .lock()
+                .ok()
+                .and_then(|e| e.clone())
+                .unwrap_or_default();
+            return Some(format!(
+                "the database refuses usage charges: {cause}; {pending} charges waiting"
+            ));
+        }
+        (pending >= self.billing.max_unwritten_usage).then(|| {
+            format!(
+                "{pending} usage charges are waiting to be written, at the limit of {}",
+                self.billing.max_unwritten_usage
+            )
+        })
+    }
+
+    /// Usage entries settled and not yet committed.
+    pub fn pending_writes(&self) -> usize {
+        self.health.pending.load(Ordering::Relaxed)
+    }
+
+    /// Requests admitted and not yet settled.
+    pub fn open_reservations(&self) -> usize {
+        self.open.load(Ordering::Acquire)
+    }
+
+    /// Waits until every admitted request is settled, or `timeout`. Returns how many
+    /// are still open.
+    pub async fn wait_settled(&self, timeout: Duration) -> usize {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.idle.notified();
+            let open = self.open_reservations();
+            if open == 0 {
+                return 0;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return self.open_reservations();
+            }
+        }
     }
 
     /// The key's account, if the key is active.
@@ -213,12 +323,14 @@ impl Ledger {
         Ok(())
     }
 
-    /// Credits a top-up. Returns (fee, new balance).
+    /// Credits a top-up, durably, once per idempotency key. Returns the receipt: the
+    /// first one again when `idem` names a key already used for the same request.
     pub async fn topup(
         &self,
         account_id: &str,
         credited: Nanos,
-    ) -> Result<(Nanos, Balance), StoreError> {
+        idem: Option<&Idempotency>,
+    ) -> Result<TopupReceipt, StoreError> {
         let now = time::OffsetDateTime::now_utc();
         let fee = self.billing.topup_fee(credited, now);
         let bp = self
@@ -228,42 +340,64 @@ impl Ledger {
             .rev()
             .find(|s| s.from <= now)
             .map_or(0, |s| s.basis_points);
-        self.store
-            .topup(
-                &keys::random_id("topup_"),
-                account_id,
-                credited,
-                fee,
-                bp,
-                &crate::clock::now_rfc3339(),
-            )
-            .await?;
+        let predicted = self.balance(account_id).unwrap_or_default().balance + credited;
+        let receipt = TopupReceipt {
+            topup_id: keys::random_id("topup_"),
+            account_id: account_id.to_owned(),
+            credited_nanos: credited.nanos(),
+            fee_nanos: fee.nanos(),
+            balance_nanos: predicted.nanos(),
+            created_at: crate::clock::now_rfc3339(),
+        };
+        if let Some(first) = self.store.topup(&receipt, bp, idem).await? {
+            return Ok(first);
+        }
         let mut a = self.accounts.lock().map_err(|_| StoreError::NoAccount)?;
         let b = a.entry(Arc::from(account_id)).or_default();
         b.balance = b.balance + credited;
         b.topups = b.topups + credited;
-        Ok((fee, *b))
+        Ok(TopupReceipt {
+            balance_nanos: b.balance.nanos(),
+            ..receipt
+        })
     }
 
-    /// Holds `amount` of the account's available credit for one request.
+    /// Holds `amount` of the account's available credit for one request. Fails closed
+    /// while the ledger cannot persist charges.
     pub fn reserve(
         self: &Arc<Self>,
         key: &KeyInfo,
         request_id: &str,
         amount: Nanos,
-    ) -> Result<Reservation, InsufficientCredits> {
-        let mut a = self.accounts.lock().map_err(|_| InsufficientCredits {
-            needed: amount,
-            available: Nanos::ZERO,
-        })?;
+        client: &ClientHandle,
+    ) -> Result<Reservation, AdmitError> {
+        if let Some(why) = self.unavailable() {
+            return Err(AdmitError::LedgerUnavailable(why));
+        }
+        let mut a = self
+            .accounts
+            .lock()
+            .map_err(|_| AdmitError::LedgerUnavailable("the ledger's lock is poisoned".into()))?;
         let b = a.entry(key.account_id.clone()).or_default();
+        if b.detached >= self.billing.max_detached_per_account {
+            return Err(AdmitError::TooManyDetached(b.detached));
+        }
         if b.available() < amount {
             return Err(InsufficientCredits {
                 needed: amount,
                 available: b.available().max(Nanos::ZERO),
-            });
+            }
+            .into());
         }
         b.reserved = b.reserved + amount;
+        drop(a);
+        self.open.fetch_add(1, Ordering::AcqRel);
+        if let Ok(mut c) = client.0.lock() {
+            c.account = Some((self.clone(), key.account_id.clone()));
+            if c.left {
+                self.set_detached(&key.account_id, true);
+            }
+        }
         Ok(Reservation {
             ledger: self.clone(),
             account_id: key.account_id.clone(),
@@ -271,6 +405,7 @@ impl Ledger {
             request_id: request_id.to_owned(),
             amount,
             settled: false,
+            client: client.clone(),
         })
     }
 
@@ -280,6 +415,98 @@ impl Ledger {
         if self.writer.send(WriteOp::Flush(tx)).is_ok() {
             let _ = rx.await;
         }
+    }
+
+    /// [`Ledger::flush`], giving up after `billing.flush_timeout`.
+    pub async fn flush_timeout(&self) -> Result<(), FlushTimeout> {
+        let timeout = self.billing.flush_timeout;
+        if tokio::time::timeout(timeout, self.flush()).await.is_ok() {
+            return Ok(());
+        }
+        Err(FlushTimeout {
+            pending: self.pending_writes(),
+            timeout,
+            cause: self
+                .unavailable()
+                .unwrap_or_else(|| "the database is slow".to_owned()),
+        })
+    }
+
+    fn set_detached(&self, account_id: &Arc<str>, up: bool) {
+        if let Ok(mut a) = self.accounts.lock() {
+            let b = a.entry(account_id.clone()).or_default();
+            b.detached = if up {
+                b.detached + 1
+            } else {
+                b.detached.saturating_sub(1)
+            };
+        }
+    }
+}
+
+/// Whether the client of a request is still there, shared between the request's task
+/// (through its [`Reservation`]) and the [`Presence`] its connection holds.
+#[derive(Default)]
+struct ClientState {
+    left: bool,
+    delivered: bool,
+    settled: bool,
+    /// The account to count a detached request against, once admitted.
+    account: Option<(Arc<Ledger>, Arc<str>)>,
+}
+
+/// Held by the side that delivers a request's answer to its client (the handler, then
+/// the response body). Dropped before [`Presence::delivered`], it marks the request as
+/// detached: the request goes on to its end and counts against the account's limit of
+/// detached requests until it is settled.
+pub struct Presence(Arc<Mutex<ClientState>>);
+
+/// The request task's side of a [`Presence`], given to [`Ledger::reserve`].
+#[derive(Clone)]
+pub struct ClientHandle(Arc<Mutex<ClientState>>);
+
+impl Presence {
+    pub fn new() -> (Presence, ClientHandle) {
+        let s = Arc::new(Mutex::new(ClientState::default()));
+        (Presence(s.clone()), ClientHandle(s))
+    }
+
+    /// The client received the whole answer.
+    pub fn delivered(self) {
+        if let Ok(mut c) = self.0.lock() {
+            c.delivered = true;
+        }
+    }
+}
+
+impl ClientHandle {
+    /// Whether the client has gone.
+    pub fn left(&self) -> bool {
+        self.0.lock().map(|c| c.left).unwrap_or(false)
+    }
+
+    /// The client has gone (a streamed body found its receiver dropped).
+    pub fn mark_left(&self) {
+        mark_left(&self.0, true);
+    }
+}
+
+fn mark_left(state: &Mutex<ClientState>, even_if_delivered: bool) {
+    let Ok(mut c) = state.lock() else {
+        return;
+    };
+    if (c.delivered && !even_if_delivered) || c.left {
+        return;
+    }
+    c.left = true;
+    if let (false, Some((ledger, account))) = (c.settled, &c.account) {
+        ledger.set_detached(account, true);
+    }
+}
+
+impl Drop for Presence {
+    fn drop(&mut self) {
+        mark_left(&self.0, false);
     }
 }
 
@@ -303,11 +530,17 @@ pub struct Reservation {
     request_id: String,
     amount: Nanos,
     settled: bool,
+    client: ClientHandle,
 }
 
 impl Reservation {
     pub fn amount(&self) -> Nanos {
         self.amount
+    }
+
+    /// Whether the client has gone.
+    pub fn client_left(&self) -> bool {
+        self.client.left()
     }
 
     /// Releases the hold and charges `charge.cost` (never more than the balance), once.
@@ -318,11 +551,25 @@ impl Reservation {
     }
 
     fn finish(&mut self, charge: Option<Charge>) -> Nanos {
+        let was_detached = self
+            .client
+            .0
+            .lock()
+            .map(|mut c| {
+                c.settled = true;
+                c.account = None;
+                c.left
+            })
+            .unwrap_or(false);
+        let closed = Closed(&self.ledger);
         let Ok(mut a) = self.ledger.accounts.lock() else {
             return Nanos::ZERO;
         };
         let b = a.entry(self.account_id.clone()).or_default();
         b.reserved = b.reserved - self.amount;
+        if was_detached {
+            b.detached = b.detached.saturating_sub(1);
+        }
         let Some(charge) = charge else {
             return Nanos::ZERO;
         };
@@ -353,10 +600,25 @@ impl Reservation {
             note: charge.note,
             at: crate::clock::now_rfc3339(),
         };
+        self.ledger.health.pending.fetch_add(1, Ordering::Relaxed);
         if self.ledger.writer.send(WriteOp::Usage(entry)).is_err() {
+            self.ledger.health.pending.fetch_sub(1, Ordering::Relaxed);
             tracing::error!(request_id = %self.request_id, "ledger writer is gone; usage entry not persisted");
         }
+        drop(closed);
         cost
+    }
+}
+
+/// Counts a reservation as closed when dropped (after its entry is queued), waking a
+/// shutdown that waits for every request to be settled.
+struct Closed<'a>(&'a Ledger);
+
+impl Drop for Closed<'_> {
+    fn drop(&mut self) {
+        if self.0.open.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify_waiters();
+        }
     }
 }
 
@@ -377,11 +639,7 @@ const MAX_BATCH: usize = 20_000;
 
 /// Appends usage entries in batches. A failed batch is retried (entries are idempotent
 /// by request ID), so a transient database error delays but never drops a charge.
-async fn writer(
-    store: Store,
-    mut rx: mpsc::UnboundedReceiver<WriteOp>,
-    ok: Arc<std::sync::atomic::AtomicBool>,
-) {
+async fn writer(store: Store, mut rx: mpsc::UnboundedReceiver<WriteOp>, health: Arc<WriterHealth>) {
     let mut ops = Vec::with_capacity(4096);
     loop {
         ops.clear();
@@ -411,14 +669,24 @@ async fn writer(
         while !entries.is_empty() {
             match store.append_usage(&entries).await {
                 Ok(()) => {
-                    ok.store(true, std::sync::atomic::Ordering::Relaxed);
+                    health.pending.fetch_sub(entries.len(), Ordering::Relaxed);
+                    health.ok.store(true, Ordering::Relaxed);
+                    if let Ok(mut l) = health.last_error.lock() {
+                        *l = None;
+                    }
                     break;
                 }
                 Err(e) => {
-                    ok.store(false, std::sync::atomic::Ordering::Relaxed);
-                    tracing::error!(error = %e, n = entries.len(), "appending usage failed; retrying");
+                    if health.ok.swap(false, Ordering::Relaxed) {
+                        tracing::error!(error = %e, n = entries.len(), "appending usage failed; new requests are refused until it succeeds; retrying");
+                    } else {
+                        tracing::debug!(error = %e, n = entries.len(), "appending usage failed again; retrying");
+                    }
+                    if let Ok(mut l) = health.last_error.lock() {
+                        *l = Some(e.to_string());
+                    }
                     tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(5));
+                    delay = (delay * 2).min(Duration::from_secs(2));
                 }
             }
         }

@@ -99,20 +99,29 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
+/// Ready when the ledger can record charges, the database answers and the catalog has
+/// models; otherwise a 503 whose `reason` names the cause.
 async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
-    if st.ledger.writer_healthy() && st.ledger.store().ping().await && !st.catalog.models.is_empty()
-    {
-        (
+    let reason = if let Some(why) = st.ledger.unavailable() {
+        Some(format!("ledger: {why}"))
+    } else if !st.ledger.store().ping().await {
+        Some("database: it does not answer".to_owned())
+    } else if st.catalog.models.is_empty() {
+        Some("catalog: it has no models".to_owned())
+    } else {
+        None
+    };
+    match reason {
+        None => (
             StatusCode::OK,
             axum::Json(
                 serde_json::json!({"status": "ready", "catalog_version": st.catalog.version}),
             ),
-        )
-    } else {
-        (
+        ),
+        Some(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(serde_json::json!({"status": "not ready"})),
-        )
+            axum::Json(serde_json::json!({"status": "not ready", "reason": reason})),
+        ),
     }
 }
 
@@ -133,7 +142,18 @@ pub async fn serve(
     axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown)
         .await?;
-    // Every settlement is committed before the process exits.
-    ledger.flush().await;
+    // Requests whose clients left are still running: let them finish and settle, then
+    // commit every settlement before the process exits, each for a bounded time.
+    let grace = ledger.billing.flush_timeout;
+    let open = ledger.wait_settled(grace).await;
+    if open > 0 {
+        tracing::error!(
+            open,
+            "requests still running at shutdown after {grace:?}; they are not billed"
+        );
+    }
+    if let Err(e) = ledger.flush_timeout().await {
+        tracing::error!(error = %e, "shutting down with usage charges not written");
+    }
     Ok(())
 }

@@ -23,6 +23,12 @@ pub enum StoreError {
     Db(#[from] sqlx::Error),
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("the database file {0} is in use by another GammaInfra process (one process per SQLite file; run several replicas on PostgreSQL)")]
+    Locked(String),
+    #[error("cannot lock the database file {0}: {1}")]
+    Lock(String, std::io::Error),
+    #[error("this Idempotency-Key was already used with a different request")]
+    IdempotencyConflict,
 }
 
 /// A usage charge, as the writer task appends it.
@@ -63,6 +69,46 @@ pub struct KeyRow {
 #[derive(Clone)]
 pub struct Store {
     pool: SqlitePool,
+    /// The database file, locked (`flock`, exclusive) for as long as any clone of this
+    /// store lives: in-memory balances are exact only if this process is the file's one
+    /// writer. `None` for in-memory databases.
+    _lock: Option<std::sync::Arc<std::fs::File>>,
+}
+
+/// A money movement's idempotency key and the fingerprint of what it asked for.
+#[derive(Debug, Clone)]
+pub struct Idempotency {
+    pub key: String,
+    pub fingerprint: String,
+}
+
+/// What a top-up did: the first result is replayed for a retried idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TopupReceipt {
+    pub topup_id: String,
+    pub account_id: String,
+    pub credited_nanos: i64,
+    pub fee_nanos: i64,
+    /// The balance right after this top-up was credited.
+    pub balance_nanos: i64,
+    pub created_at: String,
+}
+
+/// Locks the SQLite file at `path` for the process's lifetime, or says who holds it.
+/// An advisory `flock`, independent of SQLite's own `fcntl` locks on the same file.
+fn lock_file(path: &str) -> Result<std::fs::File, StoreError> {
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| StoreError::Lock(path.to_owned(), e))?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Locked(path.to_owned())),
+        Err(std::fs::TryLockError::Error(e)) => Err(StoreError::Lock(path.to_owned(), e)),
+    }
 }
 
 fn migrator() -> Migrator {
@@ -81,6 +127,7 @@ fn migrator() -> Migrator {
 impl Store {
     /// Opens (creating if missing) and migrates the database at `url` (`sqlite://PATH`).
     pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let mut lock = None;
         if let Some(path) = url
             .strip_prefix("sqlite://")
             .or_else(|| url.strip_prefix("sqlite:"))
@@ -92,13 +139,18 @@ impl Store {
             {
                 std::fs::create_dir_all(dir).map_err(|e| StoreError::Db(sqlx::Error::Io(e)))?;
             }
+            if !path.is_empty() && !path.starts_with(":memory:") {
+                lock = Some(std::sync::Arc::new(lock_file(path)?));
+            }
         }
         let opts = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            // WAL + NORMAL: commits are durable against process crashes; only a power
-            // loss can drop the last commits. The ledger writer batches commits anyway.
-            .synchronous(SqliteSynchronous::Normal)
+            // WAL + FULL: every commit is fsynced before it returns, so an account, a
+            // key change or a top-up that was answered survives a power loss too. Usage
+            // charges are group-committed (one fsync per batch), so this costs the
+            // request path nothing.
+            .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(std::time::Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
@@ -106,7 +158,7 @@ impl Store {
             .connect_with(opts)
             .await?;
         migrator().run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self { pool, _lock: lock })
     }
 
     pub async fn ping(&self) -> bool {
@@ -197,20 +249,40 @@ impl Store {
         KeyHash::from_hex(&row.get::<String, _>(0)).ok_or(StoreError::NoKey)
     }
 
-    /// Records a top-up and its ledger credit in one transaction.
-    #[allow(clippy::too_many_arguments)]
+    /// Records a top-up and its ledger credit in one transaction, with its idempotency
+    /// key if given. `receipt` is what the caller will answer; it is stored with the key.
+    /// Returns `Ok(None)` when it was recorded now, `Ok(Some(first))` when the key was
+    /// already used for the same request (nothing is credited again).
     pub async fn topup(
         &self,
-        id: &str,
-        account_id: &str,
-        credited: Nanos,
-        fee: Nanos,
+        receipt: &TopupReceipt,
         basis_points: i64,
-        at: &str,
-    ) -> Result<(), StoreError> {
+        idem: Option<&Idempotency>,
+    ) -> Result<Option<TopupReceipt>, StoreError> {
         let mut tx = self.pool.begin().await?;
+        if let Some(i) = idem {
+            // First statement of the transaction, and a write: it takes SQLite's write
+            // lock (waiting for a concurrent retry of the same key to commit), so the
+            // unique key decides which of two racing retries credits.
+            let result = serde_json::to_string(receipt)
+                .map_err(|e| StoreError::Db(sqlx::Error::Protocol(e.to_string())))?;
+            let r = sqlx::query("INSERT INTO idempotency_keys (scope, idem_key, fingerprint, result, created_at) VALUES ('topup', ?, ?, ?, ?)")
+                .bind(&i.key)
+                .bind(&i.fingerprint)
+                .bind(result)
+                .bind(&receipt.created_at)
+                .execute(&mut *tx)
+                .await;
+            if let Err(sqlx::Error::Database(e)) = &r {
+                if e.is_unique_violation() {
+                    drop(tx);
+                    return self.replay("topup", i).await.map(Some);
+                }
+            }
+            r?;
+        }
         if sqlx::query("SELECT 1 FROM accounts WHERE id = ?")
-            .bind(account_id)
+            .bind(&receipt.account_id)
             .fetch_optional(&mut *tx)
             .await?
             .is_none()
@@ -218,24 +290,40 @@ impl Store {
             return Err(StoreError::NoAccount);
         }
         sqlx::query("INSERT INTO topups (id, account_id, credited_nanos, fee_nanos, charged_nanos, fee_basis_points, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)")
-            .bind(id)
-            .bind(account_id)
-            .bind(credited.nanos())
-            .bind(fee.nanos())
-            .bind((credited + fee).nanos())
+            .bind(&receipt.topup_id)
+            .bind(&receipt.account_id)
+            .bind(receipt.credited_nanos)
+            .bind(receipt.fee_nanos)
+            .bind(receipt.credited_nanos + receipt.fee_nanos)
             .bind(basis_points)
-            .bind(at)
+            .bind(&receipt.created_at)
             .execute(&mut *tx)
             .await?;
         sqlx::query("INSERT INTO ledger_entries (account_id, kind, amount_nanos, note, created_at) VALUES (?, 'topup', ?, ?, ?)")
-            .bind(account_id)
-            .bind(credited.nanos())
-            .bind(id)
-            .bind(at)
+            .bind(&receipt.account_id)
+            .bind(receipt.credited_nanos)
+            .bind(&receipt.topup_id)
+            .bind(&receipt.created_at)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(None)
+    }
+
+    /// The first result recorded for an idempotency key, if the request is the same.
+    async fn replay(&self, scope: &str, i: &Idempotency) -> Result<TopupReceipt, StoreError> {
+        let row = sqlx::query(
+            "SELECT fingerprint, result FROM idempotency_keys WHERE scope = ? AND idem_key = ?",
+        )
+        .bind(scope)
+        .bind(&i.key)
+        .fetch_one(&self.pool)
+        .await?;
+        if row.get::<String, _>(0) != i.fingerprint {
+            return Err(StoreError::IdempotencyConflict);
+        }
+        serde_json::from_str(&row.get::<String, _>(1))
+            .map_err(|e| StoreError::Db(sqlx::Error::Protocol(e.to_string())))
     }
 
     /// Appends usage charges in one transaction. A request already charged (same

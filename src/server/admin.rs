@@ -84,8 +84,9 @@ pub async fn show_account(
         .account_email(&id)
         .await?
         .ok_or(crate::ledger::StoreError::NoAccount)?;
-    // Commit queued settlements first, so the ledger sum is comparable with the balance.
-    st.ledger.flush().await;
+    // Commit queued settlements first, so the ledger sum is comparable with the balance;
+    // a database that refuses them gets a 503, not a hang.
+    st.ledger.flush_timeout().await?;
     let sum = st.ledger.store().ledger_sum(&id).await?;
     let entries = st.ledger.store().ledger_count(&id).await?;
     let b = st.ledger.balance(&id).unwrap_or_default();
@@ -156,6 +157,7 @@ pub async fn topup(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Created, ApiError> {
     auth::admin(&st, &h)?;
+    let idem = idempotency(&h, &id, body.as_ref().ok())?;
     let Some(NewTopup { amount_usd }) = parse(&st, body, false)? else {
         return Err(ApiError::bad_request(
             "invalid_request",
@@ -183,13 +185,60 @@ pub async fn topup(
             "The maximum single top-up is ${max}; got ${amount}."
         )));
     }
-    let (fee, bal) = st.ledger.topup(&id, amount).await?;
+    let r = st.ledger.topup(&id, amount, idem.as_ref()).await?;
+    let (credited, fee) = (
+        Nanos::from_nanos(r.credited_nanos),
+        Nanos::from_nanos(r.fee_nanos),
+    );
     Ok((
         StatusCode::CREATED,
         Json(json!({
-            "object": "topup", "account_id": id,
-            "credited_usd": amount, "fee_usd": fee, "charged_usd": amount + fee,
-            "balance_usd": bal.balance,
+            "id": r.topup_id, "object": "topup", "account_id": r.account_id,
+            "credited_usd": credited, "fee_usd": fee, "charged_usd": credited + fee,
+            "balance_usd": Nanos::from_nanos(r.balance_nanos), "created_at": r.created_at,
         })),
     ))
+}
+
+/// The `Idempotency-Key` header (Stripe's convention), with the fingerprint of what the
+/// request asks for: the path's account and the body, so that a retry with the same key
+/// and body answers the first result, and the same key with another body is a 409.
+fn idempotency(
+    h: &HeaderMap,
+    account_id: &str,
+    body: Option<&Bytes>,
+) -> Result<Option<crate::ledger::Idempotency>, ApiError> {
+    let Some(v) = h.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let bad = |m: &str| {
+        let mut a = ApiError::bad_request("invalid_idempotency_key", m);
+        a.param = Some("Idempotency-Key".into());
+        a
+    };
+    let key = v
+        .to_str()
+        .map_err(|_| bad("The Idempotency-Key header must be printable ASCII."))?
+        .trim();
+    if key.is_empty() || key.len() > 255 {
+        return Err(bad(
+            "The Idempotency-Key header must be 1 to 255 characters long.",
+        ));
+    }
+    use sha2::Digest;
+    let mut d = sha2::Sha256::new();
+    d.update(account_id.as_bytes());
+    d.update([0]);
+    // The body's JSON value, so that whitespace or key order of a retry do not matter.
+    let canonical = body
+        .and_then(|b| serde_json::from_slice::<Value>(b).ok())
+        .map_or_else(
+            || body.map(|b| b.to_vec()).unwrap_or_default(),
+            |v| v.to_string().into_bytes(),
+        );
+    d.update(&canonical);
+    Ok(Some(crate::ledger::Idempotency {
+        key: key.to_owned(),
+        fingerprint: hex::encode(d.finalize()),
+    }))
 }

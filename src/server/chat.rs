@@ -1,6 +1,12 @@
 //! `POST /v1/chat/completions`: authenticate, parse, resolve the model, apply the region
 //! constraint, reserve credit, try the planned endpoints in order (failing over on
 //! retryable errors while nothing has been sent), and bill the endpoint that answered.
+//!
+//! Settlement belongs to the gateway, not to the client's connection: the request runs
+//! in its own task, so a client that hangs up does not cancel it. A non-streamed answer
+//! is read to the end and billed; a stream is pumped to its end by its own task (see
+//! [`super::stream`]) and billed from the provider's final usage, whether or not anyone
+//! still reads it.
 
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
@@ -16,7 +22,7 @@ use crate::catalog::{Endpoint, RegionConstraint, Resolution};
 use crate::chat::raw::RawObject;
 use crate::chat::request::input_token_bound;
 use crate::chat::{ChatRequest, Completion, Reply, StreamItem};
-use crate::ledger::{keys, Charge, Reservation};
+use crate::ledger::{keys, Charge, ClientHandle, Presence, Reservation};
 use crate::money::{CostAccumulator, Nanos};
 use crate::providers::Call;
 
@@ -28,18 +34,36 @@ pub async fn completions(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let request_id = keys::random_request_id();
-    let mut resp = match handle(&st, &headers, body, &request_id).await {
+    // The handler holds the presence; the request's task holds the other end. If the
+    // client hangs up, hyper drops this future, the presence with it, and the task goes
+    // on: it is billed from the provider's usage and counted as detached meanwhile.
+    let (presence, client) = Presence::new();
+    let task = {
+        let request_id = request_id.clone();
+        tokio::spawn(async move {
+            match handle(&st, &headers, body, &request_id, client).await {
+                Ok(r) => r,
+                Err(e) => {
+                    // The one place a failed request is logged (conversion never logs).
+                    if e.status.is_server_error() {
+                        tracing::warn!(request_id, status = e.status.as_u16(), code = %e.code, message = %e.message, "request failed");
+                    } else {
+                        tracing::debug!(request_id, status = e.status.as_u16(), code = %e.code, "request refused");
+                    }
+                    e.into_response()
+                }
+            }
+        })
+    };
+    let mut resp = match task.await {
         Ok(r) => r,
         Err(e) => {
-            // The one place a failed request is logged (conversion never logs).
-            if e.status.is_server_error() {
-                tracing::warn!(request_id, status = e.status.as_u16(), code = %e.code, message = %e.message, "request failed");
-            } else {
-                tracing::debug!(request_id, status = e.status.as_u16(), code = %e.code, "request refused");
-            }
-            e.into_response()
+            tracing::error!(request_id, error = %e, "request task failed");
+            ApiError::internal("The request failed inside the gateway.").into_response()
         }
     };
+    // A streamed body watches its own client from here on (its pump marks it gone).
+    presence.delivered();
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert(REQUEST_ID, v);
     }
@@ -60,6 +84,7 @@ async fn handle(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
     request_id: &str,
+    client: ClientHandle,
 ) -> Result<Response, ApiError> {
     let key = auth::customer(st, headers)?;
     let body = body.map_err(|r| body_error(r, st.config.max_body_bytes))?;
@@ -94,7 +119,7 @@ async fn handle(
         .map(|e| worst_case_cost(&req, body.len(), &res, e))
         .max()
         .unwrap_or_default();
-    let reservation = st.ledger.reserve(&key, request_id, amount)?;
+    let reservation = st.ledger.reserve(&key, request_id, amount, &client)?;
 
     let mut last_err = None;
     for (i, ep) in plan.iter().enumerate() {
@@ -149,7 +174,7 @@ async fn handle(
                             req.include_usage(),
                             body.len() as u64 / 4,
                         );
-                        return Ok(streamed(&res, ep, billed));
+                        return Ok(streamed(&res, ep, billed.spawn(client)));
                     }
                 }
             }
@@ -223,12 +248,15 @@ fn proxied_headers(resp: &mut Response, res: &Resolution, ep: &Endpoint) {
 
 fn complete(res: &Resolution, ep: &Endpoint, c: Completion, reservation: Reservation) -> Response {
     let cost = c.usage.cost(&ep.pricing);
+    let note = reservation.client_left().then(|| {
+        "client disconnected before the answer; read to its end and billed from the provider's usage".to_owned()
+    });
     let charged = reservation.settle(Charge {
         cost,
         model: res.model.id.clone(),
         endpoint: ep.key.clone(),
         usage: c.usage,
-        note: None,
+        note,
     });
     let usage = c.usage.to_openai_json(charged);
     let mut out = Vec::with_capacity(512);
@@ -251,7 +279,7 @@ fn complete(res: &Resolution, ep: &Endpoint, c: Completion, reservation: Reserva
     resp
 }
 
-fn streamed(res: &Resolution, ep: &Endpoint, s: BilledStream) -> Response {
+fn streamed(res: &Resolution, ep: &Endpoint, s: super::stream::Frames) -> Response {
     let mut resp = axum::body::Body::from_stream(s).into_response();
     header(&mut resp, "content-type", "text/event-stream");
     header(&mut resp, "cache-control", "no-cache");

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::catalog::{RegionError, ResolveError};
 use crate::chat::RequestError;
-use crate::ledger::{InsufficientCredits, StoreError};
+use crate::ledger::{AdmitError, FlushTimeout, InsufficientCredits, StoreError};
 use crate::providers::{UpstreamError, UpstreamErrorKind};
 use crate::router::RouteError;
 
@@ -167,6 +167,37 @@ impl From<InsufficientCredits> for ApiError {
     }
 }
 
+impl From<AdmitError> for ApiError {
+    fn from(e: AdmitError) -> Self {
+        match e {
+            AdmitError::Insufficient(i) => i.into(),
+            AdmitError::LedgerUnavailable(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                "ledger_unavailable",
+                e.to_string(),
+            ),
+            AdmitError::TooManyDetached(_) => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_error",
+                "too_many_detached_requests",
+                e.to_string(),
+            ),
+        }
+    }
+}
+
+impl From<FlushTimeout> for ApiError {
+    fn from(e: FlushTimeout) -> Self {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            "ledger_unavailable",
+            format!("The ledger is not up to date: {e}. Retry later."),
+        )
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
@@ -178,9 +209,21 @@ impl From<StoreError> for ApiError {
             ),
             StoreError::NoAccount => ApiError::not_found("account_not_found", "No such account."),
             StoreError::NoKey => ApiError::not_found("key_not_found", "No such key."),
-            StoreError::Db(_) | StoreError::Migrate(_) => {
-                ApiError::internal("The gateway's database failed; nothing was changed.")
-            }
+            StoreError::IdempotencyConflict => ApiError::new(
+                StatusCode::CONFLICT,
+                "invalid_request_error",
+                "idempotency_key_reused",
+                "This Idempotency-Key was already used with a different request; nothing was changed. Use a new key for a new request.",
+            ),
+            StoreError::Db(_)
+            | StoreError::Migrate(_)
+            | StoreError::Locked(_)
+            | StoreError::Lock(..) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                "database_unavailable",
+                "The gateway's database refused the change; nothing was changed. Retry later.",
+            ),
         }
     }
 }

@@ -1,7 +1,15 @@
-//! The SSE body of a streamed completion. It forwards chunks as they arrive (never
-//! buffered whole), keeps the usage reported so far, and settles the reservation exactly
-//! once: when the stream ends, when the upstream fails mid-stream, or when the client
-//! goes away (the body is dropped); tokens generated until then are billed.
+//! The SSE body of a streamed completion. [`BilledStream`] turns the provider's chunks
+//! into frames as they arrive (never buffered whole), keeps the usage reported so far,
+//! and settles the reservation exactly once: when the stream ends or when the upstream
+//! fails mid-stream.
+//!
+//! It is driven by its own task ([`BilledStream::spawn`]), which sends the frames to the
+//! client's body through a small channel. When the client goes away, the task keeps
+//! reading the provider's stream to its end, discarding the frames, so the request is
+//! billed from the provider's own final usage rather than an estimate. That costs at most
+//! the output cap the reservation already holds, and the upstream idle timeout bounds
+//! how long a stalled provider can keep it. Only if the task itself is dropped (runtime
+//! shutdown) is the stream settled from what was seen, with estimated usage.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -10,11 +18,12 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
+use tokio::sync::mpsc;
 
 use crate::catalog::Endpoint;
 use crate::chat::{ChunkStream, StreamItem, Usage};
-use crate::ledger::{Charge, Reservation};
+use crate::ledger::{Charge, ClientHandle, Reservation};
 use crate::providers::UpstreamError;
 
 pub struct BilledStream {
@@ -33,6 +42,22 @@ pub struct BilledStream {
     estimated_input: u64,
     meta: (String, u64, String),
     finished: bool,
+    /// The client went away; the rest is read only to bill it.
+    client_left: bool,
+}
+
+/// Frames a stream's task has produced and the client's body has not yet taken.
+const FRAMES_IN_FLIGHT: usize = 16;
+
+/// The client's end of a spawned [`BilledStream`]: an SSE body.
+pub struct Frames(mpsc::Receiver<Bytes>);
+
+impl Stream for Frames {
+    type Item = Result<Bytes, Infallible>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.0.poll_recv(cx).map(|f| f.map(Ok))
+    }
 }
 
 impl BilledStream {
@@ -60,6 +85,7 @@ impl BilledStream {
             estimated_input,
             meta: Default::default(),
             finished: false,
+            client_left: false,
         };
         for item in prefetched {
             s.accept(Ok(item));
@@ -69,6 +95,29 @@ impl BilledStream {
             None => s.finish(None),
         }
         s
+    }
+
+    /// Drives this stream in its own task; returns the client's end. Frames are sent as
+    /// they come (a slow reader slows the upstream read, as a proxy should); once the
+    /// client is gone the rest is read and discarded, and the request settles at the end.
+    pub fn spawn(mut self, client: ClientHandle) -> Frames {
+        let (tx, rx) = mpsc::channel(FRAMES_IN_FLIGHT);
+        tokio::spawn(async move {
+            let mut tx = Some(tx);
+            while let Some(Ok(frame)) = self.next().await {
+                if let Some(t) = &tx {
+                    if t.send(frame).await.is_err() {
+                        tx = None;
+                        client.mark_left();
+                        tracing::debug!(
+                            "client left mid-stream; reading the stream to its end to bill it"
+                        );
+                        self.client_left = true;
+                    }
+                }
+            }
+        });
+        Frames(rx)
     }
 
     fn accept(&mut self, item: Result<StreamItem, UpstreamError>) {
@@ -131,7 +180,11 @@ impl BilledStream {
             return crate::money::Nanos::ZERO;
         };
         let mut usage = self.usage;
-        let mut note = note;
+        let mut note = match (note, self.client_left) {
+            (n, false) => n,
+            (None, true) => Some("client disconnected; the stream was read to its end and billed from the provider's usage".to_owned()),
+            (Some(n), true) => Some(format!("client disconnected; {n}")),
+        };
         if !self.final_usage {
             // Cut short: bill what was generated, estimating what the provider did not report.
             usage.output_tokens = usage.output_tokens.max(self.generated);
@@ -140,7 +193,7 @@ impl BilledStream {
             }
             note = Some(format!(
                 "stream ended early ({}); usage partly estimated",
-                note.as_deref().unwrap_or("client disconnected")
+                note.as_deref().unwrap_or("the gateway stopped reading it")
             ));
         }
         let cost = usage.cost(&self.endpoint.pricing);
