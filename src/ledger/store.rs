@@ -113,13 +113,22 @@ fn lock_file(path: &str) -> Result<std::fs::File, StoreError> {
 
 fn migrator() -> Migrator {
     Migrator {
-        migrations: Cow::Owned(vec![Migration::new(
-            1,
-            Cow::Borrowed("init"),
-            MigrationType::Simple,
-            Cow::Borrowed(include_str!("../../migrations/0001_init.sql")),
-            false,
-        )]),
+        migrations: Cow::Owned(vec![
+            Migration::new(
+                1,
+                Cow::Borrowed("init"),
+                MigrationType::Simple,
+                Cow::Borrowed(include_str!("../../migrations/0001_init.sql")),
+                false,
+            ),
+            Migration::new(
+                3,
+                Cow::Borrowed("idempotency"),
+                MigrationType::Simple,
+                Cow::Borrowed(include_str!("../../migrations/0003_idempotency.sql")),
+                false,
+            ),
+        ]),
         ..Migrator::DEFAULT
     }
 }
@@ -444,4 +453,73 @@ async fn insert_key(
         .execute(&mut **tx)
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn topups_are_durable_and_idempotent() {
+        let dir = tempfile::tempdir().expect("dir");
+        let url = format!("sqlite://{}", dir.path().join("s.db").display());
+        let store = Store::open(&url).await.expect("open");
+        // Every commit is fsynced (FULL = 2), so an answered top-up survives power loss.
+        let sync: i64 = sqlx::query("PRAGMA synchronous")
+            .fetch_one(&store.pool)
+            .await
+            .expect("pragma")
+            .get(0);
+        assert_eq!(sync, 2);
+        let key = super::super::keys::generate();
+        store
+            .create_account(
+                "acct_1",
+                "a@example.com",
+                &key,
+                Nanos::ZERO,
+                "2026-11-30T00:00:00Z",
+            )
+            .await
+            .expect("account");
+        let receipt = TopupReceipt {
+            topup_id: "topup_1".into(),
+            account_id: "acct_1".into(),
+            credited_nanos: 10_000_000_000,
+            fee_nanos: 500_000_000,
+            balance_nanos: 10_000_000_000,
+            created_at: "2026-11-30T00:00:00Z".into(),
+        };
+        let idem = Idempotency {
+            key: "k".into(),
+            fingerprint: "f".into(),
+        };
+        assert_eq!(
+            store
+                .topup(&receipt, 500, Some(&idem))
+                .await
+                .expect("first"),
+            None
+        );
+        let again = TopupReceipt {
+            topup_id: "topup_2".into(),
+            ..receipt.clone()
+        };
+        assert_eq!(
+            store.topup(&again, 500, Some(&idem)).await.expect("replay"),
+            Some(receipt)
+        );
+        let other = Idempotency {
+            key: "k".into(),
+            fingerprint: "g".into(),
+        };
+        assert!(matches!(
+            store.topup(&again, 500, Some(&other)).await,
+            Err(StoreError::IdempotencyConflict)
+        ));
+        assert_eq!(
+            store.ledger_sum("acct_1").await.expect("sum"),
+            Nanos::from_nanos(10_000_000_000)
+        );
+    }
 }
