@@ -913,9 +913,9 @@ verified = {{ date = "2026-05-15", method = "test" }}
             "source = { kind = \"derived\", url = \"https://example.com/rule\", read = \"2026-11-25\", note = \"global price +10%\" }",
         );
         assert_eq!(problems(&t), Vec::<String>::new());
-        let t = with_source(&format!(
-            "source = {{ kind = \"secondary\", url = \"https://example.com/list\", read = \"2026-11-25\", note = \" \" }}"
-        ));
+        let t = with_source(
+            "source = { kind = \"secondary\", url = \"https://example.com/list\", read = \"2026-11-25\", note = \" \" }",
+        );
         assert_rejects(&t, &format!("{AT}.source: note must not be empty"));
     }
 
