@@ -145,8 +145,64 @@ pub struct Endpoint {
     pub region_label: String,
     pub enabled: bool,
     pub pricing: Pricing,
+    /// Where `pricing` was read (for the base prices, and for tiers without their own).
+    pub price_source: PriceSource,
+    /// One per entry of `pricing.tiers`, in the same order: the tier's own source, or a
+    /// copy of `price_source` when the tier declares none.
+    pub tier_sources: Vec<PriceSource>,
     pub verified_date: String,
     pub verified_method: String,
+}
+
+/// How directly a price was taken from the provider's own publication. Billing is
+/// pass-through, so a price that was not read on the provider's page is a liability the
+/// operator must be able to see: the kind says how far each price is from first-hand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PriceSourceKind {
+    /// Read on the provider's own price page or machine-readable price list.
+    Provider,
+    /// Read on a public price list that cites the provider's publication.
+    Secondary,
+    /// Computed from other prices by a rule the provider publishes (e.g. AWS: a
+    /// geographic cross-Region profile costs about 10% more than the global one).
+    Derived,
+}
+
+impl PriceSourceKind {
+    pub const ALL: [Self; 3] = [Self::Provider, Self::Secondary, Self::Derived];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Provider => "provider",
+            Self::Secondary => "secondary",
+            Self::Derived => "derived",
+        }
+    }
+}
+
+impl std::fmt::Display for PriceSourceKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where and when a price list was read: `source = { kind, url, read, note }` in the
+/// catalog. Required for every price, so a wrong price can be traced to what it was
+/// copied from and re-checked there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PriceSource {
+    pub kind: PriceSourceKind,
+    /// An `https://` URL of the page or price list.
+    pub url: String,
+    /// The date it was read, `YYYY-MM-DD`.
+    pub read: String,
+    /// What the URL alone does not say: for a derived price, the rule and the price it
+    /// was derived from; for a mixed block, which prices are less direct than `kind`.
+    pub note: Option<String>,
 }
 
 /// Prices of one endpoint, USD per million tokens.

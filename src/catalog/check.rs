@@ -2,16 +2,21 @@
 //!
 //! Rejected: a profile-required model with a bare Bedrock ID, a profile-forbidden model
 //! with a prefixed one, an ID whose prefix disagrees with its declared geography, a
-//! geography not in the table, a missing or non-decimal price; also duplicate IDs,
-//! unknown providers and regions, and Bedrock fields on non-Bedrock endpoints.
+//! geography not in the table, a missing or non-decimal price, a price without a source
+//! (`source = { kind, url, read }`: where and when it was read, and how directly); also
+//! duplicate IDs, unknown providers and regions, and Bedrock fields on non-Bedrock
+//! endpoints.
+//!
+//! The same check runs when the gateway loads a catalog, so a catalog that fails here is
+//! never served.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
-use super::raw::{RawCatalog, RawEndpoint, RawModel, RawPricing};
+use super::raw::{RawCatalog, RawEndpoint, RawModel, RawPriceSource, RawPricing};
 use super::{
     BedrockEndpoint, BedrockInvocation, BedrockProfileRule, Catalog, Endpoint, Geography, Model,
-    PriceTier, Pricing, ProcessingRegions, ProviderKind,
+    PriceSource, PriceSourceKind, PriceTier, Pricing, ProcessingRegions, ProviderKind,
 };
 use crate::money::Price;
 
@@ -288,7 +293,7 @@ fn check_endpoint(
         }
     };
 
-    let (Some(provider), Some(pricing)) = (provider, pricing) else {
+    let (Some(provider), Some(priced)) = (provider, pricing) else {
         return None;
     };
     (errs.len() == before).then(|| Endpoint {
@@ -300,7 +305,9 @@ fn check_endpoint(
         processing_regions,
         region_label,
         enabled: e.enabled,
-        pricing,
+        pricing: priced.pricing,
+        price_source: priced.source,
+        tier_sources: priced.tier_sources,
         verified_date: vdate,
         verified_method: vmethod,
     })
@@ -472,7 +479,14 @@ fn price(
     }
 }
 
-fn check_pricing(at: &str, p: &RawPricing, errs: &mut Vec<String>) -> Option<Pricing> {
+/// An endpoint's prices with where they were read.
+struct CheckedPricing {
+    pricing: Pricing,
+    source: PriceSource,
+    tier_sources: Vec<PriceSource>,
+}
+
+fn check_pricing(at: &str, p: &RawPricing, errs: &mut Vec<String>) -> Option<CheckedPricing> {
     let before = errs.len();
     let at = format!("{at}.pricing");
     let input = price(&at, "input", &p.input, true, errs);
@@ -480,7 +494,20 @@ fn check_pricing(at: &str, p: &RawPricing, errs: &mut Vec<String>) -> Option<Pri
     let cache_read = price(&at, "cache_read", &p.cache_read, false, errs);
     let cache_write_5m = price(&at, "cache_write_5m", &p.cache_write_5m, false, errs);
     let cache_write_1h = price(&at, "cache_write_1h", &p.cache_write_1h, false, errs);
+    let source = match &p.source {
+        Some(s) => check_source(&at, s, errs),
+        None => {
+            errs.push(format!(
+                "{at}: missing `source`: every price must say where it was read, e.g. \
+                 source = {{ kind = \"provider\", url = \"https://...\", read = \"YYYY-MM-DD\" }} \
+                 (kind: {})",
+                kinds_list()
+            ));
+            None
+        }
+    };
     let mut tiers = Vec::new();
+    let mut tier_sources = Vec::new();
     for (k, t) in p.tiers.iter().enumerate() {
         let at = format!("{at}.tiers[{k}]");
         let input = price(&at, "input", &t.input, true, errs);
@@ -494,18 +521,131 @@ fn check_pricing(at: &str, p: &RawPricing, errs: &mut Vec<String>) -> Option<Pri
             cache_write_1h: price(&at, "cache_write_1h", &t.cache_write_1h, false, errs),
         };
         tiers.push(tier);
+        // A tier without its own source was read with the base prices.
+        match &t.source {
+            Some(s) => tier_sources.extend(check_source(&at, s, errs)),
+            None => tier_sources.extend(source.clone()),
+        }
     }
-    let (Some(input), Some(output)) = (input, output) else {
+    let (Some(input), Some(output), Some(source)) = (input, output, source) else {
         return None;
     };
-    (errs.len() == before).then_some(Pricing {
-        input,
-        output,
-        cache_read,
-        cache_write_5m,
-        cache_write_1h,
-        tiers,
+    (errs.len() == before).then_some(CheckedPricing {
+        pricing: Pricing {
+            input,
+            output,
+            cache_read,
+            cache_write_5m,
+            cache_write_1h,
+            tiers,
+        },
+        source,
+        tier_sources,
     })
+}
+
+fn kinds_list() -> String {
+    PriceSourceKind::ALL
+        .iter()
+        .map(|k| k.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A price's `source`: a known kind, an https URL, a valid read date, and for a derived
+/// price a note naming the rule (a URL of a rule does not say which price it was applied
+/// to).
+fn check_source(at: &str, s: &RawPriceSource, errs: &mut Vec<String>) -> Option<PriceSource> {
+    let before = errs.len();
+    let at = format!("{at}.source");
+    let kind = match s.kind.as_deref() {
+        None => {
+            errs.push(format!("{at}: missing `kind` ({})", kinds_list()));
+            None
+        }
+        Some(k) => {
+            let kind = PriceSourceKind::parse(k);
+            if kind.is_none() {
+                errs.push(format!(
+                    "{at}: unknown kind `{k}`: use provider (read on the provider's own \
+                     publication), secondary (a public price list citing the provider) or \
+                     derived (computed by a rule the provider publishes)"
+                ));
+            }
+            kind
+        }
+    };
+    let url = match s.url.as_deref() {
+        None => {
+            errs.push(format!(
+                "{at}: missing `url` (the page or price list the price was read on)"
+            ));
+            None
+        }
+        Some(u) if is_https_url(u) => Some(u.to_owned()),
+        Some(u) => {
+            errs.push(format!(
+                "{at}: url `{u}` must be an https:// URL with a host"
+            ));
+            None
+        }
+    };
+    let read = match &s.read {
+        None => {
+            errs.push(format!(
+                "{at}: missing `read` (the YYYY-MM-DD date it was read)"
+            ));
+            None
+        }
+        Some(toml::Value::String(d)) if is_date(d) => Some(d.clone()),
+        Some(toml::Value::String(d)) => {
+            errs.push(format!("{at}: read `{d}` is not a valid YYYY-MM-DD date"));
+            None
+        }
+        Some(other) => {
+            errs.push(format!(
+                "{at}: read must be a quoted YYYY-MM-DD string such as \"2026-11-25\", not a TOML {}",
+                other.type_str()
+            ));
+            None
+        }
+    };
+    let note = match s.note.as_deref() {
+        Some(n) if n.trim().is_empty() => {
+            errs.push(format!("{at}: note must not be empty (omit it instead)"));
+            None
+        }
+        n => n.map(str::to_owned),
+    };
+    if kind == Some(PriceSourceKind::Derived) && s.note.is_none() {
+        errs.push(format!(
+            "{at}: a derived price needs a `note` naming the rule and the price it was derived from"
+        ));
+    }
+    let (Some(kind), Some(url), Some(read)) = (kind, url, read) else {
+        return None;
+    };
+    (errs.len() == before).then_some(PriceSource {
+        kind,
+        url,
+        read,
+        note,
+    })
+}
+
+/// `https://host[:port][/...]`: no other scheme, a non-empty host of URL host
+/// characters, no whitespace. Deliberately strict: the URL is for a person to open.
+fn is_https_url(s: &str) -> bool {
+    let Some(rest) = s.strip_prefix("https://") else {
+        return false;
+    };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    !host.is_empty()
+        && host.contains('.')
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b':')
+        && !s.chars().any(char::is_whitespace)
 }
 
 fn is_slug(s: &str) -> bool {
@@ -587,7 +727,23 @@ verified = {{ date = "2026-05-15", method = "test" }}
         );
     }
 
-    const PRICES: &str = "pricing = { input = \"1\", output = \"2\" }";
+    const SOURCE: &str =
+        "source = { kind = \"provider\", url = \"https://example.com/pricing\", read = \"2026-11-25\" }";
+    const PRICES: &str = "pricing = { input = \"1\", output = \"2\", source = { kind = \"provider\", url = \"https://example.com/pricing\", read = \"2026-11-25\" } }";
+    /// A good profile endpoint without its pricing line.
+    const PROFILE: &str = "upstream_id = \"us.v.m-v1:0\"\ninvocation = \"profile\"\ngeography = \"us\"\nsource_region = \"us-east-1\"\n";
+    /// Where the check reports a problem with that endpoint's prices.
+    const AT: &str = "models[0] (v/m).endpoints[0] (us.v.m-v1:0).pricing";
+
+    /// The profile endpoint priced at 1 / 2 with this `source` line (empty: none).
+    fn with_source(source: &str) -> String {
+        model(
+            "required",
+            &format!(
+                "{PROFILE}[models.endpoints.pricing]\ninput = \"1\"\noutput = \"2\"\n{source}\n"
+            ),
+        )
+    }
 
     #[test]
     fn accepts_a_good_profile_and_a_good_bare_entry() {
@@ -676,6 +832,161 @@ verified = {{ date = "2026-05-15", method = "test" }}
             &format!("upstream_id = \"eu.v.m-v1:0\"\ninvocation = \"profile\"\ngeography = \"eu\"\nsource_region = \"us-east-1\"\n{PRICES}"),
         );
         assert_rejects(&t, "is not a region of geography `eu`");
+    }
+
+    #[test]
+    fn a_price_without_a_source_fails_naming_the_model_and_endpoint() {
+        let p = problems(&with_source(""));
+        assert!(
+            p.iter()
+                .any(|x| x.starts_with(AT) && x.contains("missing `source`")),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn a_source_needs_a_valid_read_date() {
+        for (read, needle) in [
+            (
+                "\"2026-02-30\"",
+                "read `2026-02-30` is not a valid YYYY-MM-DD date",
+            ),
+            (
+                "\"25/11/2026\"",
+                "read `25/11/2026` is not a valid YYYY-MM-DD date",
+            ),
+            ("\"\"", "read `` is not a valid YYYY-MM-DD date"),
+            // An unquoted TOML date is a datetime value, not the string the schema asks for.
+            ("2026-11-25", "read must be a quoted YYYY-MM-DD string"),
+        ] {
+            let t = with_source(&format!(
+                "source = {{ kind = \"provider\", url = \"https://example.com/p\", read = {read} }}"
+            ));
+            assert_rejects(&t, &format!("{AT}.source: {needle}"));
+        }
+        let t = with_source("source = { kind = \"provider\", url = \"https://example.com/p\" }");
+        assert_rejects(&t, &format!("{AT}.source: missing `read`"));
+    }
+
+    #[test]
+    fn a_source_needs_an_https_url() {
+        for url in [
+            "http://example.com/pricing",
+            "example.com/pricing",
+            "https://",
+            "https:///pricing",
+            "https://localhost/pricing",
+            "https://example.com/a b",
+            "ftp://example.com/pricing",
+        ] {
+            let t = with_source(&format!(
+                "source = {{ kind = \"provider\", url = \"{url}\", read = \"2026-11-25\" }}"
+            ));
+            assert_rejects(
+                &t,
+                &format!("{AT}.source: url `{url}` must be an https:// URL"),
+            );
+        }
+        let t = with_source("source = { kind = \"provider\", read = \"2026-11-25\" }");
+        assert_rejects(&t, &format!("{AT}.source: missing `url`"));
+    }
+
+    #[test]
+    fn a_source_needs_a_known_kind() {
+        for kind in ["official", "Provider", "", "confirmed"] {
+            let t = with_source(&format!(
+                "source = {{ kind = \"{kind}\", url = \"https://example.com/p\", read = \"2026-11-25\" }}"
+            ));
+            assert_rejects(&t, &format!("{AT}.source: unknown kind `{kind}`"));
+        }
+        let t = with_source("source = { url = \"https://example.com/p\", read = \"2026-11-25\" }");
+        assert_rejects(&t, &format!("{AT}.source: missing `kind`"));
+    }
+
+    #[test]
+    fn a_derived_price_names_its_rule_in_a_note() {
+        let t = with_source(
+            "source = { kind = \"derived\", url = \"https://example.com/rule\", read = \"2026-11-25\" }",
+        );
+        assert_rejects(&t, &format!("{AT}.source: a derived price needs a `note`"));
+        let t = with_source(
+            "source = { kind = \"derived\", url = \"https://example.com/rule\", read = \"2026-11-25\", note = \"global price +10%\" }",
+        );
+        assert_eq!(problems(&t), Vec::<String>::new());
+        let t = with_source(
+            "source = { kind = \"secondary\", url = \"https://example.com/list\", read = \"2026-11-25\", note = \" \" }",
+        );
+        assert_rejects(&t, &format!("{AT}.source: note must not be empty"));
+    }
+
+    #[test]
+    fn every_kind_with_an_https_url_and_a_date_is_accepted_and_kept() {
+        for kind in PriceSourceKind::ALL {
+            let note = if kind == PriceSourceKind::Derived {
+                ", note = \"rule\""
+            } else {
+                ""
+            };
+            let t = with_source(&format!(
+                "source = {{ kind = \"{kind}\", url = \"https://example.com:8443/p?q=1#x\", read = \"2024-02-29\"{note} }}"
+            ));
+            let c = Catalog::from_toml(&t).expect("valid");
+            let e = &c.models[0].endpoints[0];
+            assert_eq!(e.price_source.kind, kind);
+            assert_eq!(e.price_source.url, "https://example.com:8443/p?q=1#x");
+            assert_eq!(e.price_source.read, "2024-02-29");
+        }
+    }
+
+    #[test]
+    fn a_tier_shares_the_endpoint_source_unless_it_has_its_own() {
+        let tier = |source: &str| {
+            model(
+                "required",
+                &format!(
+                    "{PROFILE}[models.endpoints.pricing]\ninput = \"1\"\noutput = \"2\"\n{SOURCE}\n\
+                     [[models.endpoints.pricing.tiers]]\nabove_input_tokens = 10\ninput = \"2\"\noutput = \"4\"\n{source}\n"
+                ),
+            )
+        };
+        let c = Catalog::from_toml(&tier("")).expect("valid");
+        let e = &c.models[0].endpoints[0];
+        assert_eq!(e.tier_sources, vec![e.price_source.clone()]);
+
+        let own = "source = { kind = \"secondary\", url = \"https://example.com/list\", read = \"2026-11-30\" }";
+        let c = Catalog::from_toml(&tier(own)).expect("valid");
+        let e = &c.models[0].endpoints[0];
+        assert_eq!(e.tier_sources.len(), 1);
+        assert_eq!(e.tier_sources[0].kind, PriceSourceKind::Secondary);
+        assert_eq!(e.tier_sources[0].read, "2026-11-30");
+
+        let bad =
+            "source = { kind = \"provider\", url = \"http://example.com\", read = \"2026-11-30\" }";
+        assert_rejects(
+            &tier(bad),
+            &format!("{AT}.tiers[0].source: url `http://example.com` must be an https:// URL"),
+        );
+    }
+
+    #[test]
+    fn the_shipped_catalog_passes_with_a_source_for_every_price() {
+        let c = Catalog::builtin().expect("the shipped catalog passes the check");
+        for m in &c.models {
+            for e in &m.endpoints {
+                let s = &e.price_source;
+                assert!(s.url.starts_with("https://"), "{}: {s:?}", e.key);
+                assert!(is_date(&s.read), "{}: {s:?}", e.key);
+                assert_eq!(e.tier_sources.len(), e.pricing.tiers.len(), "{}", e.key);
+            }
+        }
+        // The seed price corrected on 2026-11-30: AWS's us-east-1 price, not the launch price.
+        let mistral = c
+            .model("mistral/mistral-large-2402")
+            .and_then(|m| m.endpoints.first())
+            .expect("mistral");
+        assert_eq!(mistral.pricing.input.nanos_per_mtok(), 4_000_000_000);
+        assert_eq!(mistral.pricing.output.nanos_per_mtok(), 12_000_000_000);
+        assert_eq!(mistral.price_source.kind, PriceSourceKind::Secondary);
     }
 
     #[test]

@@ -78,6 +78,9 @@ pub struct RawPricing {
     pub cache_write_1h: Option<toml::Value>,
     #[serde(default)]
     pub tiers: Vec<RawTier>,
+    /// Where these prices were read. Optional here only so that the check can report a
+    /// missing one with the model and endpoint it belongs to; the check requires it.
+    pub source: Option<RawPriceSource>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -89,4 +92,22 @@ pub struct RawTier {
     pub cache_read: Option<toml::Value>,
     pub cache_write_5m: Option<toml::Value>,
     pub cache_write_1h: Option<toml::Value>,
+    /// The tier's own source, when it was read somewhere else than the base prices;
+    /// without one the tier shares the endpoint's `source`.
+    pub source: Option<RawPriceSource>,
+}
+
+/// `source = { kind = "provider", url = "https://...", read = "YYYY-MM-DD", note = "..." }`:
+/// where a price list was read, when, and how directly. Every field is optional here so
+/// that the check names the model and endpoint of a missing one, instead of serde's bare
+/// "missing field".
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPriceSource {
+    pub kind: Option<String>,
+    pub url: Option<String>,
+    /// A TOML value, so that an unquoted TOML date (`read = 2026-11-25`) is reported as
+    /// "write it as a quoted string" rather than as a type error without a location.
+    pub read: Option<toml::Value>,
+    pub note: Option<String>,
 }

@@ -235,7 +235,7 @@ async fn wrong_form_gw(with_good_endpoint: bool) -> Gw {
 provider = "openai"
 upstream_id = "sim-good"
 verified = { date = "2026-11-25", method = "test" }
-pricing = { input = "3.30", output = "16.50" }
+pricing = { input = "3.30", output = "16.50", source = { kind = "provider", url = "https://example.com/test-prices", read = "2026-11-25" } }
 "#
     } else {
         ""
@@ -256,7 +256,7 @@ upstream_id = "anthropic.claude-sonnet-4-6"
 invocation = "on_demand"
 region = "us-east-1"
 verified = {{ date = "2026-11-25", method = "planted mistake" }}
-pricing = {{ input = "1", output = "1" }}
+pricing = {{ input = "1", output = "1", source = {{ kind = "provider", url = "https://example.com/test-prices", read = "2026-11-25" }} }}
 {good}
 [[models]]
 id = "test/wrong-prefix"
@@ -273,7 +273,7 @@ invocation = "profile"
 geography = "us"
 source_region = "us-east-1"
 verified = {{ date = "2026-11-25", method = "planted mistake" }}
-pricing = {{ input = "1", output = "1" }}
+pricing = {{ input = "1", output = "1", source = {{ kind = "provider", url = "https://example.com/test-prices", read = "2026-11-25" }} }}
 "#
     );
     Gw::start_with_catalog(&extra, |_| {}).await

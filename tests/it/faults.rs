@@ -17,19 +17,19 @@ max_output_tokens = 1000
 provider = "openai_compatible:dead"
 upstream_id = "sim-dead"
 verified = { date = "2026-11-25", method = "test" }
-pricing = { input = "0.1", output = "0.1" }
+pricing = { input = "0.1", output = "0.1", source = { kind = "provider", url = "https://example.com/test-prices", read = "2026-11-25" } }
 
 [[models.endpoints]]
 provider = "openai_compatible:ghost"
 upstream_id = "unknown-to-the-upstream"
 verified = { date = "2026-11-25", method = "test" }
-pricing = { input = "0.5", output = "0.5" }
+pricing = { input = "0.5", output = "0.5", source = { kind = "provider", url = "https://example.com/test-prices", read = "2026-11-25" } }
 
 [[models.endpoints]]
 provider = "openai_compatible:live"
 upstream_id = "sim-live"
 verified = { date = "2026-11-25", method = "test" }
-pricing = { input = "1", output = "2" }
+pricing = { input = "1", output = "2", source = { kind = "provider", url = "https://example.com/test-prices", read = "2026-11-25" } }
 "#;
     // A port that was just free: connections are refused.
     let dead = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");

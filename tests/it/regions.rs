@@ -19,20 +19,20 @@ provider = "openai_compatible:useast"
 upstream_id = "sim-us-east-1"
 region = "us-east-1"
 verified = { date = "2026-11-25", method = "test" }
-pricing = { input = "1", output = "1" }
+pricing = { input = "1", output = "1", source = { kind = "provider", url = "https://example.com/test-prices", read = "2026-11-25" } }
 
 [[models.endpoints]]
 provider = "openai_compatible:euwest"
 upstream_id = "sim-eu-west-1"
 region = "eu-west-1"
 verified = { date = "2026-11-25", method = "test" }
-pricing = { input = "2", output = "2" }
+pricing = { input = "2", output = "2", source = { kind = "provider", url = "https://example.com/test-prices", read = "2026-11-25" } }
 
 [[models.endpoints]]
 provider = "openai"
 upstream_id = "sim-anywhere"
 verified = { date = "2026-11-25", method = "test" }
-pricing = { input = "0.5", output = "0.5" }
+pricing = { input = "0.5", output = "0.5", source = { kind = "provider", url = "https://example.com/test-prices", read = "2026-11-25" } }
 "#;
 
 async fn regional_gw() -> Gw {
