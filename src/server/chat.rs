@@ -16,7 +16,7 @@ use crate::catalog::{Endpoint, RegionConstraint, Resolution};
 use crate::chat::raw::RawObject;
 use crate::chat::request::input_token_bound;
 use crate::chat::{ChatRequest, Completion, Reply, StreamItem};
-use crate::ledger::{keys, Charge, Reservation};
+use crate::ledger::{keys, Charge, Reservation, UsageStatus};
 use crate::money::{CostAccumulator, Nanos};
 use crate::providers::Call;
 
@@ -222,14 +222,14 @@ fn proxied_headers(resp: &mut Response, res: &Resolution, ep: &Endpoint) {
 }
 
 fn complete(res: &Resolution, ep: &Endpoint, c: Completion, reservation: Reservation) -> Response {
-    let cost = c.usage.cost(&ep.pricing);
-    let charged = reservation.settle(Charge {
-        cost,
-        model: res.model.id.clone(),
-        endpoint: ep.key.clone(),
-        usage: c.usage,
-        note: None,
-    });
+    let charged = reservation.settle(Charge::for_endpoint(
+        ep,
+        &res.model.id,
+        c.usage,
+        c.id(),
+        UsageStatus::Completed,
+        None,
+    ));
     let usage = c.usage.to_openai_json(charged);
     let mut out = Vec::with_capacity(512);
     out.push(b'{');

@@ -14,7 +14,7 @@ use futures_util::Stream;
 
 use crate::catalog::Endpoint;
 use crate::chat::{ChunkStream, StreamItem, Usage};
-use crate::ledger::{Charge, Reservation};
+use crate::ledger::{Charge, Reservation, UsageStatus};
 use crate::providers::UpstreamError;
 
 pub struct BilledStream {
@@ -102,7 +102,12 @@ impl BilledStream {
             (!self.final_usage)
                 .then(|| "the upstream ended the stream without reporting usage".to_owned())
         });
-        let charged = self.settle(reason);
+        let status = match (&error, self.final_usage) {
+            (Some(_), _) => UsageStatus::UpstreamError,
+            (None, true) => UsageStatus::Completed,
+            (None, false) => UsageStatus::CutShort,
+        };
+        let charged = self.settle(reason, status);
         match error {
             None => {
                 if self.include_usage {
@@ -126,7 +131,7 @@ impl BilledStream {
         }
     }
 
-    fn settle(&mut self, note: Option<String>) -> crate::money::Nanos {
+    fn settle(&mut self, note: Option<String>, status: UsageStatus) -> crate::money::Nanos {
         let Some(r) = self.reservation.take() else {
             return crate::money::Nanos::ZERO;
         };
@@ -143,15 +148,15 @@ impl BilledStream {
                 note.as_deref().unwrap_or("client disconnected")
             ));
         }
-        let cost = usage.cost(&self.endpoint.pricing);
         self.usage = usage;
-        r.settle(Charge {
-            cost,
-            model: self.model.clone(),
-            endpoint: self.endpoint.key.clone(),
+        r.settle(Charge::for_endpoint(
+            &self.endpoint,
+            &self.model,
             usage,
+            Some(self.meta.0.clone()),
+            status,
             note,
-        })
+        ))
     }
 }
 
@@ -191,7 +196,7 @@ impl Drop for BilledStream {
     fn drop(&mut self) {
         // The client went away mid-stream: bill what was generated so far.
         if self.reservation.is_some() {
-            self.settle(None);
+            self.settle(None, UsageStatus::ClientDisconnected);
         }
     }
 }
