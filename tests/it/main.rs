@@ -10,3 +10,4 @@ mod chat;
 mod errors;
 mod faults;
 mod regions;
+mod usage;
