@@ -208,14 +208,7 @@ fn header(resp: &mut Response, name: &'static str, value: &str) {
 fn proxied_headers(resp: &mut Response, res: &Resolution, ep: &Endpoint) {
     header(resp, "x-gammainfra-provider", &ep.provider.to_string());
     header(resp, "x-gammainfra-upstream-model", &ep.upstream_id);
-    let region = ep
-        .bedrock
-        .as_ref()
-        .map_or(ep.region_label.as_str(), |b| match &b.invocation {
-            crate::catalog::BedrockInvocation::Profile { geography } => geography.as_str(),
-            crate::catalog::BedrockInvocation::OnDemand => b.source_region.as_str(),
-        });
-    header(resp, "x-gammainfra-upstream-region", region);
+    header(resp, "x-gammainfra-upstream-region", ep.served_region());
     if res.renamed {
         header(resp, "x-gammainfra-resolved-model", &res.model.id);
     }
