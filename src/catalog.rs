@@ -205,6 +205,21 @@ pub struct PriceSource {
     pub note: Option<String>,
 }
 
+impl Endpoint {
+    /// Where a request to this endpoint is served, as the `X-GammaInfra-Upstream-Region`
+    /// response header and the usage records say it: a Bedrock profile's geography
+    /// (`us`, `global`), an on-demand Bedrock endpoint's region, else the region label.
+    /// One function for both, so that a record always matches the header its response had.
+    pub fn served_region(&self) -> &str {
+        self.bedrock
+            .as_ref()
+            .map_or(self.region_label.as_str(), |b| match &b.invocation {
+                BedrockInvocation::Profile { geography } => geography.as_str(),
+                BedrockInvocation::OnDemand => b.source_region.as_str(),
+            })
+    }
+}
+
 /// Prices of one endpoint, USD per million tokens.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Pricing {

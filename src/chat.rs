@@ -82,6 +82,18 @@ pub struct Completion {
     pub usage: Usage,
 }
 
+impl Completion {
+    /// The completion's `id` (the provider's response ID, e.g. `chatcmpl-...` or
+    /// `msg_...`), recorded with the charge so that a customer can match a usage record
+    /// with the provider's own logs. `None` if the reply carried no string `id`.
+    pub fn id(&self) -> Option<String> {
+        self.fields
+            .iter()
+            .find(|(k, _)| k == "id")
+            .and_then(|(_, v)| serde_json::from_str::<String>(v.get()).ok())
+    }
+}
+
 /// One item of a streamed reply, already in OpenAI's dialect.
 #[derive(Debug)]
 pub enum StreamItem {

@@ -44,7 +44,10 @@ use tokio::sync::{mpsc, oneshot};
 use crate::config::Billing;
 use crate::money::Nanos;
 use keys::{KeyHash, NewKey};
-pub use store::{Idempotency, Store, StoreError, TopupReceipt, UsageEntry};
+pub use store::{
+    DailyUsage, Idempotency, Store, StoreError, TopupReceipt, UsageEntry, UsageFilter, UsageOrder,
+    UsageRecord,
+};
 
 /// The account behind an API key.
 #[derive(Debug, Clone)]
@@ -74,6 +77,9 @@ impl Balance {
     }
 }
 
+// Nearly every op is a usage entry, so boxing it (as clippy suggests for the rare small
+// variant's sake) would only add an allocation per settlement.
+#[allow(clippy::large_enum_variant)]
 enum WriteOp {
     Usage(UsageEntry),
     /// Answered once everything queued before it is committed.
@@ -510,14 +516,86 @@ impl Drop for Presence {
     }
 }
 
-/// What a settled request used.
+/// How a billed request ended, as its usage record says (`status`). A short, closed
+/// set so that customers can filter and count by it; the details go in the note.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum UsageStatus {
+    /// The provider answered in full and reported its final usage.
+    #[default]
+    Completed,
+    /// The client went away before the answer was complete; the gateway read the
+    /// answer to its end and billed the provider's own usage.
+    ClientDisconnected,
+    /// The upstream failed after the answer had begun (an error event, a broken
+    /// connection); what was generated until then is billed.
+    UpstreamError,
+    /// The upstream ended the answer without an error but without its final usage
+    /// report; the usage is partly estimated.
+    CutShort,
+}
+
+impl UsageStatus {
+    /// The value stored in `ledger_entries.status` and shown to customers.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Completed => "completed",
+            Self::ClientDisconnected => "client_disconnected",
+            Self::UpstreamError => "upstream_error",
+            Self::CutShort => "cut_short",
+        }
+    }
+}
+
+impl std::fmt::Display for UsageStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a settled request used, and the details its usage record keeps for audit.
 #[derive(Debug, Clone, Default)]
 pub struct Charge {
     pub cost: Nanos,
+    /// The gateway's model ID.
     pub model: String,
+    /// The endpoint's key, `provider:upstream_id`.
     pub endpoint: String,
+    pub provider: String,
+    pub upstream_model: String,
+    /// The provider's ID of its answer (`chatcmpl-...`, `msg_...`), when known.
+    pub upstream_request_id: Option<String>,
+    /// As in the `X-GammaInfra-Upstream-Region` header.
+    pub region: String,
+    pub status: UsageStatus,
     pub usage: crate::chat::Usage,
     pub note: Option<String>,
+}
+
+impl Charge {
+    /// The charge for `usage` served by `ep`, priced at `ep`'s prices, with the
+    /// endpoint's details filled in. The one place a charge is built, so that the
+    /// settlement paths (non-streamed, streamed) cannot record them differently.
+    pub fn for_endpoint(
+        ep: &crate::catalog::Endpoint,
+        model: &str,
+        usage: crate::chat::Usage,
+        upstream_request_id: Option<String>,
+        status: UsageStatus,
+        note: Option<String>,
+    ) -> Self {
+        Self {
+            cost: usage.cost(&ep.pricing),
+            model: model.to_owned(),
+            endpoint: ep.key.clone(),
+            provider: ep.provider.to_string(),
+            upstream_model: ep.upstream_id.clone(),
+            upstream_request_id: upstream_request_id.filter(|id| !id.is_empty()),
+            region: ep.served_region().to_owned(),
+            status,
+            usage,
+            note,
+        }
+    }
 }
 
 /// Credit held for one request. Settle it by value with [`Reservation::settle`]; if it
@@ -592,6 +670,11 @@ impl Reservation {
             request_id: self.request_id.clone(),
             model: charge.model,
             endpoint: charge.endpoint,
+            provider: charge.provider,
+            upstream_model: charge.upstream_model,
+            upstream_request_id: charge.upstream_request_id,
+            region: charge.region,
+            status: charge.status,
             charged: cost,
             input_tokens: u.input_tokens,
             output_tokens: u.output_tokens,

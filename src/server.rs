@@ -6,6 +6,7 @@
 //! * [`auth`]: customer keys and the admin token.
 //! * [`chat`]: `POST /v1/chat/completions`, the attempt/fail-over loop and billing.
 //! * [`stream`]: the SSE body of a streamed completion, settled when it ends or drops.
+//! * [`usage`]: `GET /v1/usage[/daily]` and the admin view of an account's usage.
 //! * [`models`], [`credits`], [`admin`]: the rest of the API.
 
 pub mod admin;
@@ -15,6 +16,7 @@ pub mod credits;
 pub mod error;
 pub mod models;
 pub mod stream;
+pub mod usage;
 
 use std::sync::Arc;
 
@@ -74,12 +76,19 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/models", get(models::list))
         .route("/v1/models/{*id}", get(models::one))
         .route("/v1/credits", get(credits::show))
+        .route("/v1/usage", get(usage::list))
+        .route("/v1/usage/daily", get(usage::daily))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/admin/v1/accounts", post(admin::create_account))
         .route("/admin/v1/accounts/{id}", get(admin::show_account))
         .route("/admin/v1/accounts/{id}/keys", post(admin::create_key))
         .route("/admin/v1/accounts/{id}/topups", post(admin::topup))
+        .route("/admin/v1/accounts/{id}/usage", get(usage::admin_list))
+        .route(
+            "/admin/v1/accounts/{id}/usage/daily",
+            get(usage::admin_daily),
+        )
         .route("/admin/v1/keys/{key_id}", delete(admin::revoke_key))
         .fallback(not_found)
         // The limit is enforced by the handlers' body extraction (a 413 in our shape);

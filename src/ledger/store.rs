@@ -1,5 +1,10 @@
 //! Persistence of accounts, keys and the ledger (SQLite through sqlx). The only module
 //! that speaks SQL.
+//!
+//! * this file: opening and migrating, accounts, keys, top-ups, appending usage.
+//! * [`usage`]: reading usage records back for `GET /v1/usage`.
+
+mod usage;
 
 use std::borrow::Cow;
 use std::str::FromStr;
@@ -9,7 +14,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 
 use super::keys::{KeyHash, NewKey};
+use super::UsageStatus;
 use crate::money::Nanos;
+pub use usage::{DailyUsage, UsageFilter, UsageOrder, UsageRecord};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -39,6 +46,11 @@ pub struct UsageEntry {
     pub request_id: String,
     pub model: String,
     pub endpoint: String,
+    pub provider: String,
+    pub upstream_model: String,
+    pub upstream_request_id: Option<String>,
+    pub region: String,
+    pub status: UsageStatus,
     pub charged: Nanos,
     pub input_tokens: u64,
     pub output_tokens: u64,
@@ -111,6 +123,32 @@ fn lock_file(path: &str) -> Result<std::fs::File, StoreError> {
     }
 }
 
+/// SQLite's limit on the parameters of one statement (`SQLITE_MAX_VARIABLE_NUMBER`,
+/// 32,766 since SQLite 3.32; sqlx bundles a newer SQLite).
+const SQLITE_MAX_PARAMS: usize = 32_766;
+
+/// The columns [`Store::append_usage`] writes, in the order it binds them.
+const USAGE_COLUMNS: [&str; 18] = [
+    "account_id",
+    "kind",
+    "amount_nanos",
+    "request_id",
+    "key_id",
+    "model",
+    "endpoint",
+    "provider",
+    "upstream_model",
+    "upstream_request_id",
+    "region",
+    "status",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "note",
+    "created_at",
+];
+
 fn migrator() -> Migrator {
     Migrator {
         migrations: Cow::Owned(vec![
@@ -119,6 +157,13 @@ fn migrator() -> Migrator {
                 Cow::Borrowed("init"),
                 MigrationType::Simple,
                 Cow::Borrowed(include_str!("../../migrations/0001_init.sql")),
+                false,
+            ),
+            Migration::new(
+                2,
+                Cow::Borrowed("usage details"),
+                MigrationType::Simple,
+                Cow::Borrowed(include_str!("../../migrations/0002_usage_details.sql")),
                 false,
             ),
             Migration::new(
@@ -338,13 +383,14 @@ impl Store {
     /// Appends usage charges in one transaction. A request already charged (same
     /// request ID) is skipped, so a retried batch cannot double-charge.
     pub async fn append_usage(&self, entries: &[UsageEntry]) -> Result<(), StoreError> {
-        // Multi-row INSERTs: one statement per 1,000 entries (13 parameters each, under
-        // SQLite's limit of 32,766), in one transaction.
+        // Multi-row INSERTs with as many rows per statement as SQLite's limit on bound
+        // parameters allows (32,766 / 18 columns = 1,820 rows), in one transaction.
+        const ROWS_PER_INSERT: usize = SQLITE_MAX_PARAMS / USAGE_COLUMNS.len();
+        let insert = format!("INSERT INTO ledger_entries ({}) ", USAGE_COLUMNS.join(", "));
         let mut tx = self.pool.begin().await?;
-        for chunk in entries.chunks(1000) {
-            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-                "INSERT INTO ledger_entries (account_id, kind, amount_nanos, request_id, key_id, model, endpoint, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, note, created_at) ",
-            );
+        for chunk in entries.chunks(ROWS_PER_INSERT) {
+            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(&insert);
+            // One bind per name in USAGE_COLUMNS, in that order.
             q.push_values(chunk, |mut b, e| {
                 b.push_bind(&e.account_id)
                     .push_bind("usage")
@@ -353,6 +399,11 @@ impl Store {
                     .push_bind(&e.key_id)
                     .push_bind(&e.model)
                     .push_bind(&e.endpoint)
+                    .push_bind(&e.provider)
+                    .push_bind(&e.upstream_model)
+                    .push_bind(&e.upstream_request_id)
+                    .push_bind(&e.region)
+                    .push_bind(e.status.as_str())
                     .push_bind(e.input_tokens as i64)
                     .push_bind(e.output_tokens as i64)
                     .push_bind(e.cache_read_tokens as i64)

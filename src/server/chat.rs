@@ -22,7 +22,7 @@ use crate::catalog::{Endpoint, RegionConstraint, Resolution};
 use crate::chat::raw::RawObject;
 use crate::chat::request::input_token_bound;
 use crate::chat::{ChatRequest, Completion, Reply, StreamItem};
-use crate::ledger::{keys, Charge, ClientHandle, Presence, Reservation};
+use crate::ledger::{keys, Charge, ClientHandle, Presence, Reservation, UsageStatus};
 use crate::money::{CostAccumulator, Nanos};
 use crate::providers::Call;
 
@@ -233,31 +233,29 @@ fn header(resp: &mut Response, name: &'static str, value: &str) {
 fn proxied_headers(resp: &mut Response, res: &Resolution, ep: &Endpoint) {
     header(resp, "x-gammainfra-provider", &ep.provider.to_string());
     header(resp, "x-gammainfra-upstream-model", &ep.upstream_id);
-    let region = ep
-        .bedrock
-        .as_ref()
-        .map_or(ep.region_label.as_str(), |b| match &b.invocation {
-            crate::catalog::BedrockInvocation::Profile { geography } => geography.as_str(),
-            crate::catalog::BedrockInvocation::OnDemand => b.source_region.as_str(),
-        });
-    header(resp, "x-gammainfra-upstream-region", region);
+    header(resp, "x-gammainfra-upstream-region", ep.served_region());
     if res.renamed {
         header(resp, "x-gammainfra-resolved-model", &res.model.id);
     }
 }
 
 fn complete(res: &Resolution, ep: &Endpoint, c: Completion, reservation: Reservation) -> Response {
-    let cost = c.usage.cost(&ep.pricing);
-    let note = reservation.client_left().then(|| {
-        "client disconnected before the answer; read to its end and billed from the provider's usage".to_owned()
-    });
-    let charged = reservation.settle(Charge {
-        cost,
-        model: res.model.id.clone(),
-        endpoint: ep.key.clone(),
-        usage: c.usage,
+    let (status, note) = if reservation.client_left() {
+        (
+            UsageStatus::ClientDisconnected,
+            Some("client disconnected before the answer; read to its end and billed from the provider's usage".to_owned()),
+        )
+    } else {
+        (UsageStatus::Completed, None)
+    };
+    let charged = reservation.settle(Charge::for_endpoint(
+        ep,
+        &res.model.id,
+        c.usage,
+        c.id(),
+        status,
         note,
-    });
+    ));
     let usage = c.usage.to_openai_json(charged);
     let mut out = Vec::with_capacity(512);
     out.push(b'{');

@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 
 use crate::catalog::Endpoint;
 use crate::chat::{ChunkStream, StreamItem, Usage};
-use crate::ledger::{Charge, ClientHandle, Reservation};
+use crate::ledger::{Charge, ClientHandle, Reservation, UsageStatus};
 use crate::providers::UpstreamError;
 
 pub struct BilledStream {
@@ -151,7 +151,13 @@ impl BilledStream {
             (!self.final_usage)
                 .then(|| "the upstream ended the stream without reporting usage".to_owned())
         });
-        let charged = self.settle(reason);
+        let status = match (&error, self.final_usage) {
+            (Some(_), _) => UsageStatus::UpstreamError,
+            (None, false) => UsageStatus::CutShort,
+            (None, true) if self.client_left => UsageStatus::ClientDisconnected,
+            (None, true) => UsageStatus::Completed,
+        };
+        let charged = self.settle(reason, status);
         match error {
             None => {
                 if self.include_usage {
@@ -175,7 +181,7 @@ impl BilledStream {
         }
     }
 
-    fn settle(&mut self, note: Option<String>) -> crate::money::Nanos {
+    fn settle(&mut self, note: Option<String>, status: UsageStatus) -> crate::money::Nanos {
         let Some(r) = self.reservation.take() else {
             return crate::money::Nanos::ZERO;
         };
@@ -196,15 +202,15 @@ impl BilledStream {
                 note.as_deref().unwrap_or("the gateway stopped reading it")
             ));
         }
-        let cost = usage.cost(&self.endpoint.pricing);
         self.usage = usage;
-        r.settle(Charge {
-            cost,
-            model: self.model.clone(),
-            endpoint: self.endpoint.key.clone(),
+        r.settle(Charge::for_endpoint(
+            &self.endpoint,
+            &self.model,
             usage,
+            Some(self.meta.0.clone()),
+            status,
             note,
-        })
+        ))
     }
 }
 
@@ -242,9 +248,10 @@ impl Stream for BilledStream {
 
 impl Drop for BilledStream {
     fn drop(&mut self) {
-        // The client went away mid-stream: bill what was generated so far.
+        // Dropped unfinished: its task was cancelled (the runtime is shutting down). Bill
+        // what was seen, estimating the rest.
         if self.reservation.is_some() {
-            self.settle(None);
+            self.settle(None, UsageStatus::CutShort);
         }
     }
 }

@@ -11,3 +11,4 @@ mod errors;
 mod faults;
 mod regions;
 mod settlement;
+mod usage;
