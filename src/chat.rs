@@ -35,11 +35,13 @@ pub struct Usage {
 }
 
 impl Usage {
+    /// All input tokens. Saturating: the counts are the provider's, and a wrapped (or, in a
+    /// debug build, panicking) sum must not decide the price tier or the charge.
     pub fn prompt_tokens(&self) -> u64 {
         self.input_tokens
-            + self.cache_read_tokens
-            + self.cache_write_5m_tokens
-            + self.cache_write_1h_tokens
+            .saturating_add(self.cache_read_tokens)
+            .saturating_add(self.cache_write_5m_tokens)
+            .saturating_add(self.cache_write_1h_tokens)
     }
 
     /// The exact cost of this usage at an endpoint's prices (tier chosen by total input).
@@ -65,9 +67,10 @@ impl Usage {
             ),
             prompt,
             self.output_tokens,
-            prompt + self.output_tokens,
+            prompt.saturating_add(self.output_tokens),
             self.cache_read_tokens,
-            self.cache_write_5m_tokens + self.cache_write_1h_tokens,
+            self.cache_write_5m_tokens
+                .saturating_add(self.cache_write_1h_tokens),
             cost
         )
     }
