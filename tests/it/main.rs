@@ -9,4 +9,5 @@ mod billing;
 mod chat;
 mod errors;
 mod faults;
+mod priced;
 mod regions;
