@@ -3,12 +3,15 @@
 //! its native API and back into [`Completion`]s and [`StreamItem`]s.
 //!
 //! # Layout
-//! * [`request`]: the typed request, its validation, and the input-size estimate that
+//! * [`request`]: the typed request, its validation, and the input-size bound that
 //!   sizes a credit reservation.
+//! * [`estimate`]: the input tokens a request is estimated to cost, for a stream cut
+//!   before the provider reported usage.
 //! * [`raw`]: [`raw::RawObject`], a JSON object split into top-level fields whose values
 //!   stay unparsed, so a body that passes through is never re-serialised.
 //! * this file: usage and the reply types providers return.
 
+pub mod estimate;
 pub mod raw;
 pub mod request;
 

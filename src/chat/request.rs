@@ -525,12 +525,17 @@ impl ChatRequest {
 
 /// An upper bound on a request's input tokens, from its size: no tokenizer produces more
 /// tokens than the bytes of text it reads, and no provider we serve counts one image as
-/// more than about 25,500 tokens (GPT-4o mini at high detail: 2,833 + 4 tiles × 5,667;
-/// Nova about 2,600; Claude about 1,600), so 30,000 per image is a safe bound. Used only
-/// to size a reservation.
+/// more than [`MAX_IMAGE_TOKENS`]. Used to size a reservation, and to cap the estimate
+/// of a cut stream ([`crate::chat::estimate`]) so that it never exceeds what was held.
 pub fn input_token_bound(body_len: usize, images: usize) -> u64 {
-    body_len as u64 + images as u64 * 30_000
+    (body_len as u64).saturating_add((images as u64).saturating_mul(MAX_IMAGE_TOKENS))
 }
+
+/// The most input tokens one image can cost at any model the gateway serves: GPT-4o mini
+/// at high detail, 2,833 + 8 tiles × 5,667 = 48,169 (an image is scaled to fit 2,048 ×
+/// 2,048 and then to a shortest side of 768 px, so it spans at most 2 × 4 tiles of 512
+/// px); Claude Opus 4.7 about 4,800, Nova about 2,600, other Claude models about 1,600.
+pub const MAX_IMAGE_TOKENS: u64 = 50_000;
 
 impl ChatRequest {
     pub fn image_count(&self) -> usize {
