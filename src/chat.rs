@@ -3,12 +3,15 @@
 //! its native API and back into [`Completion`]s and [`StreamItem`]s.
 //!
 //! # Layout
-//! * [`request`]: the typed request, its validation, and the input-size estimate that
+//! * [`request`]: the typed request, its validation, and the input-size bound that
 //!   sizes a credit reservation.
+//! * [`estimate`]: the input tokens a request is estimated to cost, for a stream cut
+//!   before the provider reported usage.
 //! * [`raw`]: [`raw::RawObject`], a JSON object split into top-level fields whose values
 //!   stay unparsed, so a body that passes through is never re-serialised.
 //! * this file: usage and the reply types providers return.
 
+pub mod estimate;
 pub mod raw;
 pub mod request;
 
@@ -35,11 +38,13 @@ pub struct Usage {
 }
 
 impl Usage {
+    /// All input tokens. Saturating: the counts are the provider's, and a wrapped (or, in a
+    /// debug build, panicking) sum must not decide the price tier or the charge.
     pub fn prompt_tokens(&self) -> u64 {
         self.input_tokens
-            + self.cache_read_tokens
-            + self.cache_write_5m_tokens
-            + self.cache_write_1h_tokens
+            .saturating_add(self.cache_read_tokens)
+            .saturating_add(self.cache_write_5m_tokens)
+            .saturating_add(self.cache_write_1h_tokens)
     }
 
     /// The exact cost of this usage at an endpoint's prices (tier chosen by total input).
@@ -65,9 +70,10 @@ impl Usage {
             ),
             prompt,
             self.output_tokens,
-            prompt + self.output_tokens,
+            prompt.saturating_add(self.output_tokens),
             self.cache_read_tokens,
-            self.cache_write_5m_tokens + self.cache_write_1h_tokens,
+            self.cache_write_5m_tokens
+                .saturating_add(self.cache_write_1h_tokens),
             cost
         )
     }

@@ -198,6 +198,9 @@ pub struct FeeStep {
 
 impl Billing {
     /// The top-up fee at `at` for `amount` (whole cents), rounded half-up to the cent.
+    /// The product is formed in `i128` (cents and basis points are each `i64`, so it
+    /// cannot overflow there) and the fee saturates at [`Nanos::MAX`]; the top-up handler
+    /// refuses any amount whose charge would not fit before it gets here.
     pub fn topup_fee(&self, amount: Nanos, at: time::OffsetDateTime) -> Nanos {
         let bp = self
             .topup_fees
@@ -205,8 +208,9 @@ impl Billing {
             .rev()
             .find(|s| s.from <= at)
             .map_or(0, |s| s.basis_points);
-        let cents = amount.whole_cents().unwrap_or(0);
-        Nanos::from_cents((cents * bp + 5_000) / 10_000)
+        let cents = i128::from(amount.whole_cents().unwrap_or(0));
+        let fee_cents = (cents * i128::from(bp) + 5_000).div_euclid(10_000);
+        Nanos::from_cents(i64::try_from(fee_cents).unwrap_or(i64::MAX))
     }
 }
 
@@ -399,6 +403,8 @@ impl Config {
                     .ok()
                     .and_then(Nanos::whole_cents);
                 match (from, pct) {
+                    // A fee above 100% is a typo, and would let a fee outgrow the ledger.
+                    (Ok(_), Some(bp)) if bp > 10_000 => errs.push(format!("billing.topup_fees[{i}].percent: `{}` is above 100", f.percent)),
                     (Ok(from), Some(bp)) => steps.push(FeeStep { from, basis_points: bp }),
                     (Err(e), _) => errs.push(format!("billing.topup_fees[{i}].from: `{}`: {e}", f.from)),
                     (_, None) => errs.push(format!("billing.topup_fees[{i}].percent: `{}` is not a percentage like \"5\" or \"2.9\"", f.percent)),
@@ -626,5 +632,125 @@ mod tests {
     #[test]
     fn secrets_are_redacted_in_debug() {
         assert_eq!(format!("{:?}", Secret::new("sk-secret")), "[redacted]");
+    }
+}
+
+/// Property tests of the default top-up fee schedule (docs/billing.md, "Top-ups"): 3%
+/// for top-ups made up to and including 2026-06-23 (UTC), 5% from 2026-06-24 00:00 UTC,
+/// rounded half-up to the cent. Expected fees are computed independently.
+#[cfg(test)]
+mod topup_fee_props {
+    use super::*;
+    use proptest::prelude::*;
+    use time::macros::datetime;
+    use time::{Duration, OffsetDateTime, UtcOffset};
+
+    /// The first instant of the 5% fee.
+    const SWITCH: OffsetDateTime = datetime!(2026-06-24 0:00 UTC);
+
+    /// `cents × percent / 100`, rounded half-up to the cent: ⌊(2 × cents × percent + 100) / 200⌋.
+    fn expected(cents: i64, percent: i64) -> Nanos {
+        Nanos::from_cents((2 * cents * percent + 100) / 200)
+    }
+
+    fn percent_at(at: OffsetDateTime) -> i64 {
+        if at < SWITCH {
+            3
+        } else {
+            5
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Every top-up the handler accepts ($10.00 to $1,000,000.00), at any instant from
+        /// 2000 to 2100.
+        #[test]
+        fn fee_is_the_dated_percentage_rounded_half_up(
+            cents in 1_000i64..=100_000_000,
+            secs in 946_684_800i64..4_102_444_800,
+            nanos in 0u32..1_000_000_000,
+        ) {
+            let at = OffsetDateTime::from_unix_timestamp(secs)
+                .expect("in range")
+                .replace_nanosecond(nanos)
+                .expect("nanosecond");
+            let fee = Billing::default().topup_fee(Nanos::from_cents(cents), at);
+            prop_assert_eq!(fee, expected(cents, percent_at(at)));
+        }
+
+        /// Within a day of the switch, to the nanosecond and in any UTC offset: the
+        /// schedule compares instants, not wall-clock dates.
+        #[test]
+        fn the_switch_is_at_midnight_utc_to_the_nanosecond(
+            cents in 1_000i64..=100_000_000,
+            before in 1i64..=86_400_000_000_000,
+            offset_minutes in -(14 * 60)..=(14 * 60),
+        ) {
+            let b = Billing::default();
+            let offset = UtcOffset::from_whole_seconds(offset_minutes * 60).expect("offset");
+            let amount = Nanos::from_cents(cents);
+            let earlier = (SWITCH - Duration::nanoseconds(before)).to_offset(offset);
+            let later = (SWITCH + Duration::nanoseconds(before - 1)).to_offset(offset);
+            prop_assert_eq!(b.topup_fee(amount, earlier), expected(cents, 3));
+            prop_assert_eq!(b.topup_fee(amount, later), expected(cents, 5));
+        }
+
+        /// Half-up: the fee is more than the exact percentage minus half a cent and at most
+        /// the exact percentage plus half a cent (a tie rounds up); it grows with the amount.
+        #[test]
+        fn fee_is_within_half_a_cent_and_monotonic(cents in 1_000i64..100_000_000) {
+            let b = Billing::default();
+            let at = SWITCH;
+            let fee = b.topup_fee(Nanos::from_cents(cents), at).nanos();
+            // In nano-dollars (exact: 5% of a cent is half a million nano-dollars).
+            let exact = i128::from(cents) * 500_000;
+            let diff = i128::from(fee) - exact;
+            prop_assert!(diff > -5_000_000 && diff <= 5_000_000, "{}", diff);
+            let next = b.topup_fee(Nanos::from_cents(cents + 1), at);
+            prop_assert!(next.nanos() >= fee);
+        }
+    }
+
+    #[test]
+    fn the_documented_examples() {
+        let b = Billing::default();
+        let before = datetime!(2026-06-23 23:59:59.999999999 UTC);
+        // (credited, fee before the switch, fee from the switch) in cents: docs/billing.md.
+        for (credited, fee3, fee5) in [
+            (1000, 30, 50),
+            (1009, 30, 50),
+            (1010, 30, 51),
+            (2500, 75, 125),
+        ] {
+            let c = Nanos::from_cents(credited);
+            assert_eq!(
+                b.topup_fee(c, before),
+                Nanos::from_cents(fee3),
+                "{credited}"
+            );
+            assert_eq!(
+                b.topup_fee(c, SWITCH),
+                Nanos::from_cents(fee5),
+                "{credited}"
+            );
+        }
+        // Local time already on the 24th, but still the 23rd in UTC: 3%.
+        let tokyo = datetime!(2026-06-24 08:59:59 +09:00);
+        assert_eq!(
+            b.topup_fee(Nanos::from_cents(1000), tokyo),
+            Nanos::from_cents(30)
+        );
+    }
+
+    #[test]
+    fn a_fee_above_100_percent_is_a_configuration_error() {
+        let raw: RawConfig = toml::from_str(
+            "[[billing.topup_fees]]\nfrom = \"2026-01-01T00:00:00Z\"\npercent = \"100.01\"",
+        )
+        .expect("toml");
+        let e = Config::validate(raw, &|_| None).expect_err("above 100%");
+        assert!(e.to_string().contains("above 100"), "{e}");
     }
 }

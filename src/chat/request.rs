@@ -1,5 +1,6 @@
 //! The typed OpenAI Chat Completions request and its validation.
 
+use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -38,7 +39,58 @@ pub struct ChatRequest {
     pub n: Option<u64>,
     /// OpenRouter-style routing preferences; never forwarded upstream.
     pub provider: Option<ProviderPrefs>,
+    /// OpenAI's processing tier. Only the standard tier is accepted: the catalog prices
+    /// the standard tier alone (see [`ChatRequest::check_priced`]).
+    pub service_tier: Option<String>,
+    /// The fields below change what a provider charges in ways the catalog has no price
+    /// for; they are read only to be refused (a `null` is the same as absent).
+    pub web_search_options: Option<IgnoredAny>,
+    pub audio: Option<IgnoredAny>,
+    pub modalities: Option<Vec<String>>,
+    pub prediction: Option<IgnoredAny>,
 }
+
+/// The `service_tier` values accepted: both mean OpenAI's standard tier, the one the
+/// catalog prices. The OpenAI adapter sends `"default"` for either (and when the field is
+/// absent), because `"auto"` may draw on a project's Scale Tier instead.
+pub const STANDARD_SERVICE_TIERS: &[&str] = &["auto", "default"];
+
+/// Top-level fields the OpenAI adapter forwards as the client sent them (once
+/// [`ChatRequest::parse`] has accepted the request). Each leaves the price per token
+/// unchanged, or changes only token counts that the provider reports in `usage` and that
+/// the output cap bounds (`reasoning_effort`, `verbosity`). `model`, `max_tokens`,
+/// `max_completion_tokens`, `stream_options` and `service_tier` are rewritten by the
+/// adapter; every other field, known or not, is not forwarded, as the Anthropic and
+/// Bedrock adapters (which build their bodies from the typed request) do not forward it
+/// either. docs/billing.md, "Fields that change the price", lists the decisions.
+pub const FORWARDED_FIELDS: &[&str] = &[
+    "messages",
+    "stream",
+    "temperature",
+    "top_p",
+    "stop",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "functions",
+    "function_call",
+    "user",
+    "safety_identifier",
+    "n",
+    "modalities",
+    "frequency_penalty",
+    "presence_penalty",
+    "logit_bias",
+    "logprobs",
+    "top_logprobs",
+    "seed",
+    "response_format",
+    "reasoning_effort",
+    "verbosity",
+    "metadata",
+    "store",
+    "prompt_cache_key",
+];
 
 #[derive(Debug, Deserialize)]
 pub struct StreamOptions {
@@ -63,6 +115,9 @@ pub enum Message {
         content: Option<Content>,
         #[serde(default)]
         tool_calls: Option<Vec<ToolCall>>,
+        /// A reference to an earlier audio reply (audio input tokens): read to be refused.
+        #[serde(default)]
+        audio: Option<IgnoredAny>,
     },
     Tool {
         content: Content,
@@ -298,8 +353,14 @@ impl ChatRequest {
             }
         }
         if self.n.is_some_and(|n| n != 1) {
-            return e("n", "only `n: 1` is supported");
+            return e(
+                "n",
+                "`n` must be 1: GammaInfra holds credit for and bills one choice per request \
+                 (Anthropic and Bedrock models generate only one); send separate requests for \
+                 more choices",
+            );
         }
+        self.check_priced()?;
         if self.stream_options.is_some() && !self.is_stream() {
             return e(
                 "stream_options",
@@ -333,7 +394,16 @@ impl ChatRequest {
                 Message::Assistant {
                     content,
                     tool_calls,
+                    audio,
                 } => {
+                    if audio.is_some() {
+                        return e(
+                            &format!("messages[{i}].audio"),
+                            "`audio` is not supported: audio is billed at audio-token prices \
+                             that GammaInfra's catalog does not have; send the reply's transcript \
+                             as `content` instead",
+                        );
+                    }
                     if content.is_none() && tool_calls.as_ref().is_none_or(|t| t.is_empty()) {
                         return e(
                             &format!("messages[{i}]"),
@@ -392,14 +462,80 @@ impl ChatRequest {
     }
 }
 
+impl ChatRequest {
+    /// Refuses every field that would make a provider charge something the catalog has no
+    /// price for (docs/billing.md, "Fields that change the price"). Called by
+    /// [`ChatRequest::parse`], so a refusal happens before any credit is held or any
+    /// provider is called.
+    fn check_priced(&self) -> Result<(), RequestError> {
+        let refuse = |param: &str, why: String| Err(RequestError::new(Some(param), why));
+        if let Some(t) = &self.service_tier {
+            if !STANDARD_SERVICE_TIERS.contains(&t.as_str()) {
+                return refuse(
+                    "service_tier",
+                    format!(
+                        "service_tier {t:?} is not supported: GammaInfra bills every request at \
+                         the provider's standard-tier price and has no price for other tiers; \
+                         omit the field or send \"default\""
+                    ),
+                );
+            }
+        }
+        if self.web_search_options.is_some() {
+            return refuse(
+                "web_search_options",
+                "web_search_options is not supported: web search is billed per call and per \
+                 search result, and GammaInfra's catalog has no price for it; omit the field"
+                    .into(),
+            );
+        }
+        if self.audio.is_some() {
+            return refuse(
+                "audio",
+                "audio is not supported: audio output is billed at audio-token prices that \
+                 GammaInfra's catalog does not have; omit the field"
+                    .into(),
+            );
+        }
+        if let Some(m) = &self.modalities {
+            if m.iter().any(|m| m != "text") {
+                return refuse(
+                    "modalities",
+                    format!(
+                        "modalities {m:?} is not supported: only text output is priced in \
+                         GammaInfra's catalog (audio tokens are billed at other prices); omit \
+                         the field or send [\"text\"]"
+                    ),
+                );
+            }
+        }
+        if self.prediction.is_some() {
+            return refuse(
+                "prediction",
+                "prediction is not supported: predicted tokens the model does not use are \
+                 still billed as output, and GammaInfra cannot rely on the output cap to bound \
+                 them, so it cannot hold enough credit for the request in advance; omit the \
+                 field"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+}
+
 /// An upper bound on a request's input tokens, from its size: no tokenizer produces more
 /// tokens than the bytes of text it reads, and no provider we serve counts one image as
-/// more than about 25,500 tokens (GPT-4o mini at high detail: 2,833 + 4 tiles × 5,667;
-/// Nova about 2,600; Claude about 1,600), so 30,000 per image is a safe bound. Used only
-/// to size a reservation.
+/// more than [`MAX_IMAGE_TOKENS`]. Used to size a reservation, and to cap the estimate
+/// of a cut stream ([`crate::chat::estimate`]) so that it never exceeds what was held.
 pub fn input_token_bound(body_len: usize, images: usize) -> u64 {
-    body_len as u64 + images as u64 * 30_000
+    (body_len as u64).saturating_add((images as u64).saturating_mul(MAX_IMAGE_TOKENS))
 }
+
+/// The most input tokens one image can cost at any model the gateway serves: GPT-4o mini
+/// at high detail, 2,833 + 8 tiles × 5,667 = 48,169 (an image is scaled to fit 2,048 ×
+/// 2,048 and then to a shortest side of 768 px, so it spans at most 2 × 4 tiles of 512
+/// px); Claude Opus 4.7 about 4,800, Nova about 2,600, other Claude models about 1,600.
+pub const MAX_IMAGE_TOKENS: u64 = 50_000;
 
 impl ChatRequest {
     pub fn image_count(&self) -> usize {
@@ -442,6 +578,112 @@ mod tests {
         assert_eq!(r.image_count(), 1);
         assert!(r.include_usage());
         assert_eq!(r.output_cap(), Some(10));
+    }
+
+    fn with(extra: &str) -> String {
+        format!(r#"{{"model":"m","messages":[{{"role":"user","content":"x"}}],{extra}}}"#)
+    }
+
+    #[test]
+    fn refuses_what_the_catalog_cannot_price_naming_the_field_and_why() {
+        for (extra, param, says) in [
+            (
+                r#""service_tier":"priority""#,
+                "service_tier",
+                r#"service_tier "priority""#,
+            ),
+            (
+                r#""service_tier":"flex""#,
+                "service_tier",
+                r#"service_tier "flex""#,
+            ),
+            (
+                r#""service_tier":"scale""#,
+                "service_tier",
+                r#"service_tier "scale""#,
+            ),
+            (
+                r#""service_tier":"turbo""#,
+                "service_tier",
+                "standard-tier price",
+            ),
+            (
+                r#""web_search_options":{}"#,
+                "web_search_options",
+                "billed per call",
+            ),
+            (
+                r#""web_search_options":{"search_context_size":"low"}"#,
+                "web_search_options",
+                "web_search_options",
+            ),
+            (
+                r#""audio":{"voice":"alloy","format":"wav"}"#,
+                "audio",
+                "audio-token prices",
+            ),
+            (
+                r#""modalities":["text","audio"]"#,
+                "modalities",
+                "only text output",
+            ),
+            (r#""modalities":["audio"]"#, "modalities", "modalities"),
+            (
+                r#""prediction":{"type":"content","content":"x"}"#,
+                "prediction",
+                "billed as output",
+            ),
+            (r#""n":2"#, "n", "one choice per request"),
+            (r#""n":0"#, "n", "`n` must be 1"),
+        ] {
+            let e = err(&with(extra));
+            assert_eq!(e.param.as_deref(), Some(param), "{extra}");
+            assert!(e.message.contains(says), "{extra}: {}", e.message);
+            assert!(
+                e.message.contains("omit") || param == "n",
+                "{extra}: {}",
+                e.message
+            );
+        }
+        let e = err(r#"{"model":"m","messages":[{"role":"user","content":"x"},
+               {"role":"assistant","content":"hi","audio":{"id":"audio_1"}}]}"#);
+        assert_eq!(e.param.as_deref(), Some("messages[1].audio"));
+        // Wrong types are refused as such, not passed through.
+        assert!(err(&with(r#""service_tier":5"#))
+            .message
+            .contains("invalid type"));
+        assert!(err(&with(r#""modalities":"text""#))
+            .message
+            .contains("invalid type"));
+    }
+
+    #[test]
+    fn accepts_the_standard_tier_text_output_and_nulls() {
+        for extra in [
+            r#""service_tier":"auto""#,
+            r#""service_tier":"default""#,
+            r#""service_tier":null"#,
+            r#""modalities":["text"]"#,
+            r#""audio":null,"web_search_options":null,"prediction":null"#,
+            r#""n":1"#,
+            r#""reasoning_effort":"high","verbosity":"low","store":true,"seed":1"#,
+        ] {
+            ChatRequest::parse(with(extra).as_bytes()).unwrap_or_else(|e| panic!("{extra}: {e}"));
+        }
+    }
+
+    #[test]
+    fn every_accepted_tier_is_openais_standard_one() {
+        assert_eq!(STANDARD_SERVICE_TIERS, ["auto", "default"]);
+        for f in [
+            "audio",
+            "web_search_options",
+            "prediction",
+            "service_tier",
+            "provider",
+        ] {
+            assert!(!FORWARDED_FIELDS.contains(&f), "{f}");
+        }
     }
 
     #[test]

@@ -1,10 +1,14 @@
 //! OpenAI Chat Completions, and any OpenAI-compatible server by base URL.
 //!
-//! The request body passes through: only `model` is rewritten to the endpoint's upstream
-//! ID, the gateway's own `provider` field is dropped, and streams always ask for
-//! `stream_options.include_usage` so that every stream can be billed (the usage chunk
-//! is withheld from clients that did not ask for it). Response bodies are not
-//! re-serialised: the top-level fields are copied as they came, `usage` gets the cost.
+//! The request body passes through, field by field and byte for byte, but only the
+//! fields in [`FORWARDED_FIELDS`] (those whose effect on the price is billed from the
+//! reported usage); everything else, the gateway's own `provider` field included, is
+//! dropped. `model` is rewritten to the endpoint's upstream ID, the output cap is lowered
+//! to the catalog's, streams always ask for `stream_options.include_usage` so that every
+//! stream can be billed (the usage chunk is withheld from clients that did not ask for
+//! it), and OpenAI itself is always asked for `service_tier: "default"`, the tier the
+//! catalog prices. Response bodies are not re-serialised: the top-level fields are
+//! copied as they came, `usage` gets the cost.
 
 use std::borrow::Cow;
 
@@ -18,7 +22,9 @@ use serde::Deserialize;
 
 use super::http::{BaseUrl, HttpClient};
 use super::{Call, Provider, UpstreamError, UpstreamErrorKind};
+use crate::catalog::ProviderKind;
 use crate::chat::raw::RawObject;
+use crate::chat::request::FORWARDED_FIELDS;
 use crate::chat::{Completion, Reply, StreamItem, Usage};
 use crate::config::Secret;
 
@@ -49,16 +55,24 @@ impl OpenAi {
         })
     }
 
-    fn body(&self, call: &Call<'_>) -> Vec<u8> {
+    fn body(call: &Call<'_>) -> Vec<u8> {
+        const INCLUDE_USAGE: &str = r#"{"include_usage":true}"#;
+        const STANDARD_TIER: &str = r#""default""#;
         let mut out = Vec::with_capacity(256);
         let stream = call.req.is_stream();
         let model = serde_json::to_string(&call.endpoint.upstream_id).unwrap_or_default();
-        let has_opts = call.raw.get("stream_options").is_some();
-        let extra: &[(&str, &str)] = if stream && !has_opts {
-            &[("stream_options", r#"{"include_usage":true}"#)]
-        } else {
-            &[]
-        };
+        // OpenAI is asked for its standard tier whatever the client sent (validation let
+        // only "auto" and "default" through, and "auto" may draw on a project's Scale
+        // Tier). OpenAI-compatible servers name their tiers differently, so they get no
+        // `service_tier` at all: their default is the price the catalog lists.
+        let openai = call.endpoint.provider == ProviderKind::OpenAi;
+        let mut extra: Vec<(&str, &str)> = Vec::new();
+        if stream && call.raw.get("stream_options").is_none() {
+            extra.push(("stream_options", INCLUDE_USAGE));
+        }
+        if openai && call.raw.get("service_tier").is_none() {
+            extra.push(("service_tier", STANDARD_TIER));
+        }
         // The output cap never exceeds the catalog's, which is what the credit
         // reservation assumed.
         let cap = call.model.max_output_tokens;
@@ -67,13 +81,15 @@ impl OpenAi {
             &mut out,
             |k| match k {
                 "model" => Some(Some(model.clone())),
-                "provider" => Some(None),
                 "max_tokens" => capped(call.req.max_tokens),
                 "max_completion_tokens" => capped(call.req.max_completion_tokens),
-                "stream_options" if stream => Some(Some(r#"{"include_usage":true}"#.to_owned())),
-                _ => None,
+                "stream_options" if stream => Some(Some(INCLUDE_USAGE.to_owned())),
+                "service_tier" if openai => Some(Some(STANDARD_TIER.to_owned())),
+                k if FORWARDED_FIELDS.contains(&k) => None,
+                // `provider`, fields validation refused unless null, and anything unknown.
+                _ => Some(None),
             },
-            extra,
+            &extra,
         );
         out
     }
@@ -189,7 +205,7 @@ impl Provider for OpenAi {
                 req = req.header(AUTHORIZATION, a);
             }
             let req = req
-                .body(Full::new(Bytes::from(self.body(&call))))
+                .body(Full::new(Bytes::from(Self::body(&call))))
                 .map_err(|e| {
                     UpstreamError::new(UpstreamErrorKind::Protocol, &self.name, e.to_string())
                 })?;
@@ -326,6 +342,118 @@ mod tests {
             .flatten()
             .map(|r| r.expect("item"))
             .collect()
+    }
+
+    /// The body sent upstream for `body` through the first endpoint of `provider` (the
+    /// built-in catalog's OpenAI models, or a test OpenAI-compatible one).
+    fn sent(body: &str, provider: ProviderKind) -> serde_json::Value {
+        let extra = r#"
+[[models]]
+id = "test/gpt-4o"
+name = "GPT-4o elsewhere"
+owned_by = "test"
+context_window = 128000
+max_output_tokens = 16384
+
+[[models.endpoints]]
+provider = "openai_compatible:x"
+upstream_id = "gpt-4o-elsewhere"
+verified = { date = "2026-11-25", method = "test" }
+pricing = { input = "2.50", output = "10", source = { kind = "provider", url = "https://example.com/test-prices", read = "2026-11-25" } }
+"#;
+        let text = format!("{}\n{extra}", crate::catalog::DEFAULT_CATALOG);
+        let catalog = crate::catalog::Catalog::from_toml(&text).expect("catalog");
+        let model = catalog
+            .models
+            .iter()
+            .find(|m| m.endpoints.iter().any(|e| e.provider == provider))
+            .expect("model");
+        let endpoint = model
+            .endpoints
+            .iter()
+            .find(|e| e.provider == provider)
+            .expect("endpoint");
+        let req = crate::chat::ChatRequest::parse(body.as_bytes()).expect("valid");
+        let raw = RawObject::parse(body.as_bytes()).expect("object");
+        let call = Call {
+            req: &req,
+            raw: &raw,
+            endpoint,
+            model,
+        };
+        serde_json::from_slice(&OpenAi::body(&call)).expect("json")
+    }
+
+    #[test]
+    fn openai_is_always_asked_for_its_standard_tier() {
+        for tier in [
+            "",
+            r#","service_tier":"auto""#,
+            r#","service_tier":"default""#,
+        ] {
+            let body = format!(
+                r#"{{"model":"openai/gpt-4o","messages":[{{"role":"user","content":"hi"}}]{tier}}}"#
+            );
+            let v = sent(&body, ProviderKind::OpenAi);
+            assert_eq!(v["service_tier"], "default", "{body}");
+            let v = sent(&body, ProviderKind::OpenAiCompatible("x".into()));
+            assert!(v.get("service_tier").is_none(), "{body}: {v}");
+        }
+    }
+
+    #[test]
+    fn only_fields_billed_from_usage_are_forwarded() {
+        let body = r#"{"model":"openai/gpt-4o","messages":[{"role":"user","content":"hi"}],
+            "provider":{"sort":"price"},"web_search_options":null,"audio":null,"prediction":null,
+            "modalities":["text"],"n":1,"seed":7,"logprobs":true,"top_logprobs":2,"store":false,
+            "reasoning_effort":"low","response_format":{"type":"text"},"some_vendor_knob":3,
+            "prompt_cache_retention":"24h","temperature":0.5,"max_tokens":10}"#;
+        let v = sent(body, ProviderKind::OpenAi);
+        let keys: Vec<&str> = v
+            .as_object()
+            .expect("object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        for gone in [
+            "provider",
+            "web_search_options",
+            "audio",
+            "prediction",
+            "some_vendor_knob",
+            "prompt_cache_retention",
+        ] {
+            assert!(!keys.contains(&gone), "{gone} was forwarded: {v}");
+        }
+        for kept in [
+            "messages",
+            "modalities",
+            "n",
+            "seed",
+            "logprobs",
+            "top_logprobs",
+            "store",
+            "reasoning_effort",
+            "response_format",
+            "temperature",
+            "max_tokens",
+        ] {
+            assert!(keys.contains(&kept), "{kept} was dropped: {v}");
+        }
+        for k in &keys {
+            assert!(
+                FORWARDED_FIELDS.contains(k)
+                    || [
+                        "model",
+                        "service_tier",
+                        "max_tokens",
+                        "max_completion_tokens",
+                        "stream_options"
+                    ]
+                    .contains(k),
+                "{k} is not a reviewed field"
+            );
+        }
     }
 
     #[test]

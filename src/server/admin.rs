@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use super::error::ApiError;
 use super::{auth, AppState};
 use crate::catalog::RegionConstraint;
-use crate::money::Nanos;
+use crate::money::{MoneyError, Nanos};
 
 type Created = (StatusCode, Json<Value>);
 
@@ -174,16 +174,29 @@ pub async fn topup(
             "`amount_usd` must be a decimal string in whole cents, e.g. \"10.00\"".into(),
         ));
     };
-    let amount = Nanos::parse_cents(&s).map_err(|e| bad(format!("`amount_usd`: {e}")))?;
+    let max = Nanos::from_cents(MAX_TOPUP_CENTS);
+    // Parsing is checked: an amount beyond the ledger's range is refused here, never
+    // wrapped into one that passes the range check below.
+    let amount = Nanos::parse_cents(&s).map_err(|e| match e {
+        MoneyError::TooLarge(_) => bad(format!("The maximum single top-up is ${max}; got ${s}.")),
+        e => bad(format!("`amount_usd`: {e}")),
+    })?;
     let min = st.ledger.billing.min_topup;
     if amount < min {
         return Err(bad(format!("The minimum top-up is ${min}; got ${amount}.")));
     }
-    let max = Nanos::from_cents(100_000_000);
     if amount > max {
         return Err(bad(format!(
             "The maximum single top-up is ${max}; got ${amount}."
         )));
+    }
+    if let Some(b) = st.ledger.balance(&id) {
+        if !fits_the_ledger(&b, amount) {
+            return Err(bad(format!(
+                "A top-up of ${amount} would take the account's balance beyond the largest amount the ledger holds (${}).",
+                Nanos::MAX
+            )));
+        }
     }
     let r = st.ledger.topup(&id, amount, idem.as_ref()).await?;
     let (credited, fee) = (
@@ -241,4 +254,15 @@ fn idempotency(
         key: key.to_owned(),
         fingerprint: hex::encode(d.finalize()),
     }))
+}
+
+/// The largest single top-up, in cents ($1,000,000.00).
+const MAX_TOPUP_CENTS: i64 = 100_000_000;
+
+/// Whether crediting `amount` keeps every running total of the account (balance, top-up
+/// total) inside the ledger's `i64` range, so that nothing downstream saturates. (Two
+/// top-ups racing at the very edge of a $9.2 billion balance could still meet the
+/// saturating sum; that is the only way left to reach it.)
+fn fits_the_ledger(b: &crate::ledger::Balance, amount: Nanos) -> bool {
+    b.balance.checked_add(amount).is_some() && b.topups.checked_add(amount).is_some()
 }

@@ -172,7 +172,7 @@ async fn handle(
                             ep.clone(),
                             res.model.id.clone(),
                             req.include_usage(),
-                            body.len() as u64 / 4,
+                            req.estimated_input_tokens_at(body.len(), ep),
                         );
                         return Ok(streamed(&res, ep, billed.spawn(client)));
                     }

@@ -79,6 +79,61 @@ async fn topup_fee_and_minimum_are_exact() {
 }
 
 #[tokio::test]
+async fn topup_amounts_beyond_the_ledger_are_400_and_change_nothing() {
+    let gw = Gw::start().await;
+    let (id, _key) = gw.account("huge@example.com").await;
+    let path = format!("/admin/v1/accounts/{id}/topups");
+    // The first wrapped to a small positive amount in a release build (its cents fit an
+    // i64, its nano-dollars do not) and passed the $1,000,000 check.
+    for bad in [
+        "306068378232941.38",
+        "9223372036.86",
+        "99999999999999999999999",
+        "9223372036.85",
+        "1000000.01",
+    ] {
+        let r = gw
+            .admin("POST", &path, Some(&format!(r#"{{"amount_usd":"{bad}"}}"#)))
+            .await;
+        assert_eq!(r.status, 400, "{bad}: {}", r.text());
+        assert_eq!(r.error_code(), "invalid_amount", "{bad}");
+        let v = r.json();
+        assert_eq!(v["error"]["param"], "amount_usd", "{bad}");
+        assert_eq!(v["error"]["type"], "invalid_request_error", "{bad}");
+        let m = v["error"]["message"].as_str().unwrap_or_default();
+        assert!(m.contains("maximum single top-up"), "{bad}: {m}");
+    }
+    let view = gw.account_view(&id).await;
+    assert_eq!(view["balance_usd"], "3.00");
+    assert_eq!(view["ledger_sum_usd"], "3.00");
+    assert_eq!(view["ledger_entries"], 1);
+}
+
+#[tokio::test]
+async fn a_topup_that_would_take_the_balance_out_of_range_is_400() {
+    // A trial credit at the very top of the ledger's range: any top-up would overflow it.
+    let gw = Gw::start_with(|c| {
+        c.billing.trial = gammainfra::money::Nanos::parse_cents("9223372036.85").expect("in range");
+    })
+    .await;
+    let (id, _key) = gw.account("rich@example.com").await;
+    let r = gw
+        .admin(
+            "POST",
+            &format!("/admin/v1/accounts/{id}/topups"),
+            Some(r#"{"amount_usd":"10.00"}"#),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(r.error_code(), "invalid_amount");
+    assert_eq!(r.json()["error"]["param"], "amount_usd");
+    let view = gw.account_view(&id).await;
+    assert_eq!(view["balance_usd"], "9223372036.85");
+    assert_eq!(view["ledger_sum_usd"], "9223372036.85");
+    assert_eq!(view["ledger_entries"], 1);
+}
+
+#[tokio::test]
 async fn two_hundred_concurrent_requests_keep_balance_equal_to_ledger_and_never_negative() {
     let gw = std::sync::Arc::new(Gw::start().await);
     let (id, key) = gw.account("concurrent@example.com").await;

@@ -158,6 +158,48 @@ async fn stream_cut_midway_ends_with_an_error_event_and_bills_what_was_generated
 }
 
 #[tokio::test]
+async fn a_stream_cut_before_usage_bills_an_image_at_the_providers_maximum() {
+    let gw = Gw::start().await;
+    let (_, key) = gw.account("cut-image@example.com").await;
+    let body = r#"{"model":"openai/gpt-4o-mini","stream":true,"messages":[{"role":"user","content":[
+        {"type":"text","text":"describe this [[sim:cut]]"},
+        {"type":"image_url","image_url":{"url":"https://example.com/photo.jpg"}}]}]}"#;
+    let before = usd_to_nanos(gw.credits(&key).await["balance_usd"].as_str().expect("b"));
+    let r = gw.chat(&key, body, &[]).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let data = r.sse_data();
+    let chunks: Vec<serde_json::Value> = data
+        .iter()
+        .filter_map(|d| serde_json::from_str(d).ok())
+        .collect();
+    assert!(
+        chunks.iter().all(|c| c["usage"].is_null()),
+        "cut before usage: {data:?}"
+    );
+    assert!(chunks.last().is_some_and(|c| c["error"].is_object()));
+    let generated = chunks
+        .iter()
+        .filter(|c| {
+            c["choices"][0]["delta"]["content"]
+                .as_str()
+                .is_some_and(|t| !t.is_empty())
+        })
+        .count() as u64;
+    let charged = before - usd_to_nanos(gw.credits(&key).await["balance_usd"].as_str().expect("b"));
+    // The estimate: the text, framing, and the image at GPT-4o mini's high-detail maximum
+    // (2,833 + 8 tiles × 5,667), not the body's bytes / 4.
+    let req = gammainfra::chat::ChatRequest::parse(body.as_bytes()).expect("request");
+    let model = gw.state.catalog.model("openai/gpt-4o-mini").expect("model");
+    let estimate = req.estimated_input_tokens_at(body.len(), &model.endpoints[0]);
+    assert!(estimate >= 48_169, "{estimate}");
+    let want = round_sum(&[
+        nanos_at(estimate, &price(&gw, "gpt-4o-mini", "input")),
+        nanos_at(generated, &price(&gw, "gpt-4o-mini", "output")),
+    ]);
+    assert_eq!(charged, want);
+}
+
+#[tokio::test]
 async fn client_disconnect_mid_stream_settles_the_reservation() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let gw = Gw::start().await;

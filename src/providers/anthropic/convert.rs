@@ -37,6 +37,7 @@ pub fn request(
             Message::Assistant {
                 content,
                 tool_calls,
+                ..
             } => {
                 let mut blocks = Vec::new();
                 if let Some(c) = content {

@@ -68,6 +68,7 @@ pub async fn request(
             Message::Assistant {
                 content,
                 tool_calls,
+                ..
             } => {
                 let mut blocks = Vec::new();
                 if let Some(c) = content {
