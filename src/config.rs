@@ -101,6 +101,7 @@ struct RawBilling {
     max_detached_per_account: Option<u32>,
     max_unwritten_usage: Option<usize>,
     flush_timeout_ms: Option<u64>,
+    shutdown_drain_ms: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -187,6 +188,9 @@ pub struct Billing {
     pub max_unwritten_usage: usize,
     /// How long admin reads and shutdown wait for queued charges to be committed.
     pub flush_timeout: std::time::Duration,
+    /// How long shutdown waits for requests still running (those whose clients left
+    /// included) to finish and settle.
+    pub shutdown_drain: std::time::Duration,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -223,6 +227,7 @@ impl Default for Billing {
             max_detached_per_account: 8,
             max_unwritten_usage: 100_000,
             flush_timeout: Duration::from_secs(10),
+            shutdown_drain: Duration::from_secs(60),
         }
     }
 }
@@ -427,6 +432,9 @@ impl Config {
         }
         if let Some(ms) = raw.billing.flush_timeout_ms {
             billing.flush_timeout = Duration::from_millis(ms);
+        }
+        if let Some(ms) = raw.billing.shutdown_drain_ms {
+            billing.shutdown_drain = Duration::from_millis(ms);
         }
         let t = raw.timeouts;
         let d = Timeouts::default();

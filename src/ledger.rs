@@ -36,7 +36,7 @@ pub mod store;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
@@ -102,6 +102,9 @@ pub enum AdmitError {
     /// The ledger cannot persist charges: it fails closed.
     #[error("The gateway cannot record charges right now ({0}); no request is accepted until it can. Requests already running finish normally. Retry later.")]
     LedgerUnavailable(String),
+    /// The client left before the request was admitted: nothing is sent upstream.
+    #[error("The client closed the connection before the request was admitted.")]
+    ClientGone,
     /// Too many of the account's requests outlived their clients and are still running.
     #[error("{0} requests of this account are still being served after their clients disconnected (they are billed when they finish); retry when they complete.")]
     TooManyDetached(u32),
@@ -358,14 +361,14 @@ impl Ledger {
         if let Some(first) = self.store.topup(&receipt, bp, idem).await? {
             return Ok(first);
         }
-        let mut a = self.accounts.lock().map_err(|_| StoreError::NoAccount)?;
+        let mut a = self.accounts.lock().unwrap_or_else(PoisonError::into_inner);
         let b = a.entry(Arc::from(account_id)).or_default();
         b.balance = b.balance + credited;
         b.topups = b.topups + credited;
-        Ok(TopupReceipt {
-            balance_nanos: b.balance.nanos(),
-            ..receipt
-        })
+        // The receipt as stored with the idempotency key, so that a retry answers exactly
+        // this (its balance is the one predicted just before the commit; requests
+        // settling meanwhile may have moved the live balance since).
+        Ok(receipt)
     }
 
     /// Holds `amount` of the account's available credit for one request. Fails closed
@@ -379,6 +382,9 @@ impl Ledger {
     ) -> Result<Reservation, AdmitError> {
         if let Some(why) = self.unavailable() {
             return Err(AdmitError::LedgerUnavailable(why));
+        }
+        if client.left() {
+            return Err(AdmitError::ClientGone);
         }
         let mut a = self
             .accounts
@@ -640,9 +646,13 @@ impl Reservation {
             })
             .unwrap_or(false);
         let closed = Closed(&self.ledger);
-        let Ok(mut a) = self.ledger.accounts.lock() else {
-            return Nanos::ZERO;
-        };
+        // A poisoned lock (a panic elsewhere while it was held) still holds consistent
+        // integers: settling goes on rather than lose the charge.
+        let mut a = self
+            .ledger
+            .accounts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let b = a.entry(self.account_id.clone()).or_default();
         b.reserved = b.reserved - self.amount;
         if was_detached {

@@ -153,7 +153,7 @@ pub async fn serve(
         .await?;
     // Requests whose clients left are still running: let them finish and settle, then
     // commit every settlement before the process exits, each for a bounded time.
-    let grace = ledger.billing.flush_timeout;
+    let grace = ledger.billing.shutdown_drain;
     let open = ledger.wait_settled(grace).await;
     if open > 0 {
         tracing::error!(

@@ -78,6 +78,12 @@ pub struct KeyRow {
     pub default_region: Option<String>,
 }
 
+/// Every write transaction takes SQLite's write lock up front. A deferred transaction
+/// that reads first and writes later cannot wait for a concurrent writer (the busy
+/// handler does not apply to the upgrade) and fails at once with SQLITE_BUSY; an
+/// immediate one waits up to the busy timeout like any single statement.
+const WRITE_TX: &str = "BEGIN IMMEDIATE";
+
 #[derive(Clone)]
 pub struct Store {
     pool: SqlitePool,
@@ -228,7 +234,7 @@ impl Store {
         trial: Nanos,
         at: &str,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with(WRITE_TX).await?;
         let r = sqlx::query("INSERT INTO accounts (id, email, created_at) VALUES (?, ?, ?)")
             .bind(id)
             .bind(email)
@@ -278,7 +284,7 @@ impl Store {
         default_region: Option<&str>,
         at: &str,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with(WRITE_TX).await?;
         if sqlx::query("SELECT 1 FROM accounts WHERE id = ?")
             .bind(account_id)
             .fetch_optional(&mut *tx)
@@ -313,7 +319,7 @@ impl Store {
         basis_points: i64,
         idem: Option<&Idempotency>,
     ) -> Result<Option<TopupReceipt>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with(WRITE_TX).await?;
         if let Some(i) = idem {
             // First statement of the transaction, and a write: it takes SQLite's write
             // lock (waiting for a concurrent retry of the same key to commit), so the
@@ -387,7 +393,7 @@ impl Store {
         // parameters allows (32,766 / 18 columns = 1,820 rows), in one transaction.
         const ROWS_PER_INSERT: usize = SQLITE_MAX_PARAMS / USAGE_COLUMNS.len();
         let insert = format!("INSERT INTO ledger_entries ({}) ", USAGE_COLUMNS.join(", "));
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with(WRITE_TX).await?;
         for chunk in entries.chunks(ROWS_PER_INSERT) {
             let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(&insert);
             // One bind per name in USAGE_COLUMNS, in that order.

@@ -61,7 +61,10 @@ pub async fn create_account(
         a.param = Some("email".into());
         return Err(a);
     }
-    let (id, key, bal) = st.ledger.create_account(&e).await?;
+    let ledger = st.ledger.clone();
+    let email = e.clone();
+    let (id, key, bal) =
+        to_completion(async move { ledger.create_account(&email).await }).await??;
     Ok((
         StatusCode::CREATED,
         Json(json!({
@@ -120,10 +123,14 @@ pub async fn create_key(
             a
         })?;
     }
-    let key = st
-        .ledger
-        .create_key(&id, nk.name.as_deref(), nk.default_region.as_deref())
-        .await?;
+    let (ledger, account) = (st.ledger.clone(), id.clone());
+    let (name, region) = (nk.name.clone(), nk.default_region.clone());
+    let key = to_completion(async move {
+        ledger
+            .create_key(&account, name.as_deref(), region.as_deref())
+            .await
+    })
+    .await??;
     Ok((
         StatusCode::CREATED,
         Json(
@@ -138,7 +145,8 @@ pub async fn revoke_key(
     Path(key_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     auth::admin(&st, &h)?;
-    st.ledger.revoke_key(&key_id).await?;
+    let (ledger, id) = (st.ledger.clone(), key_id.clone());
+    to_completion(async move { ledger.revoke_key(&id).await }).await??;
     Ok(Json(
         json!({"key_id": key_id, "object": "api_key", "revoked": true}),
     ))
@@ -157,7 +165,6 @@ pub async fn topup(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Created, ApiError> {
     auth::admin(&st, &h)?;
-    let idem = idempotency(&h, &id, body.as_ref().ok())?;
     let Some(NewTopup { amount_usd }) = parse(&st, body, false)? else {
         return Err(ApiError::bad_request(
             "invalid_request",
@@ -198,7 +205,10 @@ pub async fn topup(
             )));
         }
     }
-    let r = st.ledger.topup(&id, amount, idem.as_ref()).await?;
+    let idem = idempotency(&h, &id, amount)?;
+    let (ledger, account) = (st.ledger.clone(), id.clone());
+    let r =
+        to_completion(async move { ledger.topup(&account, amount, idem.as_ref()).await }).await??;
     let (credited, fee) = (
         Nanos::from_nanos(r.credited_nanos),
         Nanos::from_nanos(r.fee_nanos),
@@ -213,13 +223,26 @@ pub async fn topup(
     ))
 }
 
+/// Runs a change of the database and the in-memory ledger in its own task, so that it
+/// completes even if the admin client hangs up meanwhile (hyper then drops the handler):
+/// a commit whose in-memory half never ran would leave the balance short of the ledger.
+async fn to_completion<T: Send + 'static>(
+    f: impl std::future::Future<Output = T> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::spawn(f).await.map_err(|e| {
+        tracing::error!(error = %e, "admin change failed inside the gateway");
+        ApiError::internal("The change failed inside the gateway.")
+    })
+}
+
 /// The `Idempotency-Key` header (Stripe's convention), with the fingerprint of what the
-/// request asks for: the path's account and the body, so that a retry with the same key
-/// and body answers the first result, and the same key with another body is a 409.
+/// request asks for: the path's account and the amount (as parsed, so `"10.0"` and
+/// `"10.00"` are the same request), so that a retry answers the first result, and the
+/// same key with another account or amount is a 409.
 fn idempotency(
     h: &HeaderMap,
     account_id: &str,
-    body: Option<&Bytes>,
+    amount: Nanos,
 ) -> Result<Option<crate::ledger::Idempotency>, ApiError> {
     let Some(v) = h.get("idempotency-key") else {
         return Ok(None);
@@ -240,16 +263,10 @@ fn idempotency(
     }
     use sha2::Digest;
     let mut d = sha2::Sha256::new();
+    d.update(b"topup\0");
     d.update(account_id.as_bytes());
     d.update([0]);
-    // The body's JSON value, so that whitespace or key order of a retry do not matter.
-    let canonical = body
-        .and_then(|b| serde_json::from_slice::<Value>(b).ok())
-        .map_or_else(
-            || body.map(|b| b.to_vec()).unwrap_or_default(),
-            |v| v.to_string().into_bytes(),
-        );
-    d.update(&canonical);
+    d.update(amount.nanos().to_be_bytes());
     Ok(Some(crate::ledger::Idempotency {
         key: key.to_owned(),
         fingerprint: hex::encode(d.finalize()),

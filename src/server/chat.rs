@@ -174,7 +174,11 @@ async fn handle(
                             req.include_usage(),
                             req.estimated_input_tokens_at(body.len(), ep),
                         );
-                        return Ok(streamed(&res, ep, billed.spawn(client)));
+                        return Ok(streamed(
+                            &res,
+                            ep,
+                            billed.spawn(client, st.config.timeouts.idle),
+                        ));
                     }
                 }
             }

@@ -177,6 +177,13 @@ impl From<AdmitError> for ApiError {
                 "ledger_unavailable",
                 e.to_string(),
             ),
+            AdmitError::ClientGone => ApiError::new(
+                // nginx's "client closed request": nobody reads it, but logs do.
+                StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
+                "invalid_request_error",
+                "client_closed_request",
+                e.to_string(),
+            ),
             AdmitError::TooManyDetached(_) => ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate_limit_error",

@@ -100,13 +100,18 @@ impl BilledStream {
     /// Drives this stream in its own task; returns the client's end. Frames are sent as
     /// they come (a slow reader slows the upstream read, as a proxy should); once the
     /// client is gone the rest is read and discarded, and the request settles at the end.
-    pub fn spawn(mut self, client: ClientHandle) -> Frames {
+    ///
+    /// A client that stays connected but stops reading is treated as gone once a frame
+    /// has waited `stalled` for room (the upstream idle timeout): otherwise it would hold
+    /// its reservation, and the upstream connection, for as long as it liked.
+    pub fn spawn(mut self, client: ClientHandle, stalled: std::time::Duration) -> Frames {
         let (tx, rx) = mpsc::channel(FRAMES_IN_FLIGHT);
         tokio::spawn(async move {
             let mut tx = Some(tx);
             while let Some(Ok(frame)) = self.next().await {
                 if let Some(t) = &tx {
-                    if t.send(frame).await.is_err() {
+                    let sent = tokio::time::timeout(stalled, t.send(frame)).await;
+                    if !matches!(sent, Ok(Ok(()))) {
                         tx = None;
                         client.mark_left();
                         tracing::debug!(
@@ -253,5 +258,90 @@ impl Drop for BilledStream {
         if self.reservation.is_some() {
             self.settle(None, UsageStatus::CutShort);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::{Ledger, Presence, Store};
+    use std::time::Duration;
+
+    /// A client that stays connected but never reads: once a frame has waited `stalled`,
+    /// it is treated as gone, the stream is read to its end and billed, and nothing is
+    /// left open.
+    #[tokio::test]
+    async fn a_client_that_stops_reading_is_let_go_and_the_stream_still_settles() {
+        let store = Store::open("sqlite::memory:").await.expect("store");
+        let ledger = Ledger::open(store, crate::config::Billing::default())
+            .await
+            .expect("ledger");
+        let (account, key, _) = ledger.create_account("r@example.com").await.expect("acct");
+        let info = ledger.authenticate(&key.plain).expect("key");
+        let catalog = crate::catalog::Catalog::builtin().expect("catalog");
+        let endpoint = catalog
+            .models
+            .iter()
+            .flat_map(|m| m.endpoints.iter())
+            .find(|e| e.upstream_id == "gpt-4o-mini")
+            .expect("endpoint")
+            .clone();
+        let (presence, client) = Presence::new();
+        let reservation = ledger
+            .reserve(
+                &info,
+                "req_stalled",
+                crate::money::Nanos::from_cents(10),
+                &client,
+            )
+            .expect("reserve");
+        presence.delivered();
+        // Far more frames than the channel holds, then the provider's final usage.
+        let mut items: Vec<Result<StreamItem, UpstreamError>> = (0..200)
+            .map(|_| {
+                Ok(StreamItem::Chunk {
+                    json: Bytes::from_static(br#"{"choices":[{"delta":{"content":"x"}}]}"#),
+                    generated: 1,
+                })
+            })
+            .collect();
+        items.push(Ok(StreamItem::Usage {
+            usage: Usage {
+                input_tokens: 10,
+                output_tokens: 200,
+                ..Usage::default()
+            },
+            id: "chatcmpl-1".into(),
+            created: 0,
+            model: "gpt-4o-mini".into(),
+            last: true,
+        }));
+        let first = items.remove(0);
+        let inner: ChunkStream = Box::pin(futures_util::stream::iter(items));
+        let billed = BilledStream::new(
+            inner,
+            Vec::new(),
+            Some(first),
+            reservation,
+            endpoint.clone(),
+            "openai/gpt-4o-mini".into(),
+            false,
+            0,
+        );
+        let frames = billed.spawn(client.clone(), Duration::from_millis(50));
+        // The body is held but never read.
+        assert_eq!(ledger.wait_settled(Duration::from_secs(5)).await, 0);
+        assert!(client.left(), "a stalled reader counts as gone");
+        let b = ledger.balance(&account).expect("balance");
+        let cost = Usage {
+            input_tokens: 10,
+            output_tokens: 200,
+            ..Usage::default()
+        }
+        .cost(&endpoint.pricing);
+        assert_eq!(b.spent, cost, "billed from the provider's final usage");
+        assert_eq!(b.reserved, crate::money::Nanos::ZERO);
+        assert_eq!(b.detached, 0);
+        drop(frames);
     }
 }

@@ -140,7 +140,7 @@ async fn records(
     };
     // Every settlement so far is committed first: a request whose response has
     // completed is always listed.
-    st.ledger.flush().await;
+    st.ledger.flush_timeout().await?;
     let store = st.ledger.store();
     let after = match p.get("after") {
         None => None,
@@ -194,7 +194,7 @@ async fn daily_sums(
     let p = Params::parse(query, DAILY_PARAMS)?;
     let filter = p.filter(st)?;
     let format = p.format(h)?;
-    st.ledger.flush().await;
+    st.ledger.flush_timeout().await?;
     let days = st.ledger.store().usage_daily(account_id, &filter).await?;
     Ok(match format {
         Format::Json => {
@@ -286,7 +286,18 @@ pub fn write_csv(columns: &[&str], rows: impl Iterator<Item = Vec<String>>) -> S
             if i > 0 {
                 out.push(',');
             }
-            let f = f.as_ref();
+            let raw = f.as_ref();
+            // A cell a spreadsheet would run as a formula (OWASP's CSV injection rule) is
+            // prefixed with `'`: provider-supplied IDs and notes land in these files.
+            let formula = raw.starts_with(['=', '+', '@', '\t', '\r'])
+                || (raw.starts_with('-') && raw.parse::<f64>().is_err());
+            let quoted;
+            let f = if formula {
+                quoted = format!("'{raw}");
+                quoted.as_str()
+            } else {
+                raw
+            };
             if f.contains([',', '"', '\n', '\r']) {
                 out.push('"');
                 out.push_str(&f.replace('"', "\"\""));
@@ -488,6 +499,24 @@ mod tests {
         ] {
             assert_eq!(t(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn csv_cells_that_look_like_formulas_are_neutralised() {
+        let out = write_csv(
+            &["a"],
+            [
+                vec!["=HYPERLINK(\"x\")".to_owned()],
+                vec!["@SUM(A1)".to_owned()],
+                vec!["-0.5".to_owned()],
+                vec!["-cmd".to_owned()],
+            ]
+            .into_iter(),
+        );
+        assert_eq!(
+            out,
+            "a\r\n\"'=HYPERLINK(\"\"x\"\")\"\r\n'@SUM(A1)\r\n-0.5\r\n'-cmd\r\n"
+        );
     }
 
     #[test]

@@ -435,8 +435,8 @@ async fn topups_honour_idempotency_keys() {
     };
     let first = send("k-1", r#"{"amount_usd":"10.00"}"#).await;
     assert_eq!(first.status, 201, "{}", first.text());
-    // A retry (other whitespace, same request) answers the first result.
-    let again = send("k-1", r#"{ "amount_usd" : "10.00" }"#).await;
+    // A retry (other spelling of the same amount) answers the first result.
+    let again = send("k-1", r#"{ "amount_usd" : "10.0" }"#).await;
     assert_eq!(again.status, 201);
     assert_eq!(again.json(), first.json());
     // The same key for another request is a conflict, and changes nothing.
@@ -551,4 +551,61 @@ async fn a_second_process_on_the_same_database_file_is_refused() {
     drop(first);
     let again = gammainfra::ledger::Store::open(&url).await;
     assert!(again.is_ok(), "reopened after the first closed");
+}
+
+/// Admin changes wait for the usage writer instead of failing, and complete even when
+/// the admin client hangs up before the database took them.
+#[tokio::test]
+async fn admin_changes_wait_for_a_busy_database_and_complete_without_their_client() {
+    let gw = Gw::start().await;
+    let (id, _) = gw.account("busy@example.com").await;
+    let pool = db(&gw).await;
+    let mut conn = pool.acquire().await.expect("conn");
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut *conn)
+        .await
+        .expect("lock");
+    // A top-up whose client gives up while the database is locked.
+    let path = format!("/admin/v1/accounts/{id}/topups");
+    let gone = tokio::time::timeout(
+        Duration::from_millis(200),
+        gw.admin("POST", &path, Some(r#"{"amount_usd":"10.00"}"#)),
+    )
+    .await;
+    assert!(gone.is_err(), "still waiting for the lock");
+    // A key creation that waits for the lock (no immediate SQLITE_BUSY).
+    let key = {
+        let url = gw.url.clone();
+        let id = id.clone();
+        tokio::spawn(async move {
+            let client =
+                hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                    .build_http::<http_body_util::Full<bytes::Bytes>>();
+            let req = hyper::Request::post(format!("{url}/admin/v1/accounts/{id}/keys"))
+                .header("authorization", format!("Bearer {ADMIN}"))
+                .body(http_body_util::Full::new(bytes::Bytes::new()))
+                .expect("req");
+            client.request(req).await.expect("answer").status().as_u16()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    sqlx::query("ROLLBACK")
+        .execute(&mut *conn)
+        .await
+        .expect("unlock");
+    drop(conn);
+    pool.close().await;
+    assert_eq!(key.await.expect("key task"), 201);
+    // The abandoned top-up was applied in full: in the database and in memory alike.
+    let mut credited = false;
+    for _ in 0..50 {
+        let v = gw.account_view(&id).await;
+        if v["balance_usd"] == "13.00" {
+            assert_eq!(v["ledger_sum_usd"], "13.00");
+            credited = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(credited, "the top-up completed without its client");
 }
