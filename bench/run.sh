@@ -11,7 +11,8 @@
 #   bench/run.sh                      # 15 s per row
 #   DURATION=10 OUT=/tmp/r.md bench/run.sh
 #
-# Environment: DURATION (seconds per row, default 15), OUT (markdown results, default
+# Environment: GAMMAINFRA_BIN (a prebuilt gateway binary; default: cargo build --release),
+# DURATION (seconds per row, default 15), OUT (markdown results, default
 # bench/last-run.md), GW_PORT (gateway port, default 18090), BENCH_DIR (work directory,
 # default a fresh mktemp directory; kept at the end for the logs and raw wrk output).
 # Exit status: 0 when every gateway row is clean, 1 when a gateway row saw non-2xx answers or
@@ -63,12 +64,17 @@ for f in mock-nginx.conf chat.lua chat-stream.lua; do   # say so when the copies
   fi
 done
 
-# --- Build the gateway (release) from the repository root. ------------------------------
-echo "building the gateway (cargo build --release) ..."
-(cd "$repo" && cargo build --release)
-target_dir=$(cd "$repo" && cargo metadata --format-version 1 --no-deps \
-  | grep -o '"target_directory":"[^"]*"' | cut -d'"' -f4)
-BIN=$target_dir/release/gammainfra
+# --- Build the gateway (release) from the repository root, unless GAMMAINFRA_BIN names a
+# prebuilt binary (to compare two builds with the same script). -------------------------
+if [ -n "${GAMMAINFRA_BIN:-}" ]; then
+  BIN=$GAMMAINFRA_BIN
+else
+  echo "building the gateway (cargo build --release) ..."
+  (cd "$repo" && cargo build --release)
+  target_dir=$(cd "$repo" && cargo metadata --format-version 1 --no-deps \
+    | grep -o '"target_directory":"[^"]*"' | cut -d'"' -f4)
+  BIN=$target_dir/release/gammainfra
+fi
 [ -x "$BIN" ] || die "no binary at $BIN"
 
 # --- Catalog: the built-in one plus the mock model (bench/catalog-extra.toml). -----------

@@ -298,9 +298,12 @@ impl Config {
                     data_dir(&raw, env).join("gammainfra.db").display()
                 )
             });
-        if !database_url.starts_with("sqlite:") {
+        if !["sqlite:", "postgres://", "postgresql://"]
+            .iter()
+            .any(|p| database_url.starts_with(p))
+        {
             errs.push(format!(
-                "database_url / GAMMAINFRA_DATABASE_URL: the `{}:` scheme is not supported by this build (use sqlite://PATH)",
+                "database_url / GAMMAINFRA_DATABASE_URL: the `{}:` scheme is not supported (use sqlite://PATH or postgres://USER@HOST/DB)",
                 database_url.split(':').next().unwrap_or_default()
             ));
         }

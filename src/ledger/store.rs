@@ -1,8 +1,17 @@
-//! Persistence of accounts, keys and the ledger (SQLite through sqlx). The only module
-//! that speaks SQL.
+//! Persistence of accounts, keys and the ledger, on SQLite (the default, one machine)
+//! or PostgreSQL, through sqlx. The only module that speaks SQL.
 //!
 //! * this file: opening and migrating, accounts, keys, top-ups, appending usage.
 //! * [`usage`]: reading usage records back for `GET /v1/usage`.
+//!
+//! # Two backends, one set of statements
+//! Every statement is written once, in the SQL both engines share: `$1`-style
+//! parameters (SQLite reads `$N` as the N-th parameter), `ON CONFLICT DO NOTHING`,
+//! `RETURNING`, sums cast to `BIGINT` (PostgreSQL sums a `BIGINT` column as `NUMERIC`).
+//! [`on_pool!`] runs a method's body against whichever pool the store has, with the
+//! body's code compiled once per backend. Only the schema (each backend has its own
+//! migrations, PostgreSQL's in `migrations/postgres/`), the connection settings and the
+//! one-process lock differ.
 
 mod usage;
 
@@ -10,8 +19,9 @@ use std::borrow::Cow;
 use std::str::FromStr;
 
 use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::{Connection, Row, SqlitePool};
 
 use super::keys::{KeyHash, NewKey};
 use super::UsageStatus;
@@ -34,6 +44,8 @@ pub enum StoreError {
     Locked(String),
     #[error("cannot lock the database file {0}: {1}")]
     Lock(String, std::io::Error),
+    #[error("the PostgreSQL database {0} is in use by another GammaInfra process (this version runs one gateway process per database)")]
+    LockedPostgres(String),
     #[error("this Idempotency-Key was already used with a different request")]
     IdempotencyConflict,
 }
@@ -78,19 +90,72 @@ pub struct KeyRow {
     pub default_region: Option<String>,
 }
 
-/// Every write transaction takes SQLite's write lock up front. A deferred transaction
-/// that reads first and writes later cannot wait for a concurrent writer (the busy
-/// handler does not apply to the upgrade) and fails at once with SQLITE_BUSY; an
-/// immediate one waits up to the busy timeout like any single statement.
-const WRITE_TX: &str = "BEGIN IMMEDIATE";
+#[derive(Clone)]
+enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// What keeps this process the database's one writer, held as long as the store lives:
+/// in-memory balances are exact only if no other process changes the ledger.
+enum OneWriter {
+    /// The SQLite file, locked with `flock` (exclusive). `None` for in-memory databases.
+    File(#[allow(dead_code)] Option<std::fs::File>),
+    /// A PostgreSQL session holding an advisory lock keyed by database and schema; the
+    /// lock goes when the session does.
+    Session(#[allow(dead_code)] tokio::sync::Mutex<sqlx::PgConnection>),
+}
 
 #[derive(Clone)]
 pub struct Store {
-    pool: SqlitePool,
-    /// The database file, locked (`flock`, exclusive) for as long as any clone of this
-    /// store lives: in-memory balances are exact only if this process is the file's one
-    /// writer. `None` for in-memory databases.
-    _lock: Option<std::sync::Arc<std::fs::File>>,
+    pool: Pool,
+    _one_writer: std::sync::Arc<OneWriter>,
+}
+
+/// Runs `$body` with `$p` bound to the store's pool and `$Db` to that backend's sqlx
+/// database type: the body is compiled once per backend.
+macro_rules! on_pool {
+    ($store:expr, |$p:ident, $Db:ident| $body:expr) => {
+        match &$store.pool {
+            Pool::Sqlite($p) => {
+                #[allow(dead_code)]
+                type $Db = sqlx::Sqlite;
+                $body
+            }
+            Pool::Postgres($p) => {
+                #[allow(dead_code)]
+                type $Db = sqlx::Postgres;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use on_pool;
+
+/// Opening a write transaction, per backend.
+trait WriteTx {
+    type Db: sqlx::Database;
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>;
+}
+
+impl WriteTx for SqlitePool {
+    type Db = sqlx::Sqlite;
+    /// Takes SQLite's write lock up front. A deferred transaction that reads first and
+    /// writes later cannot wait for a concurrent writer (the busy handler does not apply
+    /// to the upgrade) and fails at once with SQLITE_BUSY; an immediate one waits up to
+    /// the busy timeout like any single statement.
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        self.begin_with("BEGIN IMMEDIATE").await
+    }
+}
+
+impl WriteTx for PgPool {
+    type Db = sqlx::Postgres;
+    /// READ COMMITTED: row locks and unique indexes make PostgreSQL's writers wait for
+    /// each other where they conflict.
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+        self.begin().await
+    }
 }
 
 /// A money movement's idempotency key and the fingerprint of what it asked for.
@@ -155,38 +220,64 @@ const USAGE_COLUMNS: [&str; 18] = [
     "created_at",
 ];
 
-fn migrator() -> Migrator {
-    Migrator {
-        migrations: Cow::Owned(vec![
-            Migration::new(
+/// The schema's migrations, per backend, in version order.
+fn migrator(postgres: bool) -> Migrator {
+    let m = |v: i64, name: &'static str, sql: &'static str| {
+        Migration::new(
+            v,
+            Cow::Borrowed(name),
+            MigrationType::Simple,
+            Cow::Borrowed(sql),
+            false,
+        )
+    };
+    let migrations = if postgres {
+        vec![
+            m(
                 1,
-                Cow::Borrowed("init"),
-                MigrationType::Simple,
-                Cow::Borrowed(include_str!("../../migrations/0001_init.sql")),
-                false,
+                "init",
+                include_str!("../../migrations/postgres/0001_init.sql"),
             ),
-            Migration::new(
+            m(
                 2,
-                Cow::Borrowed("usage details"),
-                MigrationType::Simple,
-                Cow::Borrowed(include_str!("../../migrations/0002_usage_details.sql")),
-                false,
+                "usage details",
+                include_str!("../../migrations/postgres/0002_usage_details.sql"),
             ),
-            Migration::new(
+            m(
                 3,
-                Cow::Borrowed("idempotency"),
-                MigrationType::Simple,
-                Cow::Borrowed(include_str!("../../migrations/0003_idempotency.sql")),
-                false,
+                "idempotency",
+                include_str!("../../migrations/postgres/0003_idempotency.sql"),
             ),
-        ]),
+        ]
+    } else {
+        vec![
+            m(1, "init", include_str!("../../migrations/0001_init.sql")),
+            m(
+                2,
+                "usage details",
+                include_str!("../../migrations/0002_usage_details.sql"),
+            ),
+            m(
+                3,
+                "idempotency",
+                include_str!("../../migrations/0003_idempotency.sql"),
+            ),
+        ]
+    };
+    Migrator {
+        migrations: Cow::Owned(migrations),
         ..Migrator::DEFAULT
     }
 }
 
 impl Store {
-    /// Opens (creating if missing) and migrates the database at `url` (`sqlite://PATH`).
+    /// Opens and migrates the database at `url`: `sqlite://PATH` (created if missing) or
+    /// `postgres://…` (the database must exist; the schema is created in the connection's
+    /// `search_path`, by default `public`). Fails if another process serves it.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Self::open_postgres(url).await;
+        }
         let mut lock = None;
         if let Some(path) = url
             .strip_prefix("sqlite://")
@@ -200,7 +291,7 @@ impl Store {
                 std::fs::create_dir_all(dir).map_err(|e| StoreError::Db(sqlx::Error::Io(e)))?;
             }
             if !path.is_empty() && !path.starts_with(":memory:") {
-                lock = Some(std::sync::Arc::new(lock_file(path)?));
+                lock = Some(lock_file(path)?);
             }
         }
         let opts = SqliteConnectOptions::from_str(url)?
@@ -217,12 +308,53 @@ impl Store {
             .max_connections(4)
             .connect_with(opts)
             .await?;
-        migrator().run(&pool).await?;
-        Ok(Self { pool, _lock: lock })
+        migrator(false).run(&pool).await?;
+        Ok(Self {
+            pool: Pool::Sqlite(pool),
+            _one_writer: std::sync::Arc::new(OneWriter::File(lock)),
+        })
+    }
+
+    async fn open_postgres(url: &str) -> Result<Self, StoreError> {
+        let opts = PgConnectOptions::from_str(url)?;
+        // One session holds the advisory lock for the process's lifetime. Keyed by the
+        // database and the schema, so that separate schemas are separate ledgers.
+        let mut session = sqlx::PgConnection::connect_with(&opts).await?;
+        let row = sqlx::query(
+            "SELECT pg_try_advisory_lock(hashtext('gammainfra.' || current_database() || '.' || current_schema())::bigint), current_database(), current_schema()",
+        )
+        .fetch_one(&mut session)
+        .await?;
+        if !row.get::<bool, _>(0) {
+            let (db, schema): (String, String) = (row.get(1), row.get(2));
+            return Err(StoreError::LockedPostgres(format!(
+                "`{db}` (schema `{schema}`)"
+            )));
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .connect_with(opts)
+            .await?;
+        migrator(true).run(&pool).await?;
+        Ok(Self {
+            pool: Pool::Postgres(pool),
+            _one_writer: std::sync::Arc::new(OneWriter::Session(tokio::sync::Mutex::new(session))),
+        })
+    }
+
+    /// `sqlite` or `postgres`.
+    pub fn backend(&self) -> &'static str {
+        match self.pool {
+            Pool::Sqlite(_) => "sqlite",
+            Pool::Postgres(_) => "postgres",
+        }
     }
 
     pub async fn ping(&self) -> bool {
-        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+        on_pool!(self, |p, Db| sqlx::query("SELECT 1")
+            .execute(p)
+            .await
+            .is_ok())
     }
 
     /// Creates an account with its first key and the trial credit, in one transaction.
@@ -234,46 +366,52 @@ impl Store {
         trial: Nanos,
         at: &str,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin_with(WRITE_TX).await?;
-        let r = sqlx::query("INSERT INTO accounts (id, email, created_at) VALUES (?, ?, ?)")
-            .bind(id)
-            .bind(email)
-            .bind(at)
-            .execute(&mut *tx)
-            .await;
-        if let Err(sqlx::Error::Database(e)) = &r {
-            if e.is_unique_violation() {
-                return Err(StoreError::EmailTaken);
-            }
-        }
-        r?;
-        insert_key(&mut tx, id, key, None, None, at).await?;
-        if trial > Nanos::ZERO {
-            sqlx::query("INSERT INTO ledger_entries (account_id, kind, amount_nanos, note, created_at) VALUES (?, 'trial', ?, 'signup trial credit', ?)")
+        on_pool!(self, |p, Db| {
+            let mut tx = p.begin_write().await?;
+            let r = sqlx::query("INSERT INTO accounts (id, email, created_at) VALUES ($1, $2, $3)")
                 .bind(id)
-                .bind(trial.nanos())
+                .bind(email)
                 .bind(at)
                 .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+                .await;
+            if let Err(sqlx::Error::Database(e)) = &r {
+                if e.is_unique_violation() {
+                    return Err(StoreError::EmailTaken);
+                }
+            }
+            r?;
+            insert_key!(tx, id, key, None::<&str>, None::<&str>, at);
+            if trial > Nanos::ZERO {
+                sqlx::query("INSERT INTO ledger_entries (account_id, kind, amount_nanos, note, created_at) VALUES ($1, 'trial', $2, 'signup trial credit', $3)")
+                    .bind(id)
+                    .bind(trial.nanos())
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
     }
 
     pub async fn account_exists(&self, id: &str) -> Result<bool, StoreError> {
-        Ok(sqlx::query("SELECT 1 FROM accounts WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .is_some())
+        on_pool!(self, |p, Db| Ok(sqlx::query(
+            "SELECT 1 FROM accounts WHERE id = $1"
+        )
+        .bind(id)
+        .fetch_optional(p)
+        .await?
+        .is_some()))
     }
 
     pub async fn account_email(&self, id: &str) -> Result<Option<String>, StoreError> {
-        Ok(sqlx::query("SELECT email FROM accounts WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .map(|r| r.get::<String, _>(0)))
+        on_pool!(self, |p, Db| Ok(sqlx::query(
+            "SELECT email FROM accounts WHERE id = $1"
+        )
+        .bind(id)
+        .fetch_optional(p)
+        .await?
+        .map(|r| r.get::<String, _>(0))))
     }
 
     pub async fn add_key(
@@ -284,29 +422,34 @@ impl Store {
         default_region: Option<&str>,
         at: &str,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin_with(WRITE_TX).await?;
-        if sqlx::query("SELECT 1 FROM accounts WHERE id = ?")
-            .bind(account_id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .is_none()
-        {
-            return Err(StoreError::NoAccount);
-        }
-        insert_key(&mut tx, account_id, key, name, default_region, at).await?;
-        tx.commit().await?;
-        Ok(())
+        on_pool!(self, |p, Db| {
+            let mut tx = p.begin_write().await?;
+            if sqlx::query("SELECT 1 FROM accounts WHERE id = $1")
+                .bind(account_id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_none()
+            {
+                return Err(StoreError::NoAccount);
+            }
+            insert_key!(tx, account_id, key, name, default_region, at);
+            tx.commit().await?;
+            Ok(())
+        })
     }
 
     /// Marks a key revoked; returns its hash so the caller can drop it from memory.
     pub async fn revoke_key(&self, key_id: &str, at: &str) -> Result<KeyHash, StoreError> {
-        let row = sqlx::query("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ? RETURNING key_hash")
+        let hash: String = on_pool!(self, |p, Db| {
+            sqlx::query("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2 RETURNING key_hash")
             .bind(at)
             .bind(key_id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(p)
             .await?
-            .ok_or(StoreError::NoKey)?;
-        KeyHash::from_hex(&row.get::<String, _>(0)).ok_or(StoreError::NoKey)
+            .ok_or(StoreError::NoKey)?
+            .get(0)
+        });
+        KeyHash::from_hex(&hash).ok_or(StoreError::NoKey)
     }
 
     /// Records a top-up and its ledger credit in one transaction, with its idempotency
@@ -319,70 +462,83 @@ impl Store {
         basis_points: i64,
         idem: Option<&Idempotency>,
     ) -> Result<Option<TopupReceipt>, StoreError> {
-        let mut tx = self.pool.begin_with(WRITE_TX).await?;
-        if let Some(i) = idem {
-            // First statement of the transaction, and a write: it takes SQLite's write
-            // lock (waiting for a concurrent retry of the same key to commit), so the
-            // unique key decides which of two racing retries credits.
-            let result = serde_json::to_string(receipt)
-                .map_err(|e| StoreError::Db(sqlx::Error::Protocol(e.to_string())))?;
-            let r = sqlx::query("INSERT INTO idempotency_keys (scope, idem_key, fingerprint, result, created_at) VALUES ('topup', ?, ?, ?, ?)")
-                .bind(&i.key)
-                .bind(&i.fingerprint)
-                .bind(result)
-                .bind(&receipt.created_at)
-                .execute(&mut *tx)
-                .await;
-            if let Err(sqlx::Error::Database(e)) = &r {
-                if e.is_unique_violation() {
-                    drop(tx);
-                    return self.replay("topup", i).await.map(Some);
+        let replay = on_pool!(self, |p, Db| {
+            let mut tx = p.begin_write().await?;
+            let mut replay = None;
+            if let Some(i) = idem {
+                // First statement of the transaction, and a write: a concurrent retry of
+                // the same key waits for this one to commit (SQLite's write lock,
+                // PostgreSQL's unique index), so the key decides which of two racing
+                // retries credits.
+                let result = serde_json::to_string(receipt)
+                    .map_err(|e| StoreError::Db(sqlx::Error::Protocol(e.to_string())))?;
+                let r = sqlx::query("INSERT INTO idempotency_keys (scope, idem_key, fingerprint, result, created_at) VALUES ('topup', $1, $2, $3, $4)")
+                    .bind(&i.key)
+                    .bind(&i.fingerprint)
+                    .bind(result)
+                    .bind(&receipt.created_at)
+                    .execute(&mut *tx)
+                    .await;
+                match &r {
+                    Err(sqlx::Error::Database(e)) if e.is_unique_violation() => replay = Some(i),
+                    _ => {
+                        r?;
+                    }
                 }
             }
-            r?;
+            if replay.is_none() {
+                if sqlx::query("SELECT 1 FROM accounts WHERE id = $1")
+                    .bind(&receipt.account_id)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .is_none()
+                {
+                    return Err(StoreError::NoAccount);
+                }
+                sqlx::query("INSERT INTO topups (id, account_id, credited_nanos, fee_nanos, charged_nanos, fee_basis_points, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+                    .bind(&receipt.topup_id)
+                    .bind(&receipt.account_id)
+                    .bind(receipt.credited_nanos)
+                    .bind(receipt.fee_nanos)
+                    .bind(receipt.credited_nanos + receipt.fee_nanos)
+                    .bind(basis_points)
+                    .bind(&receipt.created_at)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("INSERT INTO ledger_entries (account_id, kind, amount_nanos, note, created_at) VALUES ($1, 'topup', $2, $3, $4)")
+                    .bind(&receipt.account_id)
+                    .bind(receipt.credited_nanos)
+                    .bind(&receipt.topup_id)
+                    .bind(&receipt.created_at)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+            }
+            Ok::<_, StoreError>(replay)
+        })?;
+        match replay {
+            // The failed transaction is rolled back (dropped) before the first result is read.
+            Some(i) => self.replay("topup", i).await.map(Some),
+            None => Ok(None),
         }
-        if sqlx::query("SELECT 1 FROM accounts WHERE id = ?")
-            .bind(&receipt.account_id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .is_none()
-        {
-            return Err(StoreError::NoAccount);
-        }
-        sqlx::query("INSERT INTO topups (id, account_id, credited_nanos, fee_nanos, charged_nanos, fee_basis_points, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)")
-            .bind(&receipt.topup_id)
-            .bind(&receipt.account_id)
-            .bind(receipt.credited_nanos)
-            .bind(receipt.fee_nanos)
-            .bind(receipt.credited_nanos + receipt.fee_nanos)
-            .bind(basis_points)
-            .bind(&receipt.created_at)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("INSERT INTO ledger_entries (account_id, kind, amount_nanos, note, created_at) VALUES (?, 'topup', ?, ?, ?)")
-            .bind(&receipt.account_id)
-            .bind(receipt.credited_nanos)
-            .bind(&receipt.topup_id)
-            .bind(&receipt.created_at)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(None)
     }
 
     /// The first result recorded for an idempotency key, if the request is the same.
     async fn replay(&self, scope: &str, i: &Idempotency) -> Result<TopupReceipt, StoreError> {
-        let row = sqlx::query(
-            "SELECT fingerprint, result FROM idempotency_keys WHERE scope = ? AND idem_key = ?",
-        )
-        .bind(scope)
-        .bind(&i.key)
-        .fetch_one(&self.pool)
-        .await?;
-        if row.get::<String, _>(0) != i.fingerprint {
+        let (fingerprint, result): (String, String) = on_pool!(self, |p, Db| {
+            let row = sqlx::query(
+                "SELECT fingerprint, result FROM idempotency_keys WHERE scope = $1 AND idem_key = $2",
+            )
+            .bind(scope)
+            .bind(&i.key)
+            .fetch_one(p)
+            .await?;
+            (row.get(0), row.get(1))
+        });
+        if fingerprint != i.fingerprint {
             return Err(StoreError::IdempotencyConflict);
         }
-        serde_json::from_str(&row.get::<String, _>(1))
+        serde_json::from_str(&result)
             .map_err(|e| StoreError::Db(sqlx::Error::Protocol(e.to_string())))
     }
 
@@ -390,127 +546,132 @@ impl Store {
     /// request ID) is skipped, so a retried batch cannot double-charge.
     pub async fn append_usage(&self, entries: &[UsageEntry]) -> Result<(), StoreError> {
         // Multi-row INSERTs with as many rows per statement as SQLite's limit on bound
-        // parameters allows (32,766 / 18 columns = 1,820 rows), in one transaction.
+        // parameters allows (32,766 / 18 columns = 1,820 rows; PostgreSQL allows more),
+        // in one transaction.
         const ROWS_PER_INSERT: usize = SQLITE_MAX_PARAMS / USAGE_COLUMNS.len();
         let insert = format!("INSERT INTO ledger_entries ({}) ", USAGE_COLUMNS.join(", "));
-        let mut tx = self.pool.begin_with(WRITE_TX).await?;
-        for chunk in entries.chunks(ROWS_PER_INSERT) {
-            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(&insert);
-            // One bind per name in USAGE_COLUMNS, in that order.
-            q.push_values(chunk, |mut b, e| {
-                b.push_bind(&e.account_id)
-                    .push_bind("usage")
-                    .push_bind(-e.charged.nanos())
-                    .push_bind(&e.request_id)
-                    .push_bind(&e.key_id)
-                    .push_bind(&e.model)
-                    .push_bind(&e.endpoint)
-                    .push_bind(&e.provider)
-                    .push_bind(&e.upstream_model)
-                    .push_bind(&e.upstream_request_id)
-                    .push_bind(&e.region)
-                    .push_bind(e.status.as_str())
-                    .push_bind(e.input_tokens as i64)
-                    .push_bind(e.output_tokens as i64)
-                    .push_bind(e.cache_read_tokens as i64)
-                    .push_bind(e.cache_write_tokens as i64)
-                    .push_bind(&e.note)
-                    .push_bind(&e.at);
-            });
-            q.push(" ON CONFLICT DO NOTHING");
-            q.build().execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        on_pool!(self, |p, Db| {
+            let mut tx = p.begin_write().await?;
+            for chunk in entries.chunks(ROWS_PER_INSERT) {
+                let mut q = sqlx::QueryBuilder::<Db>::new(&insert);
+                // One bind per name in USAGE_COLUMNS, in that order.
+                q.push_values(chunk, |mut b, e| {
+                    b.push_bind(&e.account_id)
+                        .push_bind("usage")
+                        .push_bind(-e.charged.nanos())
+                        .push_bind(&e.request_id)
+                        .push_bind(&e.key_id)
+                        .push_bind(&e.model)
+                        .push_bind(&e.endpoint)
+                        .push_bind(&e.provider)
+                        .push_bind(&e.upstream_model)
+                        .push_bind(&e.upstream_request_id)
+                        .push_bind(&e.region)
+                        .push_bind(e.status.as_str())
+                        .push_bind(e.input_tokens as i64)
+                        .push_bind(e.output_tokens as i64)
+                        .push_bind(e.cache_read_tokens as i64)
+                        .push_bind(e.cache_write_tokens as i64)
+                        .push_bind(&e.note)
+                        .push_bind(&e.at);
+                });
+                q.push(" ON CONFLICT DO NOTHING");
+                q.build().execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
     }
 
     pub async fn account_sums(&self) -> Result<Vec<AccountSums>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT a.id,
-                    COALESCE(SUM(l.amount_nanos), 0),
-                    COALESCE(SUM(CASE WHEN l.kind = 'trial' THEN l.amount_nanos END), 0),
-                    COALESCE(SUM(CASE WHEN l.kind = 'topup' THEN l.amount_nanos END), 0),
-                    COALESCE(-SUM(CASE WHEN l.kind = 'usage' THEN l.amount_nanos END), 0)
-             FROM accounts a LEFT JOIN ledger_entries l ON l.account_id = a.id GROUP BY a.id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| AccountSums {
-                id: r.get(0),
-                balance: Nanos::from_nanos(r.get(1)),
-                trial: Nanos::from_nanos(r.get(2)),
-                topups: Nanos::from_nanos(r.get(3)),
-                spent: Nanos::from_nanos(r.get(4)),
-            })
-            .collect())
+        on_pool!(self, |p, Db| {
+            let rows = sqlx::query(
+                "SELECT a.id,
+                        CAST(COALESCE(SUM(l.amount_nanos), 0) AS BIGINT),
+                        CAST(COALESCE(SUM(CASE WHEN l.kind = 'trial' THEN l.amount_nanos END), 0) AS BIGINT),
+                        CAST(COALESCE(SUM(CASE WHEN l.kind = 'topup' THEN l.amount_nanos END), 0) AS BIGINT),
+                        CAST(COALESCE(-SUM(CASE WHEN l.kind = 'usage' THEN l.amount_nanos END), 0) AS BIGINT)
+                 FROM accounts a LEFT JOIN ledger_entries l ON l.account_id = a.id GROUP BY a.id",
+            )
+            .fetch_all(p)
+            .await?;
+            Ok(rows
+                .into_iter()
+                .map(|r| AccountSums {
+                    id: r.get(0),
+                    balance: Nanos::from_nanos(r.get(1)),
+                    trial: Nanos::from_nanos(r.get(2)),
+                    topups: Nanos::from_nanos(r.get(3)),
+                    spent: Nanos::from_nanos(r.get(4)),
+                })
+                .collect())
+        })
     }
 
     /// The sum of an account's ledger entries, straight from the database.
     pub async fn ledger_sum(&self, account_id: &str) -> Result<Nanos, StoreError> {
-        let v: i64 = sqlx::query(
-            "SELECT COALESCE(SUM(amount_nanos), 0) FROM ledger_entries WHERE account_id = ?",
+        let v: i64 = on_pool!(self, |p, Db| {
+            sqlx::query(
+            "SELECT CAST(COALESCE(SUM(amount_nanos), 0) AS BIGINT) FROM ledger_entries WHERE account_id = $1",
         )
         .bind(account_id)
-        .fetch_one(&self.pool)
+        .fetch_one(p)
         .await?
-        .get(0);
+        .get(0)
+        });
         Ok(Nanos::from_nanos(v))
     }
 
     pub async fn ledger_count(&self, account_id: &str) -> Result<i64, StoreError> {
-        Ok(
-            sqlx::query("SELECT COUNT(*) FROM ledger_entries WHERE account_id = ?")
-                .bind(account_id)
-                .fetch_one(&self.pool)
-                .await?
-                .get(0),
+        Ok(on_pool!(self, |p, Db| sqlx::query(
+            "SELECT COUNT(*) FROM ledger_entries WHERE account_id = $1"
         )
+        .bind(account_id)
+        .fetch_one(p)
+        .await?
+        .get(0)))
     }
 
     pub async fn active_keys(&self) -> Result<Vec<KeyRow>, StoreError> {
-        let rows = sqlx::query("SELECT id, account_id, key_hash, default_region FROM api_keys WHERE revoked_at IS NULL")
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|r| {
-                Some(KeyRow {
-                    id: r.get(0),
-                    account_id: r.get(1),
-                    hash: KeyHash::from_hex(&r.get::<String, _>(2))?,
-                    default_region: r.get(3),
+        on_pool!(self, |p, Db| {
+            let rows = sqlx::query("SELECT id, account_id, key_hash, default_region FROM api_keys WHERE revoked_at IS NULL")
+                .fetch_all(p)
+                .await?;
+            Ok(rows
+                .into_iter()
+                .filter_map(|r| {
+                    Some(KeyRow {
+                        id: r.get(0),
+                        account_id: r.get(1),
+                        hash: KeyHash::from_hex(&r.get::<String, _>(2))?,
+                        default_region: r.get(3),
+                    })
                 })
-            })
-            .collect())
+                .collect())
+        })
     }
 
     pub async fn close(&self) {
-        self.pool.close().await;
+        on_pool!(self, |p, Db| p.close().await)
     }
 }
 
-async fn insert_key(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    account_id: &str,
-    key: &NewKey,
-    name: Option<&str>,
-    default_region: Option<&str>,
-    at: &str,
-) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO api_keys (id, account_id, key_hash, key_prefix, name, default_region, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)")
-        .bind(&key.id)
-        .bind(account_id)
-        .bind(key.hash.to_hex())
-        .bind(&key.plain[..key.plain.len().min(10)])
-        .bind(name)
-        .bind(default_region)
-        .bind(at)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
+/// Inserts a key row inside the transaction `$tx` (either backend).
+macro_rules! insert_key {
+    ($tx:ident, $account_id:expr, $key:expr, $name:expr, $region:expr, $at:expr) => {
+        sqlx::query("INSERT INTO api_keys (id, account_id, key_hash, key_prefix, name, default_region, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+            .bind(&$key.id)
+            .bind($account_id)
+            .bind($key.hash.to_hex())
+            .bind(&$key.plain[..$key.plain.len().min(10)])
+            .bind($name)
+            .bind($region)
+            .bind($at)
+            .execute(&mut *$tx)
+            .await?
+    };
 }
+use insert_key;
 
 #[cfg(test)]
 mod tests {
@@ -522,8 +683,11 @@ mod tests {
         let url = format!("sqlite://{}", dir.path().join("s.db").display());
         let store = Store::open(&url).await.expect("open");
         // Every commit is fsynced (FULL = 2), so an answered top-up survives power loss.
+        let Pool::Sqlite(pool) = &store.pool else {
+            panic!("a sqlite store")
+        };
         let sync: i64 = sqlx::query("PRAGMA synchronous")
-            .fetch_one(&store.pool)
+            .fetch_one(pool)
             .await
             .expect("pragma")
             .get(0);
@@ -578,5 +742,284 @@ mod tests {
             store.ledger_sum("acct_1").await.expect("sum"),
             Nanos::from_nanos(10_000_000_000)
         );
+    }
+}
+
+/// The same behaviour on both backends: each check runs on SQLite, and on PostgreSQL
+/// when `GAMMAINFRA_TEST_POSTGRES_URL` is set (`.ci/run` sets it; then the server must
+/// answer, or the tests fail).
+#[cfg(test)]
+mod both_backends {
+    use super::*;
+
+    /// A fresh database URL: a file, or a new schema on the test PostgreSQL server.
+    async fn fresh(postgres: bool, dir: &tempfile::TempDir) -> Option<String> {
+        if !postgres {
+            return Some(format!("sqlite://{}", dir.path().join("b.db").display()));
+        }
+        let Some(base) = std::env::var("GAMMAINFRA_TEST_POSTGRES_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+        else {
+            eprintln!("GAMMAINFRA_TEST_POSTGRES_URL is not set: skipping the PostgreSQL run");
+            return None;
+        };
+        let schema = format!("gi_test_{}", hex::encode(rand::random::<[u8; 8]>()));
+        let mut c = sqlx::PgConnection::connect(&base)
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL at GAMMAINFRA_TEST_POSTGRES_URL: {e}"));
+        sqlx::query(&format!("CREATE SCHEMA {schema}"))
+            .execute(&mut c)
+            .await
+            .expect("schema");
+        let sep = if base.contains('?') { '&' } else { '?' };
+        Some(format!("{base}{sep}options[search_path]={schema}"))
+    }
+
+    fn receipt(id: &str, account: &str, cents: i64) -> TopupReceipt {
+        TopupReceipt {
+            topup_id: id.into(),
+            account_id: account.into(),
+            credited_nanos: cents * 10_000_000,
+            fee_nanos: 0,
+            balance_nanos: 0,
+            created_at: "2026-11-30T00:00:00Z".into(),
+        }
+    }
+
+    fn usage(account: &str, n: usize) -> UsageEntry {
+        UsageEntry {
+            account_id: account.into(),
+            key_id: "key_1".into(),
+            request_id: format!("req_{n}"),
+            model: "m/one".into(),
+            endpoint: "openai:one".into(),
+            provider: "openai".into(),
+            upstream_model: "one".into(),
+            upstream_request_id: Some(format!("chatcmpl-{n}")),
+            region: "us".into(),
+            status: UsageStatus::Completed,
+            charged: Nanos::from_nanos(1_000 + n as i64),
+            input_tokens: 10,
+            output_tokens: 20,
+            cache_read_tokens: 0,
+            cache_write_tokens: 0,
+            note: None,
+            at: format!("2026-11-30T00:00:{:02}Z", n % 60),
+        }
+    }
+
+    async fn behaves(postgres: bool) {
+        let dir = tempfile::tempdir().expect("dir");
+        let Some(url) = fresh(postgres, &dir).await else {
+            return;
+        };
+        let store = Store::open(&url).await.expect("open");
+        assert_eq!(
+            store.backend(),
+            if postgres { "postgres" } else { "sqlite" }
+        );
+        // One process per database.
+        let second = Store::open(&url).await;
+        assert!(
+            matches!(
+                second,
+                Err(StoreError::Locked(_) | StoreError::LockedPostgres(_))
+            ),
+            "a second store on the same database is refused"
+        );
+        // Accounts: the trial once, emails unique.
+        let key = crate::ledger::keys::generate();
+        store
+            .create_account(
+                "acct_1",
+                "a@example.com",
+                &key,
+                Nanos::from_cents(300),
+                "2026-11-30T00:00:00Z",
+            )
+            .await
+            .expect("account");
+        let again = store
+            .create_account(
+                "acct_2",
+                "a@example.com",
+                &crate::ledger::keys::generate(),
+                Nanos::from_cents(300),
+                "2026-11-30T00:00:00Z",
+            )
+            .await;
+        assert!(matches!(again, Err(StoreError::EmailTaken)));
+        assert!(store.account_exists("acct_1").await.expect("exists"));
+        assert_eq!(
+            store
+                .account_email("acct_1")
+                .await
+                .expect("email")
+                .as_deref(),
+            Some("a@example.com")
+        );
+        // Keys: added, listed, revoked.
+        let k2 = crate::ledger::keys::generate();
+        store
+            .add_key(
+                "acct_1",
+                &k2,
+                Some("ci"),
+                Some("eu"),
+                "2026-11-30T00:00:00Z",
+            )
+            .await
+            .expect("key");
+        assert!(matches!(
+            store
+                .add_key("acct_x", &crate::ledger::keys::generate(), None, None, "t")
+                .await,
+            Err(StoreError::NoAccount)
+        ));
+        assert_eq!(store.active_keys().await.expect("keys").len(), 2);
+        assert_eq!(
+            store.revoke_key(&k2.id, "t").await.expect("revoke"),
+            k2.hash
+        );
+        assert_eq!(store.active_keys().await.expect("keys").len(), 1);
+        // Top-ups: idempotent, a reused key for another request is a conflict, racing
+        // retries credit once.
+        let idem = Idempotency {
+            key: "k".into(),
+            fingerprint: "f".into(),
+        };
+        assert_eq!(
+            store
+                .topup(&receipt("t1", "acct_1", 1000), 0, Some(&idem))
+                .await
+                .expect("t1"),
+            None
+        );
+        assert_eq!(
+            store
+                .topup(&receipt("t2", "acct_1", 1000), 0, Some(&idem))
+                .await
+                .expect("replay"),
+            Some(receipt("t1", "acct_1", 1000))
+        );
+        let other = Idempotency {
+            key: "k".into(),
+            fingerprint: "g".into(),
+        };
+        assert!(matches!(
+            store
+                .topup(&receipt("t3", "acct_1", 2000), 0, Some(&other))
+                .await,
+            Err(StoreError::IdempotencyConflict)
+        ));
+        let race = Idempotency {
+            key: "race".into(),
+            fingerprint: "r".into(),
+        };
+        let racers: Vec<_> = (0..6)
+            .map(|i| {
+                let (store, race) = (store.clone(), race.clone());
+                tokio::spawn(async move {
+                    store
+                        .topup(&receipt(&format!("r{i}"), "acct_1", 500), 0, Some(&race))
+                        .await
+                })
+            })
+            .collect();
+        let mut first = 0;
+        for r in racers {
+            if r.await.expect("task").expect("topup").is_none() {
+                first += 1;
+            }
+        }
+        assert_eq!(first, 1, "one of the racing retries credits");
+        assert!(matches!(
+            store.topup(&receipt("t4", "acct_x", 1000), 0, None).await,
+            Err(StoreError::NoAccount)
+        ));
+        // Usage: appended once however often a batch is retried.
+        let batch: Vec<_> = (0..50).map(|n| usage("acct_1", n)).collect();
+        store.append_usage(&batch).await.expect("usage");
+        store.append_usage(&batch).await.expect("usage again");
+        let spent: i64 = batch.iter().map(|e| e.charged.nanos()).sum();
+        // 3.00 trial + 10.00 + 5.00 top-ups − usage.
+        let expected = 18_000_000_000 - spent;
+        assert_eq!(
+            store.ledger_sum("acct_1").await.expect("sum").nanos(),
+            expected
+        );
+        assert_eq!(store.ledger_count("acct_1").await.expect("count"), 3 + 50);
+        let sums = store.account_sums().await.expect("sums");
+        let s = sums.iter().find(|s| s.id == "acct_1").expect("acct_1");
+        assert_eq!(
+            (
+                s.balance.nanos(),
+                s.trial.nanos(),
+                s.topups.nanos(),
+                s.spent.nanos()
+            ),
+            (expected, 3_000_000_000, 15_000_000_000, spent)
+        );
+        // Usage records read back, paged and summed per day.
+        let page = store
+            .usage_records(
+                "acct_1",
+                &UsageFilter::default(),
+                None,
+                UsageOrder::Ascending,
+                20,
+            )
+            .await
+            .expect("records");
+        assert_eq!(page.len(), 20);
+        let rest = store
+            .usage_records(
+                "acct_1",
+                &UsageFilter::default(),
+                Some(page[19].seq),
+                UsageOrder::Ascending,
+                100,
+            )
+            .await
+            .expect("records");
+        assert_eq!(rest.len(), 30);
+        assert_eq!(rest[0].request_id, "req_20");
+        let daily = store
+            .usage_daily("acct_1", &UsageFilter::default())
+            .await
+            .expect("daily");
+        assert_eq!(daily.len(), 1);
+        assert_eq!(daily[0].requests, 50);
+        assert_eq!(daily[0].cost.nanos(), spent);
+        // The ledger is append-only.
+        let refused = on_pool!(store, |p, Db| sqlx::query(
+            "UPDATE ledger_entries SET amount_nanos = 0"
+        )
+        .execute(p)
+        .await
+        .is_err());
+        assert!(refused, "UPDATE of ledger_entries is refused");
+        let refused = on_pool!(store, |p, Db| sqlx::query("DELETE FROM topups")
+            .execute(p)
+            .await
+            .is_err());
+        assert!(refused, "DELETE of topups is refused");
+        // Closing releases the database for another process.
+        store.close().await;
+        drop(store);
+        Store::open(&url)
+            .await
+            .expect("reopened after the first closed");
+    }
+
+    #[tokio::test]
+    async fn store_on_sqlite() {
+        behaves(false).await;
+    }
+
+    #[tokio::test]
+    async fn store_on_postgres() {
+        behaves(true).await;
     }
 }

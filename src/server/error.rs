@@ -225,6 +225,7 @@ impl From<StoreError> for ApiError {
             StoreError::Db(_)
             | StoreError::Migrate(_)
             | StoreError::Locked(_)
+            | StoreError::LockedPostgres(_)
             | StoreError::Lock(..) => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "server_error",

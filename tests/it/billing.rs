@@ -2,9 +2,8 @@
 
 use crate::harness::*;
 
-#[tokio::test]
-async fn trial_is_granted_once_per_email() {
-    let gw = Gw::start().await;
+async fn trial_is_granted_once_per_email(backend: Backend) {
+    let gw = Gw::start_on(backend, |_| {}).await;
     let r = gw
         .admin(
             "POST",
@@ -34,9 +33,8 @@ async fn trial_is_granted_once_per_email() {
     assert_eq!(view["ledger_entries"], 1);
 }
 
-#[tokio::test]
-async fn topup_fee_and_minimum_are_exact() {
-    let gw = Gw::start().await;
+async fn topup_fee_and_minimum_are_exact(backend: Backend) {
+    let gw = Gw::start_on(backend, |_| {}).await;
     let (id, key) = gw.account("topup@example.com").await;
     let path = format!("/admin/v1/accounts/{id}/topups");
     let r = gw
@@ -78,9 +76,8 @@ async fn topup_fee_and_minimum_are_exact() {
     assert_eq!(missing.status, 404);
 }
 
-#[tokio::test]
-async fn topup_amounts_beyond_the_ledger_are_400_and_change_nothing() {
-    let gw = Gw::start().await;
+async fn topup_amounts_beyond_the_ledger_are_400_and_change_nothing(backend: Backend) {
+    let gw = Gw::start_on(backend, |_| {}).await;
     let (id, _key) = gw.account("huge@example.com").await;
     let path = format!("/admin/v1/accounts/{id}/topups");
     // The first wrapped to a small positive amount in a release build (its cents fit an
@@ -109,10 +106,9 @@ async fn topup_amounts_beyond_the_ledger_are_400_and_change_nothing() {
     assert_eq!(view["ledger_entries"], 1);
 }
 
-#[tokio::test]
-async fn a_topup_that_would_take_the_balance_out_of_range_is_400() {
+async fn a_topup_that_would_take_the_balance_out_of_range_is_400(backend: Backend) {
     // A trial credit at the very top of the ledger's range: any top-up would overflow it.
-    let gw = Gw::start_with(|c| {
+    let gw = Gw::start_on(backend, |c| {
         c.billing.trial = gammainfra::money::Nanos::parse_cents("9223372036.85").expect("in range");
     })
     .await;
@@ -133,9 +129,10 @@ async fn a_topup_that_would_take_the_balance_out_of_range_is_400() {
     assert_eq!(view["ledger_entries"], 1);
 }
 
-#[tokio::test]
-async fn two_hundred_concurrent_requests_keep_balance_equal_to_ledger_and_never_negative() {
-    let gw = std::sync::Arc::new(Gw::start().await);
+async fn two_hundred_concurrent_requests_keep_balance_equal_to_ledger_and_never_negative(
+    backend: Backend,
+) {
+    let gw = std::sync::Arc::new(Gw::start_on(backend, |_| {}).await);
     let (id, key) = gw.account("concurrent@example.com").await;
     // Each request reserves its worst case (~$0.05 at Opus output prices for 2,000
     // tokens), so the $3.00 trial cannot hold all 200 at once: some must get 402.
@@ -183,9 +180,8 @@ async fn two_hundred_concurrent_requests_keep_balance_equal_to_ledger_and_never_
     assert_eq!(view["ledger_entries"].as_i64(), Some(1 + ok));
 }
 
-#[tokio::test]
-async fn insufficient_credits_is_402_and_changes_nothing() {
-    let gw = Gw::start().await;
+async fn insufficient_credits_is_402_and_changes_nothing(backend: Backend) {
+    let gw = Gw::start_on(backend, |_| {}).await;
     let (id, key) = gw.account("poor@example.com").await;
     // Opus at its full output cap costs more than the $3.00 trial.
     let r = gw
@@ -205,3 +201,12 @@ async fn insufficient_credits_is_402_and_changes_nothing() {
         "nothing was sent upstream"
     );
 }
+
+on_both_backends!(
+    trial_is_granted_once_per_email,
+    topup_fee_and_minimum_are_exact,
+    topup_amounts_beyond_the_ledger_are_400_and_change_nothing,
+    a_topup_that_would_take_the_balance_out_of_range_is_400,
+    two_hundred_concurrent_requests_keep_balance_equal_to_ledger_and_never_negative,
+    insufficient_credits_is_402_and_changes_nothing,
+);

@@ -18,8 +18,63 @@ pub const ADMIN: &str = "test-admin-token-0123456789";
 pub const AWS_KEY: &str = "AKIDGAMMAINFRATEST";
 pub const AWS_SECRET: &str = "gammainfra/test/secret/key/EXAMPLEKEY";
 
+/// The database a test gateway runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The PostgreSQL server the backend tests use, from `GAMMAINFRA_TEST_POSTGRES_URL`
+/// (`.ci/run` sets it). Unset: PostgreSQL tests are skipped with a note (a developer
+/// without PostgreSQL runs everything else). Set: the server must answer, or the
+/// tests fail.
+pub fn postgres_url() -> Option<String> {
+    let url = std::env::var("GAMMAINFRA_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty());
+    if url.is_none() {
+        eprintln!("GAMMAINFRA_TEST_POSTGRES_URL is not set: skipping a PostgreSQL test");
+    }
+    url
+}
+
+impl Backend {
+    /// PostgreSQL, if configured for the tests (see [`postgres_url`]).
+    pub fn postgres() -> Option<Backend> {
+        postgres_url().map(|_| Backend::Postgres)
+    }
+
+    /// A new, empty database for one gateway: a file in `dir`, or a fresh schema on
+    /// the test PostgreSQL server (so that tests run in parallel without sharing rows).
+    pub async fn fresh_database(self, dir: &std::path::Path) -> String {
+        match self {
+            Backend::Sqlite => format!("sqlite://{}", dir.join("t.db").display()),
+            Backend::Postgres => {
+                let base = postgres_url().expect("GAMMAINFRA_TEST_POSTGRES_URL");
+                let schema = format!("gi_test_{}", hex::encode(rand::random::<[u8; 8]>()));
+                let pool = sqlx::postgres::PgPoolOptions::new()
+                    .max_connections(1)
+                    .connect(&base)
+                    .await
+                    .unwrap_or_else(|e| {
+                        panic!("PostgreSQL at GAMMAINFRA_TEST_POSTGRES_URL is unreachable: {e}")
+                    });
+                sqlx::query(&format!("CREATE SCHEMA {schema}"))
+                    .execute(&pool)
+                    .await
+                    .expect("create schema");
+                pool.close().await;
+                let sep = if base.contains('?') { '&' } else { '?' };
+                format!("{base}{sep}options[search_path]={schema}")
+            }
+        }
+    }
+}
+
 pub struct Gw {
     pub url: String,
+    pub backend: Backend,
     pub anthropic: Simulator,
     pub openai: Simulator,
     pub bedrock: Simulator,
@@ -83,6 +138,19 @@ impl Gw {
     /// A gateway whose catalog is the built-in one plus `extra_models` (TOML), written
     /// into the gateway's own temporary directory so it lives as long as the gateway.
     pub async fn start_with_catalog(extra_models: &str, edit: impl FnOnce(&mut Config)) -> Self {
+        Self::start_full(Backend::Sqlite, extra_models, edit).await
+    }
+
+    /// A gateway on `backend` with the built-in catalog.
+    pub async fn start_on(backend: Backend, edit: impl FnOnce(&mut Config)) -> Self {
+        Self::start_full(backend, "", edit).await
+    }
+
+    pub async fn start_full(
+        backend: Backend,
+        extra_models: &str,
+        edit: impl FnOnce(&mut Config),
+    ) -> Self {
         let anthropic = simulators::start_anthropic("sk-ant-test")
             .await
             .expect("anthropic sim");
@@ -99,16 +167,14 @@ impl Gw {
             .await
             .expect("bedrock sim");
         let dir = tempfile::tempdir().expect("tempdir");
+        let database_url = backend.fresh_database(dir.path()).await;
         let env: HashMap<&str, String> = HashMap::from([
             ("GAMMAINFRA_ADMIN_TOKEN", ADMIN.to_owned()),
             ("ANTHROPIC_API_KEY", "sk-ant-test".to_owned()),
             ("ANTHROPIC_BASE_URL", anthropic.base_url()),
             ("OPENAI_API_KEY", "sk-openai-test".to_owned()),
             ("OPENAI_BASE_URL", openai.base_url()),
-            (
-                "GAMMAINFRA_DATABASE_URL",
-                format!("sqlite://{}", dir.path().join("t.db").display()),
-            ),
+            ("GAMMAINFRA_DATABASE_URL", database_url),
         ]);
         let mut config = Config::load(None, &|k| env.get(k).cloned()).expect("config");
         config.bedrock = Some(BedrockConfig {
@@ -140,6 +206,7 @@ impl Gw {
         });
         Self {
             url,
+            backend,
             anthropic,
             openai,
             bedrock,
@@ -295,3 +362,30 @@ pub fn price(gw: &Gw, upstream_id: &str, which: &str) -> String {
     let v = serde_json::to_value(&e.pricing).expect("pricing");
     v[which].as_str().expect("price").to_owned()
 }
+
+/// Declares each named `async fn name(backend: Backend)` of the calling module as two
+/// tests: `sqlite::name`, and `postgres::name`, which runs on PostgreSQL when
+/// `GAMMAINFRA_TEST_POSTGRES_URL` is set (and is skipped with a note otherwise).
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::harness::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(b) = $crate::harness::Backend::postgres() {
+                        super::$name(b).await
+                    }
+                }
+            )*
+        }
+    };
+}
+pub(crate) use on_both_backends;

@@ -70,18 +70,35 @@ async fn settled(gw: &Gw) {
     gw.state.ledger.flush().await;
 }
 
-/// The usage entries of an account, straight from the database.
-async fn usage_rows(gw: &Gw, account: &str) -> Vec<(String, i64, i64, i64, Option<String>)> {
-    let pool = db(gw).await;
-    let rows: Vec<(String, i64, i64, i64, Option<String>)> = sqlx::query_as(
-        "SELECT request_id, -amount_nanos, input_tokens, output_tokens, note FROM ledger_entries WHERE account_id = ? AND kind = 'usage' ORDER BY seq",
-    )
-    .bind(account)
-    .fetch_all(&pool)
-    .await
-    .expect("usage rows");
-    pool.close().await;
-    rows
+/// The usage entries of an account, straight from the database (either backend):
+/// (request ID, cost, input tokens, output tokens, note, status).
+type Row = (String, i64, i64, i64, Option<String>, Option<String>);
+async fn usage_rows(gw: &Gw, account: &str) -> Vec<Row> {
+    use gammainfra::ledger::{UsageFilter, UsageOrder};
+    gw.state
+        .ledger
+        .store()
+        .usage_records(
+            account,
+            &UsageFilter::default(),
+            None,
+            UsageOrder::Ascending,
+            1000,
+        )
+        .await
+        .expect("usage rows")
+        .into_iter()
+        .map(|r| {
+            (
+                r.request_id,
+                r.cost.nanos(),
+                r.input_tokens as i64,
+                r.output_tokens as i64,
+                r.note,
+                r.status,
+            )
+        })
+        .collect()
 }
 
 /// A second connection to the gateway's SQLite file (as an operator's sqlite3 would be).
@@ -115,9 +132,10 @@ async fn full_cost(gw: &Gw, email: &str, body: &str) -> i128 {
     usd_to_nanos(last["usage"]["cost_usd"].as_str().expect("cost"))
 }
 
-#[tokio::test]
-async fn a_client_that_leaves_before_the_answer_is_billed_from_the_provider_usage() {
-    let gw = Gw::start().await;
+async fn a_client_that_leaves_before_the_answer_is_billed_from_the_provider_usage(
+    backend: Backend,
+) {
+    let gw = Gw::start_on(backend, |_| {}).await;
     for (i, model) in [
         "openai/gpt-4o-mini",
         "anthropic/claude-haiku-4-5",
@@ -167,9 +185,10 @@ async fn a_client_that_leaves_before_the_answer_is_billed_from_the_provider_usag
     }
 }
 
-#[tokio::test]
-async fn a_stream_whose_client_leaves_after_the_first_chunk_is_read_to_its_end_and_billed() {
-    let gw = Gw::start().await;
+async fn a_stream_whose_client_leaves_after_the_first_chunk_is_read_to_its_end_and_billed(
+    backend: Backend,
+) {
+    let gw = Gw::start_on(backend, |_| {}).await;
     // A long answer: the simulated model echoes the prompt, so the output is many chunks.
     let words: Vec<String> = (0..3000).map(|i| format!("w{i}")).collect();
     let body = chat_body(
@@ -190,9 +209,8 @@ async fn a_stream_whose_client_leaves_after_the_first_chunk_is_read_to_its_end_a
     assert_eq!(view["reserved_usd"], "0.00");
 }
 
-#[tokio::test]
-async fn detached_requests_are_bounded_per_account() {
-    let gw = Gw::start_with(|c| c.billing.max_detached_per_account = 2).await;
+async fn detached_requests_are_bounded_per_account(backend: Backend) {
+    let gw = Gw::start_on(backend, |c| c.billing.max_detached_per_account = 2).await;
     let (id, key) = gw.account("detached@example.com").await;
     let (_, other) = gw.account("other@example.com").await;
     let slow = chat_body("openai/gpt-4o-mini", "hi [[sim:slow 1500]]", "");
@@ -222,10 +240,10 @@ async fn detached_requests_are_bounded_per_account() {
 /// 100 clients hang up at random points against a slow upstream: every account ends
 /// with balance = trial + top-ups − Σ usage, and every request the upstream served has
 /// exactly one usage record.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_hundred_clients_leaving_at_random_points_leave_exact_books() {
-    let gw =
-        std::sync::Arc::new(Gw::start_with(|c| c.billing.max_detached_per_account = 1000).await);
+async fn a_hundred_clients_leaving_at_random_points_leave_exact_books(backend: Backend) {
+    let gw = std::sync::Arc::new(
+        Gw::start_on(backend, |c| c.billing.max_detached_per_account = 1000).await,
+    );
     let models = [
         "openai/gpt-4o-mini",
         "anthropic/claude-haiku-4-5",
@@ -263,6 +281,13 @@ async fn a_hundred_clients_leaving_at_random_points_leave_exact_books() {
         t.await.expect("client");
     }
     settled(&gw).await;
+    assert_eq!(
+        gw.state.ledger.store().backend(),
+        match gw.backend {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    );
     // What each simulated provider served, by the client's marker.
     let mut served = std::collections::HashMap::<String, usize>::new();
     for sim in [&gw.openai, &gw.anthropic, &gw.bedrock] {
@@ -414,9 +439,8 @@ async fn a_backlog_at_its_bound_refuses_new_requests() {
     assert_eq!(gw.chat(&key, &body, &[]).await.status, 200);
 }
 
-#[tokio::test]
-async fn topups_honour_idempotency_keys() {
-    let gw = Gw::start().await;
+async fn topups_honour_idempotency_keys(backend: Backend) {
+    let gw = Gw::start_on(backend, |_| {}).await;
     let (id, _) = gw.account("idem@example.com").await;
     let path = format!("/admin/v1/accounts/{id}/topups");
     let send = |key: &'static str, body: &'static str| {
@@ -477,9 +501,8 @@ async fn topups_honour_idempotency_keys() {
     assert_eq!(bad.status, 400);
 }
 
-#[tokio::test]
-async fn the_cli_sends_an_idempotency_key_so_a_repeated_command_credits_once() {
-    let gw = Gw::start().await;
+async fn the_cli_sends_an_idempotency_key_so_a_repeated_command_credits_once(backend: Backend) {
+    let gw = Gw::start_on(backend, |_| {}).await;
     let (id, _) = gw.account("cli@example.com").await;
     let run = || {
         let gw_url = gw.url.clone();
@@ -609,3 +632,12 @@ async fn admin_changes_wait_for_a_busy_database_and_complete_without_their_clien
     }
     assert!(credited, "the top-up completed without its client");
 }
+
+on_both_backends!(
+    a_client_that_leaves_before_the_answer_is_billed_from_the_provider_usage,
+    a_stream_whose_client_leaves_after_the_first_chunk_is_read_to_its_end_and_billed,
+    detached_requests_are_bounded_per_account,
+    a_hundred_clients_leaving_at_random_points_leave_exact_books,
+    topups_honour_idempotency_keys,
+    the_cli_sends_an_idempotency_key_so_a_repeated_command_credits_once,
+);

@@ -161,9 +161,8 @@ async fn spent_by_balance(gw: &Gw, key: &str) -> i128 {
     n("trial_usd") + n("topups_usd") - n("balance_usd")
 }
 
-#[tokio::test]
-async fn usage_records_every_charge_with_its_details_and_cost() {
-    let gw = Gw::start().await;
+async fn usage_records_every_charge_with_its_details_and_cost(backend: Backend) {
+    let gw = Gw::start_on(backend, |_| {}).await;
     let (_, key_id, key) = funded_account(&gw, "audit@example.com").await;
     let sent = mixed_traffic(&gw, &key).await;
     // A stream the upstream breaks off: billed for what was generated, and says so.
@@ -259,9 +258,8 @@ async fn usage_records_every_charge_with_its_details_and_cost() {
     );
 }
 
-#[tokio::test]
-async fn usage_pages_cover_every_record_once_in_both_orders() {
-    let gw = Gw::start().await;
+async fn usage_pages_cover_every_record_once_in_both_orders(backend: Backend) {
+    let gw = Gw::start_on(backend, |_| {}).await;
     let (_, _, key) = funded_account(&gw, "pages@example.com").await;
     let mut sent = Vec::new();
     for i in 0..7 {
@@ -316,9 +314,8 @@ async fn usage_pages_cover_every_record_once_in_both_orders() {
     assert_eq!(r.header("x-gammainfra-last-id"), Some(all[1].as_str()));
 }
 
-#[tokio::test]
-async fn usage_filters_by_time_and_model() {
-    let gw = Gw::start().await;
+async fn usage_filters_by_time_and_model(backend: Backend) {
+    let gw = Gw::start_on(backend, |_| {}).await;
     let (_, _, key) = funded_account(&gw, "filters@example.com").await;
     let sent = mixed_traffic(&gw, &key).await;
     let all = list(&gw, &key, "/v1/usage").await;
@@ -390,9 +387,8 @@ async fn usage_filters_by_time_and_model() {
     assert_eq!(ids(&v).len(), 0, "filters combine");
 }
 
-#[tokio::test]
-async fn usage_bad_parameters_are_400_naming_the_parameter() {
-    let gw = Gw::start().await;
+async fn usage_bad_parameters_are_400_naming_the_parameter(backend: Backend) {
+    let gw = Gw::start_on(backend, |_| {}).await;
     let (_, _, key) = funded_account(&gw, "params@example.com").await;
     let (_, _, other) = funded_account(&gw, "params-other@example.com").await;
     let theirs = send(&gw, &other, "openai/gpt-4o-mini", "hi", false, "").await;
@@ -439,9 +435,8 @@ async fn usage_bad_parameters_are_400_naming_the_parameter() {
     }
 }
 
-#[tokio::test]
-async fn usage_daily_sums_records_per_utc_day_and_model() {
-    let gw = Gw::start().await;
+async fn usage_daily_sums_records_per_utc_day_and_model(backend: Backend) {
+    let gw = Gw::start_on(backend, |_| {}).await;
     let (_, _, key) = funded_account(&gw, "daily@example.com").await;
     let sent = mixed_traffic(&gw, &key).await;
     let records = list(&gw, &key, "/v1/usage").await;
@@ -540,9 +535,8 @@ fn csv_value(v: &Value) -> String {
     }
 }
 
-#[tokio::test]
-async fn usage_csv_has_a_header_and_the_same_rows_as_json() {
-    let gw = Gw::start().await;
+async fn usage_csv_has_a_header_and_the_same_rows_as_json(backend: Backend) {
+    let gw = Gw::start_on(backend, |_| {}).await;
     let (_, _, key) = funded_account(&gw, "csv@example.com").await;
     mixed_traffic(&gw, &key).await;
     gw.chat(
@@ -641,9 +635,8 @@ async fn usage_csv_has_a_header_and_the_same_rows_as_json() {
     }
 }
 
-#[tokio::test]
-async fn usage_of_one_account_is_invisible_to_another() {
-    let gw = Gw::start().await;
+async fn usage_of_one_account_is_invisible_to_another(backend: Backend) {
+    let gw = Gw::start_on(backend, |_| {}).await;
     let (_, _, alice) = funded_account(&gw, "alice@example.com").await;
     let (_, _, bob) = funded_account(&gw, "bob@example.com").await;
     let a: Vec<String> = mixed_traffic(&gw, &alice)
@@ -677,9 +670,8 @@ async fn usage_of_one_account_is_invisible_to_another() {
     assert_eq!(ids(&list(&gw, &bob2, "/v1/usage").await), b);
 }
 
-#[tokio::test]
-async fn usage_admin_view_matches_the_customer_view_and_unknown_accounts_are_404() {
-    let gw = Gw::start().await;
+async fn usage_admin_view_matches_the_customer_view_and_unknown_accounts_are_404(backend: Backend) {
+    let gw = Gw::start_on(backend, |_| {}).await;
     let (id, _, key) = funded_account(&gw, "adminview@example.com").await;
     mixed_traffic(&gw, &key).await;
     for (customer, admin) in [
@@ -742,9 +734,8 @@ async fn usage_admin_view_matches_the_customer_view_and_unknown_accounts_are_404
     assert_eq!(r.json()["error"]["param"], "limit");
 }
 
-#[tokio::test]
-async fn usage_requires_a_valid_key() {
-    let gw = Gw::start().await;
+async fn usage_requires_a_valid_key(backend: Backend) {
+    let gw = Gw::start_on(backend, |_| {}).await;
     let (id, _, key) = funded_account(&gw, "authz@example.com").await;
     for path in ["/v1/usage", "/v1/usage/daily", "/v1/usage?format=csv"] {
         for auth in [None, Some("gi-not-a-key"), Some(ADMIN)] {
@@ -760,3 +751,15 @@ async fn usage_requires_a_valid_key() {
     let r = get(&gw, None, "/v1/usage?limit=0").await;
     assert_eq!(r.status, 401);
 }
+
+on_both_backends!(
+    usage_records_every_charge_with_its_details_and_cost,
+    usage_pages_cover_every_record_once_in_both_orders,
+    usage_filters_by_time_and_model,
+    usage_bad_parameters_are_400_naming_the_parameter,
+    usage_daily_sums_records_per_utc_day_and_model,
+    usage_csv_has_a_header_and_the_same_rows_as_json,
+    usage_of_one_account_is_invisible_to_another,
+    usage_admin_view_matches_the_customer_view_and_unknown_accounts_are_404,
+    usage_requires_a_valid_key,
+);

@@ -5,9 +5,9 @@
 //! record's cost is exactly what that entry took from the balance, so the records of an
 //! account always add up to its spending.
 
-use sqlx::{Row, Sqlite};
+use sqlx::{QueryBuilder, Row};
 
-use super::{Store, StoreError};
+use super::{on_pool, Pool, Store, StoreError};
 use crate::money::Nanos;
 
 /// Which usage entries to read. Times are compared with `created_at`, which is stored as
@@ -70,7 +70,11 @@ pub struct DailyUsage {
 
 /// A count (tokens, requests): written from `u64`s that fit an `i64`; a NULL or
 /// negative value (never written by the gateway) reads as 0.
-fn count(r: &sqlx::sqlite::SqliteRow, i: usize) -> u64 {
+fn count<R: Row>(r: &R, i: usize) -> u64
+where
+    usize: sqlx::ColumnIndex<R>,
+    for<'r> Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
     r.get::<Option<i64>, _>(i)
         .and_then(|v| u64::try_from(v).ok())
         .unwrap_or_default()
@@ -78,7 +82,13 @@ fn count(r: &sqlx::sqlite::SqliteRow, i: usize) -> u64 {
 
 /// `WHERE account_id = ? AND kind = 'usage'` and the filter's conditions. `kind =
 /// 'usage'` is spelled literally so that SQLite can use the partial index on it.
-fn push_filter(q: &mut sqlx::QueryBuilder<'_, Sqlite>, account_id: &str, f: &UsageFilter) {
+fn push_filter<'a, DB: sqlx::Database>(
+    q: &mut QueryBuilder<'a, DB>,
+    account_id: &str,
+    f: &UsageFilter,
+) where
+    String: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
     q.push(" WHERE kind = 'usage' AND account_id = ");
     q.push_bind(account_id.to_owned());
     if let Some(start) = &f.start {
@@ -104,14 +114,16 @@ impl Store {
         account_id: &str,
         request_id: &str,
     ) -> Result<Option<i64>, StoreError> {
-        Ok(sqlx::query(
-            "SELECT seq FROM ledger_entries WHERE kind = 'usage' AND request_id = ? AND account_id = ?",
+        on_pool!(self, |p, Db| {
+            Ok(sqlx::query(
+            "SELECT seq FROM ledger_entries WHERE kind = 'usage' AND request_id = $1 AND account_id = $2",
         )
         .bind(request_id)
         .bind(account_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(p)
         .await?
         .map(|r| r.get(0)))
+        })
     }
 
     /// Up to `limit` of the account's usage records matching `filter`, in ledger order,
@@ -124,48 +136,50 @@ impl Store {
         order: UsageOrder,
         limit: u32,
     ) -> Result<Vec<UsageRecord>, StoreError> {
-        let mut q = sqlx::QueryBuilder::<Sqlite>::new(
-            "SELECT seq, request_id, key_id, model, provider, upstream_model, upstream_request_id,
-                    region, status, input_tokens, output_tokens, cache_read_tokens,
-                    cache_write_tokens, amount_nanos, note, created_at
-             FROM ledger_entries",
-        );
-        push_filter(&mut q, account_id, filter);
-        if let Some(after) = after {
+        on_pool!(self, |p, Db| {
+            let mut q = QueryBuilder::<Db>::new(
+                "SELECT seq, request_id, key_id, model, provider, upstream_model, upstream_request_id,
+                        region, status, input_tokens, output_tokens, cache_read_tokens,
+                        cache_write_tokens, amount_nanos, note, created_at
+                 FROM ledger_entries",
+            );
+            push_filter(&mut q, account_id, filter);
+            if let Some(after) = after {
+                q.push(match order {
+                    UsageOrder::Ascending => " AND seq > ",
+                    UsageOrder::Descending => " AND seq < ",
+                });
+                q.push_bind(after);
+            }
             q.push(match order {
-                UsageOrder::Ascending => " AND seq > ",
-                UsageOrder::Descending => " AND seq < ",
+                UsageOrder::Ascending => " ORDER BY seq ASC LIMIT ",
+                UsageOrder::Descending => " ORDER BY seq DESC LIMIT ",
             });
-            q.push_bind(after);
-        }
-        q.push(match order {
-            UsageOrder::Ascending => " ORDER BY seq ASC LIMIT ",
-            UsageOrder::Descending => " ORDER BY seq DESC LIMIT ",
-        });
-        q.push_bind(i64::from(limit));
-        let rows = q.build().fetch_all(&self.pool).await?;
-        Ok(rows
-            .iter()
-            .map(|r| UsageRecord {
-                seq: r.get(0),
-                request_id: r.get::<Option<String>, _>(1).unwrap_or_default(),
-                key_id: r.get(2),
-                model: r.get(3),
-                provider: r.get(4),
-                upstream_model: r.get(5),
-                upstream_request_id: r.get(6),
-                region: r.get(7),
-                status: r.get(8),
-                input_tokens: count(r, 9),
-                output_tokens: count(r, 10),
-                cache_read_tokens: count(r, 11),
-                cache_write_tokens: count(r, 12),
-                // Usage entries are debits: the cost is the negated amount.
-                cost: Nanos::from_nanos(-r.get::<i64, _>(13)),
-                note: r.get(14),
-                created_at: r.get(15),
-            })
-            .collect())
+            q.push_bind(i64::from(limit));
+            let rows = q.build().fetch_all(p).await?;
+            Ok(rows
+                .iter()
+                .map(|r| UsageRecord {
+                    seq: r.get(0),
+                    request_id: r.get::<Option<String>, _>(1).unwrap_or_default(),
+                    key_id: r.get(2),
+                    model: r.get(3),
+                    provider: r.get(4),
+                    upstream_model: r.get(5),
+                    upstream_request_id: r.get(6),
+                    region: r.get(7),
+                    status: r.get(8),
+                    input_tokens: count(r, 9),
+                    output_tokens: count(r, 10),
+                    cache_read_tokens: count(r, 11),
+                    cache_write_tokens: count(r, 12),
+                    // Usage entries are debits: the cost is the negated amount.
+                    cost: Nanos::from_nanos(-r.get::<i64, _>(13)),
+                    note: r.get(14),
+                    created_at: r.get(15),
+                })
+                .collect())
+        })
     }
 
     /// The account's usage matching `filter`, summed per UTC day and model, ordered by
@@ -176,29 +190,33 @@ impl Store {
         filter: &UsageFilter,
     ) -> Result<Vec<DailyUsage>, StoreError> {
         // `created_at` is RFC 3339 UTC: its first ten characters are the UTC day.
-        let mut q = sqlx::QueryBuilder::<Sqlite>::new(
-            "SELECT substr(created_at, 1, 10) AS day, COALESCE(model, '') AS m, COUNT(*),
-                    COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0),
-                    COALESCE(SUM(cache_read_tokens), 0), COALESCE(SUM(cache_write_tokens), 0),
-                    -SUM(amount_nanos)
-             FROM ledger_entries",
-        );
-        push_filter(&mut q, account_id, filter);
-        q.push(" GROUP BY day, m ORDER BY day, m");
-        let rows = q.build().fetch_all(&self.pool).await?;
-        Ok(rows
-            .iter()
-            .map(|r| DailyUsage {
-                day: r.get(0),
-                model: r.get(1),
-                requests: count(r, 2),
-                input_tokens: count(r, 3),
-                output_tokens: count(r, 4),
-                cache_read_tokens: count(r, 5),
-                cache_write_tokens: count(r, 6),
-                cost: Nanos::from_nanos(r.get(7)),
-            })
-            .collect())
+        on_pool!(self, |p, Db| {
+            let mut q = QueryBuilder::<Db>::new(
+                "SELECT substr(created_at, 1, 10) AS day, COALESCE(model, '') AS m, COUNT(*),
+                        CAST(COALESCE(SUM(input_tokens), 0) AS BIGINT),
+                        CAST(COALESCE(SUM(output_tokens), 0) AS BIGINT),
+                        CAST(COALESCE(SUM(cache_read_tokens), 0) AS BIGINT),
+                        CAST(COALESCE(SUM(cache_write_tokens), 0) AS BIGINT),
+                        CAST(-SUM(amount_nanos) AS BIGINT)
+                 FROM ledger_entries",
+            );
+            push_filter(&mut q, account_id, filter);
+            q.push(" GROUP BY day, m ORDER BY day, m");
+            let rows = q.build().fetch_all(p).await?;
+            Ok(rows
+                .iter()
+                .map(|r| DailyUsage {
+                    day: r.get(0),
+                    model: r.get(1),
+                    requests: count(r, 2),
+                    input_tokens: count(r, 3),
+                    output_tokens: count(r, 4),
+                    cache_read_tokens: count(r, 5),
+                    cache_write_tokens: count(r, 6),
+                    cost: Nanos::from_nanos(r.get(7)),
+                })
+                .collect())
+        })
     }
 }
 
@@ -240,7 +258,7 @@ mod tests {
             .expect("url")
             .create_if_missing(true);
         let pool = sqlx::SqlitePool::connect_with(opts).await.expect("pool");
-        let mut v1 = super::super::migrator();
+        let mut v1 = super::super::migrator(false);
         v1.migrations = Cow::Owned(v1.migrations[..1].to_vec());
         v1.run(&pool).await.expect("migration 1");
         let key = keys::generate();
