@@ -11,10 +11,11 @@
 //! then on this process is the only writer of its database, so the in-memory balance is
 //! exact: admission and settlement are a few integer operations under one mutex, and
 //! usage entries are appended by a background writer that commits them in batches.
-//! Account creation, top-ups and key changes are rare and are committed before they
-//! answer. The database always converges to the in-memory state; on shutdown the writer
-//! is drained. A crash loses at most the usage charges of the last batch not yet
-//! committed (milliseconds), never a credit: an undercharge, never a double charge.
+//! Account creation, top-ups, key and residency-policy changes are rare and are
+//! committed before they answer. The database always converges to the in-memory state;
+//! on shutdown the writer is drained. A crash loses at most the usage charges of the
+//! last batch not yet committed (milliseconds), never a credit: an undercharge, never a
+//! double charge.
 //!
 //! # Failing closed
 //! The writer counts the usage entries settled but not yet committed. While the
