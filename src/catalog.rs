@@ -22,7 +22,7 @@ use std::sync::Arc;
 use crate::money::Price;
 
 pub use check::CatalogError;
-pub use region::{RegionConstraint, RegionError};
+pub use region::{Asked, OutsidePolicy, RegionConstraint, RegionError, Residency};
 pub use resolve::{Resolution, ResolveError};
 
 /// The catalog compiled into the binary.

@@ -99,6 +99,21 @@ pub enum AccountsCommand {
     Create {
         #[arg(long)]
         email: String,
+        /// Residency policy: the account's requests are processed only within it
+        /// (a geography such as `eu`, a region, or a comma-separated list).
+        #[arg(long)]
+        residency: Option<String>,
+        #[command(flatten)]
+        admin: Admin,
+    },
+    /// Change an account; it applies from the next request on.
+    Update {
+        #[arg(long)]
+        account: String,
+        /// New residency policy (`eu`, `eu-west-1`, `us-east-1,eu`, ...), or `none` to
+        /// remove it.
+        #[arg(long)]
+        residency: String,
         #[command(flatten)]
         admin: Admin,
     },
@@ -112,9 +127,10 @@ pub enum KeysCommand {
         account: String,
         #[arg(long)]
         name: Option<String>,
-        /// Region constraint applied when a request sends none.
-        #[arg(long)]
-        default_region: Option<String>,
+        /// Residency policy: requests with this key are processed only within it (and
+        /// within the account's). `--default-region` is a deprecated alias.
+        #[arg(long, alias = "default-region")]
+        residency: Option<String>,
         #[command(flatten)]
         admin: Admin,
     },
@@ -174,29 +190,48 @@ pub async fn run(cli: Cli) -> i32 {
                     invoke,
                 },
         } => catalog_verify(file, config, invoke).await,
-        Command::Accounts {
-            command: AccountsCommand::Create { email, admin },
-        } => {
-            admin_call(
-                &admin,
-                "POST",
-                "/admin/v1/accounts",
-                Some(serde_json::json!({"email": email})),
-            )
-            .await
-        }
+        Command::Accounts { command } => match command {
+            AccountsCommand::Create {
+                email,
+                residency,
+                admin,
+            } => {
+                admin_call(
+                    &admin,
+                    "POST",
+                    "/admin/v1/accounts",
+                    Some(serde_json::json!({"email": email, "residency": residency})),
+                )
+                .await
+            }
+            AccountsCommand::Update {
+                account,
+                residency,
+                admin,
+            } => {
+                let residency =
+                    (!residency.trim().eq_ignore_ascii_case("none")).then_some(residency);
+                admin_call(
+                    &admin,
+                    "PATCH",
+                    &format!("/admin/v1/accounts/{account}"),
+                    Some(serde_json::json!({"residency": residency})),
+                )
+                .await
+            }
+        },
         Command::Keys { command } => match command {
             KeysCommand::Create {
                 account,
                 name,
-                default_region,
+                residency,
                 admin,
             } => {
                 admin_call(
                     &admin,
                     "POST",
                     &format!("/admin/v1/accounts/{account}/keys"),
-                    Some(serde_json::json!({"name": name, "default_region": default_region})),
+                    Some(serde_json::json!({"name": name, "residency": residency})),
                 )
                 .await
             }

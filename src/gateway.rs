@@ -116,7 +116,7 @@ pub async fn build(config: Config) -> Result<AppState, StartError> {
     }
     let providers = providers(&config).await?;
     let store = Store::open(&config.database_url).await?;
-    let ledger = Ledger::open(store, config.billing.clone()).await?;
+    let ledger = Ledger::open(store, config.billing.clone(), &catalog).await?;
     Ok(AppState::new(config, catalog, providers, ledger))
 }
 

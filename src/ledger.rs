@@ -11,10 +11,11 @@
 //! then on this process is the only writer of its database, so the in-memory balance is
 //! exact: admission and settlement are a few integer operations under one mutex, and
 //! usage entries are appended by a background writer that commits them in batches.
-//! Account creation, top-ups and key changes are rare and are committed before they
-//! answer. The database always converges to the in-memory state; on shutdown the writer
-//! is drained. A crash loses at most the usage charges of the last batch not yet
-//! committed (milliseconds), never a credit: an undercharge, never a double charge.
+//! Account creation, top-ups, key and residency-policy changes are rare and are
+//! committed before they answer. The database always converges to the in-memory state;
+//! on shutdown the writer is drained. A crash loses at most the usage charges of the
+//! last batch not yet committed (milliseconds), never a credit: an undercharge, never a
+//! double charge.
 //!
 //! # Failing closed
 //! The writer counts the usage entries settled but not yet committed. While the
@@ -41,6 +42,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
+use crate::catalog::{Catalog, RegionConstraint, Residency};
 use crate::config::Billing;
 use crate::money::Nanos;
 use keys::{KeyHash, NewKey};
@@ -54,7 +56,60 @@ pub use store::{
 pub struct KeyInfo {
     pub key_id: Arc<str>,
     pub account_id: Arc<str>,
-    pub default_region: Option<String>,
+    /// Where requests with this key may be processed: its account's residency policy
+    /// and its own, parsed and combined when either is loaded or set, so that a
+    /// request only clones an `Arc`. `None`: no policy applies.
+    pub residency: Option<Arc<Residency>>,
+}
+
+/// The active keys and the accounts' residency policies, under one lock: a key created
+/// while its account's policy changes cannot keep the old policy.
+#[derive(Default)]
+struct KeyTable {
+    by_hash: HashMap<KeyHash, KeyInfo>,
+    /// The residency policies of the accounts that have one.
+    account_policy: HashMap<Arc<str>, RegionConstraint>,
+}
+
+impl KeyTable {
+    /// Records a key with its own policy, combined with its account's.
+    fn insert(
+        &mut self,
+        hash: KeyHash,
+        key_id: &str,
+        account_id: &str,
+        key_policy: Option<RegionConstraint>,
+    ) {
+        let account = self.account_policy.get(account_id).cloned();
+        self.by_hash.insert(
+            hash,
+            KeyInfo {
+                key_id: key_id.into(),
+                account_id: account_id.into(),
+                residency: Residency::of(account, key_policy).map(Arc::new),
+            },
+        );
+    }
+
+    /// Sets an account's policy and recombines it into each of the account's keys.
+    fn set_account_policy(&mut self, account_id: &str, policy: Option<RegionConstraint>) {
+        match &policy {
+            Some(p) => {
+                self.account_policy.insert(account_id.into(), p.clone());
+            }
+            None => {
+                self.account_policy.remove(account_id);
+            }
+        }
+        for k in self
+            .by_hash
+            .values_mut()
+            .filter(|k| &*k.account_id == account_id)
+        {
+            let own = k.residency.as_ref().and_then(|r| r.key().cloned());
+            k.residency = Residency::of(policy.clone(), own).map(Arc::new);
+        }
+    }
 }
 
 /// An account's money, in memory.
@@ -135,8 +190,13 @@ pub struct Ledger {
     /// Balances by account ID. A std mutex: held only for a few integer operations and
     /// never across an `.await`, so it is cheaper than an async one.
     accounts: Mutex<HashMap<Arc<str>, Balance>>,
-    /// Active keys by hash. Read on every request, written on create/revoke: an RwLock.
-    keys: RwLock<HashMap<KeyHash, KeyInfo>>,
+    /// Active keys by hash, with the residency policies that apply to them. Read on
+    /// every request, written on create/revoke and policy changes: an RwLock.
+    keys: RwLock<KeyTable>,
+    /// Serialises the admin changes that touch residency policies (account creation
+    /// and policy changes, key creation), each from its commit to its in-memory half,
+    /// so that the memory ends in the state of the last commit.
+    policy_changes: tokio::sync::Mutex<()>,
     /// To the writer task that appends usage entries. Unbounded, because a settlement
     /// must never wait or be dropped; bounded in practice by admission, which stops at
     /// `billing.max_unwritten_usage` pending entries (plus the requests in flight then).
@@ -150,8 +210,13 @@ pub struct Ledger {
 }
 
 impl Ledger {
-    /// Loads balances and keys and starts the writer task.
-    pub async fn open(store: Store, billing: Billing) -> Result<Arc<Self>, StoreError> {
+    /// Loads balances, keys and residency policies (parsed with `catalog`), and starts
+    /// the writer task.
+    pub async fn open(
+        store: Store,
+        billing: Billing,
+        catalog: &Catalog,
+    ) -> Result<Arc<Self>, StoreError> {
         let mut accounts = HashMap::new();
         for s in store.account_sums().await? {
             accounts.insert(
@@ -166,16 +231,17 @@ impl Ledger {
                 },
             );
         }
-        let mut keys = HashMap::new();
+        let mut keys = KeyTable::default();
+        for (account, policy) in store.account_policies().await? {
+            let policy = stored_policy(catalog, &policy, "account", &account);
+            keys.account_policy.insert(account.into(), policy);
+        }
         for k in store.active_keys().await? {
-            keys.insert(
-                k.hash,
-                KeyInfo {
-                    key_id: k.id.into(),
-                    account_id: k.account_id.into(),
-                    default_region: k.default_region,
-                },
-            );
+            let own = k
+                .residency
+                .as_deref()
+                .map(|p| stored_policy(catalog, p, "key", &k.id));
+            keys.insert(k.hash, &k.id, &k.account_id, own);
         }
         let (tx, rx) = mpsc::unbounded_channel();
         let health = Arc::new(WriterHealth {
@@ -187,6 +253,7 @@ impl Ledger {
             store,
             accounts: Mutex::new(accounts),
             keys: RwLock::new(keys),
+            policy_changes: tokio::sync::Mutex::new(()),
             writer: tx,
             billing,
             health,
@@ -256,7 +323,17 @@ impl Ledger {
     /// The key's account, if the key is active.
     pub fn authenticate(&self, key: &str) -> Option<KeyInfo> {
         let h = KeyHash::of(key);
-        self.keys.read().ok()?.get(&h).cloned()
+        self.keys.read().ok()?.by_hash.get(&h).cloned()
+    }
+
+    /// The account's residency policy, as in force now.
+    pub fn account_residency(&self, account: &str) -> Option<RegionConstraint> {
+        self.keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .account_policy
+            .get(account)
+            .cloned()
     }
 
     pub fn balance(&self, account: &str) -> Option<Balance> {
@@ -268,12 +345,30 @@ impl Ledger {
         &self,
         email: &str,
     ) -> Result<(String, NewKey, Balance), StoreError> {
+        self.create_account_with_residency(email, None).await
+    }
+
+    /// [`Ledger::create_account`], restricted to a residency policy from the start
+    /// (its first key included).
+    pub async fn create_account_with_residency(
+        &self,
+        email: &str,
+        residency: Option<RegionConstraint>,
+    ) -> Result<(String, NewKey, Balance), StoreError> {
         let email = normalize_email(email);
         let id = keys::random_id("acct_");
         let key = keys::generate();
         let trial = self.billing.trial;
+        let _serial = self.policy_changes.lock().await;
         self.store
-            .create_account(&id, &email, &key, trial, &crate::clock::now_rfc3339())
+            .create_account(
+                &id,
+                &email,
+                residency.as_ref().map(RegionConstraint::as_str),
+                &key,
+                trial,
+                &crate::clock::now_rfc3339(),
+            )
             .await?;
         let bal = Balance {
             balance: trial,
@@ -283,41 +378,64 @@ impl Ledger {
         if let Ok(mut a) = self.accounts.lock() {
             a.insert(Arc::from(id.as_str()), bal);
         }
-        self.remember_key(&key, &id, None);
+        {
+            let mut k = self.keys.write().unwrap_or_else(PoisonError::into_inner);
+            if let Some(r) = residency {
+                k.account_policy.insert(id.as_str().into(), r);
+            }
+            k.insert(key.hash, &key.id, &id, None);
+        }
         Ok((id, key, bal))
     }
 
+    /// Creates a key, restricted to `residency` (within its account's policy, which
+    /// applies to it as well).
     pub async fn create_key(
         &self,
         account_id: &str,
         name: Option<&str>,
-        default_region: Option<&str>,
+        residency: Option<RegionConstraint>,
     ) -> Result<NewKey, StoreError> {
         let key = keys::generate();
+        let _serial = self.policy_changes.lock().await;
         self.store
             .add_key(
                 account_id,
                 &key,
                 name,
-                default_region,
+                residency.as_ref().map(RegionConstraint::as_str),
                 &crate::clock::now_rfc3339(),
             )
             .await?;
-        self.remember_key(&key, account_id, default_region.map(str::to_owned));
+        self.keys
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key.hash, &key.id, account_id, residency);
         Ok(key)
     }
 
-    fn remember_key(&self, key: &NewKey, account_id: &str, default_region: Option<String>) {
-        if let Ok(mut k) = self.keys.write() {
-            k.insert(
-                key.hash,
-                KeyInfo {
-                    key_id: key.id.as_str().into(),
-                    account_id: account_id.into(),
-                    default_region,
-                },
-            );
-        }
+    /// Sets (or, with `None`, clears) an account's residency policy: committed to the
+    /// database, then applied to every key of the account, before it returns, so that
+    /// the next request is held to it.
+    pub async fn set_account_residency(
+        &self,
+        account_id: &str,
+        residency: Option<RegionConstraint>,
+    ) -> Result<(), StoreError> {
+        let _serial = self.policy_changes.lock().await;
+        self.store
+            .set_account_residency(account_id, residency.as_ref().map(RegionConstraint::as_str))
+            .await?;
+        tracing::info!(
+            account_id,
+            residency = residency.as_ref().map_or("none", RegionConstraint::as_str),
+            "account residency policy set"
+        );
+        self.keys
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .set_account_policy(account_id, residency);
+        Ok(())
     }
 
     /// Revokes a key: it fails from the next request on.
@@ -326,9 +444,11 @@ impl Ledger {
             .store
             .revoke_key(key_id, &crate::clock::now_rfc3339())
             .await?;
-        if let Ok(mut k) = self.keys.write() {
-            k.remove(&hash);
-        }
+        self.keys
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .by_hash
+            .remove(&hash);
         Ok(())
     }
 
@@ -787,6 +907,17 @@ async fn writer(store: Store, mut rx: mpsc::UnboundedReceiver<WriteOp>, health: 
             let _ = f.send(());
         }
     }
+}
+
+/// A residency policy read from the database. One the catalog no longer accepts is
+/// logged and kept as a policy that admits nothing: failing closed for that account or
+/// key, rather than serving it anywhere or refusing to start for everyone.
+fn stored_policy(catalog: &Catalog, value: &str, what: &str, id: &str) -> RegionConstraint {
+    let (policy, invalid) = RegionConstraint::stored(value, catalog);
+    if let Some(e) = invalid {
+        tracing::error!(what, id, error = %e, "stored residency policy is not valid for this catalog; its requests are refused until it is set again");
+    }
+    policy
 }
 
 /// Emails are unique trimmed and case-insensitively.

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use crate::catalog::region::geographies_admitting;
 use crate::catalog::{
     BedrockInvocation, Catalog, Endpoint, ProcessingRegions, ProviderKind, RegionConstraint,
-    Resolution,
+    Residency, Resolution,
 };
 use crate::chat::request::ProviderPrefs;
 
@@ -125,6 +125,19 @@ impl Router {
         constraint: Option<&RegionConstraint>,
         prefs: Option<&ProviderPrefs>,
     ) -> Result<Vec<Arc<Endpoint>>, RouteError> {
+        self.plan_within(res, constraint, None, prefs)
+    }
+
+    /// [`Router::plan`] for a request held to a residency policy. `constraint` is
+    /// already the intersection with the policy; the policy is needed only to explain a
+    /// refusal without suggesting a constraint the policy would refuse.
+    pub fn plan_within(
+        &self,
+        res: &Resolution,
+        constraint: Option<&RegionConstraint>,
+        residency: Option<&Residency>,
+        prefs: Option<&ProviderPrefs>,
+    ) -> Result<Vec<Arc<Endpoint>>, RouteError> {
         let model = &res.model;
         let matches_pref = |e: &Endpoint, list: &[String]| {
             let p = e.provider.to_string();
@@ -170,6 +183,7 @@ impl Router {
                     &cands,
                     &in_region,
                     c,
+                    residency,
                 )));
             }
         }
@@ -222,6 +236,7 @@ impl Router {
         cands: &[&Arc<Endpoint>],
         in_region: &[&Arc<Endpoint>],
         c: &RegionConstraint,
+        residency: Option<&Residency>,
     ) -> String {
         let mut msg = format!(
             "No enabled endpoint of {model} processes requests only within `{}`.",
@@ -261,10 +276,23 @@ impl Router {
                 Some(BedrockInvocation::OnDemand)
             )
         });
+        // The smallest geography that would admit each enabled endpoint, among those
+        // the residency policy allows: suggesting one it refuses would not work.
+        let within_policy = |g: &&str| {
+            residency.is_none_or(|r| {
+                self.catalog
+                    .geography(g)
+                    .is_some_and(|g| r.allowed().allows_all(&g.regions))
+            })
+        };
         let working: Vec<&str> = cands
             .iter()
             .filter(|e| self.is_deployed(e))
-            .filter_map(|e| geographies_admitting(&self.catalog, e).first().copied())
+            .filter_map(|e| {
+                geographies_admitting(&self.catalog, e)
+                    .into_iter()
+                    .find(within_policy)
+            })
             .collect();
         let working = dedup(working.into_iter().map(str::to_owned).collect());
         if profile_only && cands.iter().any(|e| e.bedrock.is_some()) && !working.is_empty() {
@@ -276,6 +304,13 @@ impl Router {
             msg.push_str(&format!(
                 " `X-GammaInfra-Region: {}` would work.",
                 working.join(",")
+            ));
+        }
+        if let Some(r) = residency {
+            msg.push_str(&format!(
+                " Requests with this API key may be processed only within `{}` ({}).",
+                r.allowed().as_str(),
+                r.describe()
             ));
         }
         msg

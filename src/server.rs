@@ -81,7 +81,10 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/admin/v1/accounts", post(admin::create_account))
-        .route("/admin/v1/accounts/{id}", get(admin::show_account))
+        .route(
+            "/admin/v1/accounts/{id}",
+            get(admin::show_account).patch(admin::update_account),
+        )
         .route("/admin/v1/accounts/{id}/keys", post(admin::create_key))
         .route("/admin/v1/accounts/{id}/topups", post(admin::topup))
         .route("/admin/v1/accounts/{id}/usage", get(usage::admin_list))

@@ -87,7 +87,16 @@ pub struct KeyRow {
     pub id: String,
     pub account_id: String,
     pub hash: KeyHash,
-    pub default_region: Option<String>,
+    /// The key's residency policy (column `default_region`, see migration 0004).
+    pub residency: Option<String>,
+}
+
+/// An account's stored details (money aside: balances are the ledger's sums).
+#[derive(Debug, Clone)]
+pub struct AccountRow {
+    pub email: String,
+    /// The account's residency policy, as set through the admin API.
+    pub residency: Option<String>,
 }
 
 #[derive(Clone)]
@@ -248,6 +257,11 @@ fn migrator(postgres: bool) -> Migrator {
                 "idempotency",
                 include_str!("../../migrations/postgres/0003_idempotency.sql"),
             ),
+            m(
+                4,
+                "residency",
+                include_str!("../../migrations/postgres/0004_residency.sql"),
+            ),
         ]
     } else {
         vec![
@@ -261,6 +275,11 @@ fn migrator(postgres: bool) -> Migrator {
                 3,
                 "idempotency",
                 include_str!("../../migrations/0003_idempotency.sql"),
+            ),
+            m(
+                4,
+                "residency",
+                include_str!("../../migrations/0004_residency.sql"),
             ),
         ]
     };
@@ -357,23 +376,28 @@ impl Store {
             .is_ok())
     }
 
-    /// Creates an account with its first key and the trial credit, in one transaction.
+    /// Creates an account (with its residency policy, if any) with its first key and the
+    /// trial credit, in one transaction.
     pub async fn create_account(
         &self,
         id: &str,
         email: &str,
+        residency: Option<&str>,
         key: &NewKey,
         trial: Nanos,
         at: &str,
     ) -> Result<(), StoreError> {
         on_pool!(self, |p, Db| {
             let mut tx = p.begin_write().await?;
-            let r = sqlx::query("INSERT INTO accounts (id, email, created_at) VALUES ($1, $2, $3)")
-                .bind(id)
-                .bind(email)
-                .bind(at)
-                .execute(&mut *tx)
-                .await;
+            let r = sqlx::query(
+                "INSERT INTO accounts (id, email, residency, created_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(id)
+            .bind(email)
+            .bind(residency)
+            .bind(at)
+            .execute(&mut *tx)
+            .await;
             if let Err(sqlx::Error::Database(e)) = &r {
                 if e.is_unique_violation() {
                     return Err(StoreError::EmailTaken);
@@ -404,6 +428,52 @@ impl Store {
         .is_some()))
     }
 
+    /// The account's stored details, if it exists.
+    pub async fn account(&self, id: &str) -> Result<Option<AccountRow>, StoreError> {
+        on_pool!(self, |p, Db| Ok(sqlx::query(
+            "SELECT email, residency FROM accounts WHERE id = $1"
+        )
+        .bind(id)
+        .fetch_optional(p)
+        .await?
+        .map(|r| AccountRow {
+            email: r.get(0),
+            residency: r.get(1),
+        })))
+    }
+
+    /// Sets (or, with `None`, clears) an account's residency policy. Committed (and
+    /// fsynced) when it returns.
+    pub async fn set_account_residency(
+        &self,
+        id: &str,
+        residency: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let affected = on_pool!(self, |p, Db| sqlx::query(
+            "UPDATE accounts SET residency = $1 WHERE id = $2"
+        )
+        .bind(residency)
+        .bind(id)
+        .execute(p)
+        .await?
+        .rows_affected());
+        if affected == 0 {
+            return Err(StoreError::NoAccount);
+        }
+        Ok(())
+    }
+
+    /// Every account's residency policy, to load with the keys at start.
+    pub async fn account_policies(&self) -> Result<Vec<(String, String)>, StoreError> {
+        on_pool!(self, |p, Db| {
+            let rows =
+                sqlx::query("SELECT id, residency FROM accounts WHERE residency IS NOT NULL")
+                    .fetch_all(p)
+                    .await?;
+            Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
+        })
+    }
+
     pub async fn account_email(&self, id: &str) -> Result<Option<String>, StoreError> {
         on_pool!(self, |p, Db| Ok(sqlx::query(
             "SELECT email FROM accounts WHERE id = $1"
@@ -419,7 +489,7 @@ impl Store {
         account_id: &str,
         key: &NewKey,
         name: Option<&str>,
-        default_region: Option<&str>,
+        residency: Option<&str>,
         at: &str,
     ) -> Result<(), StoreError> {
         on_pool!(self, |p, Db| {
@@ -432,7 +502,7 @@ impl Store {
             {
                 return Err(StoreError::NoAccount);
             }
-            insert_key!(tx, account_id, key, name, default_region, at);
+            insert_key!(tx, account_id, key, name, residency, at);
             tx.commit().await?;
             Ok(())
         })
@@ -644,7 +714,7 @@ impl Store {
                         id: r.get(0),
                         account_id: r.get(1),
                         hash: KeyHash::from_hex(&r.get::<String, _>(2))?,
-                        default_region: r.get(3),
+                        residency: r.get(3),
                     })
                 })
                 .collect())
@@ -656,7 +726,8 @@ impl Store {
     }
 }
 
-/// Inserts a key row inside the transaction `$tx` (either backend).
+/// Inserts a key row inside the transaction `$tx` (either backend). The key's residency
+/// policy goes in `default_region` (see migration 0004).
 macro_rules! insert_key {
     ($tx:ident, $account_id:expr, $key:expr, $name:expr, $region:expr, $at:expr) => {
         sqlx::query("INSERT INTO api_keys (id, account_id, key_hash, key_prefix, name, default_region, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
@@ -697,6 +768,7 @@ mod tests {
             .create_account(
                 "acct_1",
                 "a@example.com",
+                None,
                 &key,
                 Nanos::ZERO,
                 "2026-11-30T00:00:00Z",
@@ -742,6 +814,83 @@ mod tests {
             store.ledger_sum("acct_1").await.expect("sum"),
             Nanos::from_nanos(10_000_000_000)
         );
+    }
+
+    /// A database from before migration 0004 keeps its keys' `default_region` as their
+    /// residency policy; accounts get one that survives reopening the file.
+    #[tokio::test]
+    async fn residency_is_migrated_stored_and_survives_reopening() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("r.db");
+        let url = format!("sqlite://{}", path.display());
+        // The schema as of migration 3, with a key that has a default region.
+        {
+            let opts = SqliteConnectOptions::from_str(&url)
+                .expect("url")
+                .create_if_missing(true);
+            let pool = SqlitePoolOptions::new()
+                .connect_with(opts)
+                .await
+                .expect("pool");
+            let old = Migrator {
+                migrations: Cow::Owned(migrator(false).migrations[..3].to_vec()),
+                ..Migrator::DEFAULT
+            };
+            old.run(&pool).await.expect("migrate to 3");
+            sqlx::query("INSERT INTO accounts (id, email, created_at) VALUES ('acct_old', 'old@example.com', 'x')")
+                .execute(&pool)
+                .await
+                .expect("account");
+            sqlx::query("INSERT INTO api_keys (id, account_id, key_hash, key_prefix, default_region, created_at) VALUES ('key_old', 'acct_old', ?, 'gi-', 'eu', 'x')")
+                .bind(super::super::keys::generate().hash.to_hex())
+                .execute(&pool)
+                .await
+                .expect("key");
+            pool.close().await;
+        }
+        let store = Store::open(&url).await.expect("open and migrate");
+        let keys = store.active_keys().await.expect("keys");
+        assert_eq!(keys[0].residency.as_deref(), Some("eu"));
+        assert!(store.account_policies().await.expect("p").is_empty());
+        store
+            .set_account_residency("acct_old", Some("eu-west-1"))
+            .await
+            .expect("set");
+        assert!(matches!(
+            store.set_account_residency("acct_nope", Some("eu")).await,
+            Err(StoreError::NoAccount)
+        ));
+        let key = super::super::keys::generate();
+        store
+            .create_account(
+                "acct_new",
+                "new@example.com",
+                Some("us"),
+                &key,
+                Nanos::ZERO,
+                "x",
+            )
+            .await
+            .expect("create");
+        store.close().await;
+        drop(store);
+
+        let store = Store::open(&url).await.expect("reopen");
+        let mut p = store.account_policies().await.expect("p");
+        p.sort();
+        assert_eq!(
+            p,
+            vec![
+                ("acct_new".to_owned(), "us".to_owned()),
+                ("acct_old".to_owned(), "eu-west-1".to_owned())
+            ]
+        );
+        store
+            .set_account_residency("acct_old", None)
+            .await
+            .expect("clear");
+        let a = store.account("acct_old").await.expect("a").expect("exists");
+        assert_eq!((a.email.as_str(), a.residency), ("old@example.com", None));
     }
 }
 
@@ -834,6 +983,7 @@ mod both_backends {
             .create_account(
                 "acct_1",
                 "a@example.com",
+                Some("eu"),
                 &key,
                 Nanos::from_cents(300),
                 "2026-11-30T00:00:00Z",
@@ -844,6 +994,7 @@ mod both_backends {
             .create_account(
                 "acct_2",
                 "a@example.com",
+                None,
                 &crate::ledger::keys::generate(),
                 Nanos::from_cents(300),
                 "2026-11-30T00:00:00Z",
@@ -851,6 +1002,29 @@ mod both_backends {
             .await;
         assert!(matches!(again, Err(StoreError::EmailTaken)));
         assert!(store.account_exists("acct_1").await.expect("exists"));
+        // Residency policies: stored, changed, listed.
+        assert_eq!(
+            store
+                .account("acct_1")
+                .await
+                .expect("a")
+                .expect("some")
+                .residency
+                .as_deref(),
+            Some("eu")
+        );
+        store
+            .set_account_residency("acct_1", Some("eu-central-1"))
+            .await
+            .expect("set");
+        assert_eq!(
+            store.account_policies().await.expect("policies"),
+            vec![("acct_1".to_owned(), "eu-central-1".to_owned())]
+        );
+        assert!(matches!(
+            store.set_account_residency("acct_x", None).await,
+            Err(StoreError::NoAccount)
+        ));
         assert_eq!(
             store
                 .account_email("acct_1")

@@ -33,6 +33,28 @@ fn parse<T: serde::de::DeserializeOwned>(
 #[serde(deny_unknown_fields)]
 pub struct NewAccount {
     email: String,
+    /// The account's residency policy (an `X-GammaInfra-Region` value), if any.
+    #[serde(default)]
+    residency: Option<String>,
+}
+
+/// Parses a residency policy given in the body field `field`: `400 invalid_region`
+/// naming the field when the catalog does not accept it.
+fn policy(st: &AppState, field: &'static str, value: &str) -> Result<RegionConstraint, ApiError> {
+    RegionConstraint::parse_policy(field, value, &st.catalog).map_err(|e| {
+        let mut a = ApiError::from(e);
+        a.param = Some(field.into());
+        a
+    })
+}
+
+/// For a PATCH field: absent is `None` (leave it), `null` is `Some(None)` (clear it).
+fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
 }
 
 pub async fn create_account(
@@ -41,7 +63,7 @@ pub async fn create_account(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Created, ApiError> {
     auth::admin(&st, &h)?;
-    let Some(NewAccount { email }) = parse(&st, body, false)? else {
+    let Some(NewAccount { email, residency }) = parse(&st, body, false)? else {
         return Err(ApiError::bad_request(
             "invalid_request",
             "a JSON body with `email` is required",
@@ -61,18 +83,60 @@ pub async fn create_account(
         a.param = Some("email".into());
         return Err(a);
     }
+    let residency = residency
+        .map(|r| policy(&st, "residency", &r))
+        .transpose()?;
+    let shown = residency.as_ref().map(|r| r.as_str().to_owned());
     let ledger = st.ledger.clone();
     let email = e.clone();
-    let (id, key, bal) =
-        to_completion(async move { ledger.create_account(&email).await }).await??;
+    let (id, key, bal) = to_completion(async move {
+        ledger
+            .create_account_with_residency(&email, residency)
+            .await
+    })
+    .await??;
     Ok((
         StatusCode::CREATED,
         Json(json!({
-            "id": id, "object": "account", "email": e,
+            "id": id, "object": "account", "email": e, "residency": shown,
             "key_id": key.id, "api_key": key.plain,
             "balance_usd": bal.balance, "trial_usd": bal.trial,
         })),
     ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountPatch {
+    /// A new residency policy, or `null` to clear it; absent leaves it as it is.
+    #[serde(default, deserialize_with = "present")]
+    residency: Option<Option<String>>,
+}
+
+/// `PATCH /admin/v1/accounts/{id}`: changes an account's residency policy. Committed
+/// before it answers; the next request of any of the account's keys is held to it.
+pub async fn update_account(
+    State(st): State<AppState>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    auth::admin(&st, &h)?;
+    let Some(AccountPatch { residency }) = parse(&st, body, false)? else {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "a JSON body with the fields to change (`residency`) is required",
+        ));
+    };
+    if let Some(residency) = residency {
+        let residency = residency
+            .map(|r| policy(&st, "residency", &r))
+            .transpose()?;
+        let (ledger, account) = (st.ledger.clone(), id.clone());
+        to_completion(async move { ledger.set_account_residency(&account, residency).await })
+            .await??;
+    }
+    account_view(&st, id).await.map(Json)
 }
 
 pub async fn show_account(
@@ -81,10 +145,15 @@ pub async fn show_account(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     auth::admin(&st, &h)?;
-    let email = st
+    account_view(&st, id).await.map(Json)
+}
+
+/// What `GET /admin/v1/accounts/{id}` answers (and a `PATCH` of it).
+async fn account_view(st: &AppState, id: String) -> Result<Value, ApiError> {
+    let account = st
         .ledger
         .store()
-        .account_email(&id)
+        .account(&id)
         .await?
         .ok_or(crate::ledger::StoreError::NoAccount)?;
     // Commit queued settlements first, so the ledger sum is comparable with the balance;
@@ -93,18 +162,22 @@ pub async fn show_account(
     let sum = st.ledger.store().ledger_sum(&id).await?;
     let entries = st.ledger.store().ledger_count(&id).await?;
     let b = st.ledger.balance(&id).unwrap_or_default();
-    Ok(Json(json!({
-        "id": id, "object": "account", "email": email,
+    Ok(json!({
+        "id": id, "object": "account", "email": account.email,
+        "residency": account.residency,
         "balance_usd": b.balance, "reserved_usd": b.reserved,
         "trial_usd": b.trial, "topups_usd": b.topups, "spent_usd": b.spent,
         "ledger_sum_usd": sum, "ledger_entries": entries,
-    })))
+    }))
 }
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct NewKey {
     name: Option<String>,
+    /// The key's residency policy (an `X-GammaInfra-Region` value), if any.
+    residency: Option<String>,
+    /// Deprecated alias of `residency`, from when it was (mis)named a default.
     default_region: Option<String>,
 }
 
@@ -116,26 +189,60 @@ pub async fn create_key(
 ) -> Result<Created, ApiError> {
     auth::admin(&st, &h)?;
     let nk: NewKey = parse(&st, body, true)?.unwrap_or_default();
-    if let Some(r) = &nk.default_region {
-        RegionConstraint::parse(r, &st.catalog).map_err(|e| {
-            let mut a = ApiError::from(e);
+    let given = match (&nk.residency, &nk.default_region) {
+        (Some(_), Some(_)) => {
+            let mut a = ApiError::bad_request(
+                "invalid_request",
+                "Give `residency` only: `default_region` is its deprecated alias.",
+            );
             a.param = Some("default_region".into());
-            a
-        })?;
-    }
+            return Err(a);
+        }
+        (Some(r), None) => Some(("residency", r)),
+        (None, Some(r)) => Some(("default_region", r)),
+        (None, None) => None,
+    };
+    let residency = match given {
+        Some((field, value)) => {
+            let key_policy = policy(&st, field, value)?;
+            // A key whose policy has no region inside its account's could serve
+            // nothing: refused rather than created unusable. (A key policy partly
+            // outside is allowed; requests are held to the intersection.)
+            if let Some(account) = st.ledger.account_residency(&id) {
+                if key_policy.intersect(&account).is_empty() {
+                    let mut a = ApiError::bad_request(
+                        "invalid_region",
+                        format!(
+                            "{field} `{}` has no region inside the account's residency policy `{}`: a key restricted to it could not be served anywhere.",
+                            key_policy.as_str(),
+                            account.as_str()
+                        ),
+                    );
+                    a.param = Some(field.into());
+                    return Err(a);
+                }
+            }
+            Some(key_policy)
+        }
+        None => None,
+    };
+    let shown = residency.as_ref().map(|r| r.as_str().to_owned());
     let (ledger, account) = (st.ledger.clone(), id.clone());
-    let (name, region) = (nk.name.clone(), nk.default_region.clone());
+    let name = nk.name.clone();
     let key = to_completion(async move {
         ledger
-            .create_key(&account, name.as_deref(), region.as_deref())
+            .create_key(&account, name.as_deref(), residency)
             .await
     })
     .await??;
     Ok((
         StatusCode::CREATED,
-        Json(
-            json!({"key_id": key.id, "object": "api_key", "account_id": id, "api_key": key.plain, "name": nk.name, "default_region": nk.default_region}),
-        ),
+        Json(json!({
+            "key_id": key.id, "object": "api_key", "account_id": id, "api_key": key.plain,
+            "name": nk.name, "residency": shown,
+            // Deprecated: the same value, for clients written against the old name.
+            "default_region": shown,
+        })),
     ))
 }
 

@@ -1,5 +1,5 @@
 //! `POST /v1/chat/completions`: authenticate, parse, resolve the model, apply the region
-//! constraint, reserve credit, try the planned endpoints in order (failing over on
+//! constraint within the key's residency policy, reserve credit, try the planned endpoints in order (failing over on
 //! retryable errors while nothing has been sent), and bill the endpoint that answered.
 //!
 //! Settlement belongs to the gateway, not to the client's connection: the request runs
@@ -7,6 +7,8 @@
 //! is read to the end and billed; a stream is pumped to its end by its own task (see
 //! [`super::stream`]) and billed from the provider's final usage, whether or not anyone
 //! still reads it.
+
+use std::borrow::Cow;
 
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
@@ -18,7 +20,7 @@ use futures_util::StreamExt;
 use super::error::ApiError;
 use super::stream::BilledStream;
 use super::{auth, AppState};
-use crate::catalog::{Endpoint, RegionConstraint, Resolution};
+use crate::catalog::{Asked, Endpoint, RegionConstraint, Resolution};
 use crate::chat::raw::RawObject;
 use crate::chat::request::input_token_bound;
 use crate::chat::{ChatRequest, Completion, Reply, StreamItem};
@@ -93,27 +95,37 @@ async fn handle(
         ApiError::bad_request("invalid_request", format!("Invalid request body: {e}"))
     })?;
     let res = st.catalog.resolve(&req.model)?;
-    let constraint = match headers.get("x-gammainfra-region") {
+    // The request's own constraint: the header, or else the geography implied by a
+    // Bedrock profile prefix in `model` (the header wins over the prefix).
+    let requested = match headers.get("x-gammainfra-region") {
         Some(v) => {
             let v = v.to_str().map_err(|_| {
                 ApiError::bad_request("invalid_region", "X-GammaInfra-Region must be ASCII")
             })?;
-            Some(RegionConstraint::parse(v, &st.catalog)?)
+            Some((RegionConstraint::parse(v, &st.catalog)?, Asked::Header))
         }
-        // The key's default constraint is a residency policy: it wins over the
-        // geography implied by a Bedrock profile prefix in `model`.
-        None => match key
-            .default_region
-            .as_deref()
-            .or(res.implied_region.as_deref())
-        {
-            Some(v) => Some(RegionConstraint::parse(v, &st.catalog)?),
+        None => match res.implied_region.as_deref() {
+            Some(g) => Some((RegionConstraint::parse(g, &st.catalog)?, Asked::ModelPrefix)),
             None => None,
         },
     };
-    let plan = st
-        .router
-        .plan(&res, constraint.as_ref(), req.provider.as_ref())?;
+    // The account's and the key's residency policy is not a default: the request's
+    // constraint may narrow it, never widen it. Refused here, before anything is
+    // reserved or sent upstream.
+    let residency = key.residency.as_deref();
+    let constraint = match residency {
+        None => requested.map(|(c, _)| Cow::Owned(c)),
+        Some(p) => Some(p.apply(requested).map_err(|mut e| {
+            e.model = Some(res.model.id.clone());
+            e
+        })?),
+    };
+    let plan = st.router.plan_within(
+        &res,
+        constraint.as_deref(),
+        residency,
+        req.provider.as_ref(),
+    )?;
     let amount = plan
         .iter()
         .map(|e| worst_case_cost(&req, body.len(), &res, e))

@@ -5,7 +5,7 @@
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use crate::catalog::{RegionError, ResolveError};
+use crate::catalog::{OutsidePolicy, RegionError, ResolveError};
 use crate::chat::RequestError;
 use crate::ledger::{AdmitError, FlushTimeout, InsufficientCredits, StoreError};
 use crate::providers::{UpstreamError, UpstreamErrorKind};
@@ -134,6 +134,22 @@ impl From<ResolveError> for ApiError {
 impl From<RegionError> for ApiError {
     fn from(e: RegionError) -> Self {
         ApiError::bad_request("invalid_region", e.to_string())
+    }
+}
+
+impl From<OutsidePolicy> for ApiError {
+    /// 403, not 400: the request is well formed and its constraint valid, but this key
+    /// is not permitted to have it processed there (DESIGN §4). Retrying the same
+    /// request cannot succeed until an administrator changes the policy.
+    fn from(e: OutsidePolicy) -> Self {
+        let mut a = ApiError::new(
+            StatusCode::FORBIDDEN,
+            "invalid_request_error",
+            "region_not_allowed",
+            e.to_string(),
+        );
+        a.param = e.param().map(str::to_owned);
+        a
     }
 }
 

@@ -273,7 +273,8 @@ mod tests {
     #[tokio::test]
     async fn a_client_that_stops_reading_is_let_go_and_the_stream_still_settles() {
         let store = Store::open("sqlite::memory:").await.expect("store");
-        let ledger = Ledger::open(store, crate::config::Billing::default())
+        let catalog = crate::catalog::Catalog::builtin().expect("catalog");
+        let ledger = Ledger::open(store, crate::config::Billing::default(), &catalog)
             .await
             .expect("ledger");
         let (account, key, _) = ledger.create_account("r@example.com").await.expect("acct");

@@ -217,6 +217,37 @@ impl Gw {
         }
     }
 
+    /// Stops the gateway and waits until its database file is free (its lock goes with
+    /// the last handle on the ledger: the server, its connections and the usage writer),
+    /// so that another gateway can open `database_url`: a restart.
+    pub async fn stop(self, database_url: &str) {
+        let Gw {
+            state,
+            client,
+            _server,
+            ..
+        } = self;
+        _server.abort();
+        let _ = _server.await;
+        drop(client);
+        drop(state);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            match gammainfra::ledger::Store::open(database_url).await {
+                Ok(s) => {
+                    s.close().await;
+                    return;
+                }
+                Err(gammainfra::ledger::StoreError::Locked(_))
+                    if std::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("the stopped gateway's database cannot be reopened: {e}"),
+            }
+        }
+    }
+
     pub async fn send(
         &self,
         method: &str,

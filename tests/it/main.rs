@@ -11,5 +11,6 @@ mod errors;
 mod faults;
 mod priced;
 mod regions;
+mod residency;
 mod settlement;
 mod usage;
