@@ -152,6 +152,15 @@ impl BilledStream {
             return;
         }
         self.finished = true;
+        // The client may have gone without a send failing here: the frames all fit in
+        // the channel before its receiver was dropped (the handler's presence saw it).
+        if self
+            .reservation
+            .as_ref()
+            .is_some_and(Reservation::client_left)
+        {
+            self.client_left = true;
+        }
         let reason = error.as_ref().map(|e| e.to_string()).or_else(|| {
             (!self.final_usage)
                 .then(|| "the upstream ended the stream without reporting usage".to_owned())
