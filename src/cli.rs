@@ -106,14 +106,22 @@ pub enum AccountsCommand {
         #[command(flatten)]
         admin: Admin,
     },
-    /// Change an account; it applies from the next request on.
+    /// Change an account; it applies from the next request on. Only the options given
+    /// are changed.
     Update {
         #[arg(long)]
         account: String,
         /// New residency policy (`eu`, `eu-west-1`, `us-east-1,eu`, ...), or `none` to
         /// remove it.
         #[arg(long)]
-        residency: String,
+        residency: Option<String>,
+        /// Requests per minute for all the account's keys together, or `none` (the
+        /// configured default applies).
+        #[arg(long)]
+        rpm: Option<String>,
+        /// Tokens per minute for all the account's keys together, or `none`.
+        #[arg(long)]
+        tpm: Option<String>,
         #[command(flatten)]
         admin: Admin,
     },
@@ -132,6 +140,24 @@ pub enum KeysCommand {
         #[arg(long, alias = "default-region")]
         residency: Option<String>,
         #[command(flatten)]
+        limits: KeyLimitArgs,
+        #[command(flatten)]
+        admin: Admin,
+    },
+    /// Change a key's limits; only the options given are changed (`none` removes one).
+    Update {
+        #[arg(long)]
+        key: String,
+        #[command(flatten)]
+        limits: KeyLimitArgs,
+        #[command(flatten)]
+        admin: Admin,
+    },
+    /// Show a key: its limits and what it has spent today, this month and in total.
+    Show {
+        #[arg(long)]
+        key: String,
+        #[command(flatten)]
         admin: Admin,
     },
     /// Revoke a key; it fails from the next request on.
@@ -140,6 +166,68 @@ pub enum KeysCommand {
         #[command(flatten)]
         admin: Admin,
     },
+}
+
+/// A key's limits on the command line; each takes a value or `none`.
+#[derive(clap::Args)]
+pub struct KeyLimitArgs {
+    /// Most the key may spend in total, USD in whole cents (e.g. 50.00).
+    #[arg(long)]
+    total_usd: Option<String>,
+    /// Most the key may spend per UTC day, USD (e.g. 5.00).
+    #[arg(long)]
+    daily_usd: Option<String>,
+    /// Most the key may spend per UTC month, USD.
+    #[arg(long)]
+    monthly_usd: Option<String>,
+    /// Requests per minute (overrides the configured default).
+    #[arg(long)]
+    rpm: Option<String>,
+    /// Tokens per minute (overrides the configured default).
+    #[arg(long)]
+    tpm: Option<String>,
+}
+
+impl KeyLimitArgs {
+    /// The `limits` object of the admin API: only the options given; `none` is `null`.
+    /// Values are passed as given: the gateway validates them (and names the field).
+    fn to_json(&self) -> Option<serde_json::Value> {
+        let mut m = serde_json::Map::new();
+        for (name, v) in [
+            ("total_usd", &self.total_usd),
+            ("daily_usd", &self.daily_usd),
+            ("monthly_usd", &self.monthly_usd),
+        ] {
+            if let Some(v) = v {
+                m.insert(name.into(), none_or(v, |s| serde_json::json!(s)));
+            }
+        }
+        for (name, v) in [
+            ("requests_per_minute", &self.rpm),
+            ("tokens_per_minute", &self.tpm),
+        ] {
+            if let Some(v) = v {
+                m.insert(name.into(), none_or(v, count_json));
+            }
+        }
+        (!m.is_empty()).then_some(serde_json::Value::Object(m))
+    }
+}
+
+/// `null` for `none`, else `f(v)`.
+fn none_or(v: &str, f: impl Fn(&str) -> serde_json::Value) -> serde_json::Value {
+    if v.trim().eq_ignore_ascii_case("none") {
+        serde_json::Value::Null
+    } else {
+        f(v.trim())
+    }
+}
+
+/// A count as a JSON number when it is one, else the text (which the gateway refuses
+/// with a message naming the field).
+fn count_json(v: &str) -> serde_json::Value {
+    v.parse::<u64>()
+        .map_or_else(|_| serde_json::json!(v), serde_json::Value::from)
 }
 
 #[derive(Subcommand)]
@@ -207,15 +295,33 @@ pub async fn run(cli: Cli) -> i32 {
             AccountsCommand::Update {
                 account,
                 residency,
+                rpm,
+                tpm,
                 admin,
             } => {
-                let residency =
-                    (!residency.trim().eq_ignore_ascii_case("none")).then_some(residency);
+                let mut body = serde_json::Map::new();
+                if let Some(r) = residency {
+                    body.insert("residency".into(), none_or(&r, |s| serde_json::json!(s)));
+                }
+                let mut limits = serde_json::Map::new();
+                if let Some(v) = rpm {
+                    limits.insert("requests_per_minute".into(), none_or(&v, count_json));
+                }
+                if let Some(v) = tpm {
+                    limits.insert("tokens_per_minute".into(), none_or(&v, count_json));
+                }
+                if !limits.is_empty() {
+                    body.insert("limits".into(), serde_json::Value::Object(limits));
+                }
+                if body.is_empty() {
+                    eprintln!("nothing to change: give --residency, --rpm or --tpm");
+                    return 2;
+                }
                 admin_call(
                     &admin,
                     "PATCH",
                     &format!("/admin/v1/accounts/{account}"),
-                    Some(serde_json::json!({"residency": residency})),
+                    Some(serde_json::Value::Object(body)),
                 )
                 .await
             }
@@ -225,15 +331,36 @@ pub async fn run(cli: Cli) -> i32 {
                 account,
                 name,
                 residency,
+                limits,
                 admin,
             } => {
+                let mut body = serde_json::json!({"name": name, "residency": residency});
+                if let Some(l) = limits.to_json() {
+                    body["limits"] = l;
+                }
                 admin_call(
                     &admin,
                     "POST",
                     &format!("/admin/v1/accounts/{account}/keys"),
-                    Some(serde_json::json!({"name": name, "residency": residency})),
+                    Some(body),
                 )
                 .await
+            }
+            KeysCommand::Update { key, limits, admin } => {
+                let Some(l) = limits.to_json() else {
+                    eprintln!("nothing to change: give --total-usd, --daily-usd, --monthly-usd, --rpm or --tpm");
+                    return 2;
+                };
+                admin_call(
+                    &admin,
+                    "PATCH",
+                    &format!("/admin/v1/keys/{key}"),
+                    Some(serde_json::json!({ "limits": l })),
+                )
+                .await
+            }
+            KeysCommand::Show { key, admin } => {
+                admin_call(&admin, "GET", &format!("/admin/v1/keys/{key}"), None).await
             }
             KeysCommand::Revoke { key_id, admin } => {
                 admin_call(&admin, "DELETE", &format!("/admin/v1/keys/{key_id}"), None).await

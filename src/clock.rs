@@ -18,7 +18,13 @@ pub fn unix_millis() -> i64 {
 
 /// Now as RFC 3339 UTC, e.g. `2026-11-25T14:15:10Z`.
 pub fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
+    rfc3339(time::OffsetDateTime::now_utc())
+}
+
+/// `t` as RFC 3339 UTC to the second, e.g. `2026-11-25T14:15:10Z`: how the ledger dates
+/// its entries (so that a date's text prefix is its UTC day and month).
+pub fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.to_offset(time::UtcOffset::UTC)
         .replace_nanosecond(0)
         .ok()
         .and_then(|t| {

@@ -48,6 +48,21 @@ struct RawConfig {
     max_body_bytes: Option<usize>,
     #[serde(default)]
     bedrock: RawBedrock,
+    #[serde(default)]
+    limits: RawLimits,
+}
+
+/// `[limits]`: default rate limits (none unless set) and where counters are shared.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    key_requests_per_minute: Option<u64>,
+    key_tokens_per_minute: Option<u64>,
+    account_requests_per_minute: Option<u64>,
+    account_tokens_per_minute: Option<u64>,
+    redis_url: Option<String>,
+    redis_timeout_ms: Option<u64>,
+    redis_key_prefix: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -136,6 +151,33 @@ pub struct Config {
     pub timeouts: Timeouts,
     pub max_body_bytes: usize,
     pub bedrock: Option<BedrockConfig>,
+    pub limits: LimitsConfig,
+}
+
+/// Rate limits: the defaults for every key and every account (overridable per key and
+/// account through the admin API), and the Redis that shares counters across replicas.
+#[derive(Debug, Clone)]
+pub struct LimitsConfig {
+    pub key: crate::ratelimit::Rates,
+    pub account: crate::ratelimit::Rates,
+    /// `GAMMAINFRA_REDIS_URL`: counters in Redis, shared by every replica using it.
+    pub redis_url: Option<Secret>,
+    /// The most a request waits for Redis before counting locally.
+    pub redis_timeout: Duration,
+    /// Prefix of the counters' Redis keys (separates deployments sharing one Redis).
+    pub redis_prefix: String,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            key: crate::ratelimit::Rates::default(),
+            account: crate::ratelimit::Rates::default(),
+            redis_url: None,
+            redis_timeout: Duration::from_millis(100),
+            redis_prefix: "gammainfra:rl".to_owned(),
+        }
+    }
 }
 
 /// How this deployment calls AWS Bedrock.
@@ -447,9 +489,11 @@ impl Config {
             idle: t.idle_ms.map_or(d.idle, Duration::from_millis),
         };
         let bedrock = bedrock_config(raw.bedrock, env, &mut errs);
+        let limits = limits_config(raw.limits, env, &mut errs);
         if errs.is_empty() {
             Ok(Config {
                 bedrock,
+                limits,
                 listen,
                 database_url,
                 admin_token,
@@ -464,6 +508,47 @@ impl Config {
         } else {
             Err(ConfigError(errs))
         }
+    }
+}
+
+fn limits_config(raw: RawLimits, env: Env<'_>, errs: &mut Vec<String>) -> LimitsConfig {
+    let mut positive = |name: &str, v: Option<u64>| {
+        if v == Some(0) {
+            errs.push(format!(
+                "limits.{name}: must be at least 1 (leave it out for no limit)"
+            ));
+        }
+        v.filter(|&n| n > 0)
+    };
+    let key = crate::ratelimit::Rates {
+        rpm: positive("key_requests_per_minute", raw.key_requests_per_minute),
+        tpm: positive("key_tokens_per_minute", raw.key_tokens_per_minute),
+    };
+    let account = crate::ratelimit::Rates {
+        rpm: positive(
+            "account_requests_per_minute",
+            raw.account_requests_per_minute,
+        ),
+        tpm: positive("account_tokens_per_minute", raw.account_tokens_per_minute),
+    };
+    let d = LimitsConfig::default();
+    let redis_url = env("GAMMAINFRA_REDIS_URL").or(raw.redis_url);
+    if let Some(u) = &redis_url {
+        // This build has no TLS for Redis (`rediss://`): a lean dependency.
+        if !u.starts_with("redis://") {
+            errs.push(
+                "limits.redis_url / GAMMAINFRA_REDIS_URL: use redis://[:PASSWORD@]HOST:PORT[/DB] (rediss:// is not supported)".to_owned(),
+            );
+        }
+    }
+    LimitsConfig {
+        key,
+        account,
+        redis_url: redis_url.map(Secret),
+        redis_timeout: raw
+            .redis_timeout_ms
+            .map_or(d.redis_timeout, Duration::from_millis),
+        redis_prefix: raw.redis_key_prefix.unwrap_or(d.redis_prefix),
     }
 }
 

@@ -19,6 +19,8 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error("provider configuration: {0}")]
     Provider(String),
+    #[error("rate limits: {0}")]
+    Limits(String),
     #[error("TLS setup failed: {0}")]
     Tls(#[from] rustls::Error),
 }
@@ -117,7 +119,8 @@ pub async fn build(config: Config) -> Result<AppState, StartError> {
     let providers = providers(&config).await?;
     let store = Store::open(&config.database_url).await?;
     let ledger = Ledger::open(store, config.billing.clone(), &catalog).await?;
-    Ok(AppState::new(config, catalog, providers, ledger))
+    let limiter = crate::ratelimit::RateLimiter::new(&config.limits).map_err(StartError::Limits)?;
+    Ok(AppState::new(config, catalog, providers, ledger, limiter))
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -5,6 +5,8 @@
 //!   [`Reservation`] every admitted request holds until it is settled.
 //! * [`store`]: SQLite persistence (the only SQL in the gateway).
 //! * [`keys`]: key generation and hashing.
+//! * [`limits`]: per-key spending limits (total, UTC day, UTC month), checked at
+//!   admission next to the balance and updated at settlement.
 //!
 //! # Why balances live in memory
 //! The hot path must not wait on the database. At start the ledger sums are loaded; from
@@ -33,6 +35,7 @@
 //! of them at a time ([`AdmitError::TooManyDetached`]).
 
 pub mod keys;
+pub mod limits;
 pub mod store;
 
 use std::collections::HashMap;
@@ -45,10 +48,12 @@ use tokio::sync::{mpsc, oneshot};
 use crate::catalog::{Catalog, RegionConstraint, Residency};
 use crate::config::Billing;
 use crate::money::Nanos;
+use crate::ratelimit::Rates;
 use keys::{KeyHash, NewKey};
+use limits::{SpendLimitReached, SpendView, Spending};
 pub use store::{
-    DailyUsage, Idempotency, Store, StoreError, TopupReceipt, UsageEntry, UsageFilter, UsageOrder,
-    UsageRecord,
+    DailyUsage, Idempotency, KeyDetails, KeyLimits, Store, StoreError, TopupReceipt, UsageEntry,
+    UsageFilter, UsageOrder, UsageRecord,
 };
 
 /// The account behind an API key.
@@ -60,6 +65,10 @@ pub struct KeyInfo {
     /// and its own, parsed and combined when either is loaded or set, so that a
     /// request only clones an `Arc`. `None`: no policy applies.
     pub residency: Option<Arc<Residency>>,
+    /// The key's own rate-limit overrides.
+    pub rates: Rates,
+    /// Its account's rate-limit overrides.
+    pub account_rates: Rates,
 }
 
 /// The active keys and the accounts' residency policies, under one lock: a key created
@@ -69,6 +78,8 @@ struct KeyTable {
     by_hash: HashMap<KeyHash, KeyInfo>,
     /// The residency policies of the accounts that have one.
     account_policy: HashMap<Arc<str>, RegionConstraint>,
+    /// The rate-limit overrides of the accounts that have some.
+    account_rates: HashMap<Arc<str>, Rates>,
 }
 
 impl KeyTable {
@@ -79,6 +90,7 @@ impl KeyTable {
         key_id: &str,
         account_id: &str,
         key_policy: Option<RegionConstraint>,
+        rates: Rates,
     ) {
         let account = self.account_policy.get(account_id).cloned();
         self.by_hash.insert(
@@ -87,8 +99,30 @@ impl KeyTable {
                 key_id: key_id.into(),
                 account_id: account_id.into(),
                 residency: Residency::of(account, key_policy).map(Arc::new),
+                rates,
+                account_rates: self
+                    .account_rates
+                    .get(account_id)
+                    .copied()
+                    .unwrap_or_default(),
             },
         );
+    }
+
+    /// Sets an account's rate-limit overrides, in each of its keys too.
+    fn set_account_rates(&mut self, account_id: &str, rates: Rates) {
+        if rates.is_none() {
+            self.account_rates.remove(account_id);
+        } else {
+            self.account_rates.insert(account_id.into(), rates);
+        }
+        for k in self
+            .by_hash
+            .values_mut()
+            .filter(|k| &*k.account_id == account_id)
+        {
+            k.account_rates = rates;
+        }
     }
 
     /// Sets an account's policy and recombines it into each of the account's keys.
@@ -160,6 +194,9 @@ pub enum AdmitError {
     /// The client left before the request was admitted: nothing is sent upstream.
     #[error("The client closed the connection before the request was admitted.")]
     ClientGone,
+    /// The request could take its key over one of its spending limits.
+    #[error(transparent)]
+    SpendLimit(#[from] SpendLimitReached),
     /// Too many of the account's requests outlived their clients and are still running.
     #[error("{0} requests of this account are still being served after their clients disconnected (they are billed when they finish); retry when they complete.")]
     TooManyDetached(u32),
@@ -203,6 +240,9 @@ pub struct Ledger {
     writer: mpsc::UnboundedSender<WriteOp>,
     pub billing: Billing,
     health: Arc<WriterHealth>,
+    /// Every key's spending limits and spend. Taken after `accounts` when both are
+    /// held (admission), alone otherwise.
+    spending: Mutex<Spending>,
     /// Reservations not yet settled (requests in flight, attached or not).
     open: AtomicUsize,
     /// Woken when `open` drops to zero, for a graceful shutdown.
@@ -232,17 +272,36 @@ impl Ledger {
             );
         }
         let mut keys = KeyTable::default();
+        for (account, rates) in store.account_rates().await? {
+            keys.account_rates.insert(account.into(), rates);
+        }
         for (account, policy) in store.account_policies().await? {
             let policy = stored_policy(catalog, &policy, "account", &account);
             keys.account_policy.insert(account.into(), policy);
         }
+        let now = time::OffsetDateTime::now_utc();
+        let mut spend_limits = Vec::new();
         for k in store.active_keys().await? {
             let own = k
                 .residency
                 .as_deref()
                 .map(|p| stored_policy(catalog, p, "key", &k.id));
-            keys.insert(k.hash, &k.id, &k.account_id, own);
+            keys.insert(k.hash, &k.id, &k.account_id, own, k.limits.rates);
+            if !k.limits.spend.is_none() {
+                spend_limits.push((k.id.clone(), k.limits.spend));
+            }
         }
+        let (day, month) = (
+            crate::clock::rfc3339(now)
+                .get(..10)
+                .unwrap_or_default()
+                .to_owned(),
+            crate::clock::rfc3339(now)
+                .get(..7)
+                .unwrap_or_default()
+                .to_owned(),
+        );
+        let spending = Spending::load(store.key_spend(&day, &month).await?, spend_limits, now);
         let (tx, rx) = mpsc::unbounded_channel();
         let health = Arc::new(WriterHealth {
             ok: AtomicBool::new(true),
@@ -254,6 +313,7 @@ impl Ledger {
             accounts: Mutex::new(accounts),
             keys: RwLock::new(keys),
             policy_changes: tokio::sync::Mutex::new(()),
+            spending: Mutex::new(spending),
             writer: tx,
             billing,
             health,
@@ -383,7 +443,7 @@ impl Ledger {
             if let Some(r) = residency {
                 k.account_policy.insert(id.as_str().into(), r);
             }
-            k.insert(key.hash, &key.id, &id, None);
+            k.insert(key.hash, &key.id, &id, None, Rates::default());
         }
         Ok((id, key, bal))
     }
@@ -396,22 +456,81 @@ impl Ledger {
         name: Option<&str>,
         residency: Option<RegionConstraint>,
     ) -> Result<NewKey, StoreError> {
+        self.create_key_with_limits(account_id, name, residency, KeyLimits::default())
+            .await
+    }
+
+    /// [`Ledger::create_key`] with spending and rate limits of its own.
+    pub async fn create_key_with_limits(
+        &self,
+        account_id: &str,
+        name: Option<&str>,
+        residency: Option<RegionConstraint>,
+        limits: KeyLimits,
+    ) -> Result<NewKey, StoreError> {
         let key = keys::generate();
         let _serial = self.policy_changes.lock().await;
         self.store
-            .add_key(
+            .add_key_with_limits(
                 account_id,
                 &key,
                 name,
                 residency.as_ref().map(RegionConstraint::as_str),
+                &limits,
                 &crate::clock::now_rfc3339(),
             )
             .await?;
+        if !limits.spend.is_none() {
+            self.spending
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .set_limits(&key.id, limits.spend);
+        }
         self.keys
             .write()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(key.hash, &key.id, account_id, residency);
+            .insert(key.hash, &key.id, account_id, residency, limits.rates);
         Ok(key)
+    }
+
+    /// Replaces a key's spending and rate limits: committed to the database, then in
+    /// force from the key's next request on (requests in flight keep their admission).
+    pub async fn set_key_limits(&self, key_id: &str, limits: KeyLimits) -> Result<(), StoreError> {
+        let _serial = self.policy_changes.lock().await;
+        self.store.set_key_limits(key_id, &limits).await?;
+        tracing::info!(key_id, ?limits, "key limits set");
+        self.spending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .set_limits(key_id, limits.spend);
+        let mut k = self.keys.write().unwrap_or_else(PoisonError::into_inner);
+        for info in k.by_hash.values_mut().filter(|i| &*i.key_id == key_id) {
+            info.rates = limits.rates;
+        }
+        Ok(())
+    }
+
+    /// Replaces an account's rate-limit overrides (committed, then in force).
+    pub async fn set_account_rates(
+        &self,
+        account_id: &str,
+        rates: Rates,
+    ) -> Result<(), StoreError> {
+        let _serial = self.policy_changes.lock().await;
+        self.store.set_account_rates(account_id, &rates).await?;
+        self.keys
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .set_account_rates(account_id, rates);
+        Ok(())
+    }
+
+    /// A key's spend now: total, this UTC day, this UTC month, and in flight.
+    pub fn key_spend(&self, key_id: &str) -> SpendView {
+        self.spending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .view(key_id, time::OffsetDateTime::now_utc())
     }
 
     /// Sets (or, with `None`, clears) an account's residency policy: committed to the
@@ -521,6 +640,12 @@ impl Ledger {
             }
             .into());
         }
+        // The key's spending limits, under the balances' lock so that both holds are
+        // taken together or not at all.
+        self.spending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .reserve(&key.key_id, amount, time::OffsetDateTime::now_utc())?;
         b.reserved = b.reserved + amount;
         drop(a);
         self.open.fetch_add(1, Ordering::AcqRel);
@@ -562,6 +687,14 @@ impl Ledger {
                 .unavailable()
                 .unwrap_or_else(|| "the database is slow".to_owned()),
         })
+    }
+
+    /// Releases a key's hold of `amount` and counts `cost` in its spending windows.
+    fn settle_key(&self, key_id: &Arc<str>, amount: Nanos, cost: Nanos, now: time::OffsetDateTime) {
+        self.spending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .settle(key_id, amount, cost, now);
     }
 
     fn set_detached(&self, account_id: &Arc<str>, up: bool) {
@@ -778,7 +911,11 @@ impl Reservation {
         if was_detached {
             b.detached = b.detached.saturating_sub(1);
         }
+        let now = time::OffsetDateTime::now_utc();
         let Some(charge) = charge else {
+            drop(a);
+            self.ledger
+                .settle_key(&self.key_id, self.amount, Nanos::ZERO, now);
             return Nanos::ZERO;
         };
         let mut cost = charge.cost;
@@ -788,11 +925,16 @@ impl Reservation {
             cost = b.balance.max(Nanos::ZERO);
         }
         if cost == Nanos::ZERO && charge.usage == crate::chat::Usage::default() {
+            drop(a);
+            self.ledger
+                .settle_key(&self.key_id, self.amount, Nanos::ZERO, now);
             return Nanos::ZERO;
         }
         b.balance = b.balance - cost;
         b.spent = b.spent + cost;
         drop(a);
+        // Counted in the windows of the usage entry's date (`at` below).
+        self.ledger.settle_key(&self.key_id, self.amount, cost, now);
         let u = charge.usage;
         let entry = UsageEntry {
             account_id: self.account_id.to_string(),
@@ -811,7 +953,7 @@ impl Reservation {
             cache_read_tokens: u.cache_read_tokens,
             cache_write_tokens: u.cache_write_5m_tokens + u.cache_write_1h_tokens,
             note: charge.note,
-            at: crate::clock::now_rfc3339(),
+            at: crate::clock::rfc3339(now),
         };
         self.ledger.health.pending.fetch_add(1, Ordering::Relaxed);
         if self.ledger.writer.send(WriteOp::Usage(entry)).is_err() {

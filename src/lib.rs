@@ -29,6 +29,7 @@ pub mod gateway;
 pub mod ledger;
 pub mod money;
 pub mod providers;
+pub mod ratelimit;
 pub mod router;
 pub mod server;
 pub mod simulators;

@@ -40,6 +40,8 @@ pub struct AppState {
     pub router: Arc<crate::router::Router>,
     pub providers: Arc<Providers>,
     pub ledger: Arc<Ledger>,
+    /// Rate limits (requests and tokens per minute), local or shared through Redis.
+    pub limiter: Arc<crate::ratelimit::RateLimiter>,
     /// `GET /v1/models`, rendered once (the catalog does not change while serving).
     pub models_json: Bytes,
 }
@@ -50,6 +52,7 @@ impl AppState {
         catalog: Arc<Catalog>,
         providers: Providers,
         ledger: Arc<Ledger>,
+        limiter: crate::ratelimit::RateLimiter,
     ) -> Self {
         let router = Arc::new(crate::router::Router::new(
             catalog.clone(),
@@ -63,6 +66,7 @@ impl AppState {
             router,
             providers: Arc::new(providers),
             ledger,
+            limiter: Arc::new(limiter),
             models_json,
         }
     }
@@ -92,7 +96,12 @@ pub fn app(state: AppState) -> Router {
             "/admin/v1/accounts/{id}/usage/daily",
             get(usage::admin_daily),
         )
-        .route("/admin/v1/keys/{key_id}", delete(admin::revoke_key))
+        .route(
+            "/admin/v1/keys/{key_id}",
+            delete(admin::revoke_key)
+                .get(admin::show_key)
+                .patch(admin::update_key),
+        )
         .fallback(not_found)
         // The limit is enforced by the handlers' body extraction (a 413 in our shape);
         // axum's own default of 2 MiB is replaced by the configured one.
@@ -112,8 +121,17 @@ async fn healthz() -> &'static str {
 }
 
 /// Ready when the ledger can record charges, the database answers and the catalog has
-/// models; otherwise a 503 whose `reason` names the cause.
+/// models; otherwise a 503 whose `reason` names the cause. `details.rate_limits` says
+/// where rate-limit counters are kept; a failing Redis does not fail readiness (the
+/// limits are then counted per replica, see docs/operations.md), it shows there.
 async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
+    let rate_limits = match st.limiter.backing() {
+        crate::ratelimit::Backing::Local => "local".to_owned(),
+        crate::ratelimit::Backing::Redis => "redis".to_owned(),
+        crate::ratelimit::Backing::Degraded(e) => {
+            format!("local (Redis unavailable: {e}; limits are counted per replica)")
+        }
+    };
     let reason = if let Some(why) = st.ledger.unavailable() {
         Some(format!("ledger: {why}"))
     } else if !st.ledger.store().ping().await {
@@ -127,12 +145,14 @@ async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
         None => (
             StatusCode::OK,
             axum::Json(
-                serde_json::json!({"status": "ready", "catalog_version": st.catalog.version}),
+                serde_json::json!({"status": "ready", "catalog_version": st.catalog.version,
+                    "details": {"rate_limits": rate_limits}}),
             ),
         ),
         Some(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(serde_json::json!({"status": "not ready", "reason": reason})),
+            axum::Json(serde_json::json!({"status": "not ready", "reason": reason,
+                "details": {"rate_limits": rate_limits}})),
         ),
     }
 }

@@ -24,8 +24,10 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Connection, Row, SqlitePool};
 
 use super::keys::{KeyHash, NewKey};
+use super::limits::{LoadedSpend, SpendLimits};
 use super::UsageStatus;
 use crate::money::Nanos;
+use crate::ratelimit::Rates;
 pub use usage::{DailyUsage, UsageFilter, UsageOrder, UsageRecord};
 
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +91,26 @@ pub struct KeyRow {
     pub hash: KeyHash,
     /// The key's residency policy (column `default_region`, see migration 0004).
     pub residency: Option<String>,
+    pub limits: KeyLimits,
+}
+
+/// A key's own limits, as stored (migration 0005).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KeyLimits {
+    pub spend: SpendLimits,
+    pub rates: Rates,
+}
+
+/// A key's stored details, for the admin API's key view.
+#[derive(Debug, Clone)]
+pub struct KeyDetails {
+    pub id: String,
+    pub account_id: String,
+    pub name: Option<String>,
+    pub residency: Option<String>,
+    pub created_at: String,
+    pub revoked_at: Option<String>,
+    pub limits: KeyLimits,
 }
 
 /// An account's stored details (money aside: balances are the ledger's sums).
@@ -97,6 +119,8 @@ pub struct AccountRow {
     pub email: String,
     /// The account's residency policy, as set through the admin API.
     pub residency: Option<String>,
+    /// The account's rate-limit overrides.
+    pub rates: Rates,
 }
 
 #[derive(Clone)]
@@ -262,6 +286,11 @@ fn migrator(postgres: bool) -> Migrator {
                 "residency",
                 include_str!("../../migrations/postgres/0004_residency.sql"),
             ),
+            m(
+                5,
+                "limits",
+                include_str!("../../migrations/postgres/0005_limits.sql"),
+            ),
         ]
     } else {
         vec![
@@ -280,6 +309,11 @@ fn migrator(postgres: bool) -> Migrator {
                 4,
                 "residency",
                 include_str!("../../migrations/0004_residency.sql"),
+            ),
+            m(
+                5,
+                "limits",
+                include_str!("../../migrations/0005_limits.sql"),
             ),
         ]
     };
@@ -430,8 +464,9 @@ impl Store {
 
     /// The account's stored details, if it exists.
     pub async fn account(&self, id: &str) -> Result<Option<AccountRow>, StoreError> {
-        on_pool!(self, |p, Db| Ok(sqlx::query(
-            "SELECT email, residency FROM accounts WHERE id = $1"
+        on_pool!(self, |p, Db| {
+            Ok(sqlx::query(
+            "SELECT email, residency, requests_per_minute, tokens_per_minute FROM accounts WHERE id = $1"
         )
         .bind(id)
         .fetch_optional(p)
@@ -439,7 +474,12 @@ impl Store {
         .map(|r| AccountRow {
             email: r.get(0),
             residency: r.get(1),
-        })))
+            rates: Rates {
+                rpm: count(r.get(2)),
+                tpm: count(r.get(3)),
+            },
+        }))
+        })
     }
 
     /// Sets (or, with `None`, clears) an account's residency policy. Committed (and
@@ -492,6 +532,22 @@ impl Store {
         residency: Option<&str>,
         at: &str,
     ) -> Result<(), StoreError> {
+        self.add_key_with_limits(account_id, key, name, residency, &KeyLimits::default(), at)
+            .await
+    }
+
+    /// [`Store::add_key`] with the key's limits, in one transaction.
+    pub async fn add_key_with_limits(
+        &self,
+        account_id: &str,
+        key: &NewKey,
+        name: Option<&str>,
+        residency: Option<&str>,
+        l: &KeyLimits,
+        at: &str,
+    ) -> Result<(), StoreError> {
+        let n = |v: Option<Nanos>| v.map(Nanos::nanos);
+        let c = |v: Option<u64>| v.map(|v| i64::try_from(v).unwrap_or(i64::MAX));
         on_pool!(self, |p, Db| {
             let mut tx = p.begin_write().await?;
             if sqlx::query("SELECT 1 FROM accounts WHERE id = $1")
@@ -503,6 +559,17 @@ impl Store {
                 return Err(StoreError::NoAccount);
             }
             insert_key!(tx, account_id, key, name, residency, at);
+            if *l != KeyLimits::default() {
+                sqlx::query("UPDATE api_keys SET limit_total_nanos = $1, limit_daily_nanos = $2, limit_monthly_nanos = $3, requests_per_minute = $4, tokens_per_minute = $5 WHERE id = $6")
+                    .bind(n(l.spend.total))
+                    .bind(n(l.spend.daily))
+                    .bind(n(l.spend.monthly))
+                    .bind(c(l.rates.rpm))
+                    .bind(c(l.rates.tpm))
+                    .bind(&key.id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             tx.commit().await?;
             Ok(())
         })
@@ -704,7 +771,7 @@ impl Store {
 
     pub async fn active_keys(&self) -> Result<Vec<KeyRow>, StoreError> {
         on_pool!(self, |p, Db| {
-            let rows = sqlx::query("SELECT id, account_id, key_hash, default_region FROM api_keys WHERE revoked_at IS NULL")
+            let rows = sqlx::query("SELECT id, account_id, key_hash, default_region, limit_total_nanos, limit_daily_nanos, limit_monthly_nanos, requests_per_minute, tokens_per_minute FROM api_keys WHERE revoked_at IS NULL")
                 .fetch_all(p)
                 .await?;
             Ok(rows
@@ -715,14 +782,164 @@ impl Store {
                         account_id: r.get(1),
                         hash: KeyHash::from_hex(&r.get::<String, _>(2))?,
                         residency: r.get(3),
+                        limits: key_limits(r.get(4), r.get(5), r.get(6), r.get(7), r.get(8)),
                     })
                 })
                 .collect())
         })
     }
 
+    /// One key's stored details, revoked or not.
+    pub async fn key(&self, key_id: &str) -> Result<Option<KeyDetails>, StoreError> {
+        on_pool!(self, |p, Db| {
+            let r = sqlx::query("SELECT id, account_id, name, default_region, created_at, revoked_at, limit_total_nanos, limit_daily_nanos, limit_monthly_nanos, requests_per_minute, tokens_per_minute FROM api_keys WHERE id = $1")
+                .bind(key_id)
+                .fetch_optional(p)
+                .await?;
+            Ok(r.map(|r| KeyDetails {
+                id: r.get(0),
+                account_id: r.get(1),
+                name: r.get(2),
+                residency: r.get(3),
+                created_at: r.get(4),
+                revoked_at: r.get(5),
+                limits: key_limits(r.get(6), r.get(7), r.get(8), r.get(9), r.get(10)),
+            }))
+        })
+    }
+
+    /// Replaces a key's limits. Committed (and fsynced) when it returns.
+    pub async fn set_key_limits(&self, key_id: &str, l: &KeyLimits) -> Result<(), StoreError> {
+        let n = |v: Option<crate::money::Nanos>| v.map(crate::money::Nanos::nanos);
+        let c = |v: Option<u64>| v.map(|v| i64::try_from(v).unwrap_or(i64::MAX));
+        let affected = on_pool!(self, |p, Db| {
+            sqlx::query(
+            "UPDATE api_keys SET limit_total_nanos = $1, limit_daily_nanos = $2, limit_monthly_nanos = $3, requests_per_minute = $4, tokens_per_minute = $5 WHERE id = $6"
+        )
+        .bind(n(l.spend.total))
+        .bind(n(l.spend.daily))
+        .bind(n(l.spend.monthly))
+        .bind(c(l.rates.rpm))
+        .bind(c(l.rates.tpm))
+        .bind(key_id)
+        .execute(p)
+        .await?
+        .rows_affected()
+        });
+        if affected == 0 {
+            return Err(StoreError::NoKey);
+        }
+        Ok(())
+    }
+
+    /// Replaces an account's rate-limit overrides. Committed when it returns.
+    pub async fn set_account_rates(&self, id: &str, r: &Rates) -> Result<(), StoreError> {
+        let c = |v: Option<u64>| v.map(|v| i64::try_from(v).unwrap_or(i64::MAX));
+        let affected = on_pool!(self, |p, Db| {
+            sqlx::query(
+            "UPDATE accounts SET requests_per_minute = $1, tokens_per_minute = $2 WHERE id = $3"
+        )
+        .bind(c(r.rpm))
+        .bind(c(r.tpm))
+        .bind(id)
+        .execute(p)
+        .await?
+        .rows_affected()
+        });
+        if affected == 0 {
+            return Err(StoreError::NoAccount);
+        }
+        Ok(())
+    }
+
+    /// Every account's rate-limit overrides, to load at start.
+    pub async fn account_rates(&self) -> Result<Vec<(String, Rates)>, StoreError> {
+        on_pool!(self, |p, Db| {
+            let rows = sqlx::query("SELECT id, requests_per_minute, tokens_per_minute FROM accounts WHERE requests_per_minute IS NOT NULL OR tokens_per_minute IS NOT NULL")
+                .fetch_all(p)
+                .await?;
+            Ok(rows
+                .into_iter()
+                .map(|r| {
+                    (
+                        r.get(0),
+                        Rates {
+                            rpm: count(r.get(1)),
+                            tpm: count(r.get(2)),
+                        },
+                    )
+                })
+                .collect())
+        })
+    }
+
+    /// What each key has spent: in total, on the UTC day `day` (`YYYY-MM-DD`) and in the
+    /// UTC month `month` (`YYYY-MM`), summed from its usage entries, whose `created_at`
+    /// is RFC 3339 UTC and so starts with its day and month.
+    pub async fn key_spend(&self, day: &str, month: &str) -> Result<Vec<LoadedSpend>, StoreError> {
+        on_pool!(self, |p, Db| {
+            let rows = sqlx::query(
+                "SELECT key_id,
+                        CAST(COALESCE(-SUM(amount_nanos), 0) AS BIGINT),
+                        CAST(COALESCE(-SUM(CASE WHEN substr(created_at, 1, 10) = $1 THEN amount_nanos END), 0) AS BIGINT),
+                        CAST(COALESCE(-SUM(CASE WHEN substr(created_at, 1, 7) = $2 THEN amount_nanos END), 0) AS BIGINT)
+                 FROM ledger_entries WHERE kind = 'usage' AND key_id IS NOT NULL GROUP BY key_id",
+            )
+            .bind(day)
+            .bind(month)
+            .fetch_all(p)
+            .await?;
+            Ok(rows
+                .into_iter()
+                .map(|r| LoadedSpend {
+                    key_id: r.get(0),
+                    total: Nanos::from_nanos(r.get(1)),
+                    day: Nanos::from_nanos(r.get(2)),
+                    month: Nanos::from_nanos(r.get(3)),
+                })
+                .collect())
+        })
+    }
+
+    /// Closes the pool and, on PostgreSQL, releases the one-writer lock now: dropping
+    /// the session only closes its socket, and the server may notice that a moment
+    /// later, refusing a process that opens the database right after this one.
     pub async fn close(&self) {
-        on_pool!(self, |p, Db| p.close().await)
+        on_pool!(self, |p, Db| p.close().await);
+        if let OneWriter::Session(s) = &*self._one_writer {
+            let mut s = s.lock().await;
+            if let Err(e) = sqlx::query("SELECT pg_advisory_unlock_all()")
+                .execute(&mut *s)
+                .await
+            {
+                tracing::warn!(error = %e, "could not release the PostgreSQL one-writer lock; it goes with the session");
+            }
+        }
+    }
+}
+
+/// A stored per-minute count (NULL: none).
+fn count(v: Option<i64>) -> Option<u64> {
+    v.and_then(|v| u64::try_from(v).ok())
+}
+
+fn key_limits(
+    total: Option<i64>,
+    daily: Option<i64>,
+    monthly: Option<i64>,
+    rpm: Option<i64>,
+    tpm: Option<i64>,
+) -> KeyLimits {
+    KeyLimits {
+        spend: SpendLimits {
+            total: total.map(Nanos::from_nanos),
+            daily: daily.map(Nanos::from_nanos),
+            monthly: monthly.map(Nanos::from_nanos),
+        },
+        rates: Rates {
+            rpm: count(rpm),
+            tpm: count(tpm),
+        },
     }
 }
 
@@ -1124,6 +1341,83 @@ mod both_backends {
             expected
         );
         assert_eq!(store.ledger_count("acct_1").await.expect("count"), 3 + 50);
+        // Key limits are stored and listed with the active keys; a key's spend is summed
+        // per UTC day and month from the created_at prefix (these entries are all
+        // dated 2026-11-30).
+        let limits = KeyLimits {
+            spend: SpendLimits {
+                total: Some(Nanos::from_cents(5_000)),
+                daily: Some(Nanos::from_cents(500)),
+                monthly: None,
+            },
+            rates: Rates {
+                rpm: Some(60),
+                tpm: None,
+            },
+        };
+        store
+            .set_key_limits(&key.id, &limits)
+            .await
+            .expect("limits");
+        assert!(matches!(
+            store.set_key_limits("key_x", &limits).await,
+            Err(StoreError::NoKey)
+        ));
+        let k = store.active_keys().await.expect("keys");
+        assert_eq!(
+            k.iter().find(|k| k.id == key.id).expect("key").limits,
+            limits
+        );
+        assert_eq!(
+            store.key(&key.id).await.expect("key").expect("some").limits,
+            limits
+        );
+        store
+            .set_account_rates(
+                "acct_1",
+                &Rates {
+                    rpm: None,
+                    tpm: Some(1_000),
+                },
+            )
+            .await
+            .expect("rates");
+        assert_eq!(
+            store.account_rates().await.expect("rates"),
+            vec![(
+                "acct_1".to_owned(),
+                Rates {
+                    rpm: None,
+                    tpm: Some(1_000)
+                }
+            )]
+        );
+        let spend = store
+            .key_spend("2026-11-30", "2026-11")
+            .await
+            .expect("spend");
+        assert_eq!(spend.len(), 1);
+        assert_eq!(
+            (
+                spend[0].key_id.as_str(),
+                spend[0].total.nanos(),
+                spend[0].day.nanos(),
+                spend[0].month.nanos()
+            ),
+            ("key_1", spent, spent, spent)
+        );
+        let other_day = store
+            .key_spend("2026-12-01", "2026-12")
+            .await
+            .expect("spend");
+        assert_eq!(
+            (
+                other_day[0].total.nanos(),
+                other_day[0].day.nanos(),
+                other_day[0].month.nanos()
+            ),
+            (spent, 0, 0)
+        );
         let sums = store.account_sums().await.expect("sums");
         let s = sums.iter().find(|s| s.id == "acct_1").expect("acct_1");
         assert_eq!(

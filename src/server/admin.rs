@@ -11,7 +11,9 @@ use serde_json::{json, Value};
 use super::error::ApiError;
 use super::{auth, AppState};
 use crate::catalog::RegionConstraint;
+use crate::ledger::KeyLimits;
 use crate::money::{MoneyError, Nanos};
+use crate::ratelimit::Rates;
 
 type Created = (StatusCode, Json<Value>);
 
@@ -111,6 +113,125 @@ pub struct AccountPatch {
     /// A new residency policy, or `null` to clear it; absent leaves it as it is.
     #[serde(default, deserialize_with = "present")]
     residency: Option<Option<String>>,
+    /// Rate-limit overrides to change (see [`apply_limits`]); `null` clears them all.
+    #[serde(default, deserialize_with = "present")]
+    limits: Option<Value>,
+}
+
+/// The spending-limit fields of a `limits` object, and the rate-limit fields.
+const MONEY_LIMITS: [&str; 3] = ["total_usd", "daily_usd", "monthly_usd"];
+const RATE_LIMITS: [&str; 2] = ["requests_per_minute", "tokens_per_minute"];
+
+/// Applies a `limits` object to `base`: each field present is set (`null` clears it),
+/// absent fields are left as they are; `null` for the whole object clears every one.
+/// Amounts are decimal strings in whole cents, parsed exactly and checked like top-ups
+/// (`400 invalid_amount`); rates are whole numbers of at least 1 (`400
+/// invalid_request`); `param` names the field, e.g. `limits.daily_usd`. Accounts
+/// (`money: false`) have rate limits only.
+fn apply_limits(v: &Value, base: KeyLimits, money: bool) -> Result<KeyLimits, ApiError> {
+    let bad = |code: &str, field: &str, m: String| {
+        let mut a = ApiError::bad_request(code, m);
+        a.param = Some(format!("limits.{field}"));
+        a
+    };
+    let obj = match v {
+        Value::Null => {
+            return Ok(KeyLimits {
+                spend: if money {
+                    Default::default()
+                } else {
+                    base.spend
+                },
+                rates: Rates::default(),
+            })
+        }
+        Value::Object(o) => o,
+        _ => {
+            let mut a = ApiError::bad_request(
+                "invalid_request",
+                "`limits` must be an object such as {\"daily_usd\":\"5.00\",\"requests_per_minute\":60}",
+            );
+            a.param = Some("limits".into());
+            return Err(a);
+        }
+    };
+    let mut out = base;
+    for (field, value) in obj {
+        let field = field.as_str();
+        if money && MONEY_LIMITS.contains(&field) {
+            let amount = match value {
+                Value::Null => None,
+                Value::String(s) => Some(Nanos::parse_cents(s).map_err(|e| {
+                    let m = match e {
+                        MoneyError::TooLarge(_) => format!(
+                            "`limits.{field}`: `{s}` is beyond the largest amount the ledger holds"
+                        ),
+                        e => format!("`limits.{field}`: {e}"),
+                    };
+                    bad("invalid_amount", field, m)
+                })?),
+                _ => {
+                    return Err(bad(
+                        "invalid_amount",
+                        field,
+                        format!("`limits.{field}` must be a decimal string in whole cents, e.g. \"5.00\", or null"),
+                    ))
+                }
+            };
+            match field {
+                "total_usd" => out.spend.total = amount,
+                "daily_usd" => out.spend.daily = amount,
+                _ => out.spend.monthly = amount,
+            }
+        } else if RATE_LIMITS.contains(&field) {
+            let n = match value {
+                Value::Null => None,
+                v => match v.as_u64().filter(|&n| n >= 1) {
+                    Some(n) => Some(n),
+                    None => {
+                        return Err(bad(
+                            "invalid_request",
+                            field,
+                            format!("`limits.{field}` must be a whole number of at least 1, or null (no limit of its own: the configured default applies)"),
+                        ))
+                    }
+                },
+            };
+            if field == "requests_per_minute" {
+                out.rates.rpm = n;
+            } else {
+                out.rates.tpm = n;
+            }
+        } else {
+            let known: Vec<&str> = if money {
+                MONEY_LIMITS.iter().chain(&RATE_LIMITS).copied().collect()
+            } else {
+                RATE_LIMITS.to_vec()
+            };
+            return Err(bad(
+                "invalid_request",
+                field,
+                format!(
+                    "unknown field `limits.{field}`; accepted: {}",
+                    known.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// A `limits` object as answers show it (amounts as decimal strings, `null`: none).
+fn limits_json(l: &KeyLimits, money: bool) -> Value {
+    let mut v = json!({
+        "requests_per_minute": l.rates.rpm, "tokens_per_minute": l.rates.tpm,
+    });
+    if money {
+        v["total_usd"] = json!(l.spend.total);
+        v["daily_usd"] = json!(l.spend.daily);
+        v["monthly_usd"] = json!(l.spend.monthly);
+    }
+    v
 }
 
 /// `PATCH /admin/v1/accounts/{id}`: changes an account's residency policy. Committed
@@ -122,16 +243,38 @@ pub async fn update_account(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
     auth::admin(&st, &h)?;
-    let Some(AccountPatch { residency }) = parse(&st, body, false)? else {
+    let Some(AccountPatch { residency, limits }) = parse(&st, body, false)? else {
         return Err(ApiError::bad_request(
             "invalid_request",
-            "a JSON body with the fields to change (`residency`) is required",
+            "a JSON body with the fields to change (`residency`, `limits`) is required",
         ));
     };
+    // Validated before anything is changed.
+    let rates = match &limits {
+        Some(v) => {
+            let current = st
+                .ledger
+                .store()
+                .account(&id)
+                .await?
+                .ok_or(crate::ledger::StoreError::NoAccount)?
+                .rates;
+            let base = KeyLimits {
+                rates: current,
+                ..KeyLimits::default()
+            };
+            Some(apply_limits(v, base, false)?.rates)
+        }
+        None => None,
+    };
+    let residency = residency
+        .map(|r| r.map(|r| policy(&st, "residency", &r)).transpose())
+        .transpose()?;
+    if let Some(rates) = rates {
+        let (ledger, account) = (st.ledger.clone(), id.clone());
+        to_completion(async move { ledger.set_account_rates(&account, rates).await }).await??;
+    }
     if let Some(residency) = residency {
-        let residency = residency
-            .map(|r| policy(&st, "residency", &r))
-            .transpose()?;
         let (ledger, account) = (st.ledger.clone(), id.clone());
         to_completion(async move { ledger.set_account_residency(&account, residency).await })
             .await??;
@@ -165,6 +308,7 @@ async fn account_view(st: &AppState, id: String) -> Result<Value, ApiError> {
     Ok(json!({
         "id": id, "object": "account", "email": account.email,
         "residency": account.residency,
+        "limits": limits_json(&KeyLimits { rates: account.rates, ..KeyLimits::default() }, false),
         "balance_usd": b.balance, "reserved_usd": b.reserved,
         "trial_usd": b.trial, "topups_usd": b.topups, "spent_usd": b.spent,
         "ledger_sum_usd": sum, "ledger_entries": entries,
@@ -179,6 +323,8 @@ pub struct NewKey {
     residency: Option<String>,
     /// Deprecated alias of `residency`, from when it was (mis)named a default.
     default_region: Option<String>,
+    /// Spending and rate limits (see [`apply_limits`]).
+    limits: Option<Value>,
 }
 
 pub async fn create_key(
@@ -189,6 +335,10 @@ pub async fn create_key(
 ) -> Result<Created, ApiError> {
     auth::admin(&st, &h)?;
     let nk: NewKey = parse(&st, body, true)?.unwrap_or_default();
+    let limits = match &nk.limits {
+        Some(v) => apply_limits(v, KeyLimits::default(), true)?,
+        None => KeyLimits::default(),
+    };
     let given = match (&nk.residency, &nk.default_region) {
         (Some(_), Some(_)) => {
             let mut a = ApiError::bad_request(
@@ -231,7 +381,7 @@ pub async fn create_key(
     let name = nk.name.clone();
     let key = to_completion(async move {
         ledger
-            .create_key(&account, name.as_deref(), residency)
+            .create_key_with_limits(&account, name.as_deref(), residency, limits)
             .await
     })
     .await??;
@@ -239,11 +389,77 @@ pub async fn create_key(
         StatusCode::CREATED,
         Json(json!({
             "key_id": key.id, "object": "api_key", "account_id": id, "api_key": key.plain,
-            "name": nk.name, "residency": shown,
+            "name": nk.name, "residency": shown, "limits": limits_json(&limits, true),
             // Deprecated: the same value, for clients written against the old name.
             "default_region": shown,
         })),
     ))
+}
+
+/// What `GET /admin/v1/keys/{key_id}` answers (and a `PATCH` of it): the key's
+/// details, its limits, and what it has spent in each window.
+async fn key_view(st: &AppState, key_id: &str) -> Result<Value, ApiError> {
+    let k = st
+        .ledger
+        .store()
+        .key(key_id)
+        .await?
+        .ok_or(crate::ledger::StoreError::NoKey)?;
+    let spend = st.ledger.key_spend(key_id);
+    Ok(json!({
+        "key_id": k.id, "object": "api_key", "account_id": k.account_id, "name": k.name,
+        "residency": k.residency, "default_region": k.residency,
+        "created_at": k.created_at, "revoked": k.revoked_at.is_some(),
+        "limits": limits_json(&k.limits, true),
+        "spend": spend,
+    }))
+}
+
+pub async fn show_key(
+    State(st): State<AppState>,
+    h: HeaderMap,
+    Path(key_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    auth::admin(&st, &h)?;
+    key_view(&st, &key_id).await.map(Json)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyPatch {
+    #[serde(default, deserialize_with = "present")]
+    limits: Option<Value>,
+}
+
+/// `PATCH /admin/v1/keys/{key_id}`: changes a key's limits (fields given are set,
+/// `null` clears one, absent ones are kept). Committed before it answers; the key's
+/// next request is held to them.
+pub async fn update_key(
+    State(st): State<AppState>,
+    h: HeaderMap,
+    Path(key_id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    auth::admin(&st, &h)?;
+    let Some(KeyPatch { limits }) = parse(&st, body, false)? else {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "a JSON body with the fields to change (`limits`) is required",
+        ));
+    };
+    if let Some(v) = limits {
+        let current = st
+            .ledger
+            .store()
+            .key(&key_id)
+            .await?
+            .ok_or(crate::ledger::StoreError::NoKey)?
+            .limits;
+        let new = apply_limits(&v, current, true)?;
+        let (ledger, id) = (st.ledger.clone(), key_id.clone());
+        to_completion(async move { ledger.set_key_limits(&id, new).await }).await??;
+    }
+    key_view(&st, &key_id).await.map(Json)
 }
 
 pub async fn revoke_key(

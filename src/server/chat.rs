@@ -132,7 +132,63 @@ async fn handle(
         .max()
         .unwrap_or_default();
     let reservation = st.ledger.reserve(&key, request_id, amount, &client)?;
+    // Rate limits, after the credit hold so that a request refused for credit or a
+    // spending limit counts toward no rate limit (a refused one here drops its hold).
+    // Tokens count as the input bound plus the output cap: the most it may use.
+    let tokens = input_token_bound(body.len(), req.image_count())
+        .min(res.model.context_window)
+        .saturating_add(req.output_tokens(res.model.max_output_tokens));
+    let rate = st
+        .limiter
+        .admit(
+            &key.key_id,
+            key.rates,
+            &key.account_id,
+            key.account_rates,
+            tokens,
+        )
+        .await?;
+    let rate_headers = rate.map(|r| r.headers()).unwrap_or_default();
+    let out = attempt(
+        st,
+        &req,
+        &raw,
+        &res,
+        &plan,
+        reservation,
+        body.len(),
+        request_id,
+        client,
+    )
+    .await;
+    match out {
+        Ok(mut r) => {
+            for (k, v) in rate_headers {
+                header(&mut r, k, &v);
+            }
+            Ok(r)
+        }
+        Err(mut e) => {
+            e.headers.extend(rate_headers);
+            Err(e)
+        }
+    }
+}
 
+/// Tries the planned endpoints in order (failing over while nothing has been sent) and
+/// bills the one that answered.
+#[allow(clippy::too_many_arguments)]
+async fn attempt(
+    st: &AppState,
+    req: &ChatRequest,
+    raw: &RawObject<'_>,
+    res: &Resolution,
+    plan: &[std::sync::Arc<Endpoint>],
+    reservation: Reservation,
+    body_len: usize,
+    request_id: &str,
+    client: ClientHandle,
+) -> Result<Response, ApiError> {
     let mut last_err = None;
     for (i, ep) in plan.iter().enumerate() {
         let more = i + 1 < plan.len();
@@ -140,15 +196,15 @@ async fn handle(
             continue;
         };
         let call = Call {
-            req: &req,
-            raw: &raw,
+            req,
+            raw,
             endpoint: ep,
             model: &res.model,
         };
         match provider.call(call).await {
             Ok(Reply::Complete(c)) => {
                 st.router.record_success(&ep.key);
-                return Ok(complete(&res, ep, c, reservation));
+                return Ok(complete(res, ep, c, reservation));
             }
             Ok(Reply::Stream(mut s)) => {
                 // Nothing reaches the client until the first chunk that carries output:
@@ -184,10 +240,10 @@ async fn handle(
                             ep.clone(),
                             res.model.id.clone(),
                             req.include_usage(),
-                            req.estimated_input_tokens_at(body.len(), ep),
+                            req.estimated_input_tokens_at(body_len, ep),
                         );
                         return Ok(streamed(
-                            &res,
+                            res,
                             ep,
                             billed.spawn(client, st.config.timeouts.idle),
                         ));

@@ -7,8 +7,10 @@ use axum::response::{IntoResponse, Response};
 
 use crate::catalog::{OutsidePolicy, RegionError, ResolveError};
 use crate::chat::RequestError;
+use crate::ledger::limits::SpendLimitReached;
 use crate::ledger::{AdmitError, FlushTimeout, InsufficientCredits, StoreError};
 use crate::providers::{UpstreamError, UpstreamErrorKind};
+use crate::ratelimit::RateLimited;
 use crate::router::RouteError;
 
 /// Who caused an error; picks the status class.
@@ -27,6 +29,8 @@ pub struct ApiError {
     pub message: String,
     pub param: Option<String>,
     pub origin: Origin,
+    /// Extra response headers (`Retry-After`, `x-ratelimit-*`).
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl ApiError {
@@ -48,6 +52,7 @@ impl ApiError {
             message: message.into(),
             param: None,
             origin,
+            headers: Vec::new(),
         }
     }
 
@@ -110,6 +115,11 @@ impl IntoResponse for ApiError {
         let mut r = (self.status, self.body()).into_response();
         r.headers_mut()
             .insert("content-type", HeaderValue::from_static("application/json"));
+        for (k, v) in &self.headers {
+            if let Ok(v) = HeaderValue::from_str(v) {
+                r.headers_mut().insert(*k, v);
+            }
+        }
         r.extensions_mut().insert(self);
         r
     }
@@ -200,6 +210,7 @@ impl From<AdmitError> for ApiError {
                 "client_closed_request",
                 e.to_string(),
             ),
+            AdmitError::SpendLimit(l) => l.into(),
             AdmitError::TooManyDetached(_) => ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate_limit_error",
@@ -207,6 +218,40 @@ impl From<AdmitError> for ApiError {
                 e.to_string(),
             ),
         }
+    }
+}
+
+impl From<SpendLimitReached> for ApiError {
+    /// 429 `insufficient_quota`, as OpenAI answers a spent quota: the request is fine
+    /// but the key may not spend more in this window. `Retry-After` is the time to the
+    /// next UTC day or month; a total limit never resets, so it has none.
+    fn from(e: SpendLimitReached) -> Self {
+        let mut a = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "insufficient_quota",
+            "key_spend_limit_reached",
+            e.to_string(),
+        );
+        if let Some(s) = e.resets_in {
+            a.headers.push(("retry-after", s.to_string()));
+        }
+        a
+    }
+}
+
+impl From<RateLimited> for ApiError {
+    /// 429 `rate_limit_exceeded` (type `rate_limit_error`), with `Retry-After` and
+    /// OpenAI's `x-ratelimit-*` headers.
+    fn from(e: RateLimited) -> Self {
+        let mut a = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limit_error",
+            "rate_limit_exceeded",
+            e.to_string(),
+        );
+        a.headers.push(("retry-after", e.retry_after.to_string()));
+        a.headers.extend(e.status.headers());
+        a
     }
 }
 

@@ -39,6 +39,34 @@ pub fn postgres_url() -> Option<String> {
     url
 }
 
+/// The Redis server the shared rate-limit tests use, from `GAMMAINFRA_TEST_REDIS_URL`
+/// (`.ci/run` sets it). Unset: those tests are skipped with a note. Set: the server
+/// must answer, or the tests fail.
+pub async fn redis_url() -> Option<String> {
+    let url = std::env::var("GAMMAINFRA_TEST_REDIS_URL")
+        .ok()
+        .filter(|u| !u.is_empty());
+    let Some(url) = url else {
+        eprintln!("GAMMAINFRA_TEST_REDIS_URL is not set: skipping a Redis test");
+        return None;
+    };
+    let client = redis::Client::open(url.as_str())
+        .unwrap_or_else(|e| panic!("GAMMAINFRA_TEST_REDIS_URL `{url}`: {e}"));
+    let mut c = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        client.get_multiplexed_async_connection(),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("Redis at GAMMAINFRA_TEST_REDIS_URL does not answer"))
+    .unwrap_or_else(|e| panic!("Redis at GAMMAINFRA_TEST_REDIS_URL is unreachable: {e}"));
+    let pong: String = redis::cmd("PING")
+        .query_async(&mut c)
+        .await
+        .unwrap_or_else(|e| panic!("Redis at GAMMAINFRA_TEST_REDIS_URL: {e}"));
+    assert_eq!(pong, "PONG");
+    Some(url)
+}
+
 impl Backend {
     /// PostgreSQL, if configured for the tests (see [`postgres_url`]).
     pub fn postgres() -> Option<Backend> {

@@ -9,6 +9,7 @@ mod billing;
 mod chat;
 mod errors;
 mod faults;
+mod limits;
 mod priced;
 mod regions;
 mod residency;
