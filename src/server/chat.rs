@@ -4,9 +4,9 @@
 //!
 //! Settlement belongs to the gateway, not to the client's connection: the request runs
 //! in its own task, so a client that hangs up does not cancel it. A non-streamed answer
-//! is read to the end and billed; a stream is pumped to its end by its own task (see
-//! [`super::stream`]) and billed from the provider's final usage, whether or not anyone
-//! still reads it.
+//! is read to the end and billed; a stream whose body is dropped unfinished is read to
+//! its end by a task of its own (see [`super::stream`]) and billed from the provider's
+//! final usage.
 
 use std::borrow::Cow;
 
@@ -64,7 +64,8 @@ pub async fn completions(
             ApiError::internal("The request failed inside the gateway.").into_response()
         }
     };
-    // A streamed body watches its own client from here on (its pump marks it gone).
+    // A streamed body watches its own client from here on (dropped unfinished, it marks
+    // the client gone).
     presence.delivered();
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert(REQUEST_ID, v);
@@ -241,12 +242,9 @@ async fn attempt(
                             res.model.id.clone(),
                             req.include_usage(),
                             req.estimated_input_tokens_at(body_len, ep),
+                            client.clone(),
                         );
-                        return Ok(streamed(
-                            res,
-                            ep,
-                            billed.spawn(client, st.config.timeouts.idle),
-                        ));
+                        return Ok(streamed(res, ep, billed));
                     }
                 }
             }
@@ -349,7 +347,7 @@ fn complete(res: &Resolution, ep: &Endpoint, c: Completion, reservation: Reserva
     resp
 }
 
-fn streamed(res: &Resolution, ep: &Endpoint, s: super::stream::Frames) -> Response {
+fn streamed(res: &Resolution, ep: &Endpoint, s: BilledStream) -> Response {
     let mut resp = axum::body::Body::from_stream(s).into_response();
     header(&mut resp, "content-type", "text/event-stream");
     header(&mut resp, "cache-control", "no-cache");

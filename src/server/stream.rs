@@ -3,13 +3,14 @@
 //! and settles the reservation exactly once: when the stream ends or when the upstream
 //! fails mid-stream.
 //!
-//! It is driven by its own task ([`BilledStream::spawn`]), which sends the frames to the
-//! client's body through a small channel. When the client goes away, the task keeps
-//! reading the provider's stream to its end, discarding the frames, so the request is
-//! billed from the provider's own final usage rather than an estimate. That costs at most
-//! the output cap the reservation already holds, and the upstream idle timeout bounds
-//! how long a stalled provider can keep it. Only if the task itself is dropped (runtime
-//! shutdown) is the stream settled from what was seen, with estimated usage.
+//! It is the response body itself, polled by hyper: no task or channel between the
+//! provider and the client while the client reads. When the client goes away, hyper
+//! drops the body; its `Drop` hands the rest of the provider's stream to a task of its
+//! own, which reads it to the end, discarding the frames, so the request is billed from
+//! the provider's own final usage rather than an estimate. That costs at most the output
+//! cap the reservation already holds, and the upstream idle timeout bounds how long a
+//! stalled provider can keep it. Only if that task cannot run (the runtime is shutting
+//! down) is the stream settled from what was seen, with estimated usage.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -19,7 +20,6 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use tokio::sync::mpsc;
 
 use crate::catalog::Endpoint;
 use crate::chat::{ChunkStream, StreamItem, Usage};
@@ -44,20 +44,8 @@ pub struct BilledStream {
     finished: bool,
     /// The client went away; the rest is read only to bill it.
     client_left: bool,
-}
-
-/// Frames a stream's task has produced and the client's body has not yet taken.
-const FRAMES_IN_FLIGHT: usize = 16;
-
-/// The client's end of a spawned [`BilledStream`]: an SSE body.
-pub struct Frames(mpsc::Receiver<Bytes>);
-
-impl Stream for Frames {
-    type Item = Result<Bytes, Infallible>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.0.poll_recv(cx).map(|f| f.map(Ok))
-    }
+    /// The client's presence, marked gone when the body is dropped unfinished.
+    client: ClientHandle,
 }
 
 impl BilledStream {
@@ -71,6 +59,7 @@ impl BilledStream {
         model: String,
         include_usage: bool,
         estimated_input: u64,
+        client: ClientHandle,
     ) -> Self {
         let mut s = Self {
             inner,
@@ -86,6 +75,7 @@ impl BilledStream {
             meta: Default::default(),
             finished: false,
             client_left: false,
+            client,
         };
         for item in prefetched {
             s.accept(Ok(item));
@@ -97,32 +87,27 @@ impl BilledStream {
         s
     }
 
-    /// Drives this stream in its own task; returns the client's end. Frames are sent as
-    /// they come (a slow reader slows the upstream read, as a proxy should); once the
-    /// client is gone the rest is read and discarded, and the request settles at the end.
-    ///
-    /// A client that stays connected but stops reading is treated as gone once a frame
-    /// has waited `stalled` for room (the upstream idle timeout): otherwise it would hold
-    /// its reservation, and the upstream connection, for as long as it liked.
-    pub fn spawn(mut self, client: ClientHandle, stalled: std::time::Duration) -> Frames {
-        let (tx, rx) = mpsc::channel(FRAMES_IN_FLIGHT);
-        tokio::spawn(async move {
-            let mut tx = Some(tx);
-            while let Some(Ok(frame)) = self.next().await {
-                if let Some(t) = &tx {
-                    let sent = tokio::time::timeout(stalled, t.send(frame)).await;
-                    if !matches!(sent, Ok(Ok(()))) {
-                        tx = None;
-                        client.mark_left();
-                        tracing::debug!(
-                            "client left mid-stream; reading the stream to its end to bill it"
-                        );
-                        self.client_left = true;
-                    }
-                }
-            }
-        });
-        Frames(rx)
+    /// The unfinished rest of this stream, moved out to be read to its end without a
+    /// client (this one is left settled-looking: no reservation, finished).
+    fn take_rest(&mut self) -> BilledStream {
+        let rest = BilledStream {
+            inner: std::mem::replace(&mut self.inner, Box::pin(futures_util::stream::empty())),
+            queue: VecDeque::new(),
+            reservation: self.reservation.take(),
+            endpoint: self.endpoint.clone(),
+            model: std::mem::take(&mut self.model),
+            include_usage: false,
+            usage: self.usage,
+            final_usage: self.final_usage,
+            generated: self.generated,
+            estimated_input: self.estimated_input,
+            meta: std::mem::take(&mut self.meta),
+            finished: self.finished,
+            client_left: true,
+            client: self.client.clone(),
+        };
+        self.finished = true;
+        rest
     }
 
     fn accept(&mut self, item: Result<StreamItem, UpstreamError>) {
@@ -262,11 +247,23 @@ impl Stream for BilledStream {
 
 impl Drop for BilledStream {
     fn drop(&mut self) {
-        // Dropped unfinished: its task was cancelled (the runtime is shutting down). Bill
-        // what was seen, estimating the rest.
-        if self.reservation.is_some() {
-            self.settle(None, UsageStatus::CutShort);
+        if self.reservation.is_none() {
+            return;
         }
+        // Dropped unfinished by hyper: the client went away. Read the rest in a task of
+        // its own and bill it from the provider's final usage.
+        if !self.client_left {
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                self.client.mark_left();
+                tracing::debug!("client left mid-stream; reading the stream to its end to bill it");
+                let mut rest = self.take_rest();
+                rt.spawn(async move { while rest.next().await.is_some() {} });
+                return;
+            }
+        }
+        // The drain itself was dropped (the runtime is shutting down): bill what was
+        // seen, estimating the rest.
+        self.settle(None, UsageStatus::CutShort);
     }
 }
 
@@ -276,11 +273,11 @@ mod tests {
     use crate::ledger::{Ledger, Presence, Store};
     use std::time::Duration;
 
-    /// A client that stays connected but never reads: once a frame has waited `stalled`,
-    /// it is treated as gone, the stream is read to its end and billed, and nothing is
-    /// left open.
+    /// A body dropped after its first frame (the client hung up): the rest is read to
+    /// its end in a task of its own and billed from the provider's final usage, and
+    /// nothing is left open.
     #[tokio::test]
-    async fn a_client_that_stops_reading_is_let_go_and_the_stream_still_settles() {
+    async fn a_body_dropped_unfinished_is_read_to_its_end_and_billed() {
         let store = Store::open("sqlite::memory:").await.expect("store");
         let catalog = crate::catalog::Catalog::builtin().expect("catalog");
         let ledger = Ledger::open(store, crate::config::Billing::default(), &catalog)
@@ -337,11 +334,13 @@ mod tests {
             "openai/gpt-4o-mini".into(),
             false,
             0,
+            client.clone(),
         );
-        let frames = billed.spawn(client.clone(), Duration::from_millis(50));
-        // The body is held but never read.
+        let mut billed = billed;
+        assert!(billed.next().await.is_some(), "the first frame");
+        drop(billed);
         assert_eq!(ledger.wait_settled(Duration::from_secs(5)).await, 0);
-        assert!(client.left(), "a stalled reader counts as gone");
+        assert!(client.left(), "a dropped body means the client left");
         let b = ledger.balance(&account).expect("balance");
         let cost = Usage {
             input_tokens: 10,
@@ -352,6 +351,5 @@ mod tests {
         assert_eq!(b.spent, cost, "billed from the provider's final usage");
         assert_eq!(b.reserved, crate::money::Nanos::ZERO);
         assert_eq!(b.detached, 0);
-        drop(frames);
     }
 }
