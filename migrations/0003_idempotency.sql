@@ -15,3 +15,5 @@ CREATE TABLE idempotency_keys (
 
 CREATE TRIGGER idempotency_no_update BEFORE UPDATE ON idempotency_keys
 BEGIN SELECT RAISE(ABORT, 'idempotency_keys is append-only'); END;
+CREATE TRIGGER idempotency_no_delete BEFORE DELETE ON idempotency_keys
+BEGIN SELECT RAISE(ABORT, 'idempotency_keys is append-only'); END;

@@ -333,6 +333,9 @@ impl Ledger {
 
     /// Why the ledger fails closed right now, if it does.
     pub fn unavailable(&self) -> Option<String> {
+        if let Some(why) = self.store.one_writer_lost() {
+            return Some(why.to_owned());
+        }
         let pending = self.health.pending.load(Ordering::Relaxed);
         if !self.health.ok.load(Ordering::Relaxed) {
             let cause = self

@@ -190,6 +190,9 @@ pub struct RateLimiter {
     account_default: Rates,
     /// `scope:kind` → (window, count).
     local: Mutex<HashMap<String, (i64, u64)>>,
+    /// The last window in which `local` was swept of past windows (once per window, so
+    /// that many active counters do not make every admission scan the map).
+    swept: std::sync::atomic::AtomicI64,
     redis: Option<RedisState>,
 }
 
@@ -212,6 +215,7 @@ impl RateLimiter {
             key_default: cfg.key,
             account_default: cfg.account,
             local: Mutex::new(HashMap::new()),
+            swept: std::sync::atomic::AtomicI64::new(i64::MIN),
             redis,
         })
     }
@@ -280,7 +284,12 @@ impl RateLimiter {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         // Forget past windows now and then, so idle keys do not accumulate.
-        if m.len() > 10_000 {
+        if m.len() > 10_000
+            && self
+                .swept
+                .swap(window, std::sync::atomic::Ordering::Relaxed)
+                != window
+        {
             m.retain(|_, (w, _)| *w == window);
         }
         let names: Vec<String> = counters.iter().map(counter_name).collect();

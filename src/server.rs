@@ -187,5 +187,8 @@ pub async fn serve(
     if let Err(e) = ledger.flush_timeout().await {
         tracing::error!(error = %e, "shutting down with usage charges not written");
     }
+    // Releases the database's one-writer lock at once (PostgreSQL would otherwise keep
+    // it until it notices the session is gone).
+    ledger.store().close().await;
     Ok(())
 }

@@ -10,3 +10,5 @@ CREATE TABLE idempotency_keys (
 
 CREATE TRIGGER idempotency_no_update BEFORE UPDATE OR DELETE ON idempotency_keys
     FOR EACH ROW EXECUTE FUNCTION gammainfra_append_only();
+CREATE TRIGGER idempotency_no_truncate BEFORE TRUNCATE ON idempotency_keys
+    FOR EACH STATEMENT EXECUTE FUNCTION gammainfra_append_only();

@@ -77,6 +77,10 @@ pub struct SpendLimitReached {
     pub resets_in: Option<u64>,
     /// When the window resets, RFC 3339.
     pub resets_at: Option<String>,
+    /// This request alone costs more than the limit: no retry can succeed.
+    pub never_fits: bool,
+    /// Refused only because of requests in flight: it fits once they settle.
+    pub only_in_flight: bool,
 }
 
 impl SpendLimitReached {
@@ -86,14 +90,46 @@ impl SpendLimitReached {
             Window::Day => "daily spending limit (UTC day)",
             Window::Month => "monthly spending limit (UTC month)",
         };
-        let reset = match &self.resets_at {
-            Some(at) => format!(" The limit resets at {at}."),
-            None => " The total limit does not reset; an administrator can raise it.".to_owned(),
+        if self.never_fits {
+            return format!(
+                "This request may cost up to ${}, more than key {}'s {what} of ${} on its own. Lower max_tokens (or send a smaller request); retrying it unchanged cannot succeed.",
+                self.needed, self.key_id, self.limit
+            );
+        }
+        let reset = match (&self.resets_at, self.only_in_flight) {
+            (_, true) => " It fits once requests in flight settle.".to_owned(),
+            (Some(at), false) => format!(" The limit resets at {at}."),
+            (None, false) => {
+                " The total limit does not reset; an administrator can raise it.".to_owned()
+            }
         };
         format!(
             "This request may cost up to ${} and would take key {} over its {what} of ${}: ${} spent, ${} held by requests in flight.{reset} Lower max_tokens or retry later.",
             self.needed, self.key_id, self.limit, self.spent, self.in_flight
         )
+    }
+}
+
+/// Of two windows a request does not fit, the one to answer with: one it can never
+/// fit first, then one that waits for a reset (the later reset; a total limit, which
+/// never resets, beats any), then one that only waits for requests in flight.
+fn worse(a: SpendLimitReached, b: SpendLimitReached) -> SpendLimitReached {
+    let rank = |r: &SpendLimitReached| -> (u8, u64) {
+        if r.never_fits {
+            (3, 0)
+        } else if r.only_in_flight {
+            (0, 0)
+        } else {
+            match r.resets_in {
+                None => (2, 0),
+                Some(s) => (1, s),
+            }
+        }
+    };
+    if rank(&b) > rank(&a) {
+        b
+    } else {
+        a
     }
 }
 
@@ -250,6 +286,10 @@ impl Spending {
                 (Window::Day, k.limits.daily, k.day.1),
                 (Window::Month, k.limits.monthly, k.month.1),
             ];
+            // Every window the request does not fit, to answer with the one that matters:
+            // the request alone over a limit (no retry helps), or only requests in flight
+            // in the way (retry soon), or else the latest reset among the failing windows.
+            let mut refused: Option<SpendLimitReached> = None;
             for (window, limit, spent) in windows {
                 let Some(limit) = limit else { continue };
                 // Checked: an overflow cannot fit any limit.
@@ -257,23 +297,45 @@ impl Spending {
                     .checked_add(k.reserved)
                     .and_then(|s| s.checked_add(amount))
                     .is_some_and(|total| total <= limit);
-                if !fits {
-                    let end = window_end(window, now);
-                    return Err(SpendLimitReached {
-                        key_id: key_id.clone(),
-                        window,
-                        limit,
-                        spent,
-                        in_flight: k.reserved,
-                        needed: amount,
-                        resets_in: end
-                            .map(|e| u64::try_from((e - now).whole_seconds().max(1)).unwrap_or(1)),
-                        resets_at: end.and_then(|e| {
-                            e.format(&time::format_description::well_known::Rfc3339)
-                                .ok()
-                        }),
-                    });
+                if fits {
+                    continue;
                 }
+                let never_fits = amount > limit;
+                let only_in_flight = spent.checked_add(amount).is_some_and(|t| t <= limit);
+                let end = window_end(window, now);
+                let this = SpendLimitReached {
+                    key_id: key_id.clone(),
+                    window,
+                    limit,
+                    spent,
+                    in_flight: k.reserved,
+                    needed: amount,
+                    resets_in: if only_in_flight {
+                        Some(1)
+                    } else {
+                        // Rounded up: retrying a moment early would be refused again.
+                        end.map(|e| {
+                            let ms = (e - now).whole_milliseconds().max(1);
+                            u64::try_from((ms + 999) / 1000).unwrap_or(1)
+                        })
+                    },
+                    resets_at: end.and_then(|e| {
+                        e.format(&time::format_description::well_known::Rfc3339)
+                            .ok()
+                    }),
+                    never_fits,
+                    only_in_flight,
+                };
+                refused = Some(match refused {
+                    None => this,
+                    Some(prev) => worse(prev, this),
+                });
+            }
+            if let Some(mut r) = refused {
+                if r.never_fits {
+                    r.resets_in = None;
+                }
+                return Err(r);
             }
         }
         k.reserved = k.reserved + amount;
@@ -390,6 +452,65 @@ mod tests {
         assert_eq!((e.window, e.resets_in), (Window::Total, None));
         assert!(e.to_string().contains("does not reset"), "{e}");
         s.reserve(&key, usd(50), t2).expect("up to the total");
+    }
+
+    /// What a refusal tells the client: a request over a limit on its own can never
+    /// succeed (no retry time); one blocked only by requests in flight retries soon; one
+    /// over both the day and the month waits for the month, not the day.
+    #[test]
+    fn a_refusal_says_when_a_retry_can_succeed() {
+        let key: Arc<str> = "key_c".into();
+        let t = datetime!(2026-11-15 23:00 UTC);
+        let mut s = Spending::load(
+            vec![LoadedSpend {
+                key_id: "key_c".into(),
+                total: usd(1_000),
+                day: usd(450),
+                month: usd(1_000),
+            }],
+            [(
+                "key_c".to_owned(),
+                SpendLimits {
+                    total: None,
+                    daily: Some(usd(500)),
+                    monthly: Some(usd(1_000)),
+                },
+            )],
+            t,
+        );
+        let e = s
+            .reserve(&key, usd(600), t)
+            .expect_err("alone over the day");
+        assert!(e.never_fits && e.resets_in.is_none(), "{e:?}");
+        assert!(e.to_string().contains("cannot succeed"), "{e}");
+        // Over the day and the month (the month is full): come back next month.
+        let e = s.reserve(&key, usd(60), t).expect_err("day and month");
+        assert_eq!(e.window, Window::Month);
+        assert_eq!(
+            e.resets_in,
+            Some(15 * 86_400 + 3_600),
+            "at 2026-12-01T00:00:00Z"
+        );
+        let t2 = datetime!(2026-11-15 12:00 UTC);
+        let mut s2 = Spending::load(
+            Vec::new(),
+            [(
+                "key_c".to_owned(),
+                SpendLimits {
+                    total: None,
+                    daily: Some(usd(500)),
+                    monthly: None,
+                },
+            )],
+            t2,
+        );
+        s2.reserve(&key, usd(400), t2).expect("in flight");
+        let e = s2
+            .reserve(&key, usd(200), t2)
+            .expect_err("blocked by in flight");
+        assert!(e.only_in_flight, "{e:?}");
+        assert_eq!(e.resets_in, Some(1));
+        assert!(e.to_string().contains("requests in flight settle"), "{e}");
     }
 
     #[test]

@@ -135,9 +135,16 @@ enum OneWriter {
     /// The SQLite file, locked with `flock` (exclusive). `None` for in-memory databases.
     File(#[allow(dead_code)] Option<std::fs::File>),
     /// A PostgreSQL session holding an advisory lock keyed by database and schema; the
-    /// lock goes when the session does.
-    Session(#[allow(dead_code)] tokio::sync::Mutex<sqlx::PgConnection>),
+    /// lock goes when the session does. The flag is set, for good, when a periodic ping
+    /// of that session fails: the lock may be gone, and the ledger then fails closed.
+    Session(
+        tokio::sync::Mutex<sqlx::PgConnection>,
+        std::sync::atomic::AtomicBool,
+    ),
 }
+
+/// How often the session holding the PostgreSQL one-writer lock is checked.
+const LOCK_CHECK: std::time::Duration = std::time::Duration::from_secs(5);
 
 #[derive(Clone)]
 pub struct Store {
@@ -378,7 +385,13 @@ impl Store {
         )
         .fetch_one(&mut session)
         .await?;
-        if !row.get::<bool, _>(0) {
+        // NULL when the search_path names no schema that exists.
+        let Some(locked) = row.try_get::<Option<bool>, _>(0)? else {
+            return Err(StoreError::Db(sqlx::Error::Protocol(
+                "no schema of the connection's search_path exists: create it first, or fix `options[search_path]` in the database URL".into(),
+            )));
+        };
+        if !locked {
             let (db, schema): (String, String) = (row.get(1), row.get(2));
             return Err(StoreError::LockedPostgres(format!(
                 "`{db}` (schema `{schema}`)"
@@ -389,10 +402,46 @@ impl Store {
             .connect_with(opts)
             .await?;
         migrator(true).run(&pool).await?;
+        let one_writer = std::sync::Arc::new(OneWriter::Session(
+            tokio::sync::Mutex::new(session),
+            std::sync::atomic::AtomicBool::new(false),
+        ));
+        // Watch the lock's session for as long as the store lives.
+        let weak = std::sync::Arc::downgrade(&one_writer);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(LOCK_CHECK).await;
+                let Some(w) = weak.upgrade() else { return };
+                let OneWriter::Session(session, lost) = &*w else {
+                    return;
+                };
+                let alive = {
+                    let mut s = session.lock().await;
+                    tokio::time::timeout(LOCK_CHECK, sqlx::query("SELECT 1").execute(&mut *s))
+                        .await
+                        .is_ok_and(|r| r.is_ok())
+                };
+                if !alive {
+                    lost.store(true, std::sync::atomic::Ordering::Relaxed);
+                    tracing::error!("the PostgreSQL session holding the one-writer lock is gone; no request is accepted until the gateway is restarted");
+                    return;
+                }
+            }
+        });
         Ok(Self {
             pool: Pool::Postgres(pool),
-            _one_writer: std::sync::Arc::new(OneWriter::Session(tokio::sync::Mutex::new(session))),
+            _one_writer: one_writer,
         })
+    }
+
+    /// Why this process may no longer be the database's one writer, if so.
+    pub fn one_writer_lost(&self) -> Option<&'static str> {
+        match &*self._one_writer {
+            OneWriter::Session(_, lost) if lost.load(std::sync::atomic::Ordering::Relaxed) => {
+                Some("the PostgreSQL session holding this gateway's one-writer lock is gone (a database restart or a cut connection); restart the gateway")
+            }
+            _ => None,
+        }
     }
 
     /// `sqlite` or `postgres`.
@@ -906,7 +955,7 @@ impl Store {
     /// later, refusing a process that opens the database right after this one.
     pub async fn close(&self) {
         on_pool!(self, |p, Db| p.close().await);
-        if let OneWriter::Session(s) = &*self._one_writer {
+        if let OneWriter::Session(s, _) = &*self._one_writer {
             let mut s = s.lock().await;
             if let Err(e) = sqlx::query("SELECT pg_advisory_unlock_all()")
                 .execute(&mut *s)
@@ -1473,6 +1522,20 @@ mod both_backends {
             .await
             .is_err());
         assert!(refused, "DELETE of topups is refused");
+        let refused = on_pool!(store, |p, Db| sqlx::query("DELETE FROM idempotency_keys")
+            .execute(p)
+            .await
+            .is_err());
+        assert!(refused, "DELETE of idempotency_keys is refused");
+        if postgres {
+            for table in ["ledger_entries", "topups", "idempotency_keys"] {
+                let refused = on_pool!(store, |p, Db| sqlx::query(&format!("TRUNCATE {table}"))
+                    .execute(p)
+                    .await
+                    .is_err());
+                assert!(refused, "TRUNCATE {table} is refused");
+            }
+        }
         // Closing releases the database for another process.
         store.close().await;
         drop(store);
@@ -1489,5 +1552,45 @@ mod both_backends {
     #[tokio::test]
     async fn store_on_postgres() {
         behaves(true).await;
+    }
+
+    /// The session holding the PostgreSQL one-writer lock is cut: the store says so
+    /// within a check period, and the ledger fails closed on it.
+    #[tokio::test]
+    async fn a_lost_postgres_lock_session_is_noticed() {
+        let dir = tempfile::tempdir().expect("dir");
+        let Some(url) = fresh(true, &dir).await else {
+            return;
+        };
+        let store = Store::open(&url).await.expect("open");
+        assert_eq!(store.one_writer_lost(), None);
+        let OneWriter::Session(session, _) = &*store._one_writer else {
+            panic!("a PostgreSQL store holds a session");
+        };
+        let pid: i32 = {
+            let mut s = session.lock().await;
+            sqlx::query("SELECT pg_backend_pid()")
+                .fetch_one(&mut *s)
+                .await
+                .expect("pid")
+                .get(0)
+        };
+        on_pool!(store, |p, Db| sqlx::query(
+            "SELECT pg_terminate_backend($1)"
+        )
+        .bind(pid)
+        .execute(p)
+        .await
+        .expect("terminate")
+        .rows_affected());
+        let mut noticed = false;
+        for _ in 0..40 {
+            if store.one_writer_lost().is_some() {
+                noticed = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+        assert!(noticed, "the lost lock session is noticed");
     }
 }

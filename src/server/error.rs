@@ -225,7 +225,14 @@ impl From<SpendLimitReached> for ApiError {
     /// 429 `insufficient_quota`, as OpenAI answers a spent quota: the request is fine
     /// but the key may not spend more in this window. `Retry-After` is the time to the
     /// next UTC day or month; a total limit never resets, so it has none.
+    /// A request that costs more than the limit on its own is a 400 instead: retrying it
+    /// cannot help, and a 429 would make SDKs retry it forever.
     fn from(e: SpendLimitReached) -> Self {
+        if e.never_fits {
+            let mut a = ApiError::bad_request("request_exceeds_spend_limit", e.to_string());
+            a.param = Some("max_tokens".into());
+            return a;
+        }
         let mut a = ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "insufficient_quota",
@@ -242,7 +249,21 @@ impl From<SpendLimitReached> for ApiError {
 impl From<RateLimited> for ApiError {
     /// 429 `rate_limit_exceeded` (type `rate_limit_error`), with `Retry-After` and
     /// OpenAI's `x-ratelimit-*` headers.
+    /// A request that needs more than the limit on its own is a 400 instead: no window
+    /// can admit it, and a 429 would make SDKs retry it forever.
     fn from(e: RateLimited) -> Self {
+        if e.needed > e.limit {
+            let mut a = ApiError::bad_request(
+                "request_exceeds_rate_limit",
+                format!(
+                    "This request counts {} {} (tokens: its input bound plus its output cap), more than the limit of {} {} per minute for {} can ever admit. Lower max_tokens or send a smaller request; retrying it unchanged cannot succeed.",
+                    e.needed, e.what, e.limit, e.what, e.scope
+                ),
+            );
+            a.param = Some("max_tokens".into());
+            a.headers.extend(e.status.headers());
+            return a;
+        }
         let mut a = ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limit_error",

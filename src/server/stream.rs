@@ -137,8 +137,8 @@ impl BilledStream {
             return;
         }
         self.finished = true;
-        // The client may have gone without a send failing here: the frames all fit in
-        // the channel before its receiver was dropped (the handler's presence saw it).
+        // The client may have gone before this body reached it (the handler's presence
+        // saw it), though the stream itself was never dropped unfinished.
         if self
             .reservation
             .as_ref()
@@ -303,7 +303,7 @@ mod tests {
             )
             .expect("reserve");
         presence.delivered();
-        // Far more frames than the channel holds, then the provider's final usage.
+        // Many frames, then the provider's final usage.
         let mut items: Vec<Result<StreamItem, UpstreamError>> = (0..200)
             .map(|_| {
                 Ok(StreamItem::Chunk {

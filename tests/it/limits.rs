@@ -129,11 +129,10 @@ async fn daily_limit_is_exact_and_counts_settled_spend(backend: Backend) {
     // Worst case over $0.01: 5,000 bytes at $0.15/M plus 16,000 tokens at $0.60/M.
     let big = mini(&"y".repeat(5_000), 16_000);
     let total = gw.chat(&key, &big, &[]).await;
-    assert_eq!(total.status, 429, "{}", total.text());
-    assert!(
-        total.header("retry-after").is_none(),
-        "a total never resets"
-    );
+    // Over the limit on its own: a 400 (no retry can succeed), not a 429.
+    assert_eq!(total.status, 400, "{}", total.text());
+    assert_eq!(total.error_code(), "request_exceeds_spend_limit");
+    assert!(total.header("retry-after").is_none());
     assert!(total.text().contains("total spending limit"));
     // Another key of the same account is not held to this key's limits.
     let (_, other) = key_with(&gw, &account, "").await;
@@ -251,8 +250,8 @@ async fn limits_and_spend_survive_a_restart() {
     assert_eq!(v["spend"]["total_usd"], cost.as_str());
     assert_eq!(v["spend"]["today_usd"], cost.as_str());
     let r = gw.chat(&key, &mini(&"y".repeat(5_000), 16_000), &[]).await;
-    assert_eq!(r.status, 429, "{}", r.text());
-    assert_eq!(r.error_code(), "key_spend_limit_reached");
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(r.error_code(), "request_exceeds_spend_limit");
     let r = gw.chat(&key, &mini("hello", 5), &[]).await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.header("x-ratelimit-limit-requests"), Some("50"));
@@ -372,6 +371,36 @@ async fn no_limit_no_headers() {
     assert!(r.header("x-ratelimit-limit-requests").is_none());
     let ready = gw.send("GET", "/readyz", None, None, &[]).await;
     assert_eq!(ready.json()["details"]["rate_limits"], "local");
+}
+
+/// A request that alone exceeds a limit can never be admitted: it is a 400 naming what
+/// to lower, with no Retry-After, so that SDKs do not retry it forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_over_a_limit_on_its_own_is_400_not_429() {
+    let gw = Gw::start().await;
+    let (account, _) = gw.account("alone@example.com").await;
+    let (_, tpm_key) = key_with(&gw, &account, r#"{"limits":{"tokens_per_minute":1000}}"#).await;
+    // No max_tokens: the output cap is the model's 16,384 tokens, over 1,000 alone.
+    let r = gw
+        .chat(&tpm_key, &chat_body("openai/gpt-4o-mini", "hi", ""), &[])
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(r.error_code(), "request_exceeds_rate_limit");
+    assert!(r.header("retry-after").is_none());
+    // With a small max_tokens it fits.
+    assert_eq!(gw.chat(&tpm_key, &mini("hi", 5), &[]).await.status, 200);
+    let (_, spend_key) = key_with(&gw, &account, r#"{"limits":{"daily_usd":"0.01"}}"#).await;
+    let r = gw
+        .chat(&spend_key, &chat_body("openai/gpt-4o", "hi", ""), &[])
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(r.error_code(), "request_exceeds_spend_limit");
+    assert!(r.header("retry-after").is_none());
+    assert_eq!(
+        gw.openai.requests().len(),
+        1,
+        "only the request that fit went upstream"
+    );
 }
 
 /// Redis unreachable (a closed port): the limit is still enforced, locally, and
