@@ -500,6 +500,30 @@ impl Ledger {
     /// force from the key's next request on (requests in flight keep their admission).
     pub async fn set_key_limits(&self, key_id: &str, limits: KeyLimits) -> Result<(), StoreError> {
         let _serial = self.policy_changes.lock().await;
+        self.apply_key_limits(key_id, limits).await
+    }
+
+    /// Changes a key's limits from their current value with `f` (a PATCH), reading and
+    /// writing under the same lock, so that two concurrent changes of different fields
+    /// cannot overwrite each other.
+    pub async fn update_key_limits<E: From<StoreError>>(
+        &self,
+        key_id: &str,
+        f: impl FnOnce(KeyLimits) -> Result<KeyLimits, E>,
+    ) -> Result<(), E> {
+        let _serial = self.policy_changes.lock().await;
+        let current = self
+            .store
+            .key(key_id)
+            .await?
+            .ok_or(StoreError::NoKey)?
+            .limits;
+        let new = f(current)?;
+        Ok(self.apply_key_limits(key_id, new).await?)
+    }
+
+    /// Commits and applies a key's limits; the caller holds `policy_changes`.
+    async fn apply_key_limits(&self, key_id: &str, limits: KeyLimits) -> Result<(), StoreError> {
         self.store.set_key_limits(key_id, &limits).await?;
         tracing::info!(key_id, ?limits, "key limits set");
         self.spending

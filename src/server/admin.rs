@@ -448,16 +448,13 @@ pub async fn update_key(
         ));
     };
     if let Some(v) = limits {
-        let current = st
-            .ledger
-            .store()
-            .key(&key_id)
-            .await?
-            .ok_or(crate::ledger::StoreError::NoKey)?
-            .limits;
-        let new = apply_limits(&v, current, true)?;
         let (ledger, id) = (st.ledger.clone(), key_id.clone());
-        to_completion(async move { ledger.set_key_limits(&id, new).await }).await??;
+        to_completion(async move {
+            ledger
+                .update_key_limits(&id, |current| apply_limits(&v, current, true))
+                .await
+        })
+        .await??;
     }
     key_view(&st, &key_id).await.map(Json)
 }
