@@ -291,17 +291,13 @@ impl Ledger {
                 spend_limits.push((k.id.clone(), k.limits.spend));
             }
         }
+        // `YYYY-MM-DD` and `YYYY-MM`: the prefixes of the usage entries' `created_at`.
+        let stamp = crate::clock::rfc3339(now);
         let (day, month) = (
-            crate::clock::rfc3339(now)
-                .get(..10)
-                .unwrap_or_default()
-                .to_owned(),
-            crate::clock::rfc3339(now)
-                .get(..7)
-                .unwrap_or_default()
-                .to_owned(),
+            stamp.get(..10).unwrap_or_default(),
+            stamp.get(..7).unwrap_or_default(),
         );
-        let spending = Spending::load(store.key_spend(&day, &month).await?, spend_limits, now);
+        let spending = Spending::load(store.key_spend(day, month).await?, spend_limits, now);
         let (tx, rx) = mpsc::unbounded_channel();
         let health = Arc::new(WriterHealth {
             ok: AtomicBool::new(true),
@@ -324,11 +320,6 @@ impl Ledger {
 
     pub fn store(&self) -> &Store {
         &self.store
-    }
-
-    /// Whether usage entries are being committed (readiness fails while they are not).
-    pub fn writer_healthy(&self) -> bool {
-        self.unavailable().is_none()
     }
 
     /// Why the ledger fails closed right now, if it does.
@@ -496,16 +487,10 @@ impl Ledger {
         Ok(key)
     }
 
-    /// Replaces a key's spending and rate limits: committed to the database, then in
-    /// force from the key's next request on (requests in flight keep their admission).
-    pub async fn set_key_limits(&self, key_id: &str, limits: KeyLimits) -> Result<(), StoreError> {
-        let _serial = self.policy_changes.lock().await;
-        self.apply_key_limits(key_id, limits).await
-    }
-
-    /// Changes a key's limits from their current value with `f` (a PATCH), reading and
-    /// writing under the same lock, so that two concurrent changes of different fields
-    /// cannot overwrite each other.
+    /// Changes a key's spending and rate limits from their current value with `f` (a
+    /// PATCH): committed to the database, then in force from the key's next request on
+    /// (requests in flight keep their admission). Read and written under the same lock,
+    /// so that two concurrent changes of different fields cannot overwrite each other.
     pub async fn update_key_limits<E: From<StoreError>>(
         &self,
         key_id: &str,
@@ -777,7 +762,8 @@ impl ClientHandle {
         self.0.lock().map(|c| c.left).unwrap_or(false)
     }
 
-    /// The client has gone (a streamed body found its receiver dropped).
+    /// The client has gone (its streamed body was dropped unfinished), even if the
+    /// handler had already handed the body over.
     pub fn mark_left(&self) {
         mark_left(&self.0, true);
     }
@@ -939,29 +925,27 @@ impl Reservation {
             b.detached = b.detached.saturating_sub(1);
         }
         let now = time::OffsetDateTime::now_utc();
-        let Some(charge) = charge else {
-            drop(a);
-            self.ledger
-                .settle_key(&self.key_id, self.amount, Nanos::ZERO, now);
-            return Nanos::ZERO;
-        };
-        let mut cost = charge.cost;
-        if cost > b.balance {
-            tracing::warn!(request_id = %self.request_id, cost = %cost, balance = %b.balance,
-                "actual cost exceeds the balance; charging the balance");
-            cost = b.balance.max(Nanos::ZERO);
-        }
-        if cost == Nanos::ZERO && charge.usage == crate::chat::Usage::default() {
-            drop(a);
-            self.ledger
-                .settle_key(&self.key_id, self.amount, Nanos::ZERO, now);
-            return Nanos::ZERO;
-        }
+        // What is charged: nothing without a charge, or for a request that used nothing.
+        let charged = charge.and_then(|charge| {
+            let mut cost = charge.cost;
+            if cost > b.balance {
+                tracing::warn!(request_id = %self.request_id, cost = %cost, balance = %b.balance,
+                    "actual cost exceeds the balance; charging the balance");
+                cost = b.balance.max(Nanos::ZERO);
+            }
+            (cost != Nanos::ZERO || charge.usage != crate::chat::Usage::default())
+                .then_some((cost, charge))
+        });
+        let cost = charged.as_ref().map_or(Nanos::ZERO, |(cost, _)| *cost);
         b.balance = b.balance - cost;
         b.spent = b.spent + cost;
         drop(a);
-        // Counted in the windows of the usage entry's date (`at` below).
+        // The key's hold is released either way; the cost counts in the windows of the
+        // usage entry's date (`at` below).
         self.ledger.settle_key(&self.key_id, self.amount, cost, now);
+        let Some((cost, charge)) = charged else {
+            return Nanos::ZERO;
+        };
         let u = charge.usage;
         let entry = UsageEntry {
             account_id: self.account_id.to_string(),

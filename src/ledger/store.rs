@@ -563,16 +563,6 @@ impl Store {
         })
     }
 
-    pub async fn account_email(&self, id: &str) -> Result<Option<String>, StoreError> {
-        on_pool!(self, |p, Db| Ok(sqlx::query(
-            "SELECT email FROM accounts WHERE id = $1"
-        )
-        .bind(id)
-        .fetch_optional(p)
-        .await?
-        .map(|r| r.get::<String, _>(0))))
-    }
-
     pub async fn add_key(
         &self,
         account_id: &str,
@@ -1293,9 +1283,10 @@ mod both_backends {
         ));
         assert_eq!(
             store
-                .account_email("acct_1")
+                .account("acct_1")
                 .await
-                .expect("email")
+                .expect("account")
+                .map(|a| a.email)
                 .as_deref(),
             Some("a@example.com")
         );

@@ -127,18 +127,21 @@ async fn handle(
         residency,
         req.provider.as_ref(),
     )?;
+    // The most this request can use: every input-side token (at most the context window)
+    // and the full output cap. It sizes the credit hold and counts toward rate limits.
+    let input_bound =
+        input_token_bound(body.len(), req.image_count()).min(res.model.context_window);
+    let output_cap = req.output_tokens(res.model.max_output_tokens);
     let amount = plan
         .iter()
-        .map(|e| worst_case_cost(&req, body.len(), &res, e))
+        .map(|e| worst_case_cost(input_bound, output_cap, e))
         .max()
         .unwrap_or_default();
     let reservation = st.ledger.reserve(&key, request_id, amount, &client)?;
     // Rate limits, after the credit hold so that a request refused for credit or a
     // spending limit counts toward no rate limit (a refused one here drops its hold).
     // Tokens count as the input bound plus the output cap: the most it may use.
-    let tokens = input_token_bound(body.len(), req.image_count())
-        .min(res.model.context_window)
-        .saturating_add(req.output_tokens(res.model.max_output_tokens));
+    let tokens = input_bound.saturating_add(output_cap);
     let rate = st
         .limiter
         .admit(
@@ -283,10 +286,7 @@ fn note_failure(
 
 /// The most this request can cost at this endpoint: every input token at the dearest
 /// input-side price, and the full output cap at the output price, in the dearest tier.
-fn worst_case_cost(req: &ChatRequest, body_len: usize, res: &Resolution, e: &Endpoint) -> Nanos {
-    let m = &res.model;
-    let input = input_token_bound(body_len, req.image_count()).min(m.context_window);
-    let output = req.output_tokens(m.max_output_tokens);
+fn worst_case_cost(input: u64, output: u64, e: &Endpoint) -> Nanos {
     let p = e.pricing.worst_case();
     let input_price = p.input.max(p.cache_write_5m).max(p.cache_write_1h);
     let mut acc = CostAccumulator::default();

@@ -285,7 +285,6 @@ mod tests {
             .expect("ledger");
         let (account, key, _) = ledger.create_account("r@example.com").await.expect("acct");
         let info = ledger.authenticate(&key.plain).expect("key");
-        let catalog = crate::catalog::Catalog::builtin().expect("catalog");
         let endpoint = catalog
             .models
             .iter()
@@ -297,7 +296,7 @@ mod tests {
         let reservation = ledger
             .reserve(
                 &info,
-                "req_stalled",
+                "req_dropped",
                 crate::money::Nanos::from_cents(10),
                 &client,
             )

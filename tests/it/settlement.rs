@@ -110,6 +110,34 @@ async fn db(gw: &Gw) -> sqlx::SqlitePool {
         .expect("open the database")
 }
 
+/// A write transaction held open on the gateway's SQLite file by another connection
+/// (as a long-running operator query would): the gateway's writers wait on it.
+struct WriteLock {
+    pool: sqlx::SqlitePool,
+    conn: sqlx::pool::PoolConnection<sqlx::Sqlite>,
+}
+
+impl WriteLock {
+    async fn take(gw: &Gw) -> Self {
+        let pool = db(gw).await;
+        let mut conn = pool.acquire().await.expect("conn");
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut *conn)
+            .await
+            .expect("lock");
+        Self { pool, conn }
+    }
+
+    async fn release(mut self) {
+        sqlx::query("ROLLBACK")
+            .execute(&mut *self.conn)
+            .await
+            .expect("unlock");
+        drop(self.conn);
+        self.pool.close().await;
+    }
+}
+
 /// The cost the gateway charges for `body` when the client reads the whole answer, on a
 /// fresh account (the simulators are deterministic).
 async fn full_cost(gw: &Gw, email: &str, body: &str) -> i128 {
@@ -417,24 +445,14 @@ async fn a_backlog_at_its_bound_refuses_new_requests() {
     let (_, key) = gw.account("backlog@example.com").await;
     let body = chat_body("openai/gpt-4o-mini", "hello", "");
     // A long write transaction elsewhere holds the database: the writer waits on it.
-    let pool = db(&gw).await;
-    let mut conn = pool.acquire().await.expect("conn");
-    sqlx::query("BEGIN IMMEDIATE")
-        .execute(&mut *conn)
-        .await
-        .expect("lock");
+    let lock = WriteLock::take(&gw).await;
     assert_eq!(gw.chat(&key, &body, &[]).await.status, 200);
     assert_eq!(gw.chat(&key, &body, &[]).await.status, 200);
     let r = gw.chat(&key, &body, &[]).await;
     assert_eq!(r.status, 503, "{}", r.text());
     assert_eq!(r.error_code(), "ledger_unavailable");
     assert!(r.text().contains("at the limit of 2"), "{}", r.text());
-    sqlx::query("ROLLBACK")
-        .execute(&mut *conn)
-        .await
-        .expect("unlock");
-    drop(conn);
-    pool.close().await;
+    lock.release().await;
     settled(&gw).await;
     assert_eq!(gw.chat(&key, &body, &[]).await.status, 200);
 }
@@ -582,12 +600,7 @@ async fn a_second_process_on_the_same_database_file_is_refused() {
 async fn admin_changes_wait_for_a_busy_database_and_complete_without_their_client() {
     let gw = Gw::start().await;
     let (id, _) = gw.account("busy@example.com").await;
-    let pool = db(&gw).await;
-    let mut conn = pool.acquire().await.expect("conn");
-    sqlx::query("BEGIN IMMEDIATE")
-        .execute(&mut *conn)
-        .await
-        .expect("lock");
+    let lock = WriteLock::take(&gw).await;
     // A top-up whose client gives up while the database is locked.
     let path = format!("/admin/v1/accounts/{id}/topups");
     let gone = tokio::time::timeout(
@@ -612,12 +625,7 @@ async fn admin_changes_wait_for_a_busy_database_and_complete_without_their_clien
         })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
-    sqlx::query("ROLLBACK")
-        .execute(&mut *conn)
-        .await
-        .expect("unlock");
-    drop(conn);
-    pool.close().await;
+    lock.release().await;
     assert_eq!(key.await.expect("key task"), 201);
     // The abandoned top-up was applied in full: in the database and in memory alike.
     let mut credited = false;
