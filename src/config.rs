@@ -37,6 +37,7 @@ struct RawConfig {
     listen: Option<String>,
     data_dir: Option<String>,
     database_url: Option<String>,
+    replica_id: Option<String>,
     admin_token: Option<String>,
     catalog: Option<String>,
     #[serde(default)]
@@ -117,6 +118,9 @@ struct RawBilling {
     max_unwritten_usage: Option<usize>,
     flush_timeout_ms: Option<u64>,
     shutdown_drain_ms: Option<u64>,
+    lease_ttl_ms: Option<u64>,
+    lease_slice_usd: Option<String>,
+    lease_idle_ms: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -141,6 +145,11 @@ struct RawTimeouts {
 pub struct Config {
     pub listen: SocketAddr,
     pub database_url: String,
+    /// This process's name among the replicas sharing a PostgreSQL ledger
+    /// (`GAMMAINFRA_REPLICA_ID`); `None`: a random one. A replica restarted with the
+    /// same ID closes the leases its previous run left open at once, instead of after
+    /// they expire.
+    pub replica_id: Option<String>,
     pub admin_token: Option<Secret>,
     /// A catalog file replacing the built-in one.
     pub catalog_path: Option<PathBuf>,
@@ -233,6 +242,16 @@ pub struct Billing {
     /// How long shutdown waits for requests still running (those whose clients left
     /// included) to finish and settle.
     pub shutdown_drain: std::time::Duration,
+    /// PostgreSQL: how long a replica's credit lease lives without being renewed (its
+    /// heartbeat renews it every third of this). A dead replica's unused credit returns
+    /// to its accounts after this, plus at most a third of it.
+    pub lease_ttl: std::time::Duration,
+    /// PostgreSQL: the most credit a replica leases on an account at once beyond what a
+    /// request needs (a quarter of the account's unleased credit, if less).
+    pub lease_slice: Nanos,
+    /// PostgreSQL: a replica hands back the unused credit of an account it has not
+    /// admitted a request for in this long.
+    pub lease_idle: std::time::Duration,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -270,6 +289,9 @@ impl Default for Billing {
             max_unwritten_usage: 100_000,
             flush_timeout: Duration::from_secs(10),
             shutdown_drain: Duration::from_secs(60),
+            lease_ttl: Duration::from_secs(15),
+            lease_slice: Nanos::from_cents(500),
+            lease_idle: Duration::from_secs(2),
         }
     }
 }
@@ -481,6 +503,38 @@ impl Config {
         if let Some(ms) = raw.billing.shutdown_drain_ms {
             billing.shutdown_drain = Duration::from_millis(ms);
         }
+        match raw.billing.lease_ttl_ms {
+            Some(ms) if ms < 1_000 => {
+                errs.push("billing.lease_ttl_ms: must be at least 1000".to_owned());
+            }
+            Some(ms) => billing.lease_ttl = Duration::from_millis(ms),
+            None => {}
+        }
+        if let Some(ms) = raw.billing.lease_idle_ms {
+            billing.lease_idle = Duration::from_millis(ms);
+        }
+        if let Some(v) = &raw.billing.lease_slice_usd {
+            match Nanos::parse_usd(v) {
+                Ok(n) if n > Nanos::ZERO => billing.lease_slice = n,
+                _ => errs.push(format!(
+                    "billing.lease_slice_usd: `{v}` is not a positive dollar amount like \"5\" or \"0.50\""
+                )),
+            }
+        }
+        let replica_id = env("GAMMAINFRA_REPLICA_ID")
+            .or_else(|| raw.replica_id.clone())
+            .filter(|r| !r.is_empty());
+        if let Some(r) = &replica_id {
+            if r.len() > 64
+                || !r
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            {
+                errs.push(format!(
+                    "replica_id / GAMMAINFRA_REPLICA_ID: `{r}` must be 1 to 64 letters, digits, `-`, `_` or `.`"
+                ));
+            }
+        }
         let t = raw.timeouts;
         let d = Timeouts::default();
         let timeouts = Timeouts {
@@ -496,6 +550,7 @@ impl Config {
                 limits,
                 listen,
                 database_url,
+                replica_id,
                 admin_token,
                 catalog_path,
                 anthropic,

@@ -7,12 +7,16 @@
 //! * [`keys`]: key generation and hashing.
 //! * [`limits`]: per-key spending limits (total, UTC day, UTC month), checked at
 //!   admission next to the balance and updated at settlement.
+//! * `lease`: credit leases, on PostgreSQL, where several replicas share the ledger.
 //!
 //! # Why balances live in memory
-//! The hot path must not wait on the database. At start the ledger sums are loaded; from
-//! then on this process is the only writer of its database, so the in-memory balance is
-//! exact: admission and settlement are a few integer operations under one mutex, and
-//! usage entries are appended by a background writer that commits them in batches.
+//! The hot path must not wait on the database. On SQLite the ledger sums are loaded at
+//! start; from then on this process is the only writer of its database, so the
+//! in-memory balance is exact: admission and settlement are a few integer operations
+//! under one mutex, and usage entries are appended by a background writer that commits
+//! them in batches. On PostgreSQL, where several replicas share the ledger, the
+//! in-memory "balance" of an account is this replica's credit lease on it (see
+//! `lease`), admitted against and settled in exactly the same way.
 //! Account creation, top-ups, key and residency-policy changes are rare and are
 //! committed before they answer. The database always converges to the in-memory state;
 //! on shutdown the writer is drained. A crash loses at most the usage charges of the
@@ -35,6 +39,7 @@
 //! of them at a time ([`AdmitError::TooManyDetached`]).
 
 pub mod keys;
+mod lease;
 pub mod limits;
 pub mod store;
 
@@ -50,6 +55,7 @@ use crate::config::Billing;
 use crate::money::Nanos;
 use crate::ratelimit::Rates;
 use keys::{KeyHash, NewKey};
+pub use lease::LocalLease;
 use limits::{SpendLimitReached, SpendView, Spending};
 pub use store::{
     DailyUsage, Idempotency, KeyDetails, KeyLimits, Store, StoreError, TopupReceipt, UsageEntry,
@@ -147,9 +153,11 @@ impl KeyTable {
 }
 
 /// An account's money, in memory.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Balance {
-    /// Sum of the account's ledger entries.
+    /// Sum of the account's ledger entries. On PostgreSQL, in the ledger's memory: what
+    /// this replica's lease on the account has left (granted minus charged); in what
+    /// [`Ledger::account_balance`] returns: the account's balance.
     pub balance: Nanos,
     /// Held by requests in flight.
     pub reserved: Nanos,
@@ -158,6 +166,9 @@ pub struct Balance {
     pub spent: Nanos,
     /// Requests whose client has left and that are still being served and billed.
     pub detached: u32,
+    /// This replica's credit lease on the account (PostgreSQL).
+    #[serde(skip)]
+    pub lease: Option<LocalLease>,
 }
 
 impl Balance {
@@ -247,64 +258,50 @@ pub struct Ledger {
     open: AtomicUsize,
     /// Woken when `open` drops to zero, for a graceful shutdown.
     idle: tokio::sync::Notify,
+    /// Credit leases, when the database is shared by several replicas (PostgreSQL).
+    shared: Option<lease::Shared>,
+    /// Set at shutdown: background lease work stops.
+    closing: AtomicBool,
+    /// To parse residency policies reloaded after another replica's change.
+    catalog: Arc<Catalog>,
 }
 
 impl Ledger {
-    /// Loads balances, keys and residency policies (parsed with `catalog`), and starts
-    /// the writer task.
+    /// Loads balances (SQLite), keys and residency policies (parsed with `catalog`), and
+    /// starts the writer task; on PostgreSQL, also the lease upkeep and the listener
+    /// for other replicas' changes.
     pub async fn open(
         store: Store,
         billing: Billing,
-        catalog: &Catalog,
+        catalog: Arc<Catalog>,
     ) -> Result<Arc<Self>, StoreError> {
         let mut accounts = HashMap::new();
-        for s in store.account_sums().await? {
-            accounts.insert(
-                Arc::from(s.id.as_str()),
-                Balance {
-                    balance: s.balance,
-                    reserved: Nanos::ZERO,
-                    trial: s.trial,
-                    topups: s.topups,
-                    spent: s.spent,
-                    detached: 0,
-                },
-            );
-        }
-        let mut keys = KeyTable::default();
-        for (account, rates) in store.account_rates().await? {
-            keys.account_rates.insert(account.into(), rates);
-        }
-        for (account, policy) in store.account_policies().await? {
-            let policy = stored_policy(catalog, &policy, "account", &account);
-            keys.account_policy.insert(account.into(), policy);
-        }
-        let now = time::OffsetDateTime::now_utc();
-        let mut spend_limits = Vec::new();
-        for k in store.active_keys().await? {
-            let own = k
-                .residency
-                .as_deref()
-                .map(|p| stored_policy(catalog, p, "key", &k.id));
-            keys.insert(k.hash, &k.id, &k.account_id, own, k.limits.rates);
-            if !k.limits.spend.is_none() {
-                spend_limits.push((k.id.clone(), k.limits.spend));
+        // On PostgreSQL, credit is leased on demand instead.
+        if !store.shared() {
+            for s in store.account_sums().await? {
+                accounts.insert(
+                    Arc::from(s.id.as_str()),
+                    Balance {
+                        balance: s.balance,
+                        trial: s.trial,
+                        topups: s.topups,
+                        spent: s.spent,
+                        ..Balance::default()
+                    },
+                );
             }
         }
-        // `YYYY-MM-DD` and `YYYY-MM`: the prefixes of the usage entries' `created_at`.
-        let stamp = crate::clock::rfc3339(now);
-        let (day, month) = (
-            stamp.get(..10).unwrap_or_default(),
-            stamp.get(..7).unwrap_or_default(),
-        );
-        let spending = Spending::load(store.key_spend(day, month).await?, spend_limits, now);
+        let now = time::OffsetDateTime::now_utc();
+        let (keys, spend_limits) = load_keys(&store, &catalog).await?;
+        let spending = Spending::load(key_spend_now(&store, now).await?, spend_limits, now);
         let (tx, rx) = mpsc::unbounded_channel();
         let health = Arc::new(WriterHealth {
             ok: AtomicBool::new(true),
             ..WriterHealth::default()
         });
         tokio::spawn(writer(store.clone(), rx, health.clone()));
-        Ok(Arc::new(Self {
+        let shared = store.shared().then(|| lease::Shared::new(&billing));
+        let ledger = Arc::new(Self {
             store,
             accounts: Mutex::new(accounts),
             keys: RwLock::new(keys),
@@ -315,7 +312,112 @@ impl Ledger {
             health,
             open: AtomicUsize::new(0),
             idle: tokio::sync::Notify::new(),
-        }))
+            shared,
+            closing: AtomicBool::new(false),
+            catalog,
+        });
+        if ledger.shared.is_some() {
+            ledger.start_leases().await?;
+            ledger.listen_for_changes().await?;
+        }
+        Ok(ledger)
+    }
+
+    /// Follows the other replicas' admin changes (PostgreSQL `LISTEN`): the account
+    /// named by each notification is reloaded; after a lost connection, everything is.
+    async fn listen_for_changes(self: &Arc<Self>) -> Result<(), StoreError> {
+        let mut listener = self.store.listen_changes().await?;
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                let n = listener.try_recv().await;
+                let Some(me) = weak.upgrade() else { return };
+                if me.closing.load(Ordering::Relaxed) {
+                    return;
+                }
+                let r = match n {
+                    Ok(Some(n)) => me.reload_account(n.payload()).await,
+                    // The connection was lost (notifications may have been missed) and
+                    // is reopened by the next call.
+                    Ok(None) => {
+                        tracing::warn!("the PostgreSQL change listener reconnected; reloading every key and policy");
+                        me.reload_all().await
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the PostgreSQL change listener failed; retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        Ok(())
+                    }
+                };
+                if let Err(e) = r {
+                    tracing::error!(error = %e, "could not reload keys and policies after a change on another replica");
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// Reloads one account's keys, residency policy and limits from the database.
+    async fn reload_account(&self, account: &str) -> Result<(), StoreError> {
+        let row = self.store.account(account).await?;
+        let keys = self.store.active_keys_of(Some(account)).await?;
+        let policy = row
+            .as_ref()
+            .and_then(|r| r.residency.as_deref())
+            .map(|p| stored_policy(&self.catalog, p, "account", account));
+        {
+            let mut spending = self.spending.lock().unwrap_or_else(PoisonError::into_inner);
+            for k in &keys {
+                spending.set_limits(&k.id, k.limits.spend);
+            }
+        }
+        let mut t = self.keys.write().unwrap_or_else(PoisonError::into_inner);
+        t.by_hash.retain(|_, k| &*k.account_id != account);
+        t.set_account_policy(account, policy);
+        t.set_account_rates(account, row.map(|r| r.rates).unwrap_or_default());
+        for k in keys {
+            let own = k
+                .residency
+                .as_deref()
+                .map(|p| stored_policy(&self.catalog, p, "key", &k.id));
+            t.insert(k.hash, &k.id, &k.account_id, own, k.limits.rates);
+        }
+        Ok(())
+    }
+
+    /// Reloads every key, residency policy and limit from the database.
+    async fn reload_all(&self) -> Result<(), StoreError> {
+        let (keys, limits) = load_keys(&self.store, &self.catalog).await?;
+        {
+            let mut spending = self.spending.lock().unwrap_or_else(PoisonError::into_inner);
+            for (id, l) in limits {
+                spending.set_limits(&id, l);
+            }
+        }
+        *self.keys.write().unwrap_or_else(PoisonError::into_inner) = keys;
+        Ok(())
+    }
+
+    /// Tells the other replicas that `account` changed (PostgreSQL); they reload it.
+    /// A failure is logged: the change is committed, and they reload everything when
+    /// their listener reconnects.
+    async fn announce(&self, account: &str) {
+        if let Err(e) = self.store.notify_change(account).await {
+            tracing::warn!(account, error = %e, "could not notify the other replicas of a change");
+        }
+    }
+
+    /// Shuts the ledger down after the last settlement: commits what is queued, hands
+    /// back every credit lease and releases the database.
+    pub async fn close(&self) {
+        self.closing.store(true, Ordering::Relaxed);
+        if let Err(e) = self.flush_timeout().await {
+            tracing::error!(error = %e, "shutting down with usage charges not written");
+        }
+        if self.shared.is_some() {
+            self.return_idle_leases(true).await;
+        }
+        self.store.close().await;
     }
 
     pub fn store(&self) -> &Store {
@@ -326,6 +428,9 @@ impl Ledger {
     pub fn unavailable(&self) -> Option<String> {
         if let Some(why) = self.store.one_writer_lost() {
             return Some(why.to_owned());
+        }
+        if let Some(why) = self.shared.as_ref().and_then(lease::Shared::unavailable) {
+            return Some(why);
         }
         let pending = self.health.pending.load(Ordering::Relaxed);
         if !self.health.ok.load(Ordering::Relaxed) {
@@ -390,8 +495,35 @@ impl Ledger {
             .cloned()
     }
 
+    /// The account's money as this process holds it in memory: on SQLite its balance,
+    /// on PostgreSQL this replica's lease on it. See [`Ledger::account_balance`].
     pub fn balance(&self, account: &str) -> Option<Balance> {
-        self.accounts.lock().ok()?.get(account).copied()
+        self.accounts.lock().ok()?.get(account).cloned()
+    }
+
+    /// The account's balance, trial, top-ups and spend, with what this process holds
+    /// for requests in flight: from memory on SQLite; on PostgreSQL from the database
+    /// once the charges queued here are committed (other replicas' uncommitted charges
+    /// are not in it yet). `None`: no such account.
+    pub async fn account_balance(&self, account: &str) -> Result<Option<Balance>, StoreError> {
+        let local = self.balance(account);
+        if !self.store.shared() {
+            return Ok(local);
+        }
+        let _ = self.flush_timeout().await;
+        let Some(s) = self.store.account_sums_of(account).await? else {
+            return Ok(None);
+        };
+        let local = local.unwrap_or_default();
+        Ok(Some(Balance {
+            balance: s.balance,
+            reserved: local.reserved,
+            trial: s.trial,
+            topups: s.topups,
+            spent: s.spent,
+            detached: local.detached,
+            lease: None,
+        }))
     }
 
     /// Creates an account with a first key and the one-time trial credit.
@@ -429,8 +561,11 @@ impl Ledger {
             trial,
             ..Balance::default()
         };
-        if let Ok(mut a) = self.accounts.lock() {
-            a.insert(Arc::from(id.as_str()), bal);
+        // On PostgreSQL the trial is in the database, to be leased from there.
+        if !self.store.shared() {
+            if let Ok(mut a) = self.accounts.lock() {
+                a.insert(Arc::from(id.as_str()), bal.clone());
+            }
         }
         {
             let mut k = self.keys.write().unwrap_or_else(PoisonError::into_inner);
@@ -439,6 +574,7 @@ impl Ledger {
             }
             k.insert(key.hash, &key.id, &id, None, Rates::default());
         }
+        self.announce(&id).await;
         Ok((id, key, bal))
     }
 
@@ -484,6 +620,7 @@ impl Ledger {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(key.hash, &key.id, account_id, residency, limits.rates);
+        self.announce(account_id).await;
         Ok(key)
     }
 
@@ -515,9 +652,17 @@ impl Ledger {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .set_limits(key_id, limits.spend);
-        let mut k = self.keys.write().unwrap_or_else(PoisonError::into_inner);
-        for info in k.by_hash.values_mut().filter(|i| &*i.key_id == key_id) {
-            info.rates = limits.rates;
+        let account = {
+            let mut k = self.keys.write().unwrap_or_else(PoisonError::into_inner);
+            let mut account = None;
+            for info in k.by_hash.values_mut().filter(|i| &*i.key_id == key_id) {
+                info.rates = limits.rates;
+                account = Some(info.account_id.clone());
+            }
+            account
+        };
+        if let Some(a) = account {
+            self.announce(&a).await;
         }
         Ok(())
     }
@@ -534,6 +679,7 @@ impl Ledger {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .set_account_rates(account_id, rates);
+        self.announce(account_id).await;
         Ok(())
     }
 
@@ -566,6 +712,7 @@ impl Ledger {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .set_account_policy(account_id, residency);
+        self.announce(account_id).await;
         Ok(())
     }
 
@@ -575,11 +722,21 @@ impl Ledger {
             .store
             .revoke_key(key_id, &crate::clock::now_rfc3339())
             .await?;
-        self.keys
+        let removed = self
+            .keys
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .by_hash
             .remove(&hash);
+        match removed {
+            Some(k) => self.announce(&k.account_id).await,
+            // Not loaded here (another replica's fresh key): announce by the stored row.
+            None => {
+                if let Ok(Some(k)) = self.store.key(key_id).await {
+                    self.announce(&k.account_id).await;
+                }
+            }
+        }
         Ok(())
     }
 
@@ -600,7 +757,12 @@ impl Ledger {
             .rev()
             .find(|s| s.from <= now)
             .map_or(0, |s| s.basis_points);
-        let predicted = self.balance(account_id).unwrap_or_default().balance + credited;
+        let current = if self.store.shared() {
+            self.store.ledger_sum(account_id).await?
+        } else {
+            self.balance(account_id).unwrap_or_default().balance
+        };
+        let predicted = current + credited;
         let receipt = TopupReceipt {
             topup_id: keys::random_id("topup_"),
             account_id: account_id.to_owned(),
@@ -611,6 +773,10 @@ impl Ledger {
         };
         if let Some(first) = self.store.topup(&receipt, bp, idem).await? {
             return Ok(first);
+        }
+        // On PostgreSQL the credit is in the database, to be leased from there.
+        if self.store.shared() {
+            return Ok(receipt);
         }
         let mut a = self.accounts.lock().unwrap_or_else(PoisonError::into_inner);
         let b = a.entry(Arc::from(account_id)).or_default();
@@ -939,6 +1105,7 @@ impl Reservation {
         let cost = charged.as_ref().map_or(Nanos::ZERO, |(cost, _)| *cost);
         b.balance = b.balance - cost;
         b.spent = b.spent + cost;
+        let lease_id = b.lease.as_ref().map(|l| l.id.clone());
         drop(a);
         // The key's hold is released either way; the cost counts in the windows of the
         // usage entry's date (`at` below).
@@ -965,6 +1132,7 @@ impl Reservation {
             cache_write_tokens: u.cache_write_5m_tokens + u.cache_write_1h_tokens,
             note: charge.note,
             at: crate::clock::rfc3339(now),
+            lease_id,
         };
         self.ledger.health.pending.fetch_add(1, Ordering::Relaxed);
         if self.ledger.writer.send(WriteOp::Usage(entry)).is_err() {
@@ -1060,6 +1228,48 @@ async fn writer(store: Store, mut rx: mpsc::UnboundedReceiver<WriteOp>, health: 
             let _ = f.send(());
         }
     }
+}
+
+/// Every active key with its account's and its own residency policy and rate limits,
+/// and the spending limits of the keys that have some.
+async fn load_keys(
+    store: &Store,
+    catalog: &Catalog,
+) -> Result<(KeyTable, Vec<(String, limits::SpendLimits)>), StoreError> {
+    let mut keys = KeyTable::default();
+    for (account, rates) in store.account_rates().await? {
+        keys.account_rates.insert(account.into(), rates);
+    }
+    for (account, policy) in store.account_policies().await? {
+        let policy = stored_policy(catalog, &policy, "account", &account);
+        keys.account_policy.insert(account.into(), policy);
+    }
+    let mut spend_limits = Vec::new();
+    for k in store.active_keys().await? {
+        let own = k
+            .residency
+            .as_deref()
+            .map(|p| stored_policy(catalog, p, "key", &k.id));
+        keys.insert(k.hash, &k.id, &k.account_id, own, k.limits.rates);
+        if !k.limits.spend.is_none() {
+            spend_limits.push((k.id.clone(), k.limits.spend));
+        }
+    }
+    Ok((keys, spend_limits))
+}
+
+/// What each key has spent in total, today and this month (UTC), from the ledger.
+async fn key_spend_now(
+    store: &Store,
+    now: time::OffsetDateTime,
+) -> Result<Vec<limits::LoadedSpend>, StoreError> {
+    // `YYYY-MM-DD` and `YYYY-MM`: the prefixes of the usage entries' `created_at`.
+    let stamp = crate::clock::rfc3339(now);
+    let (day, month) = (
+        stamp.get(..10).unwrap_or_default(),
+        stamp.get(..7).unwrap_or_default(),
+    );
+    store.key_spend(day, month).await
 }
 
 /// A residency policy read from the database. One the catalog no longer accepts is

@@ -184,11 +184,9 @@ pub async fn serve(
             "requests still running at shutdown after {grace:?}; they are not billed"
         );
     }
-    if let Err(e) = ledger.flush_timeout().await {
-        tracing::error!(error = %e, "shutting down with usage charges not written");
-    }
-    // Releases the database's one-writer lock at once (PostgreSQL would otherwise keep
-    // it until it notices the session is gone).
-    ledger.store().close().await;
+    // Commits every settlement, hands back the credit leases (PostgreSQL) and releases
+    // the database's lock at once (PostgreSQL would otherwise keep it until it notices
+    // the session is gone).
+    ledger.close().await;
     Ok(())
 }

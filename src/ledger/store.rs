@@ -13,6 +13,7 @@
 //! migrations, PostgreSQL's in `migrations/postgres/`), the connection settings and the
 //! one-process lock differ.
 
+mod lease;
 mod usage;
 
 use std::borrow::Cow;
@@ -28,6 +29,7 @@ use super::limits::{LoadedSpend, SpendLimits};
 use super::UsageStatus;
 use crate::money::Nanos;
 use crate::ratelimit::Rates;
+pub use lease::{AccountCredit, Grant, GrantError, LeaseClosed, CHANGES_CHANNEL};
 pub use usage::{DailyUsage, UsageFilter, UsageOrder, UsageRecord};
 
 #[derive(Debug, thiserror::Error)]
@@ -46,7 +48,7 @@ pub enum StoreError {
     Locked(String),
     #[error("cannot lock the database file {0}: {1}")]
     Lock(String, std::io::Error),
-    #[error("the PostgreSQL database {0} is in use by another GammaInfra process (this version runs one gateway process per database)")]
+    #[error("the replica ID `{0}` is in use by another GammaInfra process on this PostgreSQL database (give each replica its own GAMMAINFRA_REPLICA_ID, or leave it unset for a random one)")]
     LockedPostgres(String),
     #[error("this Idempotency-Key was already used with a different request")]
     IdempotencyConflict,
@@ -72,6 +74,8 @@ pub struct UsageEntry {
     pub cache_write_tokens: u64,
     pub note: Option<String>,
     pub at: String,
+    /// The credit lease the request was admitted under (PostgreSQL only).
+    pub lease_id: Option<std::sync::Arc<str>>,
 }
 
 /// Per-account sums, to rebuild the in-memory balances at start.
@@ -129,27 +133,31 @@ enum Pool {
     Postgres(PgPool),
 }
 
-/// What keeps this process the database's one writer, held as long as the store lives:
-/// in-memory balances are exact only if no other process changes the ledger.
+/// What keeps this process the only one of its kind, held as long as the store lives.
 enum OneWriter {
-    /// The SQLite file, locked with `flock` (exclusive). `None` for in-memory databases.
+    /// The SQLite file, locked with `flock` (exclusive): in-memory balances are exact
+    /// only if no other process changes the ledger. `None` for in-memory databases.
     File(#[allow(dead_code)] Option<std::fs::File>),
-    /// A PostgreSQL session holding an advisory lock keyed by database and schema; the
-    /// lock goes when the session does. The flag is set, for good, when a periodic ping
-    /// of that session fails: the lock may be gone, and the ledger then fails closed.
+    /// A PostgreSQL session holding an advisory lock on this process's replica ID
+    /// (keyed by database, schema and ID): the leases of a replica ID belong to the one
+    /// process holding it. The lock goes when the session does. The flag is set, for
+    /// good, when a periodic ping of that session fails: the lock may be gone, and the
+    /// ledger then fails closed.
     Session(
         tokio::sync::Mutex<sqlx::PgConnection>,
         std::sync::atomic::AtomicBool,
     ),
 }
 
-/// How often the session holding the PostgreSQL one-writer lock is checked.
+/// How often the session holding the PostgreSQL replica lock is checked.
 const LOCK_CHECK: std::time::Duration = std::time::Duration::from_secs(5);
 
 #[derive(Clone)]
 pub struct Store {
     pool: Pool,
     _one_writer: std::sync::Arc<OneWriter>,
+    /// This process's replica ID, on PostgreSQL.
+    replica: Option<std::sync::Arc<str>>,
 }
 
 /// Runs `$body` with `$p` bound to the store's pool and `$Db` to that backend's sqlx
@@ -239,7 +247,7 @@ fn lock_file(path: &str) -> Result<std::fs::File, StoreError> {
 const SQLITE_MAX_PARAMS: usize = 32_766;
 
 /// The columns [`Store::append_usage`] writes, in the order it binds them.
-const USAGE_COLUMNS: [&str; 18] = [
+const USAGE_COLUMNS: [&str; 19] = [
     "account_id",
     "kind",
     "amount_nanos",
@@ -258,6 +266,7 @@ const USAGE_COLUMNS: [&str; 18] = [
     "cache_write_tokens",
     "note",
     "created_at",
+    "lease_id",
 ];
 
 /// The schema's migrations, per backend, in version order.
@@ -298,6 +307,11 @@ fn migrator(postgres: bool) -> Migrator {
                 "limits",
                 include_str!("../../migrations/postgres/0005_limits.sql"),
             ),
+            m(
+                6,
+                "leases",
+                include_str!("../../migrations/postgres/0006_leases.sql"),
+            ),
         ]
     } else {
         vec![
@@ -322,6 +336,11 @@ fn migrator(postgres: bool) -> Migrator {
                 "limits",
                 include_str!("../../migrations/0005_limits.sql"),
             ),
+            m(
+                6,
+                "leases",
+                include_str!("../../migrations/0006_leases.sql"),
+            ),
         ]
     };
     Migrator {
@@ -333,10 +352,18 @@ fn migrator(postgres: bool) -> Migrator {
 impl Store {
     /// Opens and migrates the database at `url`: `sqlite://PATH` (created if missing) or
     /// `postgres://…` (the database must exist; the schema is created in the connection's
-    /// `search_path`, by default `public`). Fails if another process serves it.
+    /// `search_path`, by default `public`). Fails if another process serves the SQLite
+    /// file. On PostgreSQL this process is a replica with a random ID.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
+        Self::open_replica(url, None).await
+    }
+
+    /// [`Store::open`], as the replica `replica` on PostgreSQL (ignored on SQLite).
+    /// Fails if another process holds that replica ID.
+    pub async fn open_replica(url: &str, replica: Option<&str>) -> Result<Self, StoreError> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            return Self::open_postgres(url).await;
+            let id = replica.map_or_else(|| super::keys::random_id("rep_"), str::to_owned);
+            return Self::open_postgres(url, id).await;
         }
         let mut lock = None;
         if let Some(path) = url
@@ -372,17 +399,20 @@ impl Store {
         Ok(Self {
             pool: Pool::Sqlite(pool),
             _one_writer: std::sync::Arc::new(OneWriter::File(lock)),
+            replica: None,
         })
     }
 
-    async fn open_postgres(url: &str) -> Result<Self, StoreError> {
+    async fn open_postgres(url: &str, replica: String) -> Result<Self, StoreError> {
         let opts = PgConnectOptions::from_str(url)?;
-        // One session holds the advisory lock for the process's lifetime. Keyed by the
-        // database and the schema, so that separate schemas are separate ledgers.
+        // One session holds the replica ID's advisory lock for the process's lifetime.
+        // Keyed by the database, the schema (separate schemas are separate ledgers) and
+        // the replica ID.
         let mut session = sqlx::PgConnection::connect_with(&opts).await?;
         let row = sqlx::query(
-            "SELECT pg_try_advisory_lock(hashtext('gammainfra.' || current_database() || '.' || current_schema())::bigint), current_database(), current_schema()",
+            "SELECT pg_try_advisory_lock(hashtextextended('gammainfra.replica.' || current_database() || '.' || current_schema() || '.' || $1, 0)), current_database(), current_schema()",
         )
+        .bind(&replica)
         .fetch_one(&mut session)
         .await?;
         // NULL when the search_path names no schema that exists.
@@ -394,7 +424,7 @@ impl Store {
         if !locked {
             let (db, schema): (String, String) = (row.get(1), row.get(2));
             return Err(StoreError::LockedPostgres(format!(
-                "`{db}` (schema `{schema}`)"
+                "{replica}` (database `{db}`, schema `{schema}`"
             )));
         }
         let pool = PgPoolOptions::new()
@@ -423,7 +453,7 @@ impl Store {
                 };
                 if !alive {
                     lost.store(true, std::sync::atomic::Ordering::Relaxed);
-                    tracing::error!("the PostgreSQL session holding the one-writer lock is gone; no request is accepted until the gateway is restarted");
+                    tracing::error!("the PostgreSQL session holding this replica's lock is gone; no request is accepted until the gateway is restarted");
                     return;
                 }
             }
@@ -431,6 +461,7 @@ impl Store {
         Ok(Self {
             pool: Pool::Postgres(pool),
             _one_writer: one_writer,
+            replica: Some(replica.into()),
         })
     }
 
@@ -438,7 +469,7 @@ impl Store {
     pub fn one_writer_lost(&self) -> Option<&'static str> {
         match &*self._one_writer {
             OneWriter::Session(_, lost) if lost.load(std::sync::atomic::Ordering::Relaxed) => {
-                Some("the PostgreSQL session holding this gateway's one-writer lock is gone (a database restart or a cut connection); restart the gateway")
+                Some("the PostgreSQL session holding this replica's lock is gone (a database restart or a cut connection); restart the gateway")
             }
             _ => None,
         }
@@ -719,47 +750,76 @@ impl Store {
     }
 
     /// Appends usage charges in one transaction. A request already charged (same
-    /// request ID) is skipped, so a retried batch cannot double-charge.
+    /// request ID) is skipped, so a retried batch cannot double-charge. On PostgreSQL
+    /// the leases the entries were admitted under are locked first; an entry whose
+    /// lease was closed meanwhile is charged at most the account's unleased credit
+    /// ([`lease::cover`]), so that no account goes below zero.
     pub async fn append_usage(&self, entries: &[UsageEntry]) -> Result<(), StoreError> {
         // Multi-row INSERTs with as many rows per statement as SQLite's limit on bound
-        // parameters allows (32,766 / 18 columns = 1,820 rows; PostgreSQL allows more),
+        // parameters allows (32,766 / 19 columns = 1,724 rows; PostgreSQL allows more),
         // in one transaction.
         const ROWS_PER_INSERT: usize = SQLITE_MAX_PARAMS / USAGE_COLUMNS.len();
         let insert = format!("INSERT INTO ledger_entries ({}) ", USAGE_COLUMNS.join(", "));
-        on_pool!(self, |p, Db| {
-            let mut tx = p.begin_write().await?;
-            for chunk in entries.chunks(ROWS_PER_INSERT) {
-                let mut q = sqlx::QueryBuilder::<Db>::new(&insert);
-                // One bind per name in USAGE_COLUMNS, in that order.
-                q.push_values(chunk, |mut b, e| {
-                    b.push_bind(&e.account_id)
-                        .push_bind("usage")
-                        .push_bind(-e.charged.nanos())
-                        .push_bind(&e.request_id)
-                        .push_bind(&e.key_id)
-                        .push_bind(&e.model)
-                        .push_bind(&e.endpoint)
-                        .push_bind(&e.provider)
-                        .push_bind(&e.upstream_model)
-                        .push_bind(&e.upstream_request_id)
-                        .push_bind(&e.region)
-                        .push_bind(e.status.as_str())
-                        .push_bind(e.input_tokens as i64)
-                        .push_bind(e.output_tokens as i64)
-                        .push_bind(e.cache_read_tokens as i64)
-                        .push_bind(e.cache_write_tokens as i64)
-                        .push_bind(&e.note)
-                        .push_bind(&e.at);
-                });
-                q.push(" ON CONFLICT DO NOTHING");
-                q.build().execute(&mut *tx).await?;
+        macro_rules! insert_usage {
+            ($tx:ident, $Db:ty, $entries:expr) => {
+                for chunk in $entries.chunks(ROWS_PER_INSERT) {
+                    let mut q = sqlx::QueryBuilder::<$Db>::new(&insert);
+                    // One bind per name in USAGE_COLUMNS, in that order.
+                    q.push_values(chunk, |mut b, e| {
+                        b.push_bind(&e.account_id)
+                            .push_bind("usage")
+                            .push_bind(-e.charged.nanos())
+                            .push_bind(&e.request_id)
+                            .push_bind(&e.key_id)
+                            .push_bind(&e.model)
+                            .push_bind(&e.endpoint)
+                            .push_bind(&e.provider)
+                            .push_bind(&e.upstream_model)
+                            .push_bind(&e.upstream_request_id)
+                            .push_bind(&e.region)
+                            .push_bind(e.status.as_str())
+                            .push_bind(e.input_tokens as i64)
+                            .push_bind(e.output_tokens as i64)
+                            .push_bind(e.cache_read_tokens as i64)
+                            .push_bind(e.cache_write_tokens as i64)
+                            .push_bind(&e.note)
+                            .push_bind(&e.at)
+                            .push_bind(e.lease_id.as_deref());
+                    });
+                    // Only the one-charge-per-request index may skip a row: any other
+                    // conflict (a primary key behind its sequence) is an error, never a
+                    // silently lost charge.
+                    q.push(" ON CONFLICT (request_id) WHERE kind = 'usage' DO NOTHING");
+                    q.build().execute(&mut *$tx).await?;
+                }
+            };
+        }
+        match &self.pool {
+            Pool::Sqlite(p) => {
+                let mut tx = p.begin_write().await?;
+                insert_usage!(tx, sqlx::Sqlite, entries);
+                tx.commit().await?;
             }
-            tx.commit().await?;
-            Ok(())
-        })
+            Pool::Postgres(p) => {
+                let mut tx = p.begin_write().await?;
+                let clamped = lease::cover(&mut tx, entries).await?;
+                insert_usage!(tx, sqlx::Postgres, clamped.as_deref().unwrap_or(entries));
+                tx.commit().await?;
+            }
+        }
+        Ok(())
     }
 
     pub async fn account_sums(&self) -> Result<Vec<AccountSums>, StoreError> {
+        self.sums(None).await
+    }
+
+    /// One account's sums, if it exists.
+    pub async fn account_sums_of(&self, account: &str) -> Result<Option<AccountSums>, StoreError> {
+        Ok(self.sums(Some(account)).await?.pop())
+    }
+
+    async fn sums(&self, account: Option<&str>) -> Result<Vec<AccountSums>, StoreError> {
         on_pool!(self, |p, Db| {
             let rows = sqlx::query(
                 "SELECT a.id,
@@ -767,8 +827,11 @@ impl Store {
                         CAST(COALESCE(SUM(CASE WHEN l.kind = 'trial' THEN l.amount_nanos END), 0) AS BIGINT),
                         CAST(COALESCE(SUM(CASE WHEN l.kind = 'topup' THEN l.amount_nanos END), 0) AS BIGINT),
                         CAST(COALESCE(-SUM(CASE WHEN l.kind = 'usage' THEN l.amount_nanos END), 0) AS BIGINT)
-                 FROM accounts a LEFT JOIN ledger_entries l ON l.account_id = a.id GROUP BY a.id",
+                 FROM accounts a LEFT JOIN ledger_entries l ON l.account_id = a.id
+                 WHERE $1 IS NULL OR a.id = $1
+                 GROUP BY a.id",
             )
+            .bind(account)
             .fetch_all(p)
             .await?;
             Ok(rows
@@ -809,8 +872,14 @@ impl Store {
     }
 
     pub async fn active_keys(&self) -> Result<Vec<KeyRow>, StoreError> {
+        self.active_keys_of(None).await
+    }
+
+    /// The active keys of one account, or of all with `None`.
+    pub async fn active_keys_of(&self, account: Option<&str>) -> Result<Vec<KeyRow>, StoreError> {
         on_pool!(self, |p, Db| {
-            let rows = sqlx::query("SELECT id, account_id, key_hash, default_region, limit_total_nanos, limit_daily_nanos, limit_monthly_nanos, requests_per_minute, tokens_per_minute FROM api_keys WHERE revoked_at IS NULL")
+            let rows = sqlx::query("SELECT id, account_id, key_hash, default_region, limit_total_nanos, limit_daily_nanos, limit_monthly_nanos, requests_per_minute, tokens_per_minute FROM api_keys WHERE revoked_at IS NULL AND ($1 IS NULL OR account_id = $1)")
+                .bind(account)
                 .fetch_all(p)
                 .await?;
             Ok(rows
@@ -1211,6 +1280,7 @@ mod both_backends {
             cache_write_tokens: 0,
             note: None,
             at: format!("2026-11-30T00:00:{:02}Z", n % 60),
+            lease_id: None,
         }
     }
 
@@ -1219,20 +1289,31 @@ mod both_backends {
         let Some(url) = fresh(postgres, &dir).await else {
             return;
         };
-        let store = Store::open(&url).await.expect("open");
+        let store = Store::open_replica(&url, Some("r1")).await.expect("open");
         assert_eq!(
             store.backend(),
             if postgres { "postgres" } else { "sqlite" }
         );
-        // One process per database.
-        let second = Store::open(&url).await;
+        // SQLite: one process per database. PostgreSQL: one process per replica ID, and
+        // any number of replicas.
+        let second = Store::open_replica(&url, Some("r1")).await;
         assert!(
             matches!(
                 second,
                 Err(StoreError::Locked(_) | StoreError::LockedPostgres(_))
             ),
-            "a second store on the same database is refused"
+            "a second store on the same database (SQLite) or replica ID (PostgreSQL) is refused"
         );
+        if postgres {
+            let other = Store::open_replica(&url, Some("r2")).await;
+            assert!(
+                other.is_ok(),
+                "a second replica is welcome: {:?}",
+                other.err()
+            );
+            let random = Store::open(&url).await.expect("a replica with a random ID");
+            assert!(random.replica_id().is_some_and(|r| r.starts_with("rep_")));
+        }
         // Accounts: the trial once, emails unique.
         let key = crate::ledger::keys::generate();
         store

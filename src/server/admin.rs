@@ -304,7 +304,7 @@ async fn account_view(st: &AppState, id: String) -> Result<Value, ApiError> {
     st.ledger.flush_timeout().await?;
     let sum = st.ledger.store().ledger_sum(&id).await?;
     let entries = st.ledger.store().ledger_count(&id).await?;
-    let b = st.ledger.balance(&id).unwrap_or_default();
+    let b = st.ledger.account_balance(&id).await?.unwrap_or_default();
     Ok(json!({
         "id": id, "object": "account", "email": account.email,
         "residency": account.residency,
@@ -517,7 +517,7 @@ pub async fn topup(
             "The maximum single top-up is ${max}; got ${amount}."
         )));
     }
-    if let Some(b) = st.ledger.balance(&id) {
+    if let Some(b) = st.ledger.account_balance(&id).await? {
         if !fits_the_ledger(&b, amount) {
             return Err(bad(format!(
                 "A top-up of ${amount} would take the account's balance beyond the largest amount the ledger holds (${}).",

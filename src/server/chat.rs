@@ -137,7 +137,7 @@ async fn handle(
         .map(|e| worst_case_cost(input_bound, output_cap, e))
         .max()
         .unwrap_or_default();
-    let reservation = st.ledger.reserve(&key, request_id, amount, &client)?;
+    let reservation = st.ledger.admit(&key, request_id, amount, &client).await?;
     // Rate limits, after the credit hold so that a request refused for credit or a
     // spending limit counts toward no rate limit (a refused one here drops its hold).
     // Tokens count as the input bound plus the output cap: the most it may use.

@@ -10,7 +10,11 @@ use super::{auth, AppState};
 
 pub async fn show(State(st): State<AppState>, h: HeaderMap) -> Result<Json<Value>, ApiError> {
     let key = auth::customer(&st, &h)?;
-    let b = st.ledger.balance(&key.account_id).unwrap_or_default();
+    let b = st
+        .ledger
+        .account_balance(&key.account_id)
+        .await?
+        .unwrap_or_default();
     Ok(Json(json!({
         "object": "credits",
         "account_id": &*key.account_id,

@@ -279,8 +279,8 @@ mod tests {
     #[tokio::test]
     async fn a_body_dropped_unfinished_is_read_to_its_end_and_billed() {
         let store = Store::open("sqlite::memory:").await.expect("store");
-        let catalog = crate::catalog::Catalog::builtin().expect("catalog");
-        let ledger = Ledger::open(store, crate::config::Billing::default(), &catalog)
+        let catalog = std::sync::Arc::new(crate::catalog::Catalog::builtin().expect("catalog"));
+        let ledger = Ledger::open(store, crate::config::Billing::default(), catalog.clone())
             .await
             .expect("ledger");
         let (account, key, _) = ledger.create_account("r@example.com").await.expect("acct");

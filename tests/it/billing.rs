@@ -135,10 +135,12 @@ async fn two_hundred_concurrent_requests_keep_balance_equal_to_ledger_and_never_
     let gw = std::sync::Arc::new(Gw::start_on(backend, |_| {}).await);
     let (id, key) = gw.account("concurrent@example.com").await;
     // Each request reserves its worst case (~$0.05 at Opus output prices for 2,000
-    // tokens), so the $3.00 trial cannot hold all 200 at once: some must get 402.
+    // tokens), so the $3.00 trial cannot hold all 200 at once: some must get 402. Each
+    // is held upstream long enough for the 200 to overlap on either backend (on
+    // PostgreSQL, a request that finds the lease short waits for a grant).
     let body = chat_body(
         "claude-opus-4-5",
-        "hello [[sim:slow 30]]",
+        "hello [[sim:slow 500]]",
         r#""max_tokens":2000"#,
     );
     let mut tasks = Vec::new();

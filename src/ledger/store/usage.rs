@@ -247,6 +247,7 @@ mod tests {
             cache_write_tokens: 2,
             note: None,
             at: at.to_owned(),
+            lease_id: None,
         }
     }
 
