@@ -7,6 +7,8 @@
 //! * [`keys`]: key generation and hashing.
 //! * [`limits`]: per-key spending limits (total, UTC day, UTC month), checked at
 //!   admission next to the balance and updated at settlement.
+//! * [`migrate`]: `gammainfra db migrate-to`, a whole SQLite database copied into an
+//!   empty PostgreSQL one and verified.
 //!
 //! # Why balances live in memory
 //! The hot path must not wait on the database. At start the ledger sums are loaded; from
@@ -36,6 +38,7 @@
 
 pub mod keys;
 pub mod limits;
+pub mod migrate;
 pub mod store;
 
 use std::collections::HashMap;
