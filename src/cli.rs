@@ -1,6 +1,7 @@
 //! The `gammainfra` command line. `serve` runs the gateway; `catalog check` validates a
 //! catalog file; `accounts`, `keys`, `topups` and `credits` call a running gateway's
-//! admin API (so that the gateway's in-memory keys and balances stay exact).
+//! admin API (so that the gateway's in-memory keys and balances stay exact); `db
+//! migrate-to` copies a stopped gateway's SQLite database into PostgreSQL.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -62,6 +63,31 @@ pub enum Command {
     Credits {
         #[command(subcommand)]
         command: CreditsCommand,
+    },
+    /// Database tools (on a stopped gateway's database).
+    Db {
+        #[command(subcommand)]
+        command: DbCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum DbCommand {
+    /// Copy the SQLite database into an empty PostgreSQL database or schema, every
+    /// ledger entry as it is, verified before it is committed (all or nothing). Stop
+    /// the gateway first.
+    MigrateTo {
+        /// The target: postgres://USER@HOST/DB, with `?options[search_path]=SCHEMA` to
+        /// copy into a schema of its own.
+        to: String,
+        /// The source, sqlite://PATH (default: the configured database, as `serve`
+        /// opens it: GAMMAINFRA_DATABASE_URL, the file's `database_url`, or
+        /// sqlite://DATA_DIR/gammainfra.db).
+        #[arg(long)]
+        from: Option<String>,
+        /// TOML configuration file, for the default source.
+        #[arg(long, env = "GAMMAINFRA_CONFIG")]
+        config: Option<PathBuf>,
     },
 }
 
@@ -398,6 +424,9 @@ pub async fn run(cli: Cli) -> i32 {
             )
             .await
         }
+        Command::Db {
+            command: DbCommand::MigrateTo { to, from, config },
+        } => db_migrate_to(&to, from, config).await,
     }
 }
 
@@ -458,6 +487,46 @@ async fn catalog_verify(file: Option<PathBuf>, config_path: Option<PathBuf>, inv
         Err(e) => {
             eprintln!("catalog verify: {e}");
             2
+        }
+    }
+}
+
+async fn db_migrate_to(to: &str, from: Option<String>, config_path: Option<PathBuf>) -> i32 {
+    let from = match from {
+        Some(f) => f,
+        None => match Config::load(config_path.as_deref(), &process_env) {
+            Ok(c) => c.database_url,
+            Err(e) => {
+                eprintln!("{e}");
+                return 2;
+            }
+        },
+    };
+    match crate::ledger::migrate::migrate_to(&from, to).await {
+        Ok(s) => {
+            println!(
+                "Copied {} to {}, and verified: every table's row count, and every account's ledger entries (count and sum), match the source.",
+                s.source, s.target
+            );
+            println!("  accounts          {}", s.accounts);
+            println!(
+                "  keys              {} ({} revoked)",
+                s.keys, s.revoked_keys
+            );
+            println!("  ledger entries    {}", s.entries);
+            println!("  top-ups           {}", s.topups);
+            println!("  idempotency keys  {}", s.idempotency_keys);
+            println!("  total balance     {} USD", s.total_balance);
+            0
+        }
+        Err(e) => {
+            eprintln!("db migrate-to: {e}");
+            // 1: the copy was made but did not verify (and was not committed).
+            if matches!(e, crate::ledger::migrate::MigrateError::Mismatch(_)) {
+                1
+            } else {
+                2
+            }
         }
     }
 }

@@ -3,11 +3,13 @@
 //! # Layout
 //! * this file: [`Ledger`], the in-memory view that admits and settles requests, and the
 //!   [`Reservation`] every admitted request holds until it is settled.
-//! * [`store`]: SQLite persistence (the only SQL in the gateway).
+//! * [`store`]: persistence on SQLite or PostgreSQL.
 //! * [`keys`]: key generation and hashing.
 //! * [`limits`]: per-key spending limits (total, UTC day, UTC month), checked at
 //!   admission next to the balance and updated at settlement.
 //! * `lease`: credit leases, on PostgreSQL, where several replicas share the ledger.
+//! * [`migrate`]: `gammainfra db migrate-to`, a whole SQLite database copied into an
+//!   empty PostgreSQL one and verified.
 //!
 //! # Why balances live in memory
 //! The hot path must not wait on the database. On SQLite the ledger sums are loaded at
@@ -41,6 +43,7 @@
 pub mod keys;
 mod lease;
 pub mod limits;
+pub mod migrate;
 pub mod store;
 
 use std::collections::HashMap;
