@@ -107,6 +107,7 @@ pub struct Gw {
     pub openai: Simulator,
     pub bedrock: Simulator,
     pub state: AppState,
+    database_url: String,
     client: Client<HttpConnector, Full<Bytes>>,
     _dir: tempfile::TempDir,
     _server: tokio::task::JoinHandle<()>,
@@ -179,6 +180,26 @@ impl Gw {
         extra_models: &str,
         edit: impl FnOnce(&mut Config),
     ) -> Self {
+        Self::start_in(backend, extra_models, None, edit).await
+    }
+
+    /// Another replica of a gateway on the PostgreSQL database `database_url` (with
+    /// simulators of its own).
+    pub async fn start_replica(database_url: &str, edit: impl FnOnce(&mut Config)) -> Self {
+        Self::start_in(Backend::Postgres, "", Some(database_url.to_owned()), edit).await
+    }
+
+    /// The database URL this gateway runs on.
+    pub fn database_url(&self) -> &str {
+        &self.database_url
+    }
+
+    async fn start_in(
+        backend: Backend,
+        extra_models: &str,
+        database_url: Option<String>,
+        edit: impl FnOnce(&mut Config),
+    ) -> Self {
         let anthropic = simulators::start_anthropic("sk-ant-test")
             .await
             .expect("anthropic sim");
@@ -195,14 +216,17 @@ impl Gw {
             .await
             .expect("bedrock sim");
         let dir = tempfile::tempdir().expect("tempdir");
-        let database_url = backend.fresh_database(dir.path()).await;
+        let database_url = match database_url {
+            Some(u) => u,
+            None => backend.fresh_database(dir.path()).await,
+        };
         let env: HashMap<&str, String> = HashMap::from([
             ("GAMMAINFRA_ADMIN_TOKEN", ADMIN.to_owned()),
             ("ANTHROPIC_API_KEY", "sk-ant-test".to_owned()),
             ("ANTHROPIC_BASE_URL", anthropic.base_url()),
             ("OPENAI_API_KEY", "sk-openai-test".to_owned()),
             ("OPENAI_BASE_URL", openai.base_url()),
-            ("GAMMAINFRA_DATABASE_URL", database_url),
+            ("GAMMAINFRA_DATABASE_URL", database_url.clone()),
         ]);
         let mut config = Config::load(None, &|k| env.get(k).cloned()).expect("config");
         config.bedrock = Some(BedrockConfig {
@@ -239,6 +263,7 @@ impl Gw {
             openai,
             bedrock,
             state,
+            database_url,
             client: Client::builder(TokioExecutor::new()).build_http(),
             _dir: dir,
             _server: server,

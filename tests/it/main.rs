@@ -13,6 +13,7 @@ mod limits;
 mod migrate;
 mod priced;
 mod regions;
+mod replicas;
 mod residency;
 mod settlement;
 mod usage;
