@@ -861,6 +861,21 @@ impl Store {
         Ok(Nanos::from_nanos(v))
     }
 
+    /// Every usage charge: request ID and amount charged.
+    pub async fn usage_charges(&self) -> Result<Vec<(String, Nanos)>, StoreError> {
+        on_pool!(self, |p, Db| {
+            let rows = sqlx::query(
+                "SELECT request_id, -amount_nanos FROM ledger_entries WHERE kind = 'usage'",
+            )
+            .fetch_all(p)
+            .await?;
+            Ok(rows
+                .into_iter()
+                .map(|r| (r.get(0), Nanos::from_nanos(r.get(1))))
+                .collect())
+        })
+    }
+
     pub async fn ledger_count(&self, account_id: &str) -> Result<i64, StoreError> {
         Ok(on_pool!(self, |p, Db| sqlx::query(
             "SELECT COUNT(*) FROM ledger_entries WHERE account_id = $1"

@@ -262,3 +262,340 @@ async fn admin_changes_on_one_replica_reach_the_others() {
     }
     assert_eq!(b.chat(&key, &body, &[]).await.status, 401);
 }
+
+/// One `gammainfra serve` process of the multi-replica test.
+struct Replica {
+    id: &'static str,
+    addr: std::net::SocketAddr,
+    child: tokio::process::Child,
+}
+
+/// What the multi-replica test's replicas share.
+struct Cluster {
+    dir: tempfile::TempDir,
+    database_url: String,
+    redis_url: String,
+    openai: gammainfra::simulators::Simulator,
+}
+
+impl Cluster {
+    async fn spawn(&self, id: &'static str, addr: std::net::SocketAddr) -> Replica {
+        let log = |what: &str| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(self.dir.path().join(format!("{id}.{what}.log")))
+                .expect("log file")
+        };
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_gammainfra"))
+            .args(["serve", "--listen", &addr.to_string(), "--config"])
+            .arg(self.dir.path().join("gammainfra.toml"))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("GAMMAINFRA_DATABASE_URL", &self.database_url)
+            .env("GAMMAINFRA_REDIS_URL", &self.redis_url)
+            .env("GAMMAINFRA_REPLICA_ID", id)
+            .env("GAMMAINFRA_ADMIN_TOKEN", ADMIN)
+            .env("OPENAI_API_KEY", "sk-openai-test")
+            .env("OPENAI_BASE_URL", self.openai.base_url())
+            .env("RUST_LOG", "warn")
+            .stdout(log("out"))
+            .stderr(log("err"))
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn gammainfra serve");
+        let r = Replica { id, addr, child };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(resp) = http(r.addr, "GET", "/readyz", None, None).await {
+                if resp.0 == 200 {
+                    return r;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "replica {id} never became ready: {}",
+                std::fs::read_to_string(self.dir.path().join(format!("{id}.err.log")))
+                    .unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// One HTTP/1.1 request on a connection of its own: (status, headers, body), or the
+/// connection error (a killed replica).
+async fn http(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    auth: Option<&str>,
+    body: Option<&str>,
+) -> Result<(u16, hyper::HeaderMap, String), String> {
+    use http_body_util::{BodyExt, Full};
+    let stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    let _ = stream.set_nodelay(true);
+    let (mut send, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|e| e.to_string())?;
+    tokio::spawn(conn);
+    let mut b = hyper::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", addr.to_string());
+    if let Some(a) = auth {
+        b = b.header("authorization", format!("Bearer {a}"));
+    }
+    if body.is_some() {
+        b = b.header("content-type", "application/json");
+    }
+    let req = b
+        .body(Full::new(bytes::Bytes::from(
+            body.unwrap_or_default().to_owned(),
+        )))
+        .expect("request");
+    let resp = send.send_request(req).await.map_err(|e| e.to_string())?;
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    Ok((status, headers, String::from_utf8_lossy(&body).into_owned()))
+}
+
+/// How one request of the multi-replica test ended.
+struct Outcome {
+    /// The replica that answered, and whether it was the killed run of replica r2.
+    killed_run: bool,
+    status: u16,
+    request_id: Option<String>,
+    cost: i128,
+    done: Instant,
+}
+
+/// Three `gammainfra serve` processes on loopback sharing PostgreSQL and Redis; 2,000
+/// concurrent requests from 20 accounts with tight balances; one replica SIGKILLed and
+/// restarted under its ID mid-run. Afterwards, for every account: balance = trial +
+/// top-ups − Σ usage, never below zero, every answered request billed once and at the
+/// cost its answer reported, and no lease open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_and_a_sigkill_keep_every_account_exact() {
+    let Some(_) = Backend::postgres() else { return };
+    let Some(redis_url) = redis_url().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("dir");
+    let database_url = Backend::Postgres.fresh_database(dir.path()).await;
+    std::fs::write(
+        dir.path().join("gammainfra.toml"),
+        "[billing]\ntrial_usd = \"0.01\"\nlease_ttl_ms = 2000\nlease_idle_ms = 300\n",
+    )
+    .expect("config");
+    let cluster = Cluster {
+        database_url,
+        redis_url,
+        openai: gammainfra::simulators::start_openai("sk-openai-test")
+            .await
+            .expect("openai sim"),
+        dir,
+    };
+    let mut addrs = Vec::new();
+    for _ in 0..3 {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
+        addrs.push(l.local_addr().expect("addr"));
+    }
+    let ids = ["r1", "r2", "r3"];
+    let mut replicas = Vec::new();
+    for (id, addr) in ids.iter().zip(&addrs) {
+        replicas.push(cluster.spawn(id, *addr).await);
+    }
+    // Twenty accounts with $0.01 each, created on r1; each key is then seen by all.
+    let mut accounts = Vec::new();
+    for i in 0..20 {
+        let body = format!(r#"{{"email":"replica-{i}@example.com"}}"#);
+        let (s, _, text) = http(
+            addrs[0],
+            "POST",
+            "/admin/v1/accounts",
+            Some(ADMIN),
+            Some(&body),
+        )
+        .await
+        .expect("create account");
+        assert_eq!(s, 201, "{text}");
+        let v: serde_json::Value = serde_json::from_str(&text).expect("json");
+        accounts.push((
+            v["id"].as_str().expect("id").to_owned(),
+            v["api_key"].as_str().expect("key").to_owned(),
+        ));
+    }
+    for (_, key) in &accounts {
+        for addr in &addrs {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while http(*addr, "GET", "/v1/credits", Some(key), None)
+                .await
+                .map_or(true, |r| r.0 != 200)
+            {
+                assert!(Instant::now() < deadline, "a key never reached {addr}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+    // 2,000 requests at once, spread over the replicas; a refused connection (the
+    // killed replica) is retried on the next one, as a load balancer would.
+    let killed_at: Arc<std::sync::Mutex<Option<Instant>>> = Arc::default();
+    let restarted = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let finished = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for n in 0..2_000usize {
+        let (_, key) = accounts[n % 20].clone();
+        let addrs = addrs.clone();
+        let (killed_at, restarted, finished) =
+            (killed_at.clone(), restarted.clone(), finished.clone());
+        tasks.push(tokio::spawn(async move {
+            // About 800 input and 50 output tokens: ~$0.00015, so an account's $0.01
+            // serves about 65 of its 100 requests.
+            let body = chat_body(
+                "gpt-4o-mini",
+                &format!("request {n} {}[[sim:slow 20]]", "word ".repeat(800)),
+                r#""max_tokens":50"#,
+            );
+            let mut out = None;
+            for attempt in 0..6 {
+                let addr = addrs[(n + attempt) % 3];
+                let before_restart = !restarted.load(std::sync::atomic::Ordering::SeqCst);
+                match http(
+                    addr,
+                    "POST",
+                    "/v1/chat/completions",
+                    Some(&key),
+                    Some(&body),
+                )
+                .await
+                {
+                    Ok((status, h, text)) => {
+                        assert!(
+                            matches!(status, 200 | 402),
+                            "unexpected {status} from {addr}: {text}"
+                        );
+                        let header =
+                            |k: &str| h.get(k).and_then(|v| v.to_str().ok()).map(str::to_owned);
+                        out = Some(Outcome {
+                            killed_run: addr == addrs[1] && before_restart,
+                            status,
+                            request_id: header("x-gammainfra-request-id"),
+                            cost: header("x-gammainfra-cost-usd").map_or(0, |c| usd_to_nanos(&c)),
+                            done: Instant::now(),
+                        });
+                        break;
+                    }
+                    Err(_) => {
+                        assert!(
+                            killed_at.lock().expect("lock").is_some() && addr == addrs[1],
+                            "only the killed replica may fail to answer"
+                        );
+                    }
+                }
+            }
+            finished.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            out.expect("every request is answered by some replica")
+        }));
+    }
+    // Mid-run: SIGKILL r2, then restart it under the same ID.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while finished.load(std::sync::atomic::Ordering::SeqCst) < 600 {
+        assert!(Instant::now() < deadline, "the run stalled");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    replicas[1].child.start_kill().expect("SIGKILL r2");
+    *killed_at.lock().expect("lock") = Some(Instant::now());
+    replicas[1].child.wait().await.expect("r2 died");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    restarted.store(true, std::sync::atomic::Ordering::SeqCst);
+    replicas[1] = cluster.spawn("r2", addrs[1]).await;
+    let mut outcomes = Vec::new();
+    for t in tasks {
+        outcomes.push(t.await.expect("client task"));
+    }
+    // A graceful stop of every replica hands back their leases.
+    for r in &mut replicas {
+        let pid = r.child.id().expect("pid");
+        let s = tokio::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .await
+            .expect("kill");
+        assert!(s.success());
+        let st = tokio::time::timeout(Duration::from_secs(60), r.child.wait())
+            .await
+            .expect("the replica stops")
+            .expect("wait");
+        assert!(st.success(), "replica {} exited with {st}", r.id);
+    }
+    // The books.
+    let store = Store::open_replica(&cluster.database_url, Some("checker"))
+        .await
+        .expect("store");
+    assert_eq!(
+        store.open_leases().await.expect("leases"),
+        0,
+        "no lease is open"
+    );
+    let sums = store.account_sums().await.expect("sums");
+    assert_eq!(sums.len(), 20);
+    for s in &sums {
+        assert_eq!(s.balance, s.trial + s.topups - s.spent, "{}", s.id);
+        assert!(s.balance >= Nanos::ZERO, "{} went below zero", s.id);
+        let credit = store.account_credit(&s.id).await.expect("credit");
+        assert_eq!(credit.balance, s.balance, "{}", s.id);
+        assert_eq!(credit.leased, Nanos::ZERO, "{}", s.id);
+    }
+    let billed: std::collections::HashMap<String, i128> = store
+        .usage_charges()
+        .await
+        .expect("charges")
+        .into_iter()
+        .map(|(id, n)| (id, i128::from(n.nanos())))
+        .collect();
+    let kill = killed_at.lock().expect("lock").expect("killed");
+    let (mut ok, mut refused, mut lost) = (0, 0, 0);
+    for o in &outcomes {
+        if o.status == 402 {
+            refused += 1;
+            continue;
+        }
+        ok += 1;
+        let id = o.request_id.as_deref().expect("request id");
+        match billed.get(id) {
+            Some(c) => assert_eq!(*c, o.cost, "{id} billed what its answer said"),
+            None => {
+                // Only the killed run may lose charges: those settled in its last group
+                // commit before the SIGKILL (their answers may still be read after it).
+                assert!(o.killed_run, "{id} was answered and never billed");
+                assert!(
+                    kill.saturating_duration_since(o.done) < Duration::from_secs(1),
+                    "{id} lost, answered {:?} before the kill",
+                    kill.duration_since(o.done)
+                );
+                lost += 1;
+            }
+        }
+    }
+    assert!(refused > 0, "balances were tight enough to refuse requests");
+    assert!(ok > 500, "most accounts served for a while: {ok}");
+    let upstream = cluster.openai.requests().len();
+    assert!(
+        billed.len() <= upstream,
+        "nothing is billed that was not served"
+    );
+    eprintln!(
+        "multi-replica run: {ok} served, {refused} refused (402), {} billed, {upstream} upstream calls, {lost} answered by the killed replica in its last moments and not billed",
+        billed.len()
+    );
+}
