@@ -11,6 +11,10 @@
 #   bench/run.sh                      # 15 s per row
 #   DURATION=10 OUT=/tmp/r.md bench/run.sh
 #
+# With BENCH_POSTGRES_URL (e.g. postgres://postgres@127.0.0.1:5432/test) the gateway rows
+# are measured a second time with the ledger on PostgreSQL (a fresh schema, created and
+# dropped with psql), in the same run: one replica, credit leases on.
+#
 # Environment: GAMMAINFRA_BIN (a prebuilt gateway binary; default: cargo build --release),
 # DURATION (seconds per row, default 15), OUT (markdown results, default
 # bench/last-run.md), GW_PORT (gateway port, default 18090), BENCH_DIR (work directory,
@@ -33,8 +37,12 @@ die() { echo "run.sh: $*" >&2; exit 1; }
 
 # --- Every process we start is recorded here and stopped by its PID on exit. -------------
 pids=()
+pg_schemas=()
 cleanup() {
   for p in "${pids[@]:-}"; do if [ -n "$p" ]; then kill "$p" 2>/dev/null || true; fi; done
+  for s in "${pg_schemas[@]:-}"; do
+    if [ -n "$s" ]; then psql -q "$BENCH_POSTGRES_URL" -c "DROP SCHEMA $s CASCADE" >/dev/null 2>&1 || true; fi
+  done
   if [ -f "$W/nginx.pid" ]; then kill "$(cat "$W/nginx.pid")" 2>/dev/null || true; fi
 }
 trap cleanup EXIT
@@ -122,12 +130,21 @@ api() {
 
 # --- The gateway: started once for the non-streaming rows, once for the streaming rows. -
 # start_gateway TAG UPSTREAM_URL: config + fresh database in $W, pinned to core 0; sets GW_PID.
+# start_gateway TAG UPSTREAM [postgres]: the ledger on SQLite, or on a fresh PostgreSQL
+# schema of BENCH_POSTGRES_URL.
 start_gateway() {
-  local tag=$1 upstream=$2
+  local tag=$1 upstream=$2 db="sqlite://$W/gateway-$tag.db"
   curl -s -o /dev/null --max-time 1 "$GW/" && die "something already listens on $GW (set GW_PORT)"
+  if [ "${3:-}" = postgres ]; then
+    local schema="gi_bench_$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+    psql -q "$BENCH_POSTGRES_URL" -c "CREATE SCHEMA $schema" || die "cannot create a schema on BENCH_POSTGRES_URL"
+    pg_schemas+=("$schema")
+    local sep='?'; case $BENCH_POSTGRES_URL in *\?*) sep='&';; esac
+    db="$BENCH_POSTGRES_URL${sep}options[search_path]=$schema"
+  fi
   cat > "$W/gateway-$tag.toml" <<TOML
 listen = "127.0.0.1:$GW_PORT"
-database_url = "sqlite://$W/gateway-$tag.db"
+database_url = "$db"
 catalog = "$W/catalog.toml"
 
 [[providers.openai_compatible]]
@@ -246,6 +263,15 @@ measure direct "$MOCK/v1/chat/completions" "$W/direct.lua"
 measure gateway "$GW/v1/chat/completions" "$W/gateway.lua" "$GW_PID"
 billing_report gateway "$cost_chat"
 stop_gateway
+if [ -n "${BENCH_POSTGRES_URL:-}" ]; then
+  start_gateway chat-pg "$MOCK" postgres
+  setup_account
+  sed "s#@AUTH@#$KEY#" "$CHAT_LUA" > "$W/gateway-pg.lua"
+  check "$GW/v1/chat/completions" "$W/gateway-pg.lua" "$KEY" no yes; cost_chat_pg=$COST
+  measure gateway-pg "$GW/v1/chat/completions" "$W/gateway-pg.lua" "$GW_PID"
+  billing_report gateway-pg "$cost_chat_pg"
+  stop_gateway
+fi
 
 echo
 echo "== streaming (mock on :18081, SSE, include_usage) =="
@@ -259,6 +285,15 @@ measure direct-stream "$MOCK_STREAM/v1/chat/completions" "$W/direct-stream.lua"
 measure gateway-stream "$GW/v1/chat/completions" "$W/gateway-stream.lua" "$GW_PID"
 billing_report gateway-stream "$cost_stream"
 stop_gateway
+if [ -n "${BENCH_POSTGRES_URL:-}" ]; then
+  start_gateway stream-pg "$MOCK_STREAM" postgres
+  setup_account
+  sed "s#@AUTH@#$KEY#" "$STREAM_LUA" > "$W/gateway-stream-pg.lua"
+  check "$GW/v1/chat/completions" "$W/gateway-stream-pg.lua" "$KEY" yes yes; cost_stream_pg=$COST
+  measure gateway-stream-pg "$GW/v1/chat/completions" "$W/gateway-stream-pg.lua" "$GW_PID"
+  billing_report gateway-stream-pg "$cost_stream_pg"
+  stop_gateway
+fi
 
 # --- Ratios. -------------------------------------------------------------------------------
 ratio() { awk -v g="${R[$1,64,rps]}" -v d="${R[$2,64,rps]}" 'BEGIN { printf "%.3f (direct is %.1fx)", g / d, d / g }'; }
@@ -269,9 +304,17 @@ ratios=(
   "streaming:     gateway c=64 req/s / direct c=64 req/s = $(ratio gateway-stream direct-stream)"
   "streaming:     added latency at c=1 (whole response): p50 +$(added gateway-stream direct-stream p50), p99 +$(added gateway-stream direct-stream p99)"
 )
+if [ -n "${BENCH_POSTGRES_URL:-}" ]; then
+  ratios+=(
+    "non-streaming, PostgreSQL: gateway-pg c=64 req/s / direct = $(ratio gateway-pg direct); / SQLite gateway = $(ratio gateway-pg gateway)"
+    "non-streaming, PostgreSQL: added latency at c=1: p50 +$(added gateway-pg direct p50), p99 +$(added gateway-pg direct p99)"
+    "streaming, PostgreSQL: gateway-stream-pg c=64 req/s / direct = $(ratio gateway-stream-pg direct-stream); / SQLite gateway = $(ratio gateway-stream-pg gateway-stream)"
+    "streaming, PostgreSQL: added latency at c=1 (whole response): p50 +$(added gateway-stream-pg direct-stream p50), p99 +$(added gateway-stream-pg direct-stream p99)"
+  )
+fi
 # Saturation notes: which side ran out of CPU at c=64.
 notes=()
-for n in gateway gateway-stream direct direct-stream; do
+for n in gateway gateway-stream direct direct-stream ${BENCH_POSTGRES_URL:+gateway-pg gateway-stream-pg}; do
   for who in gcpu wcpu; do
     v=${R[$n,64,$who]%\%}
     if [ "$v" != - ] && [ "$v" -ge 90 ]; then
@@ -308,6 +351,10 @@ cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
   printf -- '- %s\n' "${ratios[@]}"
   echo "- billing (non-streaming): ${R[gateway,billing]}"
   echo "- billing (streaming): ${R[gateway-stream,billing]}"
+  if [ -n "${BENCH_POSTGRES_URL:-}" ]; then
+    echo "- billing (non-streaming, PostgreSQL): ${R[gateway-pg,billing]}"
+    echo "- billing (streaming, PostgreSQL): ${R[gateway-stream-pg,billing]}"
+  fi
   if [ ${#notes[@]} -gt 0 ]; then printf -- '- saturation: %s\n' "${notes[@]}"; fi
   if [ ${#problems[@]} -gt 0 ]; then printf -- '- PROBLEM: %s\n' "${problems[@]}"; else echo "- every gateway row: 0 non-2xx, 0 socket errors"; fi
   echo

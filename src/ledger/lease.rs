@@ -132,18 +132,21 @@ impl Ledger {
                     return r;
                 }
             }
-            self.grant(shared, &key.account_id, amount).await?;
+            self.grant(shared, &key.account_id, amount, false).await?;
         }
         self.reserve(key, request_id, amount, client)
     }
 
     /// Extends this replica's lease on `account` until it covers `amount` available,
-    /// or fails with what the account has.
+    /// or fails with what the account has. A `prefetch` asks for no particular amount:
+    /// the database grants its usual slice (at most a quarter of what is unleased), so
+    /// that one busy replica does not take a small account's credit from the others.
     async fn grant(
         &self,
         shared: &Shared,
         account: &Arc<str>,
         amount: Nanos,
+        prefetch: bool,
     ) -> Result<(), AdmitError> {
         let lock = shared.grant_lock(account);
         let _one = lock.lock().await;
@@ -161,7 +164,11 @@ impl Ledger {
                     .map_or_else(|| keys::random_id("lease_").into(), |l| l.id.clone());
                 (b.available(), lease)
             };
-            let need = amount - local.max(Nanos::ZERO);
+            let need = if prefetch {
+                Nanos::ZERO
+            } else {
+                amount - local.max(Nanos::ZERO)
+            };
             match self
                 .store
                 .lease_grant(&lease, account, need, shared.slice, shared.ttl_ms())
@@ -258,12 +265,9 @@ impl Ledger {
         let (me, account) = (self.clone(), account.clone());
         tokio::spawn(async move {
             if let Some(shared) = me.shared() {
-                let target = {
-                    let a = me.accounts.lock().unwrap_or_else(PoisonError::into_inner);
-                    a.get(&account).map_or(Nanos::ZERO, |b| b.available()) + shared.half_slice()
-                };
-                // An account that cannot spare it simply is not prefetched.
-                let _ = me.grant(shared, &account, target.min(shared.slice)).await;
+                // Done when the lease has half a slice available again; an account that
+                // cannot spare more simply is not prefetched.
+                let _ = me.grant(shared, &account, shared.half_slice(), true).await;
                 shared
                     .prefetching
                     .lock()
@@ -281,6 +285,14 @@ impl Ledger {
         let now = Instant::now();
         let idle: Vec<(Arc<str>, Arc<str>, Nanos)> = {
             let mut a = self.accounts.lock().unwrap_or_else(PoisonError::into_inner);
+            // Accounts this replica holds nothing for are forgotten, so that the sweep
+            // (and the map) stays as small as the set of accounts active here.
+            a.retain(|_, b| {
+                b.lease.is_some()
+                    || b.reserved != Nanos::ZERO
+                    || b.detached != 0
+                    || b.balance != Nanos::ZERO
+            });
             a.iter_mut()
                 .filter_map(|(account, b)| {
                     let l = b.lease.as_ref()?;

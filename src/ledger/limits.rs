@@ -2,9 +2,10 @@
 //! key may spend, enforced at admission exactly like the balance.
 //!
 //! # Why in memory
-//! As for balances (see the [ledger](super)), this process is the only writer of its
-//! database, so each key's spend can be kept in memory and checked with a few integer
-//! operations: at start it is summed from the key's usage entries (by the text prefix
+//! As for balances (see the [ledger](super)), each key's spend is kept in memory and
+//! checked with a few integer operations (on SQLite this process is the only writer of
+//! its database; on PostgreSQL each replica counts what it has seen, see
+//! docs/scaling.md): at start it is summed from the key's usage entries (by the text prefix
 //! of their `created_at`, `YYYY-MM-DD` for the day and `YYYY-MM` for the month, which is
 //! how the entries are dated: UTC, RFC 3339), then every settlement adds its charge.
 //!

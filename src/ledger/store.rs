@@ -1,17 +1,20 @@
 //! Persistence of accounts, keys and the ledger, on SQLite (the default, one machine)
-//! or PostgreSQL, through sqlx. The only module that speaks SQL.
+//! or PostgreSQL (several replicas), through sqlx. The only module the gateway's SQL
+//! goes through (`db migrate-to` has its own, in `super::migrate`).
 //!
 //! * this file: opening and migrating, accounts, keys, top-ups, appending usage.
 //! * [`usage`]: reading usage records back for `GET /v1/usage`.
+//! * `lease`: credit leases and change notifications (PostgreSQL).
 //!
 //! # Two backends, one set of statements
 //! Every statement is written once, in the SQL both engines share: `$1`-style
-//! parameters (SQLite reads `$N` as the N-th parameter), `ON CONFLICT DO NOTHING`,
+//! parameters (SQLite reads `$N` as the N-th parameter), `ON CONFLICT … DO NOTHING`,
 //! `RETURNING`, sums cast to `BIGINT` (PostgreSQL sums a `BIGINT` column as `NUMERIC`).
 //! [`on_pool!`] runs a method's body against whichever pool the store has, with the
 //! body's code compiled once per backend. Only the schema (each backend has its own
-//! migrations, PostgreSQL's in `migrations/postgres/`), the connection settings and the
-//! one-process lock differ.
+//! migrations, PostgreSQL's in `migrations/postgres/`), the connection settings, the
+//! lock (one process per SQLite file, one per replica ID on PostgreSQL) and the leases
+//! differ.
 
 mod lease;
 mod usage;
@@ -48,7 +51,7 @@ pub enum StoreError {
     Locked(String),
     #[error("cannot lock the database file {0}: {1}")]
     Lock(String, std::io::Error),
-    #[error("the replica ID `{0}` is in use by another GammaInfra process on this PostgreSQL database (give each replica its own GAMMAINFRA_REPLICA_ID, or leave it unset for a random one)")]
+    #[error("the replica ID {0} is in use by another GammaInfra process on this PostgreSQL database (give each replica its own GAMMAINFRA_REPLICA_ID, or leave it unset for a random one)")]
     LockedPostgres(String),
     #[error("this Idempotency-Key was already used with a different request")]
     IdempotencyConflict,
@@ -424,7 +427,7 @@ impl Store {
         if !locked {
             let (db, schema): (String, String) = (row.get(1), row.get(2));
             return Err(StoreError::LockedPostgres(format!(
-                "{replica}` (database `{db}`, schema `{schema}`"
+                "`{replica}` (database `{db}`, schema `{schema}`)"
             )));
         }
         let pool = PgPoolOptions::new()
