@@ -133,7 +133,8 @@ api() {
 # start_gateway TAG UPSTREAM [postgres]: the ledger on SQLite, or on a fresh PostgreSQL
 # schema of BENCH_POSTGRES_URL.
 start_gateway() {
-  local tag=$1 upstream=$2 db="sqlite://$W/gateway-$tag.db"
+  local tag=$1 upstream=$2 db
+  db="sqlite://$W/gateway-$tag.db"
   curl -s -o /dev/null --max-time 1 "$GW/" && die "something already listens on $GW (set GW_PORT)"
   if [ "${3:-}" = postgres ]; then
     local schema="gi_bench_$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')"
