@@ -46,8 +46,25 @@ CREATE INDEX credit_leases_replica ON credit_leases(replica_id) WHERE closed_at 
 
 ALTER TABLE ledger_entries ADD COLUMN lease_id TEXT;
 
+-- What each key spent per UTC day (`day` is the `YYYY-MM-DD` prefix of its usage
+-- entries' `created_at`), kept by the trigger below: replicas refresh the spend of keys
+-- with spending limits from here (a key's total is the sum of its days, its month the
+-- sum of the month's days) without summing the ledger.
+CREATE TABLE key_spend_daily (
+    key_id       TEXT NOT NULL,
+    day          TEXT NOT NULL,
+    spent_nanos  BIGINT NOT NULL,
+    PRIMARY KEY (key_id, day)
+);
+
+INSERT INTO key_spend_daily (key_id, day, spent_nanos)
+SELECT key_id, substr(created_at, 1, 10), CAST(SUM(-amount_nanos) AS BIGINT)
+FROM ledger_entries WHERE kind = 'usage' AND key_id IS NOT NULL
+GROUP BY 1, 2;
+
 -- Every insert into the ledger moves the account's balance by the inserted amounts,
--- and what was charged under an open lease no longer counts as leased. Statement-level
+-- what was charged under an open lease no longer counts as leased, and keys' daily
+-- spend grows by their charges. Statement-level
 -- with the inserted rows as a transition table: one update per account per batch, and
 -- only rows actually inserted (a retried batch whose entries exist adds nothing).
 -- Account rows are locked in ID order, so concurrent batches cannot deadlock on them.
@@ -81,6 +98,13 @@ BEGIN
     UPDATE account_credit c
     SET balance_nanos = c.balance_nanos + d.b, leased_nanos = c.leased_nanos + d.l
     FROM d WHERE c.account_id = d.account_id;
+    -- Keys' spend per day, in key and day order (after the accounts', as everywhere).
+    INSERT INTO key_spend_daily AS k (key_id, day, spent_nanos)
+    SELECT key_id, substr(created_at, 1, 10), CAST(SUM(-amount_nanos) AS BIGINT)
+    FROM new_rows WHERE kind = 'usage' AND key_id IS NOT NULL
+    GROUP BY 1, 2
+    ORDER BY 1, 2
+    ON CONFLICT (key_id, day) DO UPDATE SET spent_nanos = k.spent_nanos + EXCLUDED.spent_nanos;
     RETURN NULL;
 END
 $$;

@@ -404,6 +404,7 @@ impl Ledger {
             let beat = ttl / 3;
             let tick = Duration::from_millis(250).min(beat);
             let mut last_beat = Instant::now();
+            let mut last_spend = Instant::now();
             loop {
                 tokio::time::sleep(tick).await;
                 let Some(me) = weak.upgrade() else { return };
@@ -415,9 +416,53 @@ impl Ledger {
                     last_beat = Instant::now();
                     me.heartbeat().await;
                 }
+                if last_spend.elapsed() >= SPEND_REFRESH {
+                    last_spend = Instant::now();
+                    me.refresh_spend().await;
+                }
             }
         });
         Ok(())
+    }
+}
+
+/// How often a replica reloads the spend of keys with spending limits from the
+/// database, where every replica's committed charges are.
+pub const SPEND_REFRESH: Duration = Duration::from_secs(1);
+
+impl Ledger {
+    /// Sets the spend of every key with spending limits to the database's, plus what
+    /// this replica settled since: the other replicas' charges are counted within
+    /// [`SPEND_REFRESH`] (and their group commit) of being settled.
+    async fn refresh_spend(&self) {
+        let marked = self
+            .spending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .mark();
+        if marked.is_empty() {
+            return;
+        }
+        // What was settled here before the mark is committed first, so the database's
+        // sums hold it; what is settled after is counted apart.
+        if let Err(e) = self.flush_timeout().await {
+            tracing::warn!(error = %e, "not refreshing key spend: charges are not committed");
+            return;
+        }
+        let now = time::OffsetDateTime::now_utc();
+        let stamp = crate::clock::rfc3339(now);
+        let (day, month) = (
+            stamp.get(..10).unwrap_or_default(),
+            stamp.get(..7).unwrap_or_default(),
+        );
+        match self.store.keys_spend(&marked, day, month).await {
+            Ok(loaded) => self
+                .spending
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .refresh(&marked, loaded, now),
+            Err(e) => tracing::warn!(error = %e, "could not refresh key spend from the database"),
+        }
     }
 }
 

@@ -174,6 +174,9 @@ struct KeySpend {
     month: (i64, Nanos),
     /// Reservations of the key's requests in flight.
     reserved: Nanos,
+    /// Settled here since the last [`Spending::mark`]: (total, (day, spent), (month,
+    /// spent)), added to what the database says at the next [`Spending::refresh`].
+    since: (Nanos, (i64, Nanos), (i64, Nanos)),
 }
 
 impl KeySpend {
@@ -352,6 +355,75 @@ impl Spending {
         k.total = k.total + cost;
         k.day.1 = k.day.1 + cost;
         k.month.1 = k.month.1 + cost;
+        let (d, m) = (day_of(now), month_of(now));
+        let since = &mut k.since;
+        since.0 = since.0 + cost;
+        since.1 = (
+            d,
+            if since.1 .0 == d {
+                since.1 .1 + cost
+            } else {
+                cost
+            },
+        );
+        since.2 = (
+            m,
+            if since.2 .0 == m {
+                since.2 .1 + cost
+            } else {
+                cost
+            },
+        );
+    }
+
+    /// The keys that have spending limits, with what they settled here forgotten: what
+    /// they settle from now on is counted apart, for [`Spending::refresh`]. (Several
+    /// replicas, each counting only its own settlements, refresh from the database.)
+    pub fn mark(&mut self) -> Vec<String> {
+        self.keys
+            .iter_mut()
+            .filter(|(_, k)| !k.limits.is_none())
+            .map(|(id, k)| {
+                k.since = Default::default();
+                id.to_string()
+            })
+            .collect()
+    }
+
+    /// Sets the spend of the keys [`Spending::mark`] returned to what the database had
+    /// committed (`loaded`, summed for the day and month of `now`; a key missing from it
+    /// spent nothing) plus what they settled here since the mark. Some of the latter may
+    /// be in the database already: the spend can only be counted high, never low.
+    pub fn refresh(&mut self, marked: &[String], loaded: Vec<LoadedSpend>, now: OffsetDateTime) {
+        let (d, m) = (day_of(now), month_of(now));
+        let mut db: HashMap<String, LoadedSpend> =
+            loaded.into_iter().map(|l| (l.key_id.clone(), l)).collect();
+        for id in marked {
+            let Some(k) = self.keys.get_mut(id.as_str()) else {
+                continue;
+            };
+            let l = db.remove(id.as_str());
+            let (total, day, month) = l.map_or(Default::default(), |l| (l.total, l.day, l.month));
+            let since = k.since;
+            k.total = total + since.0;
+            k.day = (
+                d,
+                day + if since.1 .0 == d {
+                    since.1 .1
+                } else {
+                    Nanos::ZERO
+                },
+            );
+            k.month = (
+                m,
+                month
+                    + if since.2 .0 == m {
+                        since.2 .1
+                    } else {
+                        Nanos::ZERO
+                    },
+            );
+        }
     }
 }
 

@@ -599,3 +599,52 @@ async fn three_replicas_and_a_sigkill_keep_every_account_exact() {
         billed.len()
     );
 }
+
+/// A key's spending limit holds across replicas: what one replica charged counts on
+/// the others within a second (docs/scaling.md).
+#[tokio::test]
+async fn a_keys_spending_limit_counts_what_other_replicas_charged() {
+    let Some(_) = Backend::postgres() else { return };
+    let a = Gw::start_on(Backend::Postgres, |_| {}).await;
+    let b = Gw::start_replica(a.database_url(), |_| {}).await;
+    let (id, _) = a.account("spend-replicas@example.com").await;
+    let r = a
+        .admin(
+            "POST",
+            &format!("/admin/v1/accounts/{id}/keys"),
+            Some(r#"{"limits":{"total_usd":"0.05"}}"#),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let key = r.json()["api_key"].as_str().expect("key").to_owned();
+    wait_for_key(&b, &key).await;
+    // About $0.012 each at Opus prices, with a worst case near $0.0225: the $0.05
+    // limit serves three in a row.
+    let body = chat_body(
+        "claude-opus-4-5",
+        &"word ".repeat(400),
+        r#""max_tokens":500"#,
+    );
+    let mut spent = 0i128;
+    let mut served = 0;
+    loop {
+        let r = a.chat(&key, &body, &[]).await;
+        if r.status != 200 {
+            assert_eq!(r.error_code(), "key_spend_limit_reached", "{}", r.text());
+            break;
+        }
+        spent += usd_to_nanos(r.header("x-gammainfra-cost-usd").expect("cost"));
+        served += 1;
+        assert!(served < 10, "the limit never applied on A");
+    }
+    assert!(served >= 2, "{served}");
+    // Within a refresh, replica B knows what A charged, and refuses as A does.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let r = b.chat(&key, &body, &[]).await;
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert_eq!(r.error_code(), "key_spend_limit_reached");
+    assert!(
+        spent <= 50_000_000,
+        "the key spent {spent} nano-dollars of $0.05"
+    );
+}

@@ -183,6 +183,38 @@ impl Store {
         }))
     }
 
+    /// What `keys` have spent in total, on the UTC day `day` (`YYYY-MM-DD`) and in the
+    /// UTC month `month` (`YYYY-MM`), from the per-day sums the ledger's trigger keeps.
+    pub async fn keys_spend(
+        &self,
+        keys: &[String],
+        day: &str,
+        month: &str,
+    ) -> Result<Vec<crate::ledger::limits::LoadedSpend>, StoreError> {
+        let p = self.pg()?;
+        let rows = sqlx::query(
+            "SELECT key_id,
+                    CAST(SUM(spent_nanos) AS BIGINT),
+                    CAST(COALESCE(SUM(CASE WHEN day = $2 THEN spent_nanos END), 0) AS BIGINT),
+                    CAST(COALESCE(SUM(CASE WHEN substr(day, 1, 7) = $3 THEN spent_nanos END), 0) AS BIGINT)
+             FROM key_spend_daily WHERE key_id = ANY($1) GROUP BY key_id",
+        )
+        .bind(keys)
+        .bind(day)
+        .bind(month)
+        .fetch_all(p)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| crate::ledger::limits::LoadedSpend {
+                key_id: r.get(0),
+                total: Nanos::from_nanos(r.get(1)),
+                day: Nanos::from_nanos(r.get(2)),
+                month: Nanos::from_nanos(r.get(3)),
+            })
+            .collect())
+    }
+
     /// Tells every replica that an account's keys, policies or limits changed. A no-op
     /// on SQLite, where this process is the only one.
     pub async fn notify_change(&self, account: &str) -> Result<(), StoreError> {
