@@ -121,6 +121,7 @@ struct RawBilling {
     lease_ttl_ms: Option<u64>,
     lease_slice_usd: Option<String>,
     lease_idle_ms: Option<u64>,
+    commit_before_answer: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -252,6 +253,10 @@ pub struct Billing {
     /// PostgreSQL: a replica hands back the unused credit of an account it has not
     /// admitted a request for in this long.
     pub lease_idle: std::time::Duration,
+    /// Hold the end of each answer (a non-streamed body, a stream's last frames) until
+    /// its charge is committed, so that a process killed outright has billed every
+    /// answer a client received in full. Costs a commit's wait on every request.
+    pub commit_before_answer: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -292,6 +297,7 @@ impl Default for Billing {
             lease_ttl: Duration::from_secs(15),
             lease_slice: Nanos::from_cents(500),
             lease_idle: Duration::from_secs(2),
+            commit_before_answer: false,
         }
     }
 }
@@ -509,6 +515,9 @@ impl Config {
             }
             Some(ms) => billing.lease_ttl = Duration::from_millis(ms),
             None => {}
+        }
+        if let Some(b) = raw.billing.commit_before_answer {
+            billing.commit_before_answer = b;
         }
         if let Some(ms) = raw.billing.lease_idle_ms {
             billing.lease_idle = Duration::from_millis(ms);

@@ -391,12 +391,10 @@ impl Ledger {
     /// Reloads every key, residency policy and limit from the database.
     async fn reload_all(&self) -> Result<(), StoreError> {
         let (keys, limits) = load_keys(&self.store, &self.catalog).await?;
-        {
-            let mut spending = self.spending.lock().unwrap_or_else(PoisonError::into_inner);
-            for (id, l) in limits {
-                spending.set_limits(&id, l);
-            }
-        }
+        self.spending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .replace_limits(limits);
         *self.keys.write().unwrap_or_else(PoisonError::into_inner) = keys;
         Ok(())
     }
@@ -855,6 +853,19 @@ impl Ledger {
         }
     }
 
+    /// With `billing.commit_before_answer`: waits until the charges settled so far are
+    /// committed, before an answer is finished. A database that does not take them
+    /// within `billing.flush_timeout` is logged and the answer goes out anyway: the
+    /// request was served and its charge stays queued.
+    pub async fn commit_before_answer(&self) {
+        if !self.billing.commit_before_answer {
+            return;
+        }
+        if let Err(e) = self.flush_timeout().await {
+            tracing::warn!(error = %e, "answering before the request's charge is committed");
+        }
+    }
+
     /// [`Ledger::flush`], giving up after `billing.flush_timeout`.
     pub async fn flush_timeout(&self) -> Result<(), FlushTimeout> {
         let timeout = self.billing.flush_timeout;
@@ -1055,6 +1066,11 @@ pub struct Reservation {
 impl Reservation {
     pub fn amount(&self) -> Nanos {
         self.amount
+    }
+
+    /// The ledger this reservation is held in.
+    pub fn ledger(&self) -> &Arc<Ledger> {
+        &self.ledger
     }
 
     /// Whether the client has gone.

@@ -168,11 +168,15 @@ END
 $$;
 
 -- Closes the open leases `WHERE` selects (expired ones, or a dead replica's), returning
--- their outstanding credit to their accounts. Returns how many it closed.
+-- their outstanding credit to their accounts. Returns how many it closed. Like every
+-- writer here it locks leases first, in ID order (skipping those another transaction
+-- holds: they are not abandoned), then accounts, in ID order, so that it cannot
+-- deadlock with the usage writers, grants and returns.
 CREATE FUNCTION gammainfra_close_leases(p_replica TEXT, p_expired_only BOOLEAN, p_by TEXT)
 RETURNS BIGINT LANGUAGE plpgsql AS $$
 DECLARE
-    n BIGINT;
+    accts TEXT[];
+    rests BIGINT[];
 BEGIN
     WITH closed AS (
         UPDATE credit_leases
@@ -186,16 +190,19 @@ BEGIN
             FOR UPDATE SKIP LOCKED
         )
         RETURNING account_id, granted_nanos - used_nanos AS rest
-    ), per_account AS (
-        SELECT account_id, CAST(SUM(rest) AS BIGINT) AS rest, COUNT(*) AS leases
-        FROM closed GROUP BY account_id
-    ), upd AS (
-        UPDATE account_credit c SET leased_nanos = c.leased_nanos - p.rest
-        FROM per_account p WHERE c.account_id = p.account_id
-        RETURNING p.leases
     )
-    SELECT COALESCE(SUM(leases), 0) INTO n FROM upd;
-    RETURN n;
+    SELECT array_agg(account_id), array_agg(rest) INTO accts, rests FROM closed;
+    IF accts IS NULL THEN
+        RETURN 0;
+    END IF;
+    PERFORM 1 FROM account_credit WHERE account_id = ANY(accts) ORDER BY account_id FOR UPDATE;
+    UPDATE account_credit c SET leased_nanos = c.leased_nanos - s.rest
+    FROM (
+        SELECT a AS account_id, CAST(SUM(r) AS BIGINT) AS rest
+        FROM unnest(accts, rests) AS u(a, r) GROUP BY a
+    ) s
+    WHERE c.account_id = s.account_id;
+    RETURN array_length(accts, 1);
 END
 $$;
 

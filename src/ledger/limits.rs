@@ -253,6 +253,16 @@ impl Spending {
         Self { keys }
     }
 
+    /// Sets every key's limits to `limits` (keys not in it have none).
+    pub fn replace_limits(&mut self, limits: impl IntoIterator<Item = (String, SpendLimits)>) {
+        for k in self.keys.values_mut() {
+            k.limits = SpendLimits::default();
+        }
+        for (id, l) in limits {
+            self.set_limits(&id, l);
+        }
+    }
+
     pub fn set_limits(&mut self, key_id: &str, limits: SpendLimits) {
         self.keys.entry(key_id.into()).or_default().limits = limits;
     }

@@ -208,7 +208,10 @@ async fn attempt(
         match provider.call(call).await {
             Ok(Reply::Complete(c)) => {
                 st.router.record_success(&ep.key);
-                return Ok(complete(res, ep, c, reservation));
+                let ledger = reservation.ledger().clone();
+                let resp = complete(res, ep, c, reservation);
+                ledger.commit_before_answer().await;
+                return Ok(resp);
             }
             Ok(Reply::Stream(mut s)) => {
                 // Nothing reaches the client until the first chunk that carries output:

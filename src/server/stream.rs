@@ -46,6 +46,9 @@ pub struct BilledStream {
     client_left: bool,
     /// The client's presence, marked gone when the body is dropped unfinished.
     client: ClientHandle,
+    /// With `billing.commit_before_answer`: the commit of the stream's charge, awaited
+    /// before the last frames go out.
+    commit: Option<Pin<Box<dyn std::future::Future<Output = ()> + Send>>>,
 }
 
 impl BilledStream {
@@ -76,6 +79,7 @@ impl BilledStream {
             finished: false,
             client_left: false,
             client,
+            commit: None,
         };
         for item in prefetched {
             s.accept(Ok(item));
@@ -105,6 +109,7 @@ impl BilledStream {
             finished: self.finished,
             client_left: true,
             client: self.client.clone(),
+            commit: None,
         };
         self.finished = true;
         rest
@@ -156,6 +161,14 @@ impl BilledStream {
             (None, true) if self.client_left => UsageStatus::ClientDisconnected,
             (None, true) => UsageStatus::Completed,
         };
+        if let Some(ledger) = self
+            .reservation
+            .as_ref()
+            .map(|r| r.ledger().clone())
+            .filter(|l| l.billing.commit_before_answer)
+        {
+            self.commit = Some(Box::pin(async move { ledger.commit_before_answer().await }));
+        }
         let charged = self.settle(reason, status);
         match error {
             None => {
@@ -230,6 +243,12 @@ impl Stream for BilledStream {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         loop {
+            if let Some(c) = self.commit.as_mut() {
+                match std::future::Future::poll(c.as_mut(), cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(()) => self.commit = None,
+                }
+            }
             if let Some(b) = self.queue.pop_front() {
                 return Poll::Ready(Some(Ok(b)));
             }

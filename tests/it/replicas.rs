@@ -11,7 +11,7 @@ use crate::harness::*;
 
 /// Short leases and idle returns, so that the tests see them close.
 fn quick_leases(c: &mut gammainfra::config::Config) {
-    c.billing.lease_ttl = Duration::from_millis(1_500);
+    c.billing.lease_ttl = Duration::from_millis(3_000);
     c.billing.lease_idle = Duration::from_millis(200);
 }
 
@@ -314,7 +314,9 @@ impl Cluster {
             }
             assert!(
                 Instant::now() < deadline,
-                "replica {id} never became ready: {}",
+                "replica {id} never became ready: {}{}",
+                std::fs::read_to_string(self.dir.path().join(format!("{id}.out.log")))
+                    .unwrap_or_default(),
                 std::fs::read_to_string(self.dir.path().join(format!("{id}.err.log")))
                     .unwrap_or_default()
             );
@@ -386,6 +388,17 @@ struct Outcome {
 /// cost its answer reported, and no lease open.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_replicas_and_a_sigkill_keep_every_account_exact() {
+    sigkill_run(false).await;
+}
+
+/// The same with `billing.commit_before_answer`: every answer a client received is
+/// billed, even those the killed replica sent in its last moments.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_commit_before_answer_a_sigkill_loses_no_answered_charge() {
+    sigkill_run(true).await;
+}
+
+async fn sigkill_run(commit_before_answer: bool) {
     let Some(_) = Backend::postgres() else { return };
     let Some(redis_url) = redis_url().await else {
         return;
@@ -394,7 +407,7 @@ async fn three_replicas_and_a_sigkill_keep_every_account_exact() {
     let database_url = Backend::Postgres.fresh_database(dir.path()).await;
     std::fs::write(
         dir.path().join("gammainfra.toml"),
-        "[billing]\ntrial_usd = \"0.01\"\nlease_ttl_ms = 2000\nlease_idle_ms = 300\n",
+        format!("[billing]\ntrial_usd = \"0.01\"\nlease_ttl_ms = 5000\nlease_idle_ms = 300\ncommit_before_answer = {commit_before_answer}\n"),
     )
     .expect("config");
     let cluster = Cluster {
@@ -576,8 +589,13 @@ async fn three_replicas_and_a_sigkill_keep_every_account_exact() {
             Some(c) => assert_eq!(*c, o.cost, "{id} billed what its answer said"),
             None => {
                 // Only the killed run may lose charges: those settled in its last group
-                // commit before the SIGKILL (their answers may still be read after it).
+                // commit before the SIGKILL (their answers may still be read after it);
+                // none when answers wait for their commit.
                 assert!(o.killed_run, "{id} was answered and never billed");
+                assert!(
+                    !commit_before_answer,
+                    "{id} was answered before its charge was committed"
+                );
                 assert!(
                     kill.saturating_duration_since(o.done) < Duration::from_secs(1),
                     "{id} lost, answered {:?} before the kill",
@@ -588,14 +606,14 @@ async fn three_replicas_and_a_sigkill_keep_every_account_exact() {
         }
     }
     assert!(refused > 0, "balances were tight enough to refuse requests");
-    assert!(ok > 500, "most accounts served for a while: {ok}");
+    assert!(ok >= 200, "the accounts were served for a while: {ok}");
     let upstream = cluster.openai.requests().len();
     assert!(
         billed.len() <= upstream,
         "nothing is billed that was not served"
     );
     eprintln!(
-        "multi-replica run: {ok} served, {refused} refused (402), {} billed, {upstream} upstream calls, {lost} answered by the killed replica in its last moments and not billed",
+        "multi-replica run (commit_before_answer = {commit_before_answer}): {ok} served, {refused} refused (402), {} billed, {upstream} upstream calls, {lost} answered by the killed replica in its last moments and not billed",
         billed.len()
     );
 }

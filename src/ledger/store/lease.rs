@@ -76,17 +76,30 @@ impl Store {
     ) -> Result<Grant, GrantError> {
         let p = self.pg()?;
         let replica = self.replica.as_deref().unwrap_or_default();
-        let r = sqlx::query(
-            "SELECT granted, available FROM gammainfra_lease_grant($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(lease_id)
-        .bind(account)
-        .bind(replica)
-        .bind(need.nanos())
-        .bind(target.nanos())
-        .bind(ttl_ms)
-        .fetch_one(p)
-        .await;
+        let mut attempts = 0;
+        let r = loop {
+            let r = sqlx::query(
+                "SELECT granted, available FROM gammainfra_lease_grant($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(lease_id)
+            .bind(account)
+            .bind(replica)
+            .bind(need.nanos())
+            .bind(target.nanos())
+            .bind(ttl_ms)
+            .fetch_one(p)
+            .await;
+            // Locks are taken in one order everywhere; should PostgreSQL still pick this
+            // grant as a deadlock's victim, it is simply asked again.
+            match &r {
+                Err(sqlx::Error::Database(e))
+                    if e.code().as_deref() == Some("40P01") && attempts < 3 =>
+                {
+                    attempts += 1;
+                }
+                _ => break r,
+            }
+        };
         match r {
             Ok(row) => Ok(Grant {
                 granted: Nanos::from_nanos(row.get(0)),
@@ -117,9 +130,12 @@ impl Store {
     /// Renews every open lease of this replica for `ttl_ms`; returns their IDs.
     pub async fn lease_heartbeat(&self, ttl_ms: i64) -> Result<Vec<String>, StoreError> {
         let p = self.pg()?;
+        // The rows are locked in ID order, as every writer of leases locks them.
         let rows = sqlx::query(
             "UPDATE credit_leases SET expires_at = now() + $2 * INTERVAL '1 millisecond'
-             WHERE replica_id = $1 AND closed_at IS NULL RETURNING id",
+             WHERE id IN (SELECT id FROM credit_leases WHERE replica_id = $1 AND closed_at IS NULL
+                          ORDER BY id FOR UPDATE)
+             RETURNING id",
         )
         .bind(self.replica.as_deref().unwrap_or_default())
         .bind(ttl_ms)
@@ -268,11 +284,10 @@ pub(super) async fn cover(
     if !entries.iter().any(uncovered) {
         return Ok(None);
     }
-    let mut accounts: Vec<&str> = entries
-        .iter()
-        .filter(|e| uncovered(e))
-        .map(|e| e.account_id.as_str())
-        .collect();
+    // Every account of the batch, in ID order: the trigger locks them all in that order
+    // right after, and locking a few first out of order could deadlock with another
+    // writer.
+    let mut accounts: Vec<&str> = entries.iter().map(|e| e.account_id.as_str()).collect();
     accounts.sort_unstable();
     accounts.dedup();
     let mut free: std::collections::HashMap<String, Nanos> = sqlx::query(
