@@ -13,7 +13,9 @@
 #
 # With BENCH_POSTGRES_URL (e.g. postgres://postgres@127.0.0.1:5432/test) the gateway rows
 # are measured a second time with the ledger on PostgreSQL (a fresh schema, created and
-# dropped with psql), in the same run: one replica, credit leases on.
+# dropped with psql), in the same run: one replica, credit leases on; with
+# BENCH_COMMIT_BEFORE_ANSWER=1 as well, the non-streaming row once more with
+# billing.commit_before_answer = true.
 #
 # Environment: GAMMAINFRA_BIN (a prebuilt gateway binary; default: cargo build --release),
 # DURATION (seconds per row, default 15), OUT (markdown results, default
@@ -130,8 +132,8 @@ api() {
 
 # --- The gateway: started once for the non-streaming rows, once for the streaming rows. -
 # start_gateway TAG UPSTREAM_URL: config + fresh database in $W, pinned to core 0; sets GW_PID.
-# start_gateway TAG UPSTREAM [postgres]: the ledger on SQLite, or on a fresh PostgreSQL
-# schema of BENCH_POSTGRES_URL.
+# start_gateway TAG UPSTREAM [postgres [EXTRA_BILLING_TOML]]: the ledger on SQLite, or on a
+# fresh PostgreSQL schema of BENCH_POSTGRES_URL, with extra [billing] settings.
 start_gateway() {
   local tag=$1 upstream=$2 db
   db="sqlite://$W/gateway-$tag.db"
@@ -152,6 +154,9 @@ catalog = "$W/catalog.toml"
 name = "mock"
 base_url = "$upstream/v1"
 api_key = "sk-mock"
+
+[billing]
+${4:-}
 TOML
   # Unset the variables that would override the file or add real providers.
   env -u GAMMAINFRA_LISTEN -u GAMMAINFRA_DATABASE_URL -u GAMMAINFRA_DATA_DIR -u GAMMAINFRA_CATALOG \
@@ -272,6 +277,16 @@ if [ -n "${BENCH_POSTGRES_URL:-}" ]; then
   measure gateway-pg "$GW/v1/chat/completions" "$W/gateway-pg.lua" "$GW_PID"
   billing_report gateway-pg "$cost_chat_pg"
   stop_gateway
+  if [ -n "${BENCH_COMMIT_BEFORE_ANSWER:-}" ]; then
+    # billing.commit_before_answer: every answer waits for its charge's commit.
+    start_gateway chat-pg-commit "$MOCK" postgres "commit_before_answer = true"
+    setup_account
+    sed "s#@AUTH@#$KEY#" "$CHAT_LUA" > "$W/gateway-pg-commit.lua"
+    check "$GW/v1/chat/completions" "$W/gateway-pg-commit.lua" "$KEY" no yes; cost_commit=$COST
+    measure gateway-pg-commit "$GW/v1/chat/completions" "$W/gateway-pg-commit.lua" "$GW_PID"
+    billing_report gateway-pg-commit "$cost_commit"
+    stop_gateway
+  fi
 fi
 
 echo
@@ -309,6 +324,7 @@ if [ -n "${BENCH_POSTGRES_URL:-}" ]; then
   ratios+=(
     "non-streaming, PostgreSQL: gateway-pg c=64 req/s / direct = $(ratio gateway-pg direct); / SQLite gateway = $(ratio gateway-pg gateway)"
     "non-streaming, PostgreSQL: added latency at c=1: p50 +$(added gateway-pg direct p50), p99 +$(added gateway-pg direct p99)"
+    ${BENCH_COMMIT_BEFORE_ANSWER:+"non-streaming, PostgreSQL, commit_before_answer: c=64 / direct = $(ratio gateway-pg-commit direct); / PostgreSQL without it = $(ratio gateway-pg-commit gateway-pg); added latency at c=1: p50 +$(added gateway-pg-commit direct p50), p99 +$(added gateway-pg-commit direct p99)"}
     "streaming, PostgreSQL: gateway-stream-pg c=64 req/s / direct = $(ratio gateway-stream-pg direct-stream); / SQLite gateway = $(ratio gateway-stream-pg gateway-stream)"
     "streaming, PostgreSQL: added latency at c=1 (whole response): p50 +$(added gateway-stream-pg direct-stream p50), p99 +$(added gateway-stream-pg direct-stream p99)"
   )
