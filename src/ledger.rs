@@ -296,7 +296,12 @@ impl Ledger {
         }
         let now = time::OffsetDateTime::now_utc();
         let (keys, spend_limits) = load_keys(&store, &catalog).await?;
-        let spending = Spending::load(key_spend_now(&store, now).await?, spend_limits, now);
+        let limited: Vec<String> = spend_limits.iter().map(|(id, _)| id.clone()).collect();
+        let spending = Spending::load(
+            key_spend_now(&store, &limited, now).await?,
+            spend_limits,
+            now,
+        );
         let (tx, rx) = mpsc::unbounded_channel();
         let health = Arc::new(WriterHealth {
             ok: AtomicBool::new(true),
@@ -684,12 +689,35 @@ impl Ledger {
         Ok(())
     }
 
-    /// A key's spend now: total, this UTC day, this UTC month, and in flight.
-    pub fn key_spend(&self, key_id: &str) -> SpendView {
-        self.spending
+    /// A key's spend now: total, this UTC day, this UTC month, and in flight. On
+    /// PostgreSQL the windows are read from the database once this replica's queued
+    /// charges are committed (every replica's committed charges are there); in flight
+    /// is this replica's.
+    pub async fn key_spend(&self, key_id: &str) -> Result<SpendView, StoreError> {
+        let now = time::OffsetDateTime::now_utc();
+        let local = self
+            .spending
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .view(key_id, time::OffsetDateTime::now_utc())
+            .view(key_id, now);
+        if !self.store.shared() {
+            return Ok(local);
+        }
+        let _ = self.flush_timeout().await;
+        let key = [key_id.to_owned()];
+        let db = key_spend_now(&self.store, &key, now).await?.pop();
+        Ok(db.map_or(
+            SpendView {
+                reserved: local.reserved,
+                ..SpendView::default()
+            },
+            |d| SpendView {
+                total: d.total,
+                today: d.day,
+                month: d.month,
+                reserved: local.reserved,
+            },
+        ))
     }
 
     /// Sets (or, with `None`, clears) an account's residency policy: committed to the
@@ -1287,9 +1315,12 @@ async fn load_keys(
     Ok((keys, spend_limits))
 }
 
-/// What each key has spent in total, today and this month (UTC), from the ledger.
+/// What keys have spent in total, today and this month (UTC): on SQLite every key's,
+/// summed from the ledger; on PostgreSQL those of the keys with limits (`limited`), from
+/// the per-day sums every replica's charges add to.
 async fn key_spend_now(
     store: &Store,
+    limited: &[String],
     now: time::OffsetDateTime,
 ) -> Result<Vec<limits::LoadedSpend>, StoreError> {
     // `YYYY-MM-DD` and `YYYY-MM`: the prefixes of the usage entries' `created_at`.
@@ -1298,7 +1329,11 @@ async fn key_spend_now(
         stamp.get(..10).unwrap_or_default(),
         stamp.get(..7).unwrap_or_default(),
     );
-    store.key_spend(day, month).await
+    if store.shared() {
+        store.keys_spend(limited, day, month).await
+    } else {
+        store.key_spend(day, month).await
+    }
 }
 
 /// A residency policy read from the database. One the catalog no longer accepts is

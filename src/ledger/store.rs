@@ -1017,12 +1017,7 @@ impl Store {
             .await?;
             Ok(rows
                 .into_iter()
-                .map(|r| LoadedSpend {
-                    key_id: r.get(0),
-                    total: Nanos::from_nanos(r.get(1)),
-                    day: Nanos::from_nanos(r.get(2)),
-                    month: Nanos::from_nanos(r.get(3)),
-                })
+                .map(|r| loaded_spend(r.get(0), r.get(1), r.get(2), r.get(3)))
                 .collect())
         })
     }
@@ -1041,6 +1036,16 @@ impl Store {
                 tracing::warn!(error = %e, "could not release the PostgreSQL one-writer lock; it goes with the session");
             }
         }
+    }
+}
+
+/// A key's spend as summed by a query: key ID, total, day, month.
+fn loaded_spend(key_id: String, total: i64, day: i64, month: i64) -> LoadedSpend {
+    LoadedSpend {
+        key_id,
+        total: Nanos::from_nanos(total),
+        day: Nanos::from_nanos(day),
+        month: Nanos::from_nanos(month),
     }
 }
 

@@ -405,7 +405,7 @@ async fn key_view(st: &AppState, key_id: &str) -> Result<Value, ApiError> {
         .key(key_id)
         .await?
         .ok_or(crate::ledger::StoreError::NoKey)?;
-    let spend = st.ledger.key_spend(key_id);
+    let spend = st.ledger.key_spend(key_id).await?;
     Ok(json!({
         "key_id": k.id, "object": "api_key", "account_id": k.account_id, "name": k.name,
         "residency": k.residency, "default_region": k.residency,

@@ -665,4 +665,14 @@ async fn a_keys_spending_limit_counts_what_other_replicas_charged() {
         spent <= 50_000_000,
         "the key spent {spent} nano-dollars of $0.05"
     );
+    // B's view of the key shows what A charged.
+    let key_id = b.state.ledger.authenticate(&key).expect("key").key_id;
+    let view = b
+        .admin("GET", &format!("/admin/v1/keys/{key_id}"), None)
+        .await;
+    assert_eq!(view.status, 200, "{}", view.text());
+    assert_eq!(
+        usd_to_nanos(view.json()["spend"]["total_usd"].as_str().expect("total")),
+        spent
+    );
 }

@@ -222,12 +222,7 @@ impl Store {
         .await?;
         Ok(rows
             .into_iter()
-            .map(|r| crate::ledger::limits::LoadedSpend {
-                key_id: r.get(0),
-                total: Nanos::from_nanos(r.get(1)),
-                day: Nanos::from_nanos(r.get(2)),
-                month: Nanos::from_nanos(r.get(3)),
-            })
+            .map(|r| super::loaded_spend(r.get(0), r.get(1), r.get(2), r.get(3)))
             .collect())
     }
 
