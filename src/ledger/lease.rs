@@ -15,7 +15,8 @@
 //! (`billing.lease_idle_ms`) and everything at shutdown. Its heartbeat renews its
 //! leases every third of `billing.lease_ttl_ms`; a lease not renewed for that long has
 //! expired and any replica closes it, returning its unused credit to the account. A
-//! replica whose heartbeat has not succeeded for the TTL stops admitting requests, and
+//! replica whose heartbeat has not succeeded for four fifths of the TTL stops admitting
+//! requests until one does, and
 //! one that finds a lease of its own closed by another stops for good (until
 //! restarted): its memory no longer matches the database. The exact bounds are in
 //! docs/scaling.md.
@@ -286,13 +287,18 @@ impl Ledger {
         let idle: Vec<(Arc<str>, Arc<str>, Nanos)> = {
             let mut a = self.accounts.lock().unwrap_or_else(PoisonError::into_inner);
             // Accounts this replica holds nothing for are forgotten, so that the sweep
-            // (and the map) stays as small as the set of accounts active here.
+            // (and the maps) stay as small as the set of accounts active here.
             a.retain(|_, b| {
                 b.lease.is_some()
                     || b.reserved != Nanos::ZERO
                     || b.detached != 0
                     || b.balance != Nanos::ZERO
             });
+            shared
+                .grants
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .retain(|_, m| Arc::strong_count(m) > 1 || m.try_lock().is_err());
             a.iter_mut()
                 .filter_map(|(account, b)| {
                     let l = b.lease.as_ref()?;
