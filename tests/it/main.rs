@@ -10,6 +10,7 @@ mod chat;
 mod errors;
 mod faults;
 mod limits;
+mod listener;
 mod migrate;
 mod priced;
 mod regions;
