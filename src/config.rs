@@ -48,6 +48,8 @@ struct RawConfig {
     timeouts: RawTimeouts,
     max_body_bytes: Option<usize>,
     body_timeout_ms: Option<u64>,
+    header_read_timeout_ms: Option<u64>,
+    max_connections: Option<usize>,
     lingering_close_bytes: Option<usize>,
     lingering_close_ms: Option<u64>,
     #[serde(default)]
@@ -165,6 +167,13 @@ pub struct Config {
     pub billing: Billing,
     pub timeouts: Timeouts,
     pub max_body_bytes: usize,
+    /// The most a client may take to send a request's headers, counted from when the
+    /// connection is opened or has answered its previous request: so also the idle
+    /// keep-alive timeout.
+    pub header_read_timeout: Duration,
+    /// Connections served at once; beyond it new connections wait in the kernel's
+    /// accept queue until one closes.
+    pub max_connections: usize,
     /// The most a chat request's body may take to arrive, once its headers have; then
     /// `408`.
     pub body_timeout: Duration,
@@ -523,6 +532,12 @@ impl Config {
             }
             billing.max_unwritten_usage = n;
         }
+        if raw.max_connections == Some(0) {
+            errs.push("max_connections: must be at least 1".to_owned());
+        }
+        if raw.header_read_timeout_ms == Some(0) {
+            errs.push("header_read_timeout_ms: must be at least 1".to_owned());
+        }
         if let Some(ms) = raw.billing.flush_timeout_ms {
             billing.flush_timeout = Duration::from_millis(ms);
         }
@@ -588,6 +603,10 @@ impl Config {
                 billing,
                 timeouts,
                 max_body_bytes: raw.max_body_bytes.unwrap_or(32 * 1024 * 1024),
+                header_read_timeout: raw
+                    .header_read_timeout_ms
+                    .map_or(Duration::from_secs(30), Duration::from_millis),
+                max_connections: raw.max_connections.unwrap_or(4_096),
                 body_timeout: raw
                     .body_timeout_ms
                     .map_or(Duration::from_secs(60), Duration::from_millis),

@@ -157,23 +157,60 @@ async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
     }
 }
 
-/// Serves `app` on `listener` until `shutdown` resolves, with TCP_NODELAY on every
-/// accepted socket (without it, keep-alive responses wait for the client's delayed ACK).
+/// Serves `app` on `listener` until `shutdown` resolves: HTTP/1.1, TCP_NODELAY on every
+/// accepted socket (without it, keep-alive responses wait for the client's delayed ACK),
+/// at most `max_connections` connections at once (beyond it new ones wait in the
+/// kernel's accept queue), and `header_read_timeout` for a request's headers, counted
+/// from the connection's opening or its previous answer (so also the idle keep-alive
+/// timeout). On shutdown, accepting stops and open connections finish their requests.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
     let ledger = state.ledger.clone();
-    let listener = listener.tap_io(|tcp| {
+    let slots = Arc::new(tokio::sync::Semaphore::new(state.config.max_connections));
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(state.config.header_read_timeout);
+    let router = app(state);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let slot = tokio::select! {
+            s = slots.clone().acquire_owned() => match s {
+                Ok(s) => s,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
+        let tcp = tokio::select! {
+            r = listener.accept() => match r {
+                Ok((tcp, _)) => tcp,
+                Err(e) => {
+                    // Out of file descriptors, mostly: wait a moment rather than spin.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::warn!(error = %e, "could not set TCP_NODELAY");
         }
-    });
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await?;
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        let conn =
+            graceful.watch(http.serve_connection(hyper_util::rt::TokioIo::new(tcp), service));
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+            drop(slot);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
     // Requests whose clients left are still running: let them finish and settle, then
     // commit every settlement before the process exits, each for a bounded time.
     let grace = ledger.billing.shutdown_drain;

@@ -144,3 +144,63 @@ async fn a_key_over_its_concurrency_limit_gets_429() {
     assert_eq!(held.await.expect("task"), 200);
     assert_eq!(gw.chat(&key, &fast, &[]).await.status, 200);
 }
+
+/// A connection that sends nothing is closed after `header_read_timeout_ms`, also once
+/// it has been answered (the idle keep-alive timeout); and beyond `max_connections`
+/// new connections wait until one closes.
+#[tokio::test]
+async fn idle_connections_are_closed_and_the_connection_cap_holds() {
+    let gw = Gw::start_with(|c| {
+        c.header_read_timeout = Duration::from_millis(500);
+        c.max_connections = 2;
+    })
+    .await;
+    let addr = gw.url.trim_start_matches("http://").to_owned();
+    // Two connections that never send a request take both slots.
+    let mut idle = Vec::new();
+    for _ in 0..2 {
+        idle.push(
+            tokio::net::TcpStream::connect(&addr)
+                .await
+                .expect("connect"),
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let started = Instant::now();
+    // A third client waits for a slot: it is served once the idle ones are closed.
+    let r = gw.send("GET", "/healthz", None, None, &[]).await;
+    assert_eq!(r.status, 200);
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(300),
+        "served at once ({waited:?}) although both slots were taken"
+    );
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
+    // The idle connections were closed by the server.
+    for mut s in idle {
+        let mut b = [0u8; 64];
+        let n = tokio::time::timeout(Duration::from_secs(2), s.read(&mut b))
+            .await
+            .expect("closed")
+            .unwrap_or(0);
+        let text = String::from_utf8_lossy(&b[..n]);
+        assert!(n == 0 || text.starts_with("HTTP/1.1 408"), "{text}");
+    }
+    // Keep-alive: an answered connection left idle is closed too.
+    let mut s = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    s.write_all(format!("GET /healthz HTTP/1.1\r\nhost: {addr}\r\n\r\n").as_bytes())
+        .await
+        .expect("write");
+    let mut b = vec![0u8; 1024];
+    let n = s.read(&mut b).await.expect("read");
+    assert!(String::from_utf8_lossy(&b[..n]).starts_with("HTTP/1.1 200"));
+    let idle_from = Instant::now();
+    let n = tokio::time::timeout(Duration::from_secs(3), s.read(&mut b))
+        .await
+        .expect("closed when idle")
+        .unwrap_or(0);
+    assert!(n == 0 || String::from_utf8_lossy(&b[..n]).starts_with("HTTP/1.1 408"));
+    assert!(idle_from.elapsed() >= Duration::from_millis(300));
+}
