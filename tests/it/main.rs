@@ -9,6 +9,7 @@ mod billing;
 mod chat;
 mod errors;
 mod faults;
+mod fuzz;
 mod limits;
 mod listener;
 mod migrate;
