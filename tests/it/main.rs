@@ -12,6 +12,7 @@ mod faults;
 mod limits;
 mod migrate;
 mod priced;
+mod provider_errors;
 mod regions;
 mod replicas;
 mod residency;
