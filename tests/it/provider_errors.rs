@@ -427,3 +427,84 @@ async fn an_access_denial_after_fail_over_is_still_clean() {
         AWS_ACCOUNT,
     );
 }
+
+/// Everything the client is not told goes to the log, with the request ID the client's
+/// message quotes: the provider's full text, its status and the endpoint.
+#[tokio::test]
+async fn the_providers_own_text_goes_to_the_log_with_the_request_id() {
+    let log = captured_log();
+    let gw = Gw::start().await;
+    let (_, key) = gw.account("provider-log@example.com").await;
+    let r = gw
+        .chat(
+            &key,
+            &chat_body(BEDROCK, "[[sim:iam-denied]]", &extra("bedrock", false)),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 502, "{}", r.text());
+    let request_id = r.header("x-gammainfra-request-id").expect("request id");
+    let text = log.text();
+    let line = text
+        .lines()
+        .find(|l| l.contains("upstream failure answered to the client") && l.contains(request_id))
+        .unwrap_or_else(|| panic!("no log line for {request_id}: {text}"));
+    for wanted in [
+        "provider_status=403",
+        "AccessDeniedException",
+        "arn:aws:sts::123456789012:assumed-role/GammaInfra/i-0abc is not authorized to perform",
+        "meta.llama3-70b-instruct-v1:0",
+    ] {
+        assert!(line.contains(wanted), "`{wanted}` not in {line}");
+    }
+    assert!(line.contains(" WARN "), "{line}");
+}
+
+/// The log of this test binary, collected in memory from the first call on: a global
+/// subscriber, because a thread-local one misses events whose callsites another test's
+/// thread registered first. Other tests' lines land here too; a test finds its own by
+/// the request ID.
+fn captured_log() -> Captured {
+    static LOG: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
+    LOG.get_or_init(|| {
+        let log = Captured::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(log.clone())
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("no other global subscriber");
+        log
+    })
+    .clone()
+}
+
+/// Log output collected in memory.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Captured {
+    fn text(&self) -> String {
+        let bytes = self.0.lock().map(|b| b.clone()).unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut b) = self.0.lock() {
+            b.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Captured {
+        self.clone()
+    }
+}
