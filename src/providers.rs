@@ -95,6 +95,8 @@ pub struct UpstreamError {
     /// a provider's validation message about the client's input, redacted (see
     /// [`disclosure`]). Set only by the adapters, only for [`UpstreamErrorKind::Rejected`].
     pub client_message: Option<String>,
+    /// The adapter refused the request before sending it ([`UpstreamError::invalid_input`]).
+    pub not_sent: bool,
 }
 
 impl UpstreamError {
@@ -106,6 +108,7 @@ impl UpstreamError {
             status: None,
             code: None,
             client_message: None,
+            not_sent: false,
         }
     }
 
@@ -116,6 +119,7 @@ impl UpstreamError {
         let message = message.into();
         let mut e = Self::new(UpstreamErrorKind::Rejected, provider, message.clone());
         e.client_message = Some(message);
+        e.not_sent = true;
         e
     }
 
@@ -147,6 +151,7 @@ impl UpstreamError {
             status: Some(status),
             code,
             client_message: None,
+            not_sent: false,
         }
     }
 

@@ -370,9 +370,7 @@ impl ApiError {
                 "invalid_request_error",
                 "upstream_rejected",
                 match &e.client_message {
-                    Some(m) if e.status.is_none() => {
-                        format!("{p} cannot take this request: {m}")
-                    }
+                    Some(m) if e.not_sent => format!("{p} cannot take this request: {m}"),
                     Some(m) => format!("{p} refused the request: {m}"),
                     None => format!("{p} refused the request as invalid."),
                 },
@@ -434,7 +432,7 @@ impl ApiError {
         };
         let said = match e.status {
             Some(s) => format!("{p} answered HTTP {s}"),
-            None if e.kind == K::Rejected => "the request was not sent".to_owned(),
+            None if e.not_sent => "the request was not sent".to_owned(),
             None => format!("no HTTP status from {p}"),
         };
         let message = format!("{what} ({said}; request ID {request_id})");
@@ -455,5 +453,88 @@ impl ApiError {
                 .map(str::to_owned),
         }));
         a
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RAW: &str =
+        "User: arn:aws:sts::123456789012:assumed-role/GammaInfra/i-0abc is not authorized";
+
+    /// Every kind: a fixed message with the provider, its status and the request ID,
+    /// and none of the provider's text.
+    #[test]
+    fn no_kind_passes_the_providers_text_on() {
+        use UpstreamErrorKind as K;
+        for kind in [
+            K::Connect,
+            K::Timeout,
+            K::RateLimited,
+            K::Unavailable,
+            K::Rejected,
+            K::Auth,
+            K::ModelMissing,
+            K::CatalogFault,
+            K::Protocol,
+            K::Interrupted,
+        ] {
+            let mut e = UpstreamError::new(kind, "bedrock", RAW);
+            e.status = Some(418);
+            e.code = Some("arn:aws:iam::123456789012:role/x".into());
+            let a = ApiError::upstream(&e, "req_1");
+            let body = a.body();
+            assert!(
+                !body.contains("123456789012") && !body.contains("arn:"),
+                "{kind:?}: {body}"
+            );
+            assert!(
+                a.message
+                    .contains("bedrock answered HTTP 418; request ID req_1"),
+                "{kind:?}: {}",
+                a.message
+            );
+            let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+            assert_eq!(v["error"]["request_id"], "req_1");
+            assert_eq!(v["error"]["provider_status"], 418);
+            assert_eq!(v["error"]["provider_code"], serde_json::Value::Null);
+        }
+    }
+
+    #[test]
+    fn a_refusal_of_the_input_is_passed_on_redacted() {
+        let mut e = UpstreamError::from_status(
+            "anthropic",
+            400,
+            Some("invalid_request_error".into()),
+            format!("messages: roles must alternate ({RAW})"),
+        )
+        .disclosing_validation();
+        e.code = Some("invalid_request_error".into());
+        let a = ApiError::upstream(&e, "req_2");
+        assert_eq!((a.status.as_u16(), a.code), (400, "upstream_rejected"));
+        assert!(a.message.starts_with("anthropic refused the request: messages: roles must alternate (User: [redacted ARN] is not authorized)"), "{}", a.message);
+        assert!(a
+            .message
+            .ends_with("(anthropic answered HTTP 400; request ID req_2)"));
+        // Not passed on: another provider 4xx, and a mid-stream failure has no status.
+        let e = UpstreamError::from_status("openai", 409, None, RAW.into());
+        assert!(!ApiError::upstream(&e, "r").body().contains("arn:"));
+        let e = UpstreamError::new(UpstreamErrorKind::Interrupted, "openai", RAW);
+        let a = ApiError::upstream(&e, "req_3");
+        assert!(
+            a.message
+                .ends_with("(no HTTP status from openai; request ID req_3)"),
+            "{}",
+            a.message
+        );
+        // The adapter's own refusal is shown as it is.
+        let e = UpstreamError::invalid_input("bedrock", "too many images");
+        let a = ApiError::upstream(&e, "req_4");
+        assert_eq!(
+            a.message,
+            "bedrock cannot take this request: too many images (the request was not sent; request ID req_4)"
+        );
     }
 }
