@@ -169,7 +169,18 @@ impl BilledStream {
         });
         let reason = answer
             .as_ref()
-            .map(|a| format!("the provider failed, answered as {}: {}", a.code, a.message))
+            .map(|a| match a.upstream.as_deref() {
+                Some(u) => format!(
+                    "{} failed mid-stream, answered as {}{}",
+                    u.provider,
+                    a.code,
+                    u.provider_code
+                        .as_deref()
+                        .map(|c| format!(" (provider code {c})"))
+                        .unwrap_or_default()
+                ),
+                None => a.code.to_owned(),
+            })
             .or_else(|| {
                 (!self.final_usage)
                     .then(|| "the upstream ended the stream without reporting usage".to_owned())

@@ -374,18 +374,24 @@ async fn a_mid_stream_failure_ends_with_a_clean_error_frame() {
             None,
             hidden,
         );
-        broken.push((request_id.to_owned(), hidden));
+        broken.push((request_id.to_owned(), provider, hidden));
     }
     let usage = gw.send("GET", "/v1/usage", Some(&key), None, &[]).await;
     assert_eq!(usage.status, 200, "{}", usage.text());
     let records = usage.json()["data"].as_array().expect("data").clone();
-    for (request_id, hidden) in broken {
+    for (request_id, provider, hidden) in broken {
         let rec = records
             .iter()
             .find(|r| r["request_id"] == request_id.as_str())
             .expect("a record of the broken stream");
         assert_eq!(rec["status"], "upstream_error", "{rec}");
         let note = rec["note"].as_str().unwrap_or_default();
+        assert!(
+            note.contains(&format!(
+                "{provider} failed mid-stream, answered as upstream_"
+            )),
+            "{note}"
+        );
         for h in hidden {
             assert!(!note.contains(h), "`{h}` in the usage note: {note}");
         }
