@@ -8,6 +8,8 @@
 //! * [`openai`]: OpenAI Chat Completions and OpenAI-compatible servers (one adapter,
 //!   configured by base URL; vendors are configuration, not modules).
 //! * [`anthropic`]: the Anthropic Messages API (`wire`, `convert`, `stream`).
+//! * [`disclosure`]: what of a provider's error text may reach a client (redaction of
+//!   ARNs, account IDs and keys).
 //!
 //! A provider turns the internal request ([`crate::chat::ChatRequest`]) into its native
 //! call and its native answer back into [`Reply`]. It knows nothing of routing,
@@ -15,6 +17,7 @@
 
 pub mod anthropic;
 pub mod bedrock;
+pub mod disclosure;
 pub mod http;
 pub mod openai;
 
@@ -53,8 +56,9 @@ pub enum UpstreamErrorKind {
     RateLimited,
     /// The provider failed or is overloaded (5xx, 529).
     Unavailable,
-    /// The provider refused the request itself (4xx other than auth and rate limits):
-    /// the client's input is at fault; its message is passed on.
+    /// The provider refused the request itself (4xx other than auth and rate limits), or
+    /// the adapter refused to send it: the client's input is at fault. Only
+    /// [`UpstreamError::client_message`] of it reaches the client.
     Rejected,
     /// The provider refused the gateway's credentials (401/403): a deployment fault.
     Auth,
@@ -70,18 +74,29 @@ pub enum UpstreamErrorKind {
     Interrupted,
 }
 
+/// An upstream failure. Its `message` is for the gateway's log only: a provider's own
+/// text can name the deployment's AWS account, role ARN, organisation or quotas. What a
+/// client is told is built from the kind, provider and status (see
+/// `server::error::ApiError::upstream`), plus `client_message` where there is one.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{provider}: {message}")]
 pub struct UpstreamError {
     pub kind: UpstreamErrorKind,
     /// The provider (and endpoint) that failed, e.g. `anthropic`.
     pub provider: String,
-    /// The provider's own message where it sent one.
+    /// The provider's own message where it sent one (or the adapter's description).
+    /// Logged, never sent to a client.
     pub message: String,
     /// The provider's HTTP status, if it answered.
     pub status: Option<u16>,
     /// The provider's error type or code, if it sent one.
     pub code: Option<String>,
+    /// A text the client may see: the adapter's own reason for refusing the input, or
+    /// a provider's validation message about the client's input, redacted (see
+    /// [`disclosure`]). Set only by the adapters, only for [`UpstreamErrorKind::Rejected`].
+    pub client_message: Option<String>,
+    /// The adapter refused the request before sending it ([`UpstreamError::invalid_input`]).
+    pub not_sent: bool,
 }
 
 impl UpstreamError {
@@ -92,7 +107,31 @@ impl UpstreamError {
             message: message.into(),
             status: None,
             code: None,
+            client_message: None,
+            not_sent: false,
         }
+    }
+
+    /// The adapter refuses to send a request whose input the provider cannot take (an
+    /// Anthropic conversation that starts with the assistant, an image that cannot be
+    /// fetched): the gateway's own text, shown to the client as it is.
+    pub fn invalid_input(provider: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        let mut e = Self::new(UpstreamErrorKind::Rejected, provider, message.clone());
+        e.client_message = Some(message);
+        e.not_sent = true;
+        e
+    }
+
+    /// Passes the provider's own message on to the client, redacted, if this is a
+    /// refusal of the client's input. The adapter calls it only for the provider's
+    /// validation errors (Anthropic and OpenAI `invalid_request_error`, Bedrock's
+    /// `ValidationException` other than a catalog fault).
+    pub fn disclosing_validation(mut self) -> Self {
+        if self.kind == UpstreamErrorKind::Rejected && !self.message.is_empty() {
+            self.client_message = Some(disclosure::redact(&self.message));
+        }
+        self
     }
 
     /// Classifies an HTTP error status of a provider.
@@ -111,6 +150,8 @@ impl UpstreamError {
             message,
             status: Some(status),
             code,
+            client_message: None,
+            not_sent: false,
         }
     }
 

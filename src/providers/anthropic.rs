@@ -53,7 +53,7 @@ impl Provider for Anthropic {
                 &call.endpoint.upstream_id,
                 call.model.max_output_tokens,
             )
-            .map_err(|e| UpstreamError::new(UpstreamErrorKind::Rejected, NAME, e))?;
+            .map_err(|e| UpstreamError::invalid_input(NAME, e))?;
             let req = Request::post(&self.url)
                 .header(HOST, &self.host)
                 .header(CONTENT_TYPE, "application/json")

@@ -235,10 +235,20 @@ impl Provider for OpenAi {
 }
 
 impl OpenAi {
+    /// An error response, classified. The message of an `invalid_request_error` that
+    /// refuses the client's input (a 4xx other than auth, rate limits and unknown
+    /// models) may reach the client, redacted; every other message is for the log only.
     fn error_from(&self, status: u16, body: &[u8]) -> UpstreamError {
         match serde_json::from_slice::<ErrorBody>(body) {
             Ok(e) => {
-                UpstreamError::from_status(&self.name, status, e.error.code(), e.error.message)
+                let validation = e.error.kind.as_deref() == Some("invalid_request_error");
+                let e =
+                    UpstreamError::from_status(&self.name, status, e.error.code(), e.error.message);
+                if validation {
+                    e.disclosing_validation()
+                } else {
+                    e
+                }
             }
             Err(_) => UpstreamError::from_status(
                 &self.name,

@@ -129,7 +129,7 @@ const RATE_LIMITS: [&str; 2] = ["requests_per_minute", "tokens_per_minute"];
 /// invalid_request`); `param` names the field, e.g. `limits.daily_usd`. Accounts
 /// (`money: false`) have rate limits only.
 fn apply_limits(v: &Value, base: KeyLimits, money: bool) -> Result<KeyLimits, ApiError> {
-    let bad = |code: &str, field: &str, m: String| {
+    let bad = |code: &'static str, field: &str, m: String| {
         let mut a = ApiError::bad_request(code, m);
         a.param = Some(format!("limits.{field}"));
         a

@@ -315,12 +315,12 @@ async fn attempt(
                     Some(Err(e)) if e.retryable() && more => {
                         note_failure(st, ep, &e, request_id);
                         tracing::warn!(request_id, endpoint = %ep.key, error = %e, "failing over");
-                        last_err = Some(e);
+                        last_err = Some((ep, e));
                         continue;
                     }
                     Some(Err(e)) => {
                         note_failure(st, ep, &e, request_id);
-                        return Err(e.into());
+                        return Err(answered_failure(ep, &e, request_id));
                     }
                     first => {
                         st.router.record_success(&ep.key);
@@ -334,6 +334,7 @@ async fn attempt(
                             req.include_usage(),
                             req.estimated_input_tokens_at(body_len, ep),
                             client.clone(),
+                            request_id.to_owned(),
                         );
                         return Ok(streamed(res, ep, billed));
                     }
@@ -343,17 +344,45 @@ async fn attempt(
                 note_failure(st, ep, &e, request_id);
                 if e.retryable() && more {
                     tracing::warn!(request_id, endpoint = %ep.key, error = %e, "failing over");
-                    last_err = Some(e);
+                    last_err = Some((ep, e));
                     continue;
                 }
-                return Err(e.into());
+                return Err(answered_failure(ep, &e, request_id));
             }
         }
     }
     Err(last_err.map_or_else(
         || ApiError::internal("no endpoint could be called"),
-        ApiError::from,
+        |(ep, e)| answered_failure(ep, &e, request_id),
     ))
+}
+
+/// The failure of the last endpoint tried, as the client's answer. The provider's own
+/// text is logged here, with the request ID and endpoint, and never sent: the answer
+/// names only the category, the provider and its status (see [`ApiError::upstream`]).
+fn answered_failure(
+    ep: &Endpoint,
+    e: &crate::providers::UpstreamError,
+    request_id: &str,
+) -> ApiError {
+    log_upstream_failure(ep, e, request_id, "upstream failure answered to the client");
+    ApiError::upstream(e, request_id)
+}
+
+/// Logs a provider failure with everything the provider said: a refusal of the
+/// client's input at info (it is the client's doing), every other failure at warn.
+pub(super) fn log_upstream_failure(
+    ep: &Endpoint,
+    e: &crate::providers::UpstreamError,
+    request_id: &str,
+    what: &'static str,
+) {
+    let (status, code) = (e.status, e.code.as_deref());
+    if e.kind == crate::providers::UpstreamErrorKind::Rejected {
+        tracing::info!(request_id, endpoint = %ep.key, provider = %e.provider, provider_status = status, provider_code = code, kind = ?e.kind, provider_message = %e.message, "{what}");
+    } else {
+        tracing::warn!(request_id, endpoint = %ep.key, provider = %e.provider, provider_status = status, provider_code = code, kind = ?e.kind, provider_message = %e.message, "{what}");
+    }
 }
 
 /// Circuit bookkeeping for a failed attempt. A catalog fault (the provider refused the

@@ -1,6 +1,17 @@
 //! The one error type of the HTTP surface and its OpenAI-shaped response:
-//! `{"error": {"message", "type", "code", "param"}}`. Converting never logs; the chat
-//! handler logs a failed request once, where its response leaves.
+//! `{"error": {"message", "type", "code", "param"}}`, plus `request_id`, `provider` and
+//! `provider_status` when a provider failed. Converting never logs; the chat handler
+//! logs a failed request once, where its response leaves.
+//!
+//! # What a client learns of a provider failure
+//! A fixed message per category (the gateway's credentials refused, rate-limited,
+//! failed or overloaded, input refused, model unknown or refused in this form, no
+//! answer in time, no connection, broken off, unreadable), naming the provider, its
+//! HTTP status and the gateway's request ID. Never the provider's own text: it is
+//! written for the gateway's account and can carry its AWS account ID, role ARN,
+//! organisation and quotas; it is logged with the request ID instead. The one
+//! exception is a refusal of the client's own input, whose text the adapter may pass
+//! on redacted ([`UpstreamError::client_message`], see [`crate::providers::disclosure`]).
 
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -25,19 +36,35 @@ pub enum Origin {
 pub struct ApiError {
     pub status: StatusCode,
     pub kind: &'static str,
-    pub code: String,
+    /// One of a fixed set of codes clients and tests match on.
+    pub code: &'static str,
     pub message: String,
     pub param: Option<String>,
     pub origin: Origin,
     /// Extra response headers (`Retry-After`, `x-ratelimit-*`).
     pub headers: Vec<(&'static str, String)>,
+    /// Which provider failed, for the error's extra members (boxed: most errors have
+    /// none, and an `ApiError` travels in every handler's `Result`).
+    pub upstream: Option<Box<UpstreamFacts>>,
+}
+
+/// The facts of a provider failure a client may see, as members of `error`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamFacts {
+    /// The gateway's request ID (also the `X-GammaInfra-Request-Id` header).
+    pub request_id: String,
+    pub provider: String,
+    /// The provider's HTTP status; none when it never answered or failed mid-stream.
+    pub provider_status: Option<u16>,
+    /// The provider's error code or type, when it is a plain identifier.
+    pub provider_code: Option<String>,
 }
 
 impl ApiError {
     pub fn new(
         status: StatusCode,
         kind: &'static str,
-        code: &str,
+        code: &'static str,
         message: impl Into<String>,
     ) -> Self {
         let origin = if status.is_server_error() {
@@ -48,15 +75,16 @@ impl ApiError {
         Self {
             status,
             kind,
-            code: code.to_owned(),
+            code,
             message: message.into(),
             param: None,
             origin,
             headers: Vec::new(),
+            upstream: None,
         }
     }
 
-    pub fn bad_request(code: &str, message: impl Into<String>) -> Self {
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(
             StatusCode::BAD_REQUEST,
             "invalid_request_error",
@@ -74,7 +102,7 @@ impl ApiError {
         )
     }
 
-    pub fn not_found(code: &str, message: impl Into<String>) -> Self {
+    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(
             StatusCode::NOT_FOUND,
             "invalid_request_error",
@@ -103,10 +131,16 @@ impl ApiError {
 
     /// The JSON body.
     pub fn body(&self) -> String {
-        serde_json::json!({"error": {
+        let mut error = serde_json::json!({
             "message": self.message, "type": self.kind, "code": self.code, "param": self.param,
-        }})
-        .to_string()
+        });
+        if let (Some(u), Some(e)) = (&self.upstream, error.as_object_mut()) {
+            e.insert("request_id".into(), u.request_id.clone().into());
+            e.insert("provider".into(), u.provider.clone().into());
+            e.insert("provider_status".into(), u.provider_status.into());
+            e.insert("provider_code".into(), u.provider_code.clone().into());
+        }
+        serde_json::json!({ "error": error }).to_string()
     }
 }
 
@@ -328,66 +362,189 @@ impl From<StoreError> for ApiError {
     }
 }
 
-impl From<UpstreamError> for ApiError {
-    /// An upstream failure that reaches the client, with the provider's message kept.
-    fn from(e: UpstreamError) -> Self {
-        let (status, kind, code) = match e.kind {
-            UpstreamErrorKind::Rejected => (
-                StatusCode::from_u16(e.status.unwrap_or(400)).unwrap_or(StatusCode::BAD_REQUEST),
+impl ApiError {
+    /// An upstream failure as the client sees it: a fixed message for its category
+    /// with the provider, its status and `request_id`; never the provider's own text
+    /// (see the module's doc). The codes are stable: `upstream_rejected`,
+    /// `upstream_rate_limited`, `upstream_timeout`, `upstream_error`,
+    /// `upstream_auth_failed`, `catalog_fault`, `upstream_model_not_found`.
+    pub fn upstream(e: &UpstreamError, request_id: &str) -> Self {
+        use UpstreamErrorKind as K;
+        let p = &e.provider;
+        let (status, kind, code, what) = match e.kind {
+            K::Rejected => (
+                StatusCode::from_u16(e.status.unwrap_or(400))
+                    .ok()
+                    .filter(StatusCode::is_client_error)
+                    .unwrap_or(StatusCode::BAD_REQUEST),
                 "invalid_request_error",
                 "upstream_rejected",
+                match &e.client_message {
+                    Some(m) if e.not_sent => format!("{p} cannot take this request: {m}"),
+                    Some(m) => format!("{p} refused the request: {m}"),
+                    None => format!("{p} refused the request as invalid."),
+                },
             ),
-            UpstreamErrorKind::RateLimited => (
+            K::RateLimited => (
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate_limit_error",
                 "upstream_rate_limited",
+                format!("{p} is rate-limiting the gateway; retry later."),
             ),
-            UpstreamErrorKind::Timeout => (
+            K::Timeout => (
                 StatusCode::GATEWAY_TIMEOUT,
                 "server_error",
                 "upstream_timeout",
+                format!("{p} did not answer in time; retry later."),
             ),
-            UpstreamErrorKind::Connect
-            | UpstreamErrorKind::Unavailable
-            | UpstreamErrorKind::Interrupted
-            | UpstreamErrorKind::Protocol => {
-                (StatusCode::BAD_GATEWAY, "server_error", "upstream_error")
-            }
-            UpstreamErrorKind::Auth => (
+            K::Connect => (
+                StatusCode::BAD_GATEWAY,
+                "server_error",
+                "upstream_error",
+                format!("The gateway could not connect to {p}; retry later."),
+            ),
+            K::Unavailable => (
+                StatusCode::BAD_GATEWAY,
+                "server_error",
+                "upstream_error",
+                format!("{p} failed or is overloaded; retry later."),
+            ),
+            K::Interrupted => (
+                StatusCode::BAD_GATEWAY,
+                "server_error",
+                "upstream_error",
+                format!("The connection to {p} broke off before the answer was complete."),
+            ),
+            K::Protocol => (
+                StatusCode::BAD_GATEWAY,
+                "server_error",
+                "upstream_error",
+                format!("{p} sent an answer the gateway could not read. This is not your fault; it has been logged."),
+            ),
+            K::Auth => (
                 StatusCode::BAD_GATEWAY,
                 "server_error",
                 "upstream_auth_failed",
+                format!("{p} refused the gateway's own credentials or access. This is a fault of the gateway's deployment, not yours; it has been logged."),
             ),
-            UpstreamErrorKind::CatalogFault => {
-                (StatusCode::BAD_GATEWAY, "server_error", "catalog_fault")
-            }
-            UpstreamErrorKind::ModelMissing => (
+            K::CatalogFault => (
+                StatusCode::BAD_GATEWAY,
+                "server_error",
+                "catalog_fault",
+                format!("{p} refused the model ID the gateway's catalog sends in this form. This is a catalog fault, not yours; it has been logged."),
+            ),
+            K::ModelMissing => (
                 StatusCode::BAD_GATEWAY,
                 "server_error",
                 "upstream_model_not_found",
+                format!("{p} does not know the model ID the gateway's catalog sends. This is a catalog fault, not yours; it has been logged."),
             ),
         };
-        let message = match e.kind {
-            UpstreamErrorKind::CatalogFault => format!(
-                "{}: {} This is the gateway's fault, not yours; it has been logged.",
-                e.provider, e.message
-            ),
-            UpstreamErrorKind::ModelMissing => format!(
-                "{} does not know the model ID the catalog sends ({}); this is a catalog fault, not yours.",
-                e.provider, e.message
-            ),
-            UpstreamErrorKind::Auth => format!(
-                "{} refused the gateway's credentials ({}); this is a deployment fault, not yours.",
-                e.provider, e.message
-            ),
-            _ => format!("{} error: {}", e.provider, e.message),
+        let said = match e.status {
+            Some(s) => format!("{p} answered HTTP {s}"),
+            None if e.not_sent => "the request was not sent".to_owned(),
+            None => format!("no HTTP status from {p}"),
         };
+        let message = format!("{what} ({said}; request ID {request_id})");
         let mut a = ApiError::new(status, kind, code, message);
-        a.origin = if e.kind == UpstreamErrorKind::Rejected {
+        a.origin = if e.kind == K::Rejected {
             Origin::Client
         } else {
             Origin::Upstream
         };
+        a.upstream = Some(Box::new(UpstreamFacts {
+            request_id: request_id.to_owned(),
+            provider: p.clone(),
+            provider_status: e.status,
+            provider_code: e
+                .code
+                .as_deref()
+                .and_then(crate::providers::disclosure::identifier)
+                .map(str::to_owned),
+        }));
         a
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RAW: &str =
+        "User: arn:aws:sts::123456789012:assumed-role/GammaInfra/i-0abc is not authorized";
+
+    /// Every kind: a fixed message with the provider, its status and the request ID,
+    /// and none of the provider's text.
+    #[test]
+    fn no_kind_passes_the_providers_text_on() {
+        use UpstreamErrorKind as K;
+        for kind in [
+            K::Connect,
+            K::Timeout,
+            K::RateLimited,
+            K::Unavailable,
+            K::Rejected,
+            K::Auth,
+            K::ModelMissing,
+            K::CatalogFault,
+            K::Protocol,
+            K::Interrupted,
+        ] {
+            let mut e = UpstreamError::new(kind, "bedrock", RAW);
+            e.status = Some(418);
+            e.code = Some("arn:aws:iam::123456789012:role/x".into());
+            let a = ApiError::upstream(&e, "req_1");
+            let body = a.body();
+            assert!(
+                !body.contains("123456789012") && !body.contains("arn:"),
+                "{kind:?}: {body}"
+            );
+            assert!(
+                a.message
+                    .contains("bedrock answered HTTP 418; request ID req_1"),
+                "{kind:?}: {}",
+                a.message
+            );
+            let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+            assert_eq!(v["error"]["request_id"], "req_1");
+            assert_eq!(v["error"]["provider_status"], 418);
+            assert_eq!(v["error"]["provider_code"], serde_json::Value::Null);
+        }
+    }
+
+    #[test]
+    fn a_refusal_of_the_input_is_passed_on_redacted() {
+        let mut e = UpstreamError::from_status(
+            "anthropic",
+            400,
+            Some("invalid_request_error".into()),
+            format!("messages: roles must alternate ({RAW})"),
+        )
+        .disclosing_validation();
+        e.code = Some("invalid_request_error".into());
+        let a = ApiError::upstream(&e, "req_2");
+        assert_eq!((a.status.as_u16(), a.code), (400, "upstream_rejected"));
+        assert!(a.message.starts_with("anthropic refused the request: messages: roles must alternate (User: [redacted ARN] is not authorized)"), "{}", a.message);
+        assert!(a
+            .message
+            .ends_with("(anthropic answered HTTP 400; request ID req_2)"));
+        // Not passed on: another provider 4xx, and a mid-stream failure has no status.
+        let e = UpstreamError::from_status("openai", 409, None, RAW.into());
+        assert!(!ApiError::upstream(&e, "r").body().contains("arn:"));
+        let e = UpstreamError::new(UpstreamErrorKind::Interrupted, "openai", RAW);
+        let a = ApiError::upstream(&e, "req_3");
+        assert!(
+            a.message
+                .ends_with("(no HTTP status from openai; request ID req_3)"),
+            "{}",
+            a.message
+        );
+        // The adapter's own refusal is shown as it is.
+        let e = UpstreamError::invalid_input("bedrock", "too many images");
+        let a = ApiError::upstream(&e, "req_4");
+        assert_eq!(
+            a.message,
+            "bedrock cannot take this request: too many images (the request was not sent; request ID req_4)"
+        );
     }
 }

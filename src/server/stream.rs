@@ -46,6 +46,8 @@ pub struct BilledStream {
     client_left: bool,
     /// The client's presence, marked gone when the body is dropped unfinished.
     client: ClientHandle,
+    /// The gateway's request ID, for the error frame and the log.
+    request_id: String,
     /// With `billing.commit_before_answer`: the commit of the stream's charge, awaited
     /// before the last frames go out.
     commit: Option<Pin<Box<dyn std::future::Future<Output = ()> + Send>>>,
@@ -63,6 +65,7 @@ impl BilledStream {
         include_usage: bool,
         estimated_input: u64,
         client: ClientHandle,
+        request_id: String,
     ) -> Self {
         let mut s = Self {
             inner,
@@ -79,6 +82,7 @@ impl BilledStream {
             finished: false,
             client_left: false,
             client,
+            request_id,
             commit: None,
         };
         for item in prefetched {
@@ -109,6 +113,7 @@ impl BilledStream {
             finished: self.finished,
             client_left: true,
             client: self.client.clone(),
+            request_id: self.request_id.clone(),
             commit: None,
         };
         self.finished = true;
@@ -151,10 +156,35 @@ impl BilledStream {
         {
             self.client_left = true;
         }
-        let reason = error.as_ref().map(|e| e.to_string()).or_else(|| {
-            (!self.final_usage)
-                .then(|| "the upstream ended the stream without reporting usage".to_owned())
+        // The provider's own text goes to the log only; the client's answer and the
+        // usage record (which the client can read) get the clean answer.
+        let answer = error.as_ref().map(|e| {
+            super::chat::log_upstream_failure(
+                &self.endpoint,
+                e,
+                &self.request_id,
+                "upstream failure mid-stream",
+            );
+            crate::server::error::ApiError::upstream(e, &self.request_id)
         });
+        let reason = answer
+            .as_ref()
+            .map(|a| match a.upstream.as_deref() {
+                Some(u) => format!(
+                    "{} failed mid-stream, answered as {}{}",
+                    u.provider,
+                    a.code,
+                    u.provider_code
+                        .as_deref()
+                        .map(|c| format!(" (provider code {c})"))
+                        .unwrap_or_default()
+                ),
+                None => a.code.to_owned(),
+            })
+            .or_else(|| {
+                (!self.final_usage)
+                    .then(|| "the upstream ended the stream without reporting usage".to_owned())
+            });
         let status = match (&error, self.final_usage) {
             (Some(_), _) => UsageStatus::UpstreamError,
             (None, false) => UsageStatus::CutShort,
@@ -170,7 +200,7 @@ impl BilledStream {
             self.commit = Some(Box::pin(async move { ledger.commit_before_answer().await }));
         }
         let charged = self.settle(reason, status);
-        match error {
+        match answer {
             None => {
                 if self.include_usage {
                     let (id, created, model) = &self.meta;
@@ -186,10 +216,7 @@ impl BilledStream {
                 self.queue
                     .push_back(Bytes::from_static(b"data: [DONE]\n\n"));
             }
-            Some(e) => {
-                let err: crate::server::error::ApiError = e.into();
-                self.queue.push_back(frame(err.body().as_bytes()));
-            }
+            Some(err) => self.queue.push_back(frame(err.body().as_bytes())),
         }
     }
 
@@ -353,6 +380,7 @@ mod tests {
             false,
             0,
             client.clone(),
+            "req_dropped".into(),
         );
         let mut billed = billed;
         assert!(billed.next().await.is_some(), "the first frame");

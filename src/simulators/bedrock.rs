@@ -53,6 +53,10 @@
 //!   content deltas, then an exception frame, then the body ends; `[[sim:midstream-error]]`
 //!   is `[[sim:exception serviceUnavailableException]]`; `[[sim:cut]]` → two deltas, then
 //!   the connection closes abruptly.
+//! * `[[sim:iam-denied]]` → 403 `AccessDeniedException` in AWS's IAM denial format, which
+//!   names the account ID and role: `User: arn:aws:sts::123456789012:assumed-role/GammaInfra/i-0abc
+//!   is not authorized to perform: bedrock:InvokeModel on resource: arn:aws:bedrock:...
+//!   because no identity-based policy allows the bedrock:InvokeModel action`.
 //! * `[[sim:slow 200]]` waits 200 ms first.
 
 mod control;

@@ -98,20 +98,21 @@ async fn upstream_errors_map_to_openai_shape_and_charge_nothing() {
     let gw = Gw::start().await;
     let (id, key) = gw.account("errors@example.com").await;
     let cases = [
-        ("[[sim:error 500]]", 502, "upstream_error"),
-        ("[[sim:error 429]]", 429, "upstream_rate_limited"),
-        ("[[sim:error 529]]", 502, "upstream_error"),
+        ("[[sim:error 500]]", 502, "upstream_error", 500),
+        ("[[sim:error 429]]", 429, "upstream_rate_limited", 429),
+        ("[[sim:error 529]]", 502, "upstream_error", 529),
     ];
-    for (trigger, status, code) in cases {
+    for (trigger, status, code, provider_status) in cases {
         let r = gw
             .chat(&key, &chat_body("claude-haiku-4-5", trigger, ""), &[])
             .await;
         assert_eq!(r.status, status, "{trigger}: {}", r.text());
         assert_eq!(r.error_code(), code, "{trigger}");
-        assert!(r.json()["error"]["message"]
-            .as_str()
-            .expect("m")
-            .starts_with("anthropic error:"));
+        let m = r.json()["error"]["message"].as_str().expect("m").to_owned();
+        assert!(
+            m.contains(&format!("anthropic answered HTTP {provider_status}")),
+            "{trigger}: {m}"
+        );
     }
     let view = gw.account_view(&id).await;
     assert_eq!(view["balance_usd"], "3.00");

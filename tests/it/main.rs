@@ -14,6 +14,7 @@ mod limits;
 mod listener;
 mod migrate;
 mod priced;
+mod provider_errors;
 mod regions;
 mod replicas;
 mod residency;

@@ -170,7 +170,9 @@ pub fn finish_reason(stop: Option<&str>) -> &'static str {
     }
 }
 
-/// An error response of the Messages API, classified.
+/// An error response of the Messages API, classified. The message of an
+/// `invalid_request_error` or `request_too_large` (the client's input refused) may reach
+/// the client, redacted; every other message is for the log only.
 pub fn error_from(status: u16, body: &[u8]) -> UpstreamError {
     match serde_json::from_slice::<ErrorBody>(body) {
         Ok(b) => {
@@ -180,8 +182,10 @@ pub fn error_from(status: u16, body: &[u8]) -> UpstreamError {
                 Some(b.error.kind.clone()),
                 b.error.message,
             );
-            if b.error.kind == "overloaded_error" {
-                e.kind = UpstreamErrorKind::Unavailable;
+            match b.error.kind.as_str() {
+                "overloaded_error" => e.kind = UpstreamErrorKind::Unavailable,
+                "invalid_request_error" | "request_too_large" => e = e.disclosing_validation(),
+                _ => {}
             }
             e
         }

@@ -75,7 +75,12 @@ pub fn classify(
             UpstreamErrorKind::CatalogFault,
             format!("catalog fault: Bedrock refused the model ID `{model}` in {region} in this form ({message})"),
         ),
-        "validationexception" => (UpstreamErrorKind::Rejected, message),
+        "validationexception" => {
+            // The client's input refused: the one Bedrock text a client may see, redacted.
+            let mut e = UpstreamError::new(UpstreamErrorKind::Rejected, "bedrock", message);
+            e.status = status;
+            return named(e.disclosing_validation(), name);
+        }
         "throttlingexception" => (UpstreamErrorKind::RateLimited, message),
         "servicequotaexceededexception" => (UpstreamErrorKind::RateLimited, message),
         "modelnotreadyexception" | "serviceunavailableexception" | "internalserverexception" => {

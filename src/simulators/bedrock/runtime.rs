@@ -13,7 +13,7 @@ use super::super::{
     CacheSplit, Finish, RecordedRequest, Reply, StreamFault,
 };
 use super::eventstream::{event_frame, eventstream_response, exception_frame, StreamFrame};
-use super::models::{resolve, ModelIdError};
+use super::models::{resolve, ModelIdError, ACCOUNT_ID};
 use super::validate::parse_request;
 use super::{percent_decode, AwsError, SimState};
 
@@ -96,6 +96,28 @@ struct Faults {
     exception: Option<String>,
     cut: bool,
     slow: Option<Duration>,
+    /// `[[sim:iam-denied]]`: the IAM policy denial, which names the account and role.
+    iam_denied: bool,
+}
+
+/// The `AccessDeniedException` text of a caller whose IAM policy does not allow
+/// `bedrock:InvokeModel`: AWS's authorization-failure format, naming the caller's
+/// assumed-role ARN (with the account ID) and the resource's ARN.
+fn iam_denial(region: &str, model_id: &str, stream: bool) -> String {
+    let action = if stream {
+        "bedrock:InvokeModelWithResponseStream"
+    } else {
+        "bedrock:InvokeModel"
+    };
+    let resource = match model_id.split_once('.') {
+        Some((geo, _)) if ["us", "eu", "apac", "global"].contains(&geo) => {
+            format!("arn:aws:bedrock:{region}:{ACCOUNT_ID}:inference-profile/{model_id}")
+        }
+        _ => format!("arn:aws:bedrock:{region}::foundation-model/{model_id}"),
+    };
+    format!(
+        "User: arn:aws:sts::{ACCOUNT_ID}:assumed-role/GammaInfra/i-0abc is not authorized to perform: {action} on resource: {resource} because no identity-based policy allows the {action} action"
+    )
 }
 
 impl Faults {
@@ -118,6 +140,7 @@ impl Faults {
                 }
                 "cut" => faults.cut = true,
                 "slow" => faults.slow = slow_delay(arg),
+                "iam-denied" => faults.iam_denied = true,
                 _ => {}
             }
         }
@@ -200,6 +223,11 @@ pub(super) async fn converse(
     let faults = Faults::parse(&parsed.last_user_text);
     if let Some(delay) = faults.slow {
         tokio::time::sleep(delay).await;
+    }
+    if faults.iam_denied {
+        return Err(AwsError::access_denied(iam_denial(
+            region, &model_id, stream,
+        )));
     }
     if let Some((name, status, message)) = faults.error {
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -364,6 +392,11 @@ mod tests {
             Some(("InternalServerException", 502))
         );
         assert_eq!(Faults::parse("[[sim:error 200]]").error, None);
+        assert!(Faults::parse("[[sim:iam-denied]]").iam_denied);
+        assert_eq!(
+            iam_denial("us-east-1", "us.amazon.nova-pro-v1:0", false),
+            "User: arn:aws:sts::123456789012:assumed-role/GammaInfra/i-0abc is not authorized to perform: bedrock:InvokeModel on resource: arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.amazon.nova-pro-v1:0 because no identity-based policy allows the bedrock:InvokeModel action"
+        );
         assert_eq!(
             exception_message("serviceUnavailableException"),
             "Bedrock is unable to process your request."
