@@ -9,6 +9,7 @@ mod billing;
 mod chat;
 mod errors;
 mod faults;
+mod hostile;
 mod limits;
 mod migrate;
 mod priced;

@@ -11,23 +11,33 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Limited};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use bytes::{Bytes, BytesMut};
+use futures_util::future::try_join_all;
+use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::connect::dns::Name;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
+use crate::chat::limits::BEDROCK_MAX_IMAGES;
+
 /// Largest image accepted (Bedrock's own limit is 3.75 MB per image).
 pub const MAX_IMAGE_BYTES: usize = 3_750_000;
-/// Longest time a fetch may take.
+/// Most image bytes one request may fetch, all its images together: Bedrock's 20 images
+/// at 3.75 MB each. Counted as the bytes arrive, so no fetch reads past it.
+pub const REQUEST_IMAGE_BYTES: usize = BEDROCK_MAX_IMAGES * MAX_IMAGE_BYTES;
+/// Longest time a request's image fetches may take, all of them together (they run
+/// concurrently), and the connect timeout of each.
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// An image ready for Converse: its format and bytes.
+/// An image ready for Converse: its format and bytes (held once: the fetched body's
+/// buffer, not a copy).
 #[derive(Debug, Clone)]
 pub struct Image {
     pub format: &'static str,
-    pub bytes: Vec<u8>,
+    pub bytes: Bytes,
 }
 
 fn format_of(media_type: &str) -> Option<&'static str> {
@@ -66,19 +76,53 @@ impl ImageFetcher {
         })
     }
 
-    /// The image an OpenAI `image_url` names. Errors are the client's (a 400).
+    /// The images a request's `image_url`s name, in order: fetched concurrently, within
+    /// [`REQUEST_IMAGE_BYTES`] and [`FETCH_TIMEOUT`] for all of them together. The first
+    /// failure ends the others. Errors are the client's (a 400). The caller checks the
+    /// count against the provider's cap before calling.
+    pub async fn load_all(&self, urls: &[&str]) -> Result<Vec<Image>, String> {
+        if urls.is_empty() {
+            return Ok(Vec::new());
+        }
+        let budget = AtomicUsize::new(REQUEST_IMAGE_BYTES);
+        let all = try_join_all(urls.iter().map(|u| self.load_within(u, &budget)));
+        tokio::time::timeout(FETCH_TIMEOUT, all)
+            .await
+            .map_err(|_| {
+                format!(
+                    "fetching the request's {} images took longer than {FETCH_TIMEOUT:?}",
+                    urls.len()
+                )
+            })?
+    }
+
+    /// One image, as [`ImageFetcher::load_all`] loads it.
     pub async fn load(&self, url: &str) -> Result<Image, String> {
+        let mut all = self.load_all(&[url]).await?;
+        all.pop()
+            .ok_or_else(|| format!("the image at {url} was not loaded"))
+    }
+
+    /// One image; its fetched bytes are taken from the request's `budget`.
+    async fn load_within(&self, url: &str, budget: &AtomicUsize) -> Result<Image, String> {
         if let Some(parsed) = crate::chat::request::parse_data_url(url) {
             let (media, data) = parsed?;
             let format = format_of(media).ok_or_else(|| {
                 format!("image type {media} is not supported (png, jpeg, gif, webp)")
             })?;
+            // Refused by its length before decoding (base64 holds 3 bytes per 4 chars).
+            if data.len() / 4 * 3 > MAX_IMAGE_BYTES + 2 {
+                return Err(format!("the image is larger than {MAX_IMAGE_BYTES} bytes"));
+            }
             let bytes = aws_smithy_types::base64::decode(data)
                 .map_err(|e| format!("the image data URL is not valid base64: {e}"))?;
             if bytes.len() > MAX_IMAGE_BYTES {
                 return Err(format!("the image is larger than {MAX_IMAGE_BYTES} bytes"));
             }
-            return Ok(Image { format, bytes });
+            return Ok(Image {
+                format,
+                bytes: Bytes::from(bytes),
+            });
         }
         if !url.starts_with("https://") {
             return Err("image URLs must be https:// or data: URLs".to_owned());
@@ -97,46 +141,61 @@ impl ImageFetcher {
                 return Err(format!("{host} is not a public address; the gateway does not fetch from private networks (no public address)"));
             }
         }
-        let fetch = async {
-            let resp = self.client.get(uri).await.map_err(|e| {
-                format!(
-                    "the image at {url} could not be fetched: {}",
-                    crate::providers::http::chain(&e)
-                )
-            })?;
-            if !resp.status().is_success() {
-                return Err(format!(
-                    "the image at {url} answered HTTP {}",
-                    resp.status()
-                ));
+        let resp = self.client.get(uri).await.map_err(|e| {
+            format!(
+                "the image at {url} could not be fetched: {}",
+                crate::providers::http::chain(&e)
+            )
+        })?;
+        if !resp.status().is_success() {
+            return Err(format!(
+                "the image at {url} answered HTTP {}",
+                resp.status()
+            ));
+        }
+        let ct = resp
+            .headers()
+            .get(hyper::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let format = format_of(&ct).ok_or_else(|| {
+            format!("the image at {url} has content type `{ct}`, not png, jpeg, gif or webp")
+        })?;
+        let too_large = || format!("the image at {url} is larger than {MAX_IMAGE_BYTES} bytes");
+        let declared = resp
+            .headers()
+            .get(hyper::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        if declared.is_some_and(|n| n > MAX_IMAGE_BYTES) {
+            return Err(too_large());
+        }
+        let mut buf = BytesMut::with_capacity(declared.unwrap_or(64 * 1024));
+        let mut body = resp.into_body();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| format!("the image at {url} broke off: {e}"))?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            if buf.len() + data.len() > MAX_IMAGE_BYTES {
+                return Err(too_large());
             }
-            let ct = resp
-                .headers()
-                .get(hyper::header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-                .to_owned();
-            let format = format_of(&ct).ok_or_else(|| {
-                format!("the image at {url} has content type `{ct}`, not png, jpeg, gif or webp")
-            })?;
-            let body = Limited::new(resp.into_body(), MAX_IMAGE_BYTES)
-                .collect()
-                .await
+            budget
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                    left.checked_sub(data.len())
+                })
                 .map_err(|_| {
                     format!(
-                        "the image at {url} is larger than {MAX_IMAGE_BYTES} bytes or broke off"
+                        "the request's images are larger than {REQUEST_IMAGE_BYTES} bytes together"
                     )
                 })?;
-            Ok(Image {
-                format,
-                bytes: body.to_bytes().to_vec(),
-            })
-        };
-        tokio::time::timeout(FETCH_TIMEOUT, fetch)
-            .await
-            .map_err(|_| {
-                format!("fetching the image at {url} took longer than {FETCH_TIMEOUT:?}")
-            })?
+            buf.extend_from_slice(&data);
+        }
+        Ok(Image {
+            format,
+            bytes: buf.freeze(),
+        })
     }
 }
 
