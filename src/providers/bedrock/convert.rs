@@ -361,4 +361,18 @@ mod tests {
             r#"{"q":"x"}"#
         );
     }
+
+    #[tokio::test]
+    async fn images_over_bedrocks_cap_are_refused_before_any_fetch() {
+        let img = r#"{"type":"image_url","image_url":{"url":"https://127.0.0.1:9/a.png"}}"#;
+        let parts = vec![img; BEDROCK_MAX_IMAGES + 1].join(",");
+        let body = format!(r#"{{"model":"m","messages":[{{"role":"user","content":[{parts}]}}]}}"#);
+        let req = ChatRequest::parse(body.as_bytes()).expect("request");
+        let f = ImageFetcher::new(false).expect("fetcher");
+        // Counted first: the count is refused, not the (private) address of a fetch.
+        let e = request(&req, 100, &f, body.len())
+            .await
+            .expect_err("over the cap");
+        assert!(e.contains("at most 20 images"), "{e}");
+    }
 }

@@ -81,19 +81,31 @@ impl ImageFetcher {
     /// failure ends the others. Errors are the client's (a 400). The caller checks the
     /// count against the provider's cap before calling.
     pub async fn load_all(&self, urls: &[&str]) -> Result<Vec<Image>, String> {
+        self.load_all_within(urls, REQUEST_IMAGE_BYTES, FETCH_TIMEOUT)
+            .await
+    }
+
+    /// [`ImageFetcher::load_all`] within `max_bytes` and `time` for all the images.
+    async fn load_all_within(
+        &self,
+        urls: &[&str],
+        max_bytes: usize,
+        time: Duration,
+    ) -> Result<Vec<Image>, String> {
         if urls.is_empty() {
             return Ok(Vec::new());
         }
-        let budget = AtomicUsize::new(REQUEST_IMAGE_BYTES);
+        let budget = Budget {
+            left: AtomicUsize::new(max_bytes),
+            max: max_bytes,
+        };
         let all = try_join_all(urls.iter().map(|u| self.load_within(u, &budget)));
-        tokio::time::timeout(FETCH_TIMEOUT, all)
-            .await
-            .map_err(|_| {
-                format!(
-                    "fetching the request's {} images took longer than {FETCH_TIMEOUT:?}",
-                    urls.len()
-                )
-            })?
+        tokio::time::timeout(time, all).await.map_err(|_| {
+            format!(
+                "fetching the request's {} images took longer than {time:?}",
+                urls.len()
+            )
+        })?
     }
 
     /// One image, as [`ImageFetcher::load_all`] loads it.
@@ -103,8 +115,8 @@ impl ImageFetcher {
             .ok_or_else(|| format!("the image at {url} was not loaded"))
     }
 
-    /// One image; its fetched bytes are taken from the request's `budget`.
-    async fn load_within(&self, url: &str, budget: &AtomicUsize) -> Result<Image, String> {
+    /// One image; its bytes are taken from the request's `budget`.
+    async fn load_within(&self, url: &str, budget: &Budget) -> Result<Image, String> {
         if let Some(parsed) = crate::chat::request::parse_data_url(url) {
             let (media, data) = parsed?;
             let format = format_of(media).ok_or_else(|| {
@@ -119,6 +131,7 @@ impl ImageFetcher {
             if bytes.len() > MAX_IMAGE_BYTES {
                 return Err(format!("the image is larger than {MAX_IMAGE_BYTES} bytes"));
             }
+            budget.take(bytes.len())?;
             return Ok(Image {
                 format,
                 bytes: Bytes::from(bytes),
@@ -181,21 +194,35 @@ impl ImageFetcher {
             if buf.len() + data.len() > MAX_IMAGE_BYTES {
                 return Err(too_large());
             }
-            budget
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
-                    left.checked_sub(data.len())
-                })
-                .map_err(|_| {
-                    format!(
-                        "the request's images are larger than {REQUEST_IMAGE_BYTES} bytes together"
-                    )
-                })?;
+            budget.take(data.len())?;
             buf.extend_from_slice(&data);
         }
         Ok(Image {
             format,
             bytes: buf.freeze(),
         })
+    }
+}
+
+/// The image bytes a request has left, shared by its concurrent fetches.
+struct Budget {
+    left: AtomicUsize,
+    max: usize,
+}
+
+impl Budget {
+    fn take(&self, n: usize) -> Result<(), String> {
+        self.left
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                left.checked_sub(n)
+            })
+            .map(|_| ())
+            .map_err(|_| {
+                format!(
+                    "the request's images are larger than {} bytes together",
+                    self.max
+                )
+            })
     }
 }
 
@@ -329,5 +356,59 @@ mod tests {
             .await
             .expect_err("localhost refused");
         assert!(e.contains("no public address"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_requests_images_share_one_byte_budget() {
+        let f = ImageFetcher::new(false).expect("fetcher");
+        let png = "data:image/png;base64,iVBORw0KGgo="; // 8 bytes
+        let urls = [png, png, png];
+        let long = Duration::from_secs(5);
+        assert_eq!(
+            f.load_all_within(&urls, 24, long)
+                .await
+                .expect("fits")
+                .len(),
+            3
+        );
+        let e = f
+            .load_all_within(&urls, 23, long)
+            .await
+            .expect_err("over the budget");
+        assert!(e.contains("larger than 23 bytes together"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_requests_fetches_run_concurrently_within_one_time_budget() {
+        // A server that accepts connections and never answers (not even TLS).
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let accepted = std::sync::Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        let server = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                held.push(s);
+            }
+        });
+        let f = ImageFetcher::new(true).expect("fetcher");
+        let urls: Vec<String> = (0..3)
+            .map(|i| format!("https://127.0.0.1:{port}/{i}.png"))
+            .collect();
+        let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
+        let t = std::time::Instant::now();
+        let e = f
+            .load_all_within(&urls, REQUEST_IMAGE_BYTES, Duration::from_millis(500))
+            .await
+            .expect_err("never answered");
+        let took = t.elapsed();
+        assert!(e.contains("took longer than 500ms"), "{e}");
+        // One budget for the three, not one each; and all three were under way.
+        assert!(took < Duration::from_millis(1_400), "{took:?}");
+        assert_eq!(accepted.load(Ordering::SeqCst), 3);
+        server.abort();
     }
 }
