@@ -188,26 +188,37 @@ async fn over_bedrocks_image_cap_the_request_goes_to_an_endpoint_that_accepts_it
     assert_eq!(gw.bedrock.requests().len(), 1);
 }
 
-/// The latency of `/healthz` and of a whole streamed completion, each the worst of a few.
-async fn latencies(gw: &Gw, key: &str) -> (Duration, Duration) {
+/// Latencies, sorted: of `/healthz` and of a whole streamed completion, 7 of each.
+struct Latencies {
+    health: Vec<Duration>,
+    chat: Vec<Duration>,
+}
+
+fn median(v: &[Duration]) -> Duration {
+    v[v.len() / 2]
+}
+
+async fn latencies(gw: &Gw, key: &str) -> Latencies {
     let stream = chat_body(
         "anthropic/claude-sonnet-4-6",
         "hello there",
         r#""stream":true,"max_tokens":20"#,
     );
-    let (mut health, mut chat) = (Duration::ZERO, Duration::ZERO);
-    for _ in 0..5 {
+    let (mut health, mut chat) = (Vec::new(), Vec::new());
+    for _ in 0..7 {
         let t = Instant::now();
         let r = gw.send("GET", "/healthz", None, None, &[]).await;
-        health = health.max(t.elapsed());
+        health.push(t.elapsed());
         assert_eq!(r.status, 200);
         let t = Instant::now();
         let r = gw.chat(key, &stream, &[]).await;
-        chat = chat.max(t.elapsed());
+        chat.push(t.elapsed());
         assert_eq!(r.status, 200, "{}", r.text());
         assert!(r.text().contains("[DONE]"), "{}", r.text());
     }
-    (health, chat)
+    health.sort();
+    chat.sort();
+    Latencies { health, chat }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -215,22 +226,31 @@ async fn other_clients_keep_their_latency_while_hostile_bodies_are_refused() {
     let gw = std::sync::Arc::new(Gw::start().await);
     let (_, key) = gw.account("victim@example.com").await;
     let (_, attacker) = gw.account("attacker@example.com").await;
-    let (base_health, base_chat) = latencies(&gw, &key).await;
+    let base = latencies(&gw, &key).await;
 
-    // Several hostile requests at once, each kind twice, sent again as each is refused,
+    // Several hostile requests at once, one of each kind, sent again as each is refused,
     // until the victim's measurements are done.
-    let bodies = std::sync::Arc::new(vec![
-        long_model_body(),
-        tool_ids_body(50_000),
-        many_messages_body(100_001),
-        images_body(501, ""),
-    ]);
+    let bodies = std::sync::Arc::new(
+        [
+            long_model_body(),
+            tool_ids_body(50_000),
+            many_messages_body(100_001),
+            images_body(501, ""),
+        ]
+        .map(bytes::Bytes::from),
+    );
+    // The attackers' own client sends each body without copying it, so that the test's
+    // side of the load stays small next to the gateway's.
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Full<bytes::Bytes>>();
+    let url = format!("{}/v1/chat/completions", gw.url);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut attackers = Vec::new();
-    for i in 0..2 * bodies.len() {
-        let (gw, bodies, stop, sent, key) = (
-            gw.clone(),
+    for i in 0..bodies.len() {
+        let (client, url, bodies, stop, sent, key) = (
+            client.clone(),
+            url.clone(),
             bodies.clone(),
             stop.clone(),
             sent.clone(),
@@ -239,34 +259,51 @@ async fn other_clients_keep_their_latency_while_hostile_bodies_are_refused() {
         attackers.push(tokio::spawn(async move {
             let body = &bodies[i % bodies.len()];
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let r = gw.chat(&key, body, &[]).await;
-                assert_eq!(r.status, 400, "{}", r.text());
+                let req = hyper::Request::post(&url)
+                    .header("authorization", format!("Bearer {key}"))
+                    .header("content-type", "application/json")
+                    .body(http_body_util::Full::new(body.clone()))
+                    .expect("request");
+                let r = client.request(req).await.expect("gateway answers");
+                assert_eq!(r.status(), 400);
+                // Read the (small) error body so the connection is reused.
+                let _ = http_body_util::BodyExt::collect(r.into_body()).await;
                 sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
         }));
     }
     // Let the hostile bodies reach the gateway's parser before measuring.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let (health, chat) = latencies(&gw, &key).await;
+    let under = latencies(&gw, &key).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     for a in attackers {
         a.await.expect("attacker");
     }
     let sent = sent.load(std::sync::atomic::Ordering::Relaxed);
     eprintln!(
-        "baseline: healthz {base_health:?}, stream {base_chat:?}; under {sent} hostile \
-         requests: healthz {health:?}, stream {chat:?}"
-    );
-    assert!(sent >= 8, "every attacker finished at least once: {sent}");
-    // Generous: the absolute floor absorbs a loaded CI machine; a worker blocked by one
-    // of these bodies blocked for seconds.
-    let allowed = |base: Duration| (base * 5).max(Duration::from_millis(250));
-    assert!(
-        health < allowed(base_health),
-        "healthz {health:?} vs {base_health:?}"
+        "alone: healthz {:?}, stream {:?}; under {sent} hostile requests: healthz {:?}, \
+         stream {:?}",
+        base.health, base.chat, under.health, under.chat
     );
     assert!(
-        chat < allowed(base_chat),
-        "stream {chat:?} vs {base_chat:?}"
+        sent >= 4,
+        "every attacker was refused at least once: {sent}"
     );
+    // Generous, for a loaded 2-core CI machine: the typical (median) latency stays
+    // within 5 times its baseline or 250 ms, and no request waits a second. Before,
+    // one of these bodies held a worker, and every request on it, for seconds.
+    let normal = |base: &[Duration]| (median(base) * 5).max(Duration::from_millis(250));
+    for (what, base, under) in [
+        ("healthz", &base.health, &under.health),
+        ("stream", &base.chat, &under.chat),
+    ] {
+        assert!(
+            median(under) < normal(base),
+            "{what}: {under:?} vs {base:?}"
+        );
+        assert!(
+            under.iter().all(|d| *d < Duration::from_secs(1)),
+            "{what}: {under:?}"
+        );
+    }
 }
