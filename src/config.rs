@@ -47,6 +47,9 @@ struct RawConfig {
     #[serde(default)]
     timeouts: RawTimeouts,
     max_body_bytes: Option<usize>,
+    body_timeout_ms: Option<u64>,
+    lingering_close_bytes: Option<usize>,
+    lingering_close_ms: Option<u64>,
     #[serde(default)]
     bedrock: RawBedrock,
     #[serde(default)]
@@ -64,6 +67,8 @@ struct RawLimits {
     redis_url: Option<String>,
     redis_timeout_ms: Option<u64>,
     redis_key_prefix: Option<String>,
+    key_max_concurrent_requests: Option<u32>,
+    account_max_concurrent_requests: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -160,6 +165,15 @@ pub struct Config {
     pub billing: Billing,
     pub timeouts: Timeouts,
     pub max_body_bytes: usize,
+    /// The most a chat request's body may take to arrive, once its headers have; then
+    /// `408`.
+    pub body_timeout: Duration,
+    /// After an early answer (401, 413) to a client still sending its body, the most
+    /// of the rest that is read and discarded, and for how long, before the connection
+    /// is closed: the client gets the answer instead of a connection reset (nginx's
+    /// lingering close).
+    pub lingering_close_bytes: usize,
+    pub lingering_close: Duration,
     pub bedrock: Option<BedrockConfig>,
     pub limits: LimitsConfig,
 }
@@ -176,6 +190,10 @@ pub struct LimitsConfig {
     pub redis_timeout: Duration,
     /// Prefix of the counters' Redis keys (separates deployments sharing one Redis).
     pub redis_prefix: String,
+    /// Requests of one key admitted and not yet settled, at most (per process).
+    pub key_concurrent: u32,
+    /// Requests of one account admitted and not yet settled, at most (per process).
+    pub account_concurrent: u32,
 }
 
 impl Default for LimitsConfig {
@@ -186,6 +204,8 @@ impl Default for LimitsConfig {
             redis_url: None,
             redis_timeout: Duration::from_millis(100),
             redis_prefix: "gammainfra:rl".to_owned(),
+            key_concurrent: 1_024,
+            account_concurrent: 2_048,
         }
     }
 }
@@ -568,6 +588,13 @@ impl Config {
                 billing,
                 timeouts,
                 max_body_bytes: raw.max_body_bytes.unwrap_or(32 * 1024 * 1024),
+                body_timeout: raw
+                    .body_timeout_ms
+                    .map_or(Duration::from_secs(60), Duration::from_millis),
+                lingering_close_bytes: raw.lingering_close_bytes.unwrap_or(64 * 1024 * 1024),
+                lingering_close: raw
+                    .lingering_close_ms
+                    .map_or(Duration::from_secs(5), Duration::from_millis),
             })
         } else {
             Err(ConfigError(errs))
@@ -613,6 +640,30 @@ fn limits_config(raw: RawLimits, env: Env<'_>, errs: &mut Vec<String>) -> Limits
             .redis_timeout_ms
             .map_or(d.redis_timeout, Duration::from_millis),
         redis_prefix: raw.redis_key_prefix.unwrap_or(d.redis_prefix),
+        key_concurrent: concurrent(
+            "key_max_concurrent_requests",
+            raw.key_max_concurrent_requests,
+            d.key_concurrent,
+            errs,
+        ),
+        account_concurrent: concurrent(
+            "account_max_concurrent_requests",
+            raw.account_max_concurrent_requests,
+            d.account_concurrent,
+            errs,
+        ),
+    }
+}
+
+/// A concurrency limit: at least 1, or the default when unset.
+fn concurrent(name: &str, v: Option<u32>, default: u32, errs: &mut Vec<String>) -> u32 {
+    match v {
+        Some(0) => {
+            errs.push(format!("limits.{name}: must be at least 1"));
+            default
+        }
+        Some(n) => n,
+        None => default,
     }
 }
 

@@ -119,6 +119,10 @@ pub async fn build(config: Config) -> Result<AppState, StartError> {
     let providers = providers(&config).await?;
     let store = Store::open_replica(&config.database_url, config.replica_id.as_deref()).await?;
     let ledger = Ledger::open(store, config.billing.clone(), catalog.clone()).await?;
+    ledger.set_max_concurrent(
+        config.limits.key_concurrent,
+        config.limits.account_concurrent,
+    );
     let limiter = crate::ratelimit::RateLimiter::new(&config.limits).map_err(StartError::Limits)?;
     Ok(AppState::new(config, catalog, providers, ledger, limiter))
 }

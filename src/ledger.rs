@@ -47,7 +47,7 @@ pub mod migrate;
 pub mod store;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -169,6 +169,8 @@ pub struct Balance {
     pub spent: Nanos,
     /// Requests whose client has left and that are still being served and billed.
     pub detached: u32,
+    /// Requests admitted and not yet settled (in this process).
+    pub in_flight: u32,
     /// This replica's credit lease on the account (PostgreSQL).
     #[serde(skip)]
     pub lease: Option<LocalLease>,
@@ -214,6 +216,9 @@ pub enum AdmitError {
     /// Too many of the account's requests outlived their clients and are still running.
     #[error("{0} requests of this account are still being served after their clients disconnected (they are billed when they finish); retry when they complete.")]
     TooManyDetached(u32),
+    /// The key or the account has as many requests in flight as it may.
+    #[error("This {scope} already has {limit} requests in flight, the most it may have at once; retry when some complete.")]
+    TooManyConcurrent { scope: &'static str, limit: u32 },
 }
 
 /// A flush did not complete in time (the database is refusing or slow).
@@ -265,6 +270,10 @@ pub struct Ledger {
     shared: Option<lease::Shared>,
     /// Set at shutdown: background lease work stops.
     closing: AtomicBool,
+    /// The most requests in flight per key and per account (`limits.*_max_concurrent_requests`).
+    max_concurrent: (AtomicU32, AtomicU32),
+    /// Requests in flight per key. Taken after `accounts` and `spending` when held together.
+    key_in_flight: Mutex<HashMap<Arc<str>, u32>>,
     /// To parse residency policies reloaded after another replica's change.
     catalog: Arc<Catalog>,
 }
@@ -322,6 +331,8 @@ impl Ledger {
             idle: tokio::sync::Notify::new(),
             shared,
             closing: AtomicBool::new(false),
+            max_concurrent: (AtomicU32::new(u32::MAX), AtomicU32::new(u32::MAX)),
+            key_in_flight: Mutex::default(),
             catalog,
         });
         if ledger.shared.is_some() {
@@ -430,6 +441,12 @@ impl Ledger {
         &self.store
     }
 
+    /// Sets the most requests in flight per key and per account.
+    pub fn set_max_concurrent(&self, key: u32, account: u32) {
+        self.max_concurrent.0.store(key, Ordering::Relaxed);
+        self.max_concurrent.1.store(account, Ordering::Relaxed);
+    }
+
     /// Why the ledger fails closed right now, if it does.
     pub fn unavailable(&self) -> Option<String> {
         if let Some(why) = self.store.one_writer_lost() {
@@ -528,6 +545,7 @@ impl Ledger {
             topups: s.topups,
             spent: s.spent,
             detached: local.detached,
+            in_flight: local.in_flight,
             lease: None,
         }))
     }
@@ -840,6 +858,24 @@ impl Ledger {
         if b.detached >= self.billing.max_detached_per_account {
             return Err(AdmitError::TooManyDetached(b.detached));
         }
+        let account_max = self.max_concurrent.1.load(Ordering::Relaxed);
+        if b.in_flight >= account_max {
+            return Err(AdmitError::TooManyConcurrent {
+                scope: "account",
+                limit: account_max,
+            });
+        }
+        let key_max = self.max_concurrent.0.load(Ordering::Relaxed);
+        let mut in_flight = self
+            .key_in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if in_flight.get(&key.key_id).is_some_and(|&n| n >= key_max) {
+            return Err(AdmitError::TooManyConcurrent {
+                scope: "API key",
+                limit: key_max,
+            });
+        }
         if b.available() < amount {
             return Err(InsufficientCredits {
                 needed: amount,
@@ -854,6 +890,9 @@ impl Ledger {
             .unwrap_or_else(PoisonError::into_inner)
             .reserve(&key.key_id, amount, time::OffsetDateTime::now_utc())?;
         b.reserved = b.reserved + amount;
+        b.in_flight += 1;
+        *in_flight.entry(key.key_id.clone()).or_default() += 1;
+        drop(in_flight);
         drop(a);
         self.open.fetch_add(1, Ordering::AcqRel);
         if let Ok(mut c) = client.0.lock() {
@@ -1134,6 +1173,20 @@ impl Reservation {
             .unwrap_or_else(PoisonError::into_inner);
         let b = a.entry(self.account_id.clone()).or_default();
         b.reserved = b.reserved - self.amount;
+        b.in_flight = b.in_flight.saturating_sub(1);
+        {
+            let mut k = self
+                .ledger
+                .key_in_flight
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if let Some(n) = k.get_mut(&self.key_id) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    k.remove(&self.key_id);
+                }
+            }
+        }
         if was_detached {
             b.detached = b.detached.saturating_sub(1);
         }

@@ -291,6 +291,7 @@ impl Ledger {
             a.retain(|_, b| {
                 b.lease.is_some()
                     || b.reserved != Nanos::ZERO
+                    || b.in_flight != 0
                     || b.detached != 0
                     || b.balance != Nanos::ZERO
             });
@@ -406,10 +407,26 @@ impl Ledger {
         self.store.close_expired_leases().await?;
         let weak: Weak<Ledger> = Arc::downgrade(self);
         let ttl = self.shared().map_or(Duration::from_secs(15), |s| s.ttl);
+        // The heartbeat runs on its own, so that slow idle returns or spend refreshes
+        // cannot delay the renewal of the leases.
+        let beat_weak = weak.clone();
         tokio::spawn(async move {
-            let beat = ttl / 3;
-            let tick = Duration::from_millis(250).min(beat);
-            let mut last_beat = Instant::now();
+            let mut every = tokio::time::interval(ttl / 3);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            every.tick().await;
+            loop {
+                every.tick().await;
+                let Some(me) = beat_weak.upgrade() else {
+                    return;
+                };
+                if me.closing.load(Ordering::Relaxed) {
+                    return;
+                }
+                me.heartbeat().await;
+            }
+        });
+        tokio::spawn(async move {
+            let tick = Duration::from_millis(250).min(ttl / 3);
             let mut last_spend = Instant::now();
             loop {
                 tokio::time::sleep(tick).await;
@@ -418,10 +435,6 @@ impl Ledger {
                     return;
                 }
                 me.return_idle_leases(false).await;
-                if last_beat.elapsed() >= beat {
-                    last_beat = Instant::now();
-                    me.heartbeat().await;
-                }
                 if last_spend.elapsed() >= SPEND_REFRESH {
                     last_spend = Instant::now();
                     me.refresh_spend().await;

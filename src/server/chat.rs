@@ -34,7 +34,7 @@ pub const REQUEST_ID: &str = "x-gammainfra-request-id";
 pub async fn completions(
     State(st): State<AppState>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: axum::body::Body,
 ) -> Response {
     let request_id = keys::random_request_id();
     // The handler holds the presence; the request's task holds the other end. If the
@@ -83,15 +83,100 @@ pub fn body_error(r: BytesRejection, limit: usize) -> ApiError {
     }
 }
 
+/// Reads a request's body, after its key was checked: at most `max_body_bytes` (a
+/// declared `Content-Length` over it is refused before anything is read) within
+/// `body_timeout`. An early answer leaves the rest of the body to [`linger`].
+async fn read_body(
+    st: &AppState,
+    headers: &HeaderMap,
+    body: axum::body::Body,
+) -> Result<Bytes, ApiError> {
+    use http_body_util::BodyExt;
+    let limit = st.config.max_body_bytes;
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        linger(st, body);
+        return Err(ApiError::payload_too_large(limit));
+    }
+    let mut body = body;
+    let mut buf = bytes::BytesMut::with_capacity(declared.map_or(8 * 1024, |n| n as usize));
+    let read = async {
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| {
+                ApiError::bad_request(
+                    "invalid_body",
+                    format!("Could not read the request body: {e}"),
+                )
+            })?;
+            if let Ok(data) = frame.into_data() {
+                if buf.len() + data.len() > limit {
+                    return Err(ApiError::payload_too_large(limit));
+                }
+                buf.extend_from_slice(&data);
+            }
+        }
+        Ok(())
+    };
+    match tokio::time::timeout(st.config.body_timeout, read).await {
+        Ok(Ok(())) => Ok(buf.freeze()),
+        Ok(Err(e)) => {
+            linger(st, body);
+            Err(e)
+        }
+        Err(_) => Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "invalid_request_error",
+            "request_timeout",
+            format!(
+                "The request body did not arrive within {} s.",
+                st.config.body_timeout.as_secs()
+            ),
+        )),
+    }
+}
+
+/// Reads and discards what is left of a body answered early, for at most
+/// `lingering_close_bytes` and `lingering_close`, so that a client still sending gets the
+/// answer rather than a connection reset (which SDKs retry, sending the body again).
+pub fn linger(st: &AppState, body: axum::body::Body) {
+    use http_body_util::BodyExt;
+    let (max, time) = (st.config.lingering_close_bytes, st.config.lingering_close);
+    tokio::spawn(async move {
+        let mut body = body;
+        let mut n = 0usize;
+        let _ = tokio::time::timeout(time, async {
+            while let Some(Ok(frame)) = body.frame().await {
+                if let Ok(d) = frame.into_data() {
+                    n += d.len();
+                    if n > max {
+                        break;
+                    }
+                }
+            }
+        })
+        .await;
+    });
+}
+
 async fn handle(
     st: &AppState,
     headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: axum::body::Body,
     request_id: &str,
     client: ClientHandle,
 ) -> Result<Response, ApiError> {
-    let key = auth::customer(st, headers)?;
-    let body = body.map_err(|r| body_error(r, st.config.max_body_bytes))?;
+    // The key first: a request without a valid one is answered without its body read.
+    let key = match auth::customer(st, headers) {
+        Ok(k) => k,
+        Err(e) => {
+            linger(st, body);
+            return Err(e);
+        }
+    };
+    let body = read_body(st, headers, body).await?;
     // Parsing grows with the body (0.18–0.4 s for 32 MiB in a debug build; several times
     // less in release, still far over a millisecond): a large body is parsed off the
     // async workers, so that other clients' requests and streams are not held up.

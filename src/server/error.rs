@@ -217,6 +217,16 @@ impl From<AdmitError> for ApiError {
                 "too_many_detached_requests",
                 e.to_string(),
             ),
+            AdmitError::TooManyConcurrent { .. } => {
+                let mut a = ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limit_error",
+                    "too_many_concurrent_requests",
+                    e.to_string(),
+                );
+                a.headers.push(("retry-after", "1".to_owned()));
+                a
+            }
         }
     }
 }

@@ -11,6 +11,7 @@ mod errors;
 mod faults;
 mod hostile;
 mod limits;
+mod listener;
 mod migrate;
 mod priced;
 mod regions;

@@ -407,7 +407,7 @@ async fn sigkill_run(commit_before_answer: bool) {
     let database_url = Backend::Postgres.fresh_database(dir.path()).await;
     std::fs::write(
         dir.path().join("gammainfra.toml"),
-        format!("[billing]\ntrial_usd = \"0.01\"\nlease_ttl_ms = 5000\nlease_idle_ms = 300\ncommit_before_answer = {commit_before_answer}\n"),
+        format!("[billing]\ntrial_usd = \"0.01\"\nlease_ttl_ms = 10000\nlease_idle_ms = 300\ncommit_before_answer = {commit_before_answer}\n"),
     )
     .expect("config");
     let cluster = Cluster {
