@@ -21,7 +21,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
-use crate::chat::limits::BEDROCK_MAX_IMAGES;
+use crate::chat::limits::{off_workers, BEDROCK_MAX_IMAGES};
 
 /// Largest image accepted (Bedrock's own limit is 3.75 MB per image).
 pub const MAX_IMAGE_BYTES: usize = 3_750_000;
@@ -126,7 +126,9 @@ impl ImageFetcher {
             if data.len() / 4 * 3 > MAX_IMAGE_BYTES + 2 {
                 return Err(format!("the image is larger than {MAX_IMAGE_BYTES} bytes"));
             }
-            let bytes = aws_smithy_types::base64::decode(data)
+            // Up to 5 MB of base64 per image: decoded off the async workers when large.
+            let bytes = off_workers(data.len(), || aws_smithy_types::base64::decode(data))
+                .await
                 .map_err(|e| format!("the image data URL is not valid base64: {e}"))?;
             if bytes.len() > MAX_IMAGE_BYTES {
                 return Err(format!("the image is larger than {MAX_IMAGE_BYTES} bytes"));
