@@ -7,11 +7,14 @@
 //!   sizes a credit reservation.
 //! * [`estimate`]: the input tokens a request is estimated to cost, for a stream cut
 //!   before the provider reported usage.
+//! * [`limits`]: the caps on what one request may ask (model length, messages, tools,
+//!   images, per provider where they differ).
 //! * [`raw`]: [`raw::RawObject`], a JSON object split into top-level fields whose values
 //!   stay unparsed, so a body that passes through is never re-serialised.
 //! * this file: usage and the reply types providers return.
 
 pub mod estimate;
+pub mod limits;
 pub mod raw;
 pub mod request;
 

@@ -37,6 +37,9 @@ pub struct Call<'a> {
     pub raw: &'a RawObject<'a>,
     pub endpoint: &'a Endpoint,
     pub model: &'a Model,
+    /// The request body's size in bytes: work that grows with it (building a provider's
+    /// body) runs off the async workers when it is large ([`crate::chat::limits::off_workers`]).
+    pub body_len: usize,
 }
 
 /// A model provider. An open set: held as `Arc<dyn Provider>`.

@@ -183,6 +183,7 @@ async fn one_token(runtime: &Bedrock, m: &Model, e: &Endpoint) -> Result<(), Str
             raw: &raw,
             endpoint: e,
             model: m,
+            body_len: body.len(),
         })
         .await
         .map(|_| ())

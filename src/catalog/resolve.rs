@@ -10,6 +10,7 @@
 use std::sync::Arc;
 
 use super::{Catalog, Model, ProviderKind};
+use crate::chat::limits::MAX_MODEL_BYTES;
 
 #[derive(Debug, Clone)]
 pub struct Resolution {
@@ -40,6 +41,19 @@ fn suggestions(close: &[String]) -> String {
 
 impl Catalog {
     pub fn resolve(&self, requested: &str) -> Result<Resolution, ResolveError> {
+        // No catalog or provider ID is this long: refused unmatched, so the work below
+        // (and the fuzzy matching, whose cost grows with the key's length) stays bounded.
+        // The chat path refuses such a `model` with a 400 before it gets here.
+        if requested.len() > MAX_MODEL_BYTES {
+            let mut cut = MAX_MODEL_BYTES;
+            while !requested.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            return Err(ResolveError {
+                requested: format!("{}…", &requested[..cut]),
+                close: Vec::new(),
+            });
+        }
         let key = requested.trim().to_ascii_lowercase();
         if let Some(&i) = self.index.get(&key) {
             let model = self.models[i].clone();
@@ -113,6 +127,10 @@ impl Catalog {
         (is_profile && rest.contains('.')).then_some(head)
     }
 
+    /// Up to three catalog models whose names are close to `key`. The candidates are the
+    /// catalog's own names (a fixed set, built at start) and `key` is at most
+    /// [`MAX_MODEL_BYTES`], so the Jaro-Winkler comparisons cost a bounded few
+    /// microseconds whatever the request holds.
     fn close_matches(&self, key: &str) -> Vec<String> {
         let mut scored: Vec<(f64, &str)> = self
             .models
@@ -183,5 +201,20 @@ mod tests {
             "{e}"
         );
         assert!(e.to_string().contains("Did you mean"));
+    }
+
+    #[test]
+    fn an_overlong_model_is_refused_without_matching_and_quickly() {
+        let c = Catalog::builtin().expect("catalog");
+        let long = "anthropic/claude-sonnet-4-6".repeat(1_000_000);
+        let t = std::time::Instant::now();
+        let e = c.resolve(&long).expect_err("too long");
+        assert!(
+            t.elapsed() < std::time::Duration::from_millis(50),
+            "{:?}",
+            t.elapsed()
+        );
+        assert!(e.close.is_empty());
+        assert!(e.requested.len() <= crate::chat::limits::MAX_MODEL_BYTES + 3);
     }
 }

@@ -513,4 +513,37 @@ mod tests {
         let mini = ImageRule::for_endpoint(&ProviderKind::OpenAi, "gpt-4o-mini");
         assert!(estimate(&body, mini) <= input_token_bound(body.len(), 1));
     }
+
+    #[test]
+    fn every_image_part_is_counted_in_the_estimate_and_the_reservation_bound() {
+        // Bedrock's cap of 20 images, in three messages: each one counts.
+        let img = r#"{"type":"image_url","image_url":{"url":"https://example.com/a.png"}}"#;
+        let msg = |n: usize| {
+            format!(
+                r#"{{"role":"user","content":[{{"type":"text","text":"x"}},{}]}}"#,
+                vec![img; n].join(",")
+            )
+        };
+        let body = format!(
+            r#"{{"model":"m","messages":[{},{{"role":"assistant","content":"ok"}},{},{}]}}"#,
+            msg(7),
+            msg(7),
+            msg(6)
+        );
+        let r = req(&body);
+        assert_eq!(r.image_count(), 20);
+        let text_only = estimate(
+            &body.replace(img, r#"{"type":"text","text":""}"#),
+            ImageRule::Nova,
+        );
+        assert_eq!(
+            estimate(&body, ImageRule::Nova),
+            text_only + 20 * NOVA_MAX_IMAGE_TOKENS
+        );
+        // The reservation's bound holds every image at the most any model charges.
+        assert_eq!(
+            input_token_bound(body.len(), r.image_count()),
+            body.len() as u64 + 20 * super::super::request::MAX_IMAGE_TOKENS
+        );
+    }
 }

@@ -1,8 +1,12 @@
 //! The typed OpenAI Chat Completions request and its validation.
 
+use std::collections::HashSet;
+
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::value::RawValue;
+
+use super::limits::{MAX_IMAGE_PARTS, MAX_MESSAGES, MAX_MODEL_BYTES, MAX_PROVIDER_LIST, MAX_TOOLS};
 
 /// A request that failed to parse or validate: a 400 `invalid_request_error`.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -331,8 +335,62 @@ impl ChatRequest {
         if self.model.trim().is_empty() {
             return e("model", "`model` must be a non-empty string");
         }
+        // The caps first, before any loop over what they bound (docs/architecture.md,
+        // "Limits per request").
+        if self.model.len() > MAX_MODEL_BYTES {
+            return e(
+                "model",
+                &format!(
+                    "`model` is {} bytes long; the limit is {MAX_MODEL_BYTES} bytes",
+                    self.model.len()
+                ),
+            );
+        }
         if self.messages.is_empty() {
             return e("messages", "`messages` must contain at least one message");
+        }
+        if self.messages.len() > MAX_MESSAGES {
+            return e(
+                "messages",
+                &format!(
+                    "`messages` has {} messages; the limit is {MAX_MESSAGES} messages per request",
+                    self.messages.len()
+                ),
+            );
+        }
+        let tools = self.tools.as_ref().map_or(0, Vec::len);
+        if tools > MAX_TOOLS {
+            return e(
+                "tools",
+                &format!("`tools` has {tools} tools; the limit is {MAX_TOOLS} tools per request"),
+            );
+        }
+        let images = self.image_count();
+        if images > MAX_IMAGE_PARTS {
+            return e(
+                "messages",
+                &format!(
+                    "the messages have {images} image parts; the limit is {MAX_IMAGE_PARTS} \
+                     images per request"
+                ),
+            );
+        }
+        if let Some(p) = &self.provider {
+            for (name, list) in [
+                ("order", &p.order),
+                ("only", &p.only),
+                ("ignore", &p.ignore),
+            ] {
+                if list.len() > MAX_PROVIDER_LIST {
+                    return e(
+                        &format!("provider.{name}"),
+                        &format!(
+                            "`provider.{name}` has {} entries; the limit is {MAX_PROVIDER_LIST}",
+                            list.len()
+                        ),
+                    );
+                }
+            }
         }
         if let Some(t) = self.temperature {
             if !(0.0..=2.0).contains(&t) {
@@ -388,7 +446,9 @@ impl ChatRequest {
                 );
             }
         }
-        let mut call_ids: Vec<&str> = Vec::new();
+        // A set, not a list: a 32 MiB body holds about 10^5 tool calls, and a list
+        // searched once per `tool` message would make this check quadratic.
+        let mut call_ids: HashSet<&str> = HashSet::new();
         for (i, m) in self.messages.iter().enumerate() {
             match m {
                 Message::Assistant {
@@ -417,7 +477,7 @@ impl ChatRequest {
                                 "tool calls must be of type `function`",
                             );
                         }
-                        call_ids.push(&c.id);
+                        call_ids.insert(&c.id);
                     }
                 }
                 Message::Tool { tool_call_id, .. } => {
@@ -718,5 +778,120 @@ mod tests {
         )
         .message
         .contains("invalid type"));
+    }
+
+    fn tool_calls_body(n: usize) -> String {
+        let calls: Vec<String> = (0..n)
+            .map(|i| format!(r#"{{"id":"call_{i:08}","type":"function","function":{{"name":"f","arguments":"{{}}"}}}}"#))
+            .collect();
+        let results: Vec<String> = (0..n)
+            .map(|i| format!(r#"{{"role":"tool","tool_call_id":"call_{i:08}","content":"x"}}"#))
+            .collect();
+        format!(
+            r#"{{"model":"m","messages":[{{"role":"user","content":"go"}},{{"role":"assistant","content":null,"tool_calls":[{}]}},{}]}}"#,
+            calls.join(","),
+            results.join(",")
+        )
+    }
+
+    #[test]
+    fn tool_call_ids_are_checked_in_linear_time() {
+        // 49,999 calls and results: 10^5 messages minus the first two. A list searched
+        // per result took about 1.25 × 10^9 comparisons here.
+        let body = tool_calls_body(MAX_MESSAGES / 2 - 1);
+        let t = std::time::Instant::now();
+        ChatRequest::parse(body.as_bytes()).expect("valid");
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(5),
+            "{:?}",
+            t.elapsed()
+        );
+    }
+
+    #[test]
+    fn the_caps_are_refused_naming_the_field_and_the_limit() {
+        let e = err(&format!(
+            r#"{{"model":"{}","messages":[{{"role":"user","content":"x"}}]}}"#,
+            "m".repeat(257)
+        ));
+        assert_eq!(e.param.as_deref(), Some("model"));
+        assert!(
+            e.message.contains("257 bytes") && e.message.contains("256"),
+            "{}",
+            e.message
+        );
+        assert!(e.message.len() < 200);
+        let msgs = vec![r#"{"role":"user","content":"x"}"#; MAX_MESSAGES + 1].join(",");
+        let e = err(&format!(r#"{{"model":"m","messages":[{msgs}]}}"#));
+        assert_eq!(e.param.as_deref(), Some("messages"));
+        assert!(e.message.contains("100000 messages"), "{}", e.message);
+        let tools = vec![r#"{"type":"function","function":{"name":"f"}}"#; MAX_TOOLS + 1].join(",");
+        let e = err(&with(&format!(r#""tools":[{tools}]"#)));
+        assert_eq!(e.param.as_deref(), Some("tools"));
+        assert!(e.message.contains("128 tools"), "{}", e.message);
+        let img = r#"{"type":"image_url","image_url":{"url":"data:image/png;base64,AAAA"}}"#;
+        let imgs = vec![img; MAX_IMAGE_PARTS + 1].join(",");
+        let e = err(&format!(
+            r#"{{"model":"m","messages":[{{"role":"user","content":[{imgs}]}}]}}"#
+        ));
+        assert_eq!(e.param.as_deref(), Some("messages"));
+        assert!(e.message.contains("500 images"), "{}", e.message);
+        let only = vec![r#""bedrock""#; MAX_PROVIDER_LIST + 1].join(",");
+        let e = err(&with(&format!(r#""provider":{{"only":[{only}]}}"#)));
+        assert_eq!(e.param.as_deref(), Some("provider.only"));
+        // At the caps, accepted.
+        let imgs = vec![img; MAX_IMAGE_PARTS].join(",");
+        ChatRequest::parse(
+            format!(r#"{{"model":"m","messages":[{{"role":"user","content":[{imgs}]}}]}}"#)
+                .as_bytes(),
+        )
+        .expect("at the image cap");
+        let tools = vec![r#"{"type":"function","function":{"name":"f"}}"#; MAX_TOOLS].join(",");
+        ChatRequest::parse(with(&format!(r#""tools":[{tools}]"#)).as_bytes())
+            .expect("at the tool cap");
+    }
+
+    /// Measures parsing of 32 MiB bodies (run with `--ignored --nocapture`); the figures
+    /// are in docs/architecture.md, "Limits per request".
+    #[test]
+    #[ignore]
+    fn measure_parsing_large_bodies() {
+        let text = "a".repeat(32 << 20);
+        let bodies = [
+            (
+                "one 32 MiB message",
+                format!(r#"{{"model":"m","messages":[{{"role":"user","content":"{text}"}}]}}"#),
+            ),
+            (
+                "a 30 MB model",
+                format!(
+                    r#"{{"model":"{}","messages":[{{"role":"user","content":"x"}}]}}"#,
+                    &text[..30_000_000]
+                ),
+            ),
+            (
+                "100,000 messages of 300 bytes",
+                format!(
+                    r#"{{"model":"m","messages":[{}]}}"#,
+                    vec![format!(r#"{{"role":"user","content":"{}"}}"#, &text[..300]); 100_000]
+                        .join(",")
+                ),
+            ),
+            ("49,999 tool calls and results", tool_calls_body(49_999)),
+        ];
+        for (name, body) in bodies {
+            let t = std::time::Instant::now();
+            let r = ChatRequest::parse(body.as_bytes());
+            let parse = t.elapsed();
+            let t = std::time::Instant::now();
+            let raw = crate::chat::raw::RawObject::parse(body.as_bytes()).map(|r| r.0.len());
+            eprintln!(
+                "{name} ({} bytes): parse {parse:?} ({}), raw object {:?}",
+                body.len(),
+                r.is_ok(),
+                t.elapsed()
+            );
+            assert!(raw.is_ok());
+        }
     }
 }

@@ -17,6 +17,7 @@ use hyper::Request;
 
 use super::http::{BaseUrl, HttpClient};
 use super::{Call, Provider, UpstreamError, UpstreamErrorKind};
+use crate::chat::limits::off_workers;
 use crate::chat::Reply;
 use crate::config::Secret;
 
@@ -48,11 +49,14 @@ const NAME: &str = "anthropic";
 impl Provider for Anthropic {
     fn call<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<Reply, UpstreamError>> {
         Box::pin(async move {
-            let body = convert::request(
-                call.req,
-                &call.endpoint.upstream_id,
-                call.model.max_output_tokens,
-            )
+            let body = off_workers(call.body_len, || {
+                convert::request(
+                    call.req,
+                    &call.endpoint.upstream_id,
+                    call.model.max_output_tokens,
+                )
+            })
+            .await
             .map_err(|e| UpstreamError::invalid_input(NAME, e))?;
             let req = Request::post(&self.url)
                 .header(HOST, &self.host)

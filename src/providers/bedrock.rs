@@ -91,9 +91,14 @@ impl Provider for Bedrock {
                 ));
             };
             let region = b.source_region.as_str();
-            let body = convert::request(call.req, call.model.max_output_tokens, &self.images)
-                .await
-                .map_err(|e| UpstreamError::invalid_input(NAME, e))?;
+            let body = convert::request(
+                call.req,
+                call.model.max_output_tokens,
+                &self.images,
+                call.body_len,
+            )
+            .await
+            .map_err(|e| UpstreamError::invalid_input(NAME, e))?;
             let stream = call.req.is_stream();
             let op = if stream {
                 "converse-stream"

@@ -23,6 +23,7 @@ use serde::Deserialize;
 use super::http::{BaseUrl, HttpClient};
 use super::{Call, Provider, UpstreamError, UpstreamErrorKind};
 use crate::catalog::ProviderKind;
+use crate::chat::limits::off_workers;
 use crate::chat::raw::RawObject;
 use crate::chat::request::FORWARDED_FIELDS;
 use crate::chat::{Completion, Reply, StreamItem, Usage};
@@ -204,11 +205,10 @@ impl Provider for OpenAi {
             if let Some(a) = &self.auth {
                 req = req.header(AUTHORIZATION, a);
             }
-            let req = req
-                .body(Full::new(Bytes::from(Self::body(&call))))
-                .map_err(|e| {
-                    UpstreamError::new(UpstreamErrorKind::Protocol, &self.name, e.to_string())
-                })?;
+            let body = off_workers(call.body_len, || Self::body(&call)).await;
+            let req = req.body(Full::new(Bytes::from(body))).map_err(|e| {
+                UpstreamError::new(UpstreamErrorKind::Protocol, &self.name, e.to_string())
+            })?;
             let resp = self.client.send(req, &self.name).await?;
             let status = resp.status();
             if !status.is_success() {
@@ -390,6 +390,7 @@ pricing = { input = "2.50", output = "10", source = { kind = "provider", url = "
             raw: &raw,
             endpoint,
             model,
+            body_len: body.len(),
         };
         serde_json::from_slice(&OpenAi::body(&call)).expect("json")
     }

@@ -10,6 +10,7 @@ mod chat;
 mod errors;
 mod faults;
 mod fuzz;
+mod hostile;
 mod limits;
 mod listener;
 mod migrate;

@@ -5,17 +5,57 @@ use serde::Deserialize;
 use serde_json::value::to_raw_value;
 use serde_json::{json, Map, Value};
 
-use super::images::ImageFetcher;
+use super::images::{Image, ImageFetcher};
+use crate::chat::limits::{off_workers, BEDROCK_MAX_IMAGES};
 use crate::chat::request::{Content, Message, Part, ToolChoice};
 use crate::chat::{ChatRequest, Completion, Turns, Usage};
 use crate::providers::{UpstreamError, UpstreamErrorKind};
 
 /// Builds the Converse body. Errors are the client's (a 400).
+///
+/// The images are counted first and refused over Bedrock's cap before any is fetched
+/// (the server's plan already skips Bedrock for such a request; this guards every other
+/// caller), then fetched together within one byte and time budget
+/// ([`ImageFetcher::load_all`]). Building the body grows with the request, so a large
+/// one (`body_len` bytes) is built off the async workers.
 pub async fn request(
     req: &ChatRequest,
     model_max_output: u64,
     images: &ImageFetcher,
+    body_len: usize,
 ) -> Result<Vec<u8>, String> {
+    let urls: Vec<&str> = image_urls(req).collect();
+    if urls.len() > BEDROCK_MAX_IMAGES {
+        return Err(format!(
+            "This request has {} image parts; Bedrock accepts at most {BEDROCK_MAX_IMAGES} \
+             images per request. Send fewer images.",
+            urls.len()
+        ));
+    }
+    let loaded = images.load_all(&urls).await?;
+    off_workers(body_len, || build(req, model_max_output, loaded)).await
+}
+
+/// The URL of every image part, in the order [`build`] meets them.
+fn image_urls(req: &ChatRequest) -> impl Iterator<Item = &str> {
+    req.messages.iter().flat_map(|m| {
+        let parts = match m {
+            Message::User {
+                content: Content::Parts(parts),
+            } => parts.as_slice(),
+            _ => &[],
+        };
+        parts.iter().filter_map(|p| match p {
+            Part::ImageUrl { image_url } => Some(image_url.url.as_str()),
+            Part::Text { .. } => None,
+        })
+    })
+}
+
+/// The Converse body, with `images` (loaded from [`image_urls`], in that order) taken
+/// one by one: each image's bytes are dropped as soon as they are encoded.
+fn build(req: &ChatRequest, model_max_output: u64, images: Vec<Image>) -> Result<Vec<u8>, String> {
+    let mut images = images.into_iter();
     let mut system: Vec<Value> = Vec::new();
     // Converse wants alternating roles: consecutive turns of one role are merged.
     let mut messages = Turns::default();
@@ -56,7 +96,9 @@ pub async fn request(
                                     }
                                 }
                                 Part::ImageUrl { image_url } => {
-                                    let img = images.load(&image_url.url).await?;
+                                    let img = images.next().ok_or_else(|| {
+                                        format!("the image at {} was not loaded", image_url.url)
+                                    })?;
                                     blocks.push(json!({"image": {"format": img.format, "source": {"bytes": aws_smithy_types::base64::encode(&img.bytes)}}}));
                                 }
                             }
@@ -268,8 +310,9 @@ mod tests {
         )
         .expect("request");
         let f = ImageFetcher::new(false).expect("fetcher");
-        let body: Value = serde_json::from_slice(&request(&req, 64000, &f).await.expect("convert"))
-            .expect("json");
+        let body: Value =
+            serde_json::from_slice(&request(&req, 64000, &f, 0).await.expect("convert"))
+                .expect("json");
         assert_eq!(body["system"][0]["text"], "be brief");
         assert_eq!(body["inferenceConfig"]["maxTokens"], 50);
         assert_eq!(body["inferenceConfig"]["stopSequences"][0], "END");
@@ -317,5 +360,19 @@ mod tests {
             choices[0]["message"]["tool_calls"][0]["function"]["arguments"],
             r#"{"q":"x"}"#
         );
+    }
+
+    #[tokio::test]
+    async fn images_over_bedrocks_cap_are_refused_before_any_fetch() {
+        let img = r#"{"type":"image_url","image_url":{"url":"https://127.0.0.1:9/a.png"}}"#;
+        let parts = vec![img; BEDROCK_MAX_IMAGES + 1].join(",");
+        let body = format!(r#"{{"model":"m","messages":[{{"role":"user","content":[{parts}]}}]}}"#);
+        let req = ChatRequest::parse(body.as_bytes()).expect("request");
+        let f = ImageFetcher::new(false).expect("fetcher");
+        // Counted first: the count is refused, not the (private) address of a fetch.
+        let e = request(&req, 100, &f, body.len())
+            .await
+            .expect_err("over the cap");
+        assert!(e.contains("at most 20 images"), "{e}");
     }
 }

@@ -11,23 +11,33 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Limited};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use bytes::{Bytes, BytesMut};
+use futures_util::future::try_join_all;
+use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::connect::dns::Name;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
+use crate::chat::limits::{off_workers, BEDROCK_MAX_IMAGES};
+
 /// Largest image accepted (Bedrock's own limit is 3.75 MB per image).
 pub const MAX_IMAGE_BYTES: usize = 3_750_000;
-/// Longest time a fetch may take.
+/// Most image bytes one request may fetch, all its images together: Bedrock's 20 images
+/// at 3.75 MB each. Counted as the bytes arrive, so no fetch reads past it.
+pub const REQUEST_IMAGE_BYTES: usize = BEDROCK_MAX_IMAGES * MAX_IMAGE_BYTES;
+/// Longest time a request's image fetches may take, all of them together (they run
+/// concurrently), and the connect timeout of each.
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// An image ready for Converse: its format and bytes.
+/// An image ready for Converse: its format and bytes (held once: the fetched body's
+/// buffer, not a copy).
 #[derive(Debug, Clone)]
 pub struct Image {
     pub format: &'static str,
-    pub bytes: Vec<u8>,
+    pub bytes: Bytes,
 }
 
 fn format_of(media_type: &str) -> Option<&'static str> {
@@ -66,19 +76,68 @@ impl ImageFetcher {
         })
     }
 
-    /// The image an OpenAI `image_url` names. Errors are the client's (a 400).
+    /// The images a request's `image_url`s name, in order: fetched concurrently, within
+    /// [`REQUEST_IMAGE_BYTES`] and [`FETCH_TIMEOUT`] for all of them together. The first
+    /// failure ends the others. Errors are the client's (a 400). The caller checks the
+    /// count against the provider's cap before calling.
+    pub async fn load_all(&self, urls: &[&str]) -> Result<Vec<Image>, String> {
+        self.load_all_within(urls, REQUEST_IMAGE_BYTES, FETCH_TIMEOUT)
+            .await
+    }
+
+    /// [`ImageFetcher::load_all`] within `max_bytes` and `time` for all the images.
+    async fn load_all_within(
+        &self,
+        urls: &[&str],
+        max_bytes: usize,
+        time: Duration,
+    ) -> Result<Vec<Image>, String> {
+        if urls.is_empty() {
+            return Ok(Vec::new());
+        }
+        let budget = Budget {
+            left: AtomicUsize::new(max_bytes),
+            max: max_bytes,
+        };
+        let all = try_join_all(urls.iter().map(|u| self.load_within(u, &budget)));
+        tokio::time::timeout(time, all).await.map_err(|_| {
+            format!(
+                "fetching the request's {} images took longer than {time:?}",
+                urls.len()
+            )
+        })?
+    }
+
+    /// One image, as [`ImageFetcher::load_all`] loads it.
     pub async fn load(&self, url: &str) -> Result<Image, String> {
+        let mut all = self.load_all(&[url]).await?;
+        all.pop()
+            .ok_or_else(|| format!("the image at {url} was not loaded"))
+    }
+
+    /// One image; its bytes are taken from the request's `budget`.
+    async fn load_within(&self, url: &str, budget: &Budget) -> Result<Image, String> {
         if let Some(parsed) = crate::chat::request::parse_data_url(url) {
             let (media, data) = parsed?;
             let format = format_of(media).ok_or_else(|| {
                 format!("image type {media} is not supported (png, jpeg, gif, webp)")
             })?;
-            let bytes = aws_smithy_types::base64::decode(data)
+            // Refused by its length before decoding (base64 holds 3 bytes per 4 chars).
+            if data.len() / 4 * 3 > MAX_IMAGE_BYTES + 2 {
+                return Err(format!("the image is larger than {MAX_IMAGE_BYTES} bytes"));
+            }
+            // Up to 5 MB of base64 per image: decoded off the async workers when large.
+            let bytes = off_workers(data.len(), || aws_smithy_types::base64::decode(data))
+                .await
                 .map_err(|e| format!("the image data URL is not valid base64: {e}"))?;
             if bytes.len() > MAX_IMAGE_BYTES {
                 return Err(format!("the image is larger than {MAX_IMAGE_BYTES} bytes"));
             }
-            return Ok(Image { format, bytes });
+            budget.take(bytes.len())?;
+            return Ok(Image {
+                format,
+                bytes: Bytes::from(bytes),
+            });
         }
         if !url.starts_with("https://") {
             return Err("image URLs must be https:// or data: URLs".to_owned());
@@ -97,46 +156,75 @@ impl ImageFetcher {
                 return Err(format!("{host} is not a public address; the gateway does not fetch from private networks (no public address)"));
             }
         }
-        let fetch = async {
-            let resp = self.client.get(uri).await.map_err(|e| {
-                format!(
-                    "the image at {url} could not be fetched: {}",
-                    crate::providers::http::chain(&e)
-                )
-            })?;
-            if !resp.status().is_success() {
-                return Err(format!(
-                    "the image at {url} answered HTTP {}",
-                    resp.status()
-                ));
+        let resp = self.client.get(uri).await.map_err(|e| {
+            format!(
+                "the image at {url} could not be fetched: {}",
+                crate::providers::http::chain(&e)
+            )
+        })?;
+        if !resp.status().is_success() {
+            return Err(format!(
+                "the image at {url} answered HTTP {}",
+                resp.status()
+            ));
+        }
+        let ct = resp
+            .headers()
+            .get(hyper::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let format = format_of(&ct).ok_or_else(|| {
+            format!("the image at {url} has content type `{ct}`, not png, jpeg, gif or webp")
+        })?;
+        let too_large = || format!("the image at {url} is larger than {MAX_IMAGE_BYTES} bytes");
+        let declared = resp
+            .headers()
+            .get(hyper::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        if declared.is_some_and(|n| n > MAX_IMAGE_BYTES) {
+            return Err(too_large());
+        }
+        let mut buf = BytesMut::with_capacity(declared.unwrap_or(64 * 1024));
+        let mut body = resp.into_body();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| format!("the image at {url} broke off: {e}"))?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            if buf.len() + data.len() > MAX_IMAGE_BYTES {
+                return Err(too_large());
             }
-            let ct = resp
-                .headers()
-                .get(hyper::header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-                .to_owned();
-            let format = format_of(&ct).ok_or_else(|| {
-                format!("the image at {url} has content type `{ct}`, not png, jpeg, gif or webp")
-            })?;
-            let body = Limited::new(resp.into_body(), MAX_IMAGE_BYTES)
-                .collect()
-                .await
-                .map_err(|_| {
-                    format!(
-                        "the image at {url} is larger than {MAX_IMAGE_BYTES} bytes or broke off"
-                    )
-                })?;
-            Ok(Image {
-                format,
-                bytes: body.to_bytes().to_vec(),
+            budget.take(data.len())?;
+            buf.extend_from_slice(&data);
+        }
+        Ok(Image {
+            format,
+            bytes: buf.freeze(),
+        })
+    }
+}
+
+/// The image bytes a request has left, shared by its concurrent fetches.
+struct Budget {
+    left: AtomicUsize,
+    max: usize,
+}
+
+impl Budget {
+    fn take(&self, n: usize) -> Result<(), String> {
+        self.left
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                left.checked_sub(n)
             })
-        };
-        tokio::time::timeout(FETCH_TIMEOUT, fetch)
-            .await
+            .map(|_| ())
             .map_err(|_| {
-                format!("fetching the image at {url} took longer than {FETCH_TIMEOUT:?}")
-            })?
+                format!(
+                    "the request's images are larger than {} bytes together",
+                    self.max
+                )
+            })
     }
 }
 
@@ -270,5 +358,59 @@ mod tests {
             .await
             .expect_err("localhost refused");
         assert!(e.contains("no public address"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_requests_images_share_one_byte_budget() {
+        let f = ImageFetcher::new(false).expect("fetcher");
+        let png = "data:image/png;base64,iVBORw0KGgo="; // 8 bytes
+        let urls = [png, png, png];
+        let long = Duration::from_secs(5);
+        assert_eq!(
+            f.load_all_within(&urls, 24, long)
+                .await
+                .expect("fits")
+                .len(),
+            3
+        );
+        let e = f
+            .load_all_within(&urls, 23, long)
+            .await
+            .expect_err("over the budget");
+        assert!(e.contains("larger than 23 bytes together"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_requests_fetches_run_concurrently_within_one_time_budget() {
+        // A server that accepts connections and never answers (not even TLS).
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let accepted = std::sync::Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        let server = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                held.push(s);
+            }
+        });
+        let f = ImageFetcher::new(true).expect("fetcher");
+        let urls: Vec<String> = (0..3)
+            .map(|i| format!("https://127.0.0.1:{port}/{i}.png"))
+            .collect();
+        let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
+        let t = std::time::Instant::now();
+        let e = f
+            .load_all_within(&urls, REQUEST_IMAGE_BYTES, Duration::from_millis(500))
+            .await
+            .expect_err("never answered");
+        let took = t.elapsed();
+        assert!(e.contains("took longer than 500ms"), "{e}");
+        // One budget for the three, not one each; and all three were under way.
+        assert!(took < Duration::from_millis(1_400), "{took:?}");
+        assert_eq!(accepted.load(Ordering::SeqCst), 3);
+        server.abort();
     }
 }
