@@ -891,9 +891,13 @@ impl Ledger {
             .reserve(&key.key_id, amount, time::OffsetDateTime::now_utc())?;
         b.reserved = b.reserved + amount;
         b.in_flight += 1;
+        let lease_low = self.note_admission(b);
         *in_flight.entry(key.key_id.clone()).or_default() += 1;
         drop(in_flight);
         drop(a);
+        if lease_low {
+            self.prefetch(&key.account_id);
+        }
         self.open.fetch_add(1, Ordering::AcqRel);
         if let Ok(mut c) = client.0.lock() {
             c.account = Some((self.clone(), key.account_id.clone()));

@@ -126,12 +126,7 @@ impl Ledger {
         for _ in 0..4 {
             match self.reserve(key, request_id, amount, client) {
                 Err(AdmitError::Insufficient(_)) => {}
-                r => {
-                    if r.is_ok() {
-                        self.prefetch(shared, &key.account_id);
-                    }
-                    return r;
-                }
+                r => return r,
             }
             self.grant(shared, &key.account_id, amount, false).await?;
         }
@@ -243,23 +238,27 @@ impl Ledger {
         }
     }
 
-    /// Starts a background grant when the lease on `account` runs below half a slice,
-    /// so that the next requests find credit here without waiting for the database.
-    fn prefetch(self: &Arc<Self>, shared: &Shared, account: &Arc<str>) {
-        let low = {
-            let mut a = self.accounts.lock().unwrap_or_else(PoisonError::into_inner);
-            let b = a.entry(account.clone()).or_default();
-            if let Some(l) = &mut b.lease {
-                l.last_admit = Instant::now();
-            }
-            b.available() < shared.half_slice()
+    /// Notes an admission under `b`'s lease (held under the balances' lock by
+    /// [`Ledger::reserve`]); returns whether the lease has run below half a slice.
+    pub(super) fn note_admission(&self, b: &mut super::Balance) -> bool {
+        let Some(shared) = self.shared() else {
+            return false;
         };
-        if !low
-            || !shared
-                .prefetching
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .insert(account.clone())
+        if let Some(l) = &mut b.lease {
+            l.last_admit = Instant::now();
+        }
+        b.available() < shared.half_slice()
+    }
+
+    /// Starts a background grant for a lease that runs low, so that the next requests
+    /// find credit here without waiting for the database.
+    pub(super) fn prefetch(self: &Arc<Self>, account: &Arc<str>) {
+        let Some(shared) = self.shared() else { return };
+        if !shared
+            .prefetching
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(account.clone())
         {
             return;
         }
@@ -469,12 +468,7 @@ impl Ledger {
             return;
         }
         let now = time::OffsetDateTime::now_utc();
-        let stamp = crate::clock::rfc3339(now);
-        let (day, month) = (
-            stamp.get(..10).unwrap_or_default(),
-            stamp.get(..7).unwrap_or_default(),
-        );
-        match self.store.keys_spend(&marked, day, month).await {
+        match super::key_spend_now(&self.store, &marked, now).await {
             Ok(loaded) => self
                 .spending
                 .lock()
