@@ -351,6 +351,23 @@ impl Gw {
         .await
     }
 
+    /// Creates a key for `account` with the admin API's `body`; returns (key id, key).
+    pub async fn key_with(&self, account: &str, body: &str) -> (String, String) {
+        let r = self
+            .admin(
+                "POST",
+                &format!("/admin/v1/accounts/{account}/keys"),
+                Some(body),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text());
+        let v = r.json();
+        (
+            v["key_id"].as_str().expect("id").to_owned(),
+            v["api_key"].as_str().expect("key").to_owned(),
+        )
+    }
+
     pub async fn admin(&self, method: &str, path: &str, body: Option<&str>) -> Resp {
         self.send(method, path, Some(ADMIN), body, &[]).await
     }

@@ -6,23 +6,6 @@ use gammainfra::config::Secret;
 
 use crate::harness::*;
 
-/// Creates a key for `account` with `body`; returns (key id, api key).
-async fn key_with(gw: &Gw, account: &str, body: &str) -> (String, String) {
-    let r = gw
-        .admin(
-            "POST",
-            &format!("/admin/v1/accounts/{account}/keys"),
-            Some(body),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.text());
-    let v = r.json();
-    (
-        v["key_id"].as_str().expect("id").to_owned(),
-        v["api_key"].as_str().expect("key").to_owned(),
-    )
-}
-
 async fn key_view(gw: &Gw, key_id: &str) -> serde_json::Value {
     let r = gw
         .admin("GET", &format!("/admin/v1/keys/{key_id}"), None)
@@ -48,12 +31,12 @@ fn mini_worst_case(body: &str, max_tokens: u64) -> i128 {
 async fn daily_limit_is_exact_and_counts_settled_spend(backend: Backend) {
     let gw = Gw::start_on(backend, |_| {}).await;
     let (account, _) = gw.account("limits@example.com").await;
-    let (key_id, key) = key_with(
-        &gw,
-        &account,
-        r#"{"name":"capped","limits":{"daily_usd":"0.01","monthly_usd":"1.00"}}"#,
-    )
-    .await;
+    let (key_id, key) = gw
+        .key_with(
+            &account,
+            r#"{"name":"capped","limits":{"daily_usd":"0.01","monthly_usd":"1.00"}}"#,
+        )
+        .await;
     let v = key_view(&gw, &key_id).await;
     assert_eq!(v["limits"]["daily_usd"], "0.01");
     assert_eq!(v["limits"]["monthly_usd"], "1.00");
@@ -135,7 +118,7 @@ async fn daily_limit_is_exact_and_counts_settled_spend(backend: Backend) {
     assert!(total.header("retry-after").is_none());
     assert!(total.text().contains("total spending limit"));
     // Another key of the same account is not held to this key's limits.
-    let (_, other) = key_with(&gw, &account, "").await;
+    let (_, other) = gw.key_with(&account, "").await;
     let r = gw.chat(&other, &big, &[]).await;
     assert_eq!(r.status, 200, "{}", r.text());
 }
@@ -143,7 +126,7 @@ async fn daily_limit_is_exact_and_counts_settled_spend(backend: Backend) {
 async fn limits_are_validated(backend: Backend) {
     let gw = Gw::start_on(backend, |_| {}).await;
     let (account, _) = gw.account("validate@example.com").await;
-    let (key_id, _) = key_with(&gw, &account, "").await;
+    let (key_id, _) = gw.key_with(&account, "").await;
     let cases = [
         (
             r#"{"limits":{"daily_usd":"5.001"}}"#,
@@ -230,12 +213,12 @@ async fn limits_and_spend_survive_a_restart() {
     let u = url.clone();
     let gw = Gw::start_with(move |c| c.database_url = u).await;
     let (account, _) = gw.account("restart@example.com").await;
-    let (key_id, key) = key_with(
-        &gw,
-        &account,
-        r#"{"limits":{"total_usd":"0.01","requests_per_minute":50}}"#,
-    )
-    .await;
+    let (key_id, key) = gw
+        .key_with(
+            &account,
+            r#"{"limits":{"total_usd":"0.01","requests_per_minute":50}}"#,
+        )
+        .await;
     let r = gw.chat(&key, &mini("hello", 5), &[]).await;
     assert_eq!(r.status, 200, "{}", r.text());
     let cost = r.header("x-gammainfra-cost-usd").expect("cost").to_owned();
@@ -317,12 +300,12 @@ async fn rpm_and_tpm_in_process() {
     let body = mini("hi", 20);
     let cost = body.len() as u64 + 20;
     let tpm = 2 * cost - 1;
-    let (key_id, tpm_key) = key_with(
-        &gw,
-        &account,
-        &format!(r#"{{"limits":{{"requests_per_minute":100,"tokens_per_minute":{tpm}}}}}"#),
-    )
-    .await;
+    let (key_id, tpm_key) = gw
+        .key_with(
+            &account,
+            &format!(r#"{{"limits":{{"requests_per_minute":100,"tokens_per_minute":{tpm}}}}}"#),
+        )
+        .await;
     let r = gw.chat(&tpm_key, &body, &[]).await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(
@@ -379,7 +362,9 @@ async fn no_limit_no_headers() {
 async fn a_request_over_a_limit_on_its_own_is_400_not_429() {
     let gw = Gw::start().await;
     let (account, _) = gw.account("alone@example.com").await;
-    let (_, tpm_key) = key_with(&gw, &account, r#"{"limits":{"tokens_per_minute":1000}}"#).await;
+    let (_, tpm_key) = gw
+        .key_with(&account, r#"{"limits":{"tokens_per_minute":1000}}"#)
+        .await;
     // No max_tokens: the output cap is the model's 16,384 tokens, over 1,000 alone.
     let r = gw
         .chat(&tpm_key, &chat_body("openai/gpt-4o-mini", "hi", ""), &[])
@@ -389,7 +374,9 @@ async fn a_request_over_a_limit_on_its_own_is_400_not_429() {
     assert!(r.header("retry-after").is_none());
     // With a small max_tokens it fits.
     assert_eq!(gw.chat(&tpm_key, &mini("hi", 5), &[]).await.status, 200);
-    let (_, spend_key) = key_with(&gw, &account, r#"{"limits":{"daily_usd":"0.01"}}"#).await;
+    let (_, spend_key) = gw
+        .key_with(&account, r#"{"limits":{"daily_usd":"0.01"}}"#)
+        .await;
     let r = gw
         .chat(&spend_key, &chat_body("openai/gpt-4o", "hi", ""), &[])
         .await;

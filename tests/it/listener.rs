@@ -125,10 +125,7 @@ async fn a_key_over_its_concurrency_limit_gets_429() {
     assert_eq!(r.error_code(), "too_many_concurrent_requests");
     assert_eq!(r.header("retry-after"), Some("1"));
     // Another key of the account still has room: the account allows three.
-    let other = gw
-        .admin("POST", &format!("/admin/v1/accounts/{id}/keys"), Some("{}"))
-        .await;
-    let other = other.json()["api_key"].as_str().expect("key").to_owned();
+    let (_, other) = gw.key_with(&id, "{}").await;
     let held = {
         let (gw, other, slow) = (gw.clone(), other.clone(), slow.clone());
         tokio::spawn(async move { gw.chat(&other, &slow, &[]).await.status })

@@ -13,23 +13,6 @@ use sqlx::Row;
 
 use crate::harness::*;
 
-/// Creates a key for `account` with `body`; returns (key id, api key).
-async fn key_with(gw: &Gw, account: &str, body: &str) -> (String, String) {
-    let r = gw
-        .admin(
-            "POST",
-            &format!("/admin/v1/accounts/{account}/keys"),
-            Some(body),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.text());
-    let v = r.json();
-    (
-        v["key_id"].as_str().expect("id").to_owned(),
-        v["api_key"].as_str().expect("key").to_owned(),
-    )
-}
-
 async fn topup(gw: &Gw, account: &str, usd: &str, idempotency_key: &str) -> Resp {
     let r = gw
         .send(
@@ -162,13 +145,11 @@ async fn an_sqlite_ledger_moves_to_postgres_exactly() {
     let carol = r.json()["id"].as_str().expect("id").to_owned();
     let carol_key = r.json()["api_key"].as_str().expect("key").to_owned();
     let carol_key_id = r.json()["key_id"].as_str().expect("key id").to_owned();
-    let (capped_id, capped) = key_with(
-        &gw,
-        &alice,
+    let (capped_id, capped) = gw.key_with(&alice,
         r#"{"name":"capped","residency":"us","limits":{"total_usd":"5.00","daily_usd":"1.00","monthly_usd":"3.00","requests_per_minute":50,"tokens_per_minute":100000}}"#,
     )
     .await;
-    let (revoked_id, revoked) = key_with(&gw, &alice, r#"{"name":"old"}"#).await;
+    let (revoked_id, revoked) = gw.key_with(&alice, r#"{"name":"old"}"#).await;
     let r = gw
         .admin("DELETE", &format!("/admin/v1/keys/{revoked_id}"), None)
         .await;

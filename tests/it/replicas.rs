@@ -626,15 +626,7 @@ async fn a_keys_spending_limit_counts_what_other_replicas_charged() {
     let a = Gw::start_on(Backend::Postgres, |_| {}).await;
     let b = Gw::start_replica(a.database_url(), |_| {}).await;
     let (id, _) = a.account("spend-replicas@example.com").await;
-    let r = a
-        .admin(
-            "POST",
-            &format!("/admin/v1/accounts/{id}/keys"),
-            Some(r#"{"limits":{"total_usd":"0.05"}}"#),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.text());
-    let key = r.json()["api_key"].as_str().expect("key").to_owned();
+    let (key_id, key) = a.key_with(&id, r#"{"limits":{"total_usd":"0.05"}}"#).await;
     wait_for_key(&b, &key).await;
     // About $0.012 each at Opus prices, with a worst case near $0.0225: the $0.05
     // limit serves three in a row.
@@ -666,7 +658,6 @@ async fn a_keys_spending_limit_counts_what_other_replicas_charged() {
         "the key spent {spent} nano-dollars of $0.05"
     );
     // B's view of the key shows what A charged.
-    let key_id = b.state.ledger.authenticate(&key).expect("key").key_id;
     let view = b
         .admin("GET", &format!("/admin/v1/keys/{key_id}"), None)
         .await;

@@ -70,18 +70,6 @@ async fn account_with(gw: &Gw, body: &str) -> (String, String) {
     )
 }
 
-async fn key_with(gw: &Gw, account: &str, body: &str) -> String {
-    let r = gw
-        .admin(
-            "POST",
-            &format!("/admin/v1/accounts/{account}/keys"),
-            Some(body),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.text());
-    r.json()["api_key"].as_str().expect("key").to_owned()
-}
-
 async fn patch(gw: &Gw, account: &str, body: &str) -> Resp {
     gw.admin(
         "PATCH",
@@ -213,7 +201,10 @@ async fn an_eu_account_is_never_served_outside_the_eu_whatever_the_header_says()
 async fn a_key_policy_narrows_its_accounts() {
     let gw = resident_gw(|_| {}).await;
     let (id, first) = account_with(&gw, r#"{"email":"keys@example.com","residency":"eu"}"#).await;
-    let central = key_with(&gw, &id, r#"{"name":"central","residency":"eu-central-1"}"#).await;
+    let central = gw
+        .key_with(&id, r#"{"name":"central","residency":"eu-central-1"}"#)
+        .await
+        .1;
     let r = ask(&gw, &central, None).await;
     served_by(&gw, &r, "sim-eu-central-1", "key policy, no header");
     let r = ask(&gw, &central, Some("eu")).await;
@@ -230,7 +221,10 @@ async fn a_key_policy_narrows_its_accounts() {
     served_by(&gw, &r, "sim-eu-west-1", "first key");
 
     // A key policy partly outside the account's: the intersection applies.
-    let mixed = key_with(&gw, &id, r#"{"residency":"us-east-1,eu-central-1"}"#).await;
+    let mixed = gw
+        .key_with(&id, r#"{"residency":"us-east-1,eu-central-1"}"#)
+        .await
+        .1;
     let r = ask(&gw, &mixed, None).await;
     served_by(&gw, &r, "sim-eu-central-1", "mixed key, no header");
     let r = ask(&gw, &mixed, Some("us-east-1")).await;
@@ -427,8 +421,14 @@ async fn policies_survive_a_restart() {
     let (created, _) =
         account_with(&gw, r#"{"email":"created@example.com","residency":"us"}"#).await;
     let (free, _) = gw.account("free@example.com").await;
-    let central = key_with(&gw, &free, r#"{"residency":"eu-central-1"}"#).await;
-    let legacy = key_with(&gw, &free, r#"{"default_region":"us-east-1"}"#).await;
+    let central = gw
+        .key_with(&free, r#"{"residency":"eu-central-1"}"#)
+        .await
+        .1;
+    let legacy = gw
+        .key_with(&free, r#"{"default_region":"us-east-1"}"#)
+        .await
+        .1;
     gw.stop(&url).await;
 
     let u = url.clone();
