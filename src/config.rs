@@ -146,6 +146,7 @@ struct RawTimeouts {
     connect_ms: Option<u64>,
     first_byte_ms: Option<u64>,
     idle_ms: Option<u64>,
+    total_ms: Option<u64>,
 }
 
 /// A validated configuration.
@@ -585,6 +586,7 @@ impl Config {
             connect: t.connect_ms.map_or(d.connect, Duration::from_millis),
             first_byte: t.first_byte_ms.map_or(d.first_byte, Duration::from_millis),
             idle: t.idle_ms.map_or(d.idle, Duration::from_millis),
+            total: t.total_ms.map_or(d.total, Duration::from_millis),
         };
         let bedrock = bedrock_config(raw.bedrock, env, &mut errs);
         let limits = limits_config(raw.limits, env, &mut errs);

@@ -73,8 +73,10 @@
 //!   * `[[sim:corrupt]]`: a stream sends two content deltas, then a frame that does not
 //!     decode (truncated JSON in an SSE event; a bad CRC in a Bedrock event-stream
 //!     frame), then ends; a non-streamed answer is half its JSON.
+//!   * `[[sim:endless]]` (streaming): two content deltas, then a frame without content
+//!     (Anthropic `ping`, an OpenAI chunk with an empty delta) every 100 ms, forever.
 //!   * `[[sim:drip 50]]` (streaming): every frame waits 50 ms (at most 10 s).
-//!   * `cut`, `midstream-error`, `hang` and `corrupt` take the number of content deltas
+//!   * `cut`, `midstream-error`, `hang`, `endless` and `corrupt` take the number of content deltas
 //!     sent before the fault (`[[sim:cut 0]]`: before any content; default 2).
 //!   * A directive with an `@MODEL` word (`[[sim:error 503 @us.anthropic.claude-sonnet-4-6]]`)
 //!     applies only to requests for that upstream model ID (exact match), so one endpoint
@@ -519,6 +521,9 @@ fn fault_position(arg: &str) -> usize {
 /// * `[[sim:hang N]]`: a stream sends N content deltas (default 2), then nothing more,
 ///   with the connection held open; a non-streamed answer sends its head and half its
 ///   body, then nothing more.
+/// * `[[sim:endless N]]` (streaming): N content deltas (default 2), then a keep-alive
+///   frame that carries no content (an Anthropic `ping`, an empty OpenAI delta, an
+///   empty Bedrock `contentBlockDelta`) every 100 ms (or the drip delay), forever.
 /// * `[[sim:corrupt N]]`: a stream sends N content deltas (default 2), then a frame that
 ///   does not decode (invalid JSON in an SSE event; a bad CRC in an event-stream frame),
 ///   then ends; a non-streamed answer is cut to half its JSON.
@@ -529,6 +534,7 @@ struct Transport {
     reset: bool,
     drip: Option<Duration>,
     hang: bool,
+    endless: bool,
     corrupt: bool,
     cut: bool,
     /// Content deltas sent before a mid-stream fault.
@@ -548,12 +554,16 @@ impl Transport {
                         .map(|ms| Duration::from_millis(ms.min(10_000)));
                 }
                 "hang" => t.hang = true,
+                "endless" => t.endless = true,
                 "corrupt" => t.corrupt = true,
                 "cut" => t.cut = true,
                 "midstream-error" | "exception" => {}
                 _ => continue,
             }
-            if matches!(name, "hang" | "corrupt" | "cut" | "midstream-error") {
+            if matches!(
+                name,
+                "hang" | "endless" | "corrupt" | "cut" | "midstream-error"
+            ) {
                 t.after = Some(fault_position(arg));
             }
         }
@@ -561,10 +571,17 @@ impl Transport {
     }
 
     /// How a stream with this mid-stream fault is sent. `corrupt_frame` is a frame of
-    /// the simulator's framing that does not decode.
-    fn stream_plan(&self, fault: StreamFault, corrupt_frame: impl FnOnce() -> Bytes) -> StreamPlan {
+    /// the simulator's framing that does not decode, `keep_alive` one without content.
+    fn stream_plan(
+        &self,
+        fault: StreamFault,
+        corrupt_frame: impl FnOnce() -> Bytes,
+        keep_alive: impl FnOnce() -> Bytes,
+    ) -> StreamPlan {
         let fault = if self.hang {
             StreamFault::Hang
+        } else if self.endless {
+            StreamFault::Endless(keep_alive())
         } else if self.corrupt {
             StreamFault::Corrupt(corrupt_frame())
         } else {
@@ -644,6 +661,7 @@ impl Triggers {
         &self,
         error_frame: impl FnOnce() -> Bytes,
         corrupt_frame: impl FnOnce() -> Bytes,
+        keep_alive: impl FnOnce() -> Bytes,
     ) -> StreamPlan {
         let fault = if self.cut {
             StreamFault::Cut
@@ -652,7 +670,7 @@ impl Triggers {
         } else {
             StreamFault::None
         };
-        self.transport.stream_plan(fault, corrupt_frame)
+        self.transport.stream_plan(fault, corrupt_frame, keep_alive)
     }
 }
 
@@ -736,6 +754,9 @@ enum StreamFault {
     Corrupt(Bytes),
     /// Send nothing more, and keep the connection open.
     Hang,
+    /// Send this frame, which carries no content, every 100 ms (or the drip delay),
+    /// forever.
+    Endless(Bytes),
 }
 
 /// How a stream is sent: its fault, the content deltas sent before it, and the delay
@@ -754,6 +775,7 @@ struct StreamPlan {
 fn frames_body(mut frames: Vec<(Bytes, bool)>, plan: StreamPlan) -> Body {
     let mut tail: Option<Result<Bytes, std::io::Error>> = None;
     let mut hang = false;
+    let mut endless = None;
     if !matches!(plan.fault, StreamFault::None) {
         let delta_positions: Vec<usize> = frames
             .iter()
@@ -775,6 +797,10 @@ fn frames_body(mut frames: Vec<(Bytes, bool)>, plan: StreamPlan) -> Body {
                 hang = true;
                 None
             }
+            StreamFault::Endless(frame) => {
+                endless = Some(frame);
+                None
+            }
             _ => Some(Err(std::io::Error::new(
                 std::io::ErrorKind::ConnectionAborted,
                 "simulated connection cut",
@@ -794,7 +820,14 @@ fn frames_body(mut frames: Vec<(Bytes, bool)>, plan: StreamPlan) -> Body {
         }
         item
     });
-    if hang {
+    if let Some(frame) = endless {
+        let every = drip.unwrap_or(Duration::from_millis(100));
+        let forever = futures_util::stream::repeat(frame).then(move |f| async move {
+            tokio::time::sleep(every).await;
+            Ok(f)
+        });
+        Body::from_stream(stream.chain(forever))
+    } else if hang {
         Body::from_stream(stream.chain(futures_util::stream::pending()))
     } else {
         Body::from_stream(stream)

@@ -139,7 +139,7 @@ impl Provider for Bedrock {
                 ));
             }
             if stream {
-                let frames = stream::frames(resp.into_body(), self.client.timeouts.idle);
+                let frames = stream::frames(resp.into_body(), self.client.timeouts);
                 return Ok(Reply::Stream(stream::translate(
                     frames,
                     call.endpoint.upstream_id.clone(),

@@ -27,6 +27,27 @@ pub struct Timeouts {
     pub first_byte: Duration,
     /// Longest silence allowed between two pieces of a body or stream.
     pub idle: Duration,
+    /// Longest a body or stream may take, from its head to its end: a stream that
+    /// keeps sending (pings, empty deltas) but never ends is cut here.
+    pub total: Duration,
+}
+
+impl Timeouts {
+    /// Waits for the next piece of a body whose head arrived at `started`: within the
+    /// idle timeout and the total one. The error names the one that ran out.
+    pub async fn next<T>(
+        &self,
+        started: tokio::time::Instant,
+        piece: impl std::future::Future<Output = T>,
+    ) -> Result<T, String> {
+        let deadline = started + self.total;
+        let idle_end = tokio::time::Instant::now() + self.idle;
+        match tokio::time::timeout_at(deadline.min(idle_end), piece).await {
+            Ok(v) => Ok(v),
+            Err(_) if idle_end <= deadline => Err(format!("idle for {:?}", self.idle)),
+            Err(_) => Err(format!("still not ended after {:?}", self.total)),
+        }
+    }
 }
 
 impl Default for Timeouts {
@@ -37,6 +58,7 @@ impl Default for Timeouts {
             // long outputs of large models take minutes.
             first_byte: Duration::from_secs(600),
             idle: Duration::from_secs(300),
+            total: Duration::from_secs(3600),
         }
     }
 }
@@ -100,17 +122,18 @@ impl HttpClient {
         }
     }
 
-    /// Reads a whole (non-streamed) body, within the idle timeout.
+    /// Reads a whole (non-streamed) body, within the idle and total timeouts.
     pub async fn read_body(&self, body: Incoming, provider: &str) -> Result<Bytes, UpstreamError> {
         let mut body = Limited::new(body, MAX_BODY);
         let mut buf = bytes::BytesMut::new();
+        let started = tokio::time::Instant::now();
         loop {
-            match tokio::time::timeout(self.timeouts.idle, body.frame()).await {
-                Err(_) => {
+            match self.timeouts.next(started, body.frame()).await {
+                Err(why) => {
                     return Err(UpstreamError::new(
                         UpstreamErrorKind::Timeout,
                         provider,
-                        format!("response body stalled for {:?}", self.timeouts.idle),
+                        format!("response body {why}"),
                     ))
                 }
                 Ok(None) => return Ok(buf.freeze()),
@@ -130,26 +153,28 @@ impl HttpClient {
         }
     }
 
-    /// Server-sent events of a streamed body, each within the idle timeout. The stream
-    /// ends with an `Interrupted` error if the body breaks or stalls.
+    /// Server-sent events of a streamed body, each within the idle timeout and all within
+    /// the total one. The stream ends with an `Interrupted` error if the body breaks, and
+    /// a `Timeout` error if it stalls or runs past the total timeout.
     pub fn sse(
         &self,
         body: Incoming,
         provider: &str,
     ) -> impl Stream<Item = Result<Event, UpstreamError>> + Send + 'static {
         let events = BodyDataStream::new(body).eventsource();
-        let idle = self.timeouts.idle;
+        let timeouts = self.timeouts;
+        let started = tokio::time::Instant::now();
         let provider = provider.to_owned();
         futures_util::stream::unfold(Some(events), move |state| {
             let provider = provider.clone();
             async move {
                 let mut events = state?;
-                match tokio::time::timeout(idle, events.next()).await {
-                    Err(_) => Some((
+                match timeouts.next(started, events.next()).await {
+                    Err(why) => Some((
                         Err(UpstreamError::new(
                             UpstreamErrorKind::Timeout,
                             &provider,
-                            format!("stream idle for {idle:?}"),
+                            format!("stream {why}"),
                         )),
                         None,
                     )),

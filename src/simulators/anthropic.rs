@@ -261,6 +261,7 @@ async fn messages(
             || {
                 Bytes::from_static(b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"\n\n")
             },
+            || Bytes::from_static(b"event: ping\ndata: {\"type\": \"ping\"}\n\n"),
         );
         Ok(sse_response(message.events(), plan, &headers))
     } else {

@@ -326,6 +326,12 @@ async fn chat(request: &RecordedRequest, request_id: &str) -> Result<Response, A
                     completion.id
                 ))
             },
+            || {
+                Bytes::from(format!(
+                    "data: {{\"id\":\"{}\",\"object\":\"chat.completion.chunk\",\"created\":{},\"model\":\"{}\",\"choices\":[{{\"index\":0,\"delta\":{{}},\"finish_reason\":null}}]}}\n\n",
+                    completion.id, completion.created, completion.request.model
+                ))
+            },
         );
         Ok(sse_response(completion.chunks(), plan, &headers))
     } else {

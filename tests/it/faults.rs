@@ -240,11 +240,13 @@ enum Expect {
     Whole,
 }
 
-/// A gateway with short upstream timeouts, so that silent upstreams are given up quickly.
+/// A gateway with short upstream timeouts, so that silent or endless upstreams are
+/// given up quickly.
 async fn fault_gw() -> Gw {
     Gw::start_with(|c| {
         c.timeouts.first_byte = std::time::Duration::from_millis(1_000);
         c.timeouts.idle = std::time::Duration::from_millis(400);
+        c.timeouts.total = std::time::Duration::from_millis(1_500);
     })
     .await
 }
@@ -281,7 +283,7 @@ async fn every_fault_gets_its_answer_and_charges_only_what_was_generated() {
     use Expect::*;
     let gw = fault_gw().await;
     let (id, key) = gw.account("fault-suite@example.com").await;
-    let cases: [(&str, bool, Expect); 16] = [
+    let cases: [(&str, bool, Expect); 17] = [
         ("[[sim:error 503]]", false, Fails(502, "upstream_error")),
         (
             "[[sim:error 429]]",
@@ -295,6 +297,7 @@ async fn every_fault_gets_its_answer_and_charges_only_what_was_generated() {
         ("[[sim:hang]]", false, Fails(504, "upstream_timeout")),
         ("[[sim:hang 0]]", true, Fails(504, "upstream_timeout")),
         ("[[sim:hang]]", true, Partial),
+        ("[[sim:endless]]", true, Partial),
         ("[[sim:corrupt]]", false, Fails(502, "upstream_error")),
         ("[[sim:corrupt 0]]", true, Fails(502, "upstream_error")),
         ("[[sim:corrupt]]", true, Partial),

@@ -120,15 +120,19 @@ impl State {
                 _ => Vec::new(),
             },
             StreamEvent::ContentBlockDelta { index, delta } => match delta {
+                // An empty delta carries no output: it neither counts as generated nor
+                // commits the stream to this endpoint.
                 StreamDelta::TextDelta { text } => {
-                    vec![self.chunk(json!({"content": text}), None, 1)]
+                    let generated = u64::from(!text.is_empty());
+                    vec![self.chunk(json!({"content": text}), None, generated)]
                 }
                 StreamDelta::InputJsonDelta { partial_json } => {
                     let k = self.tools.get(&index).copied().unwrap_or(0);
+                    let generated = u64::from(!partial_json.is_empty());
                     vec![self.chunk(
                         json!({"tool_calls": [{"index": k, "function": {"arguments": partial_json}}]}),
                         None,
-                        1,
+                        generated,
                     )]
                 }
                 StreamDelta::Other => Vec::new(),

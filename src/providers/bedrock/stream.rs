@@ -2,7 +2,6 @@
 //! CRCs) by `aws-smithy-eventstream`, turned into OpenAI `chat.completion.chunk`s.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use aws_smithy_eventstream::frame::{DecodedFrame, MessageFrameDecoder};
 use aws_smithy_types::event_stream::{HeaderValue, Message};
@@ -15,6 +14,7 @@ use serde_json::{json, Value};
 use super::convert::{finish_reason, UsageWire};
 use super::errors;
 use crate::chat::{ChunkStream, StreamItem};
+use crate::providers::http::Timeouts;
 use crate::providers::{translate_stream, StreamTranslator, UpstreamError, UpstreamErrorKind};
 
 fn err(kind: UpstreamErrorKind, m: impl Into<String>) -> UpstreamError {
@@ -28,10 +28,11 @@ struct FrameState {
     done: bool,
 }
 
-/// The event-stream messages of a response body, each within the idle timeout.
+/// The event-stream messages of a response body, each within the idle timeout and all
+/// within the total one.
 pub fn frames(
     body: Incoming,
-    idle: Duration,
+    timeouts: Timeouts,
 ) -> impl Stream<Item = Result<Message, UpstreamError>> + Send + 'static {
     let st = FrameState {
         body: BodyDataStream::new(body),
@@ -39,6 +40,7 @@ pub fn frames(
         decoder: MessageFrameDecoder::new(),
         done: false,
     };
+    let started = tokio::time::Instant::now();
     futures_util::stream::unfold(st, move |mut st| async move {
         if st.done {
             return None;
@@ -58,14 +60,11 @@ pub fn frames(
                     ));
                 }
             }
-            match tokio::time::timeout(idle, st.body.next()).await {
-                Err(_) => {
+            match timeouts.next(started, st.body.next()).await {
+                Err(why) => {
                     st.done = true;
                     return Some((
-                        Err(err(
-                            UpstreamErrorKind::Timeout,
-                            format!("stream idle for {idle:?}"),
-                        )),
+                        Err(err(UpstreamErrorKind::Timeout, format!("stream {why}"))),
                         st,
                     ));
                 }
@@ -187,8 +186,10 @@ impl State {
             Some("contentBlockDelta") => {
                 let idx = payload["contentBlockIndex"].as_u64().unwrap_or(0);
                 let d = &payload["delta"];
+                // An empty delta (a keep-alive) carries no output: it neither counts as
+                // generated nor commits the stream to this endpoint.
                 if let Some(t) = d.get("text").and_then(Value::as_str) {
-                    vec![self.chunk(json!({ "content": t }), None, 1)]
+                    vec![self.chunk(json!({ "content": t }), None, u64::from(!t.is_empty()))]
                 } else if let Some(input) = d
                     .get("toolUse")
                     .and_then(|t| t.get("input"))
@@ -198,7 +199,7 @@ impl State {
                     vec![self.chunk(
                         json!({"tool_calls": [{"index": k, "function": {"arguments": input}}]}),
                         None,
-                        1,
+                        u64::from(!input.is_empty()),
                     )]
                 } else {
                     Vec::new()

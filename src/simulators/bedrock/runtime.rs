@@ -285,7 +285,12 @@ pub(super) async fn converse(
     } else {
         StreamFault::None
     };
-    let plan = faults.transport.stream_plan(fault, corrupt_frame);
+    let plan = faults.transport.stream_plan(fault, corrupt_frame, || {
+        event_frame(
+            "contentBlockDelta",
+            &json!({"contentBlockIndex": 0, "delta": {"text": ""}, "p": padding()}),
+        )
+    });
     Ok(eventstream_response(answer.frames(), plan, &headers))
 }
 
