@@ -588,6 +588,14 @@ async fn serve(config_path: Option<PathBuf>, listen: Option<SocketAddr>, demo: b
             }
         }
     }
+    match crate::server::raise_open_files_limit() {
+        Ok(n) if n < 4096 => tracing::warn!(
+            open_files = n,
+            "the open-files limit is low: each connection, client or upstream, takes one (raise `ulimit -n`)"
+        ),
+        Ok(n) => tracing::debug!(open_files = n, "open-files limit"),
+        Err(e) => tracing::warn!(error = %e, "could not raise the open-files limit"),
+    }
     tracing::info!(%local, models = state.catalog.models.len(), "gateway listening");
     let result = crate::server::serve(listener, state, crate::gateway::shutdown_signal()).await;
     drop(demo_handle);

@@ -147,6 +147,7 @@ struct RawTimeouts {
     first_byte_ms: Option<u64>,
     idle_ms: Option<u64>,
     total_ms: Option<u64>,
+    pool_idle_ms: Option<u64>,
 }
 
 /// A validated configuration.
@@ -587,6 +588,7 @@ impl Config {
             first_byte: t.first_byte_ms.map_or(d.first_byte, Duration::from_millis),
             idle: t.idle_ms.map_or(d.idle, Duration::from_millis),
             total: t.total_ms.map_or(d.total, Duration::from_millis),
+            pool_idle: t.pool_idle_ms.map_or(d.pool_idle, Duration::from_millis),
         };
         let bedrock = bedrock_config(raw.bedrock, env, &mut errs);
         let limits = limits_config(raw.limits, env, &mut errs);

@@ -44,6 +44,8 @@ pub struct AppState {
     pub limiter: Arc<crate::ratelimit::RateLimiter>,
     /// `GET /v1/models`, rendered once (the catalog does not change while serving).
     pub models_json: Bytes,
+    /// Client connections open now (see [`serve`]).
+    pub connections: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl AppState {
@@ -68,6 +70,7 @@ impl AppState {
             ledger,
             limiter: Arc::new(limiter),
             models_json,
+            connections: Arc::default(),
         }
     }
 }
@@ -84,6 +87,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/usage/daily", get(usage::daily))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/admin/v1/runtime", get(admin::runtime))
         .route("/admin/v1/accounts", post(admin::create_account))
         .route(
             "/admin/v1/accounts/{id}",
@@ -169,6 +173,7 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let ledger = state.ledger.clone();
+    let connections = state.connections.clone();
     let slots = Arc::new(tokio::sync::Semaphore::new(state.config.max_connections));
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(hyper_util::rt::TokioTimer::new())
@@ -202,10 +207,13 @@ pub async fn serve(
         let service = hyper_util::service::TowerToHyperService::new(router.clone());
         let conn =
             graceful.watch(http.serve_connection(hyper_util::rt::TokioIo::new(tcp), service));
+        let open = connections.clone();
+        open.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
+            open.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
             drop(slot);
         });
     }
@@ -226,4 +234,12 @@ pub async fn serve(
     // the session is gone).
     ledger.close().await;
     Ok(())
+}
+
+/// Raises this process's soft limit on open files to its hard limit: every client
+/// connection and every upstream connection is a file descriptor, and the usual soft
+/// limit (1,024) is reached by a few hundred concurrent streams. Returns the limit now
+/// in force.
+pub fn raise_open_files_limit() -> std::io::Result<u64> {
+    rlimit::increase_nofile_limit(u64::MAX)
 }

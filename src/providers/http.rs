@@ -30,6 +30,8 @@ pub struct Timeouts {
     /// Longest a body or stream may take, from its head to its end: a stream that
     /// keeps sending (pings, empty deltas) but never ends is cut here.
     pub total: Duration,
+    /// How long an idle pooled upstream connection is kept for reuse.
+    pub pool_idle: Duration,
 }
 
 impl Timeouts {
@@ -59,6 +61,7 @@ impl Default for Timeouts {
             first_byte: Duration::from_secs(600),
             idle: Duration::from_secs(300),
             total: Duration::from_secs(3600),
+            pool_idle: Duration::from_secs(90),
         }
     }
 }
@@ -88,7 +91,7 @@ impl HttpClient {
             .enable_http1()
             .wrap_connector(http);
         let inner = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_idle_timeout(timeouts.pool_idle)
             .pool_max_idle_per_host(1024)
             .build(https);
         Ok(Self { inner, timeouts })

@@ -282,6 +282,22 @@ pub async fn update_account(
     account_view(&st, id).await.map(Json)
 }
 
+/// `GET /admin/v1/runtime`: what this process holds now, to watch for leaks: tasks
+/// alive on the runtime, client connections open, and reservations not yet settled
+/// (requests in flight, attached or not).
+pub async fn runtime(State(st): State<AppState>, h: HeaderMap) -> Result<Json<Value>, ApiError> {
+    auth::admin(&st, &h)?;
+    let tasks = tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks();
+    Ok(Json(serde_json::json!({
+        "object": "runtime",
+        "tasks": tasks,
+        "connections": st.connections.load(std::sync::atomic::Ordering::Relaxed),
+        "open_reservations": st.ledger.open_reservations(),
+    })))
+}
+
 pub async fn show_account(
     State(st): State<AppState>,
     h: HeaderMap,
