@@ -4,24 +4,53 @@
 //! Eligible endpoints are those of the resolved model (restricted to the pinned provider,
 //! the request's `provider.only`/`ignore`), whose processing regions satisfy the region
 //! constraint, that are enabled in this deployment and whose provider is configured.
-//! They are ordered by `provider.order`, then price (input + output list price), with
-//! endpoints whose circuit is open moved last.
+//! They are ordered by `provider.order`, then by `provider.sort`: list price (input +
+//! output), or what this process has observed of each endpoint (time to first token, or
+//! output tokens per second), with endpoints whose circuit is open moved last.
+//!
+//! # Observations
+//! Each endpoint's observations live next to its circuit state, in atomics: no lock on
+//! the hot path, and per process (replicas do not share them; a restart forgets them).
+//! Each is a decaying average (EWMA) in which a new sample weighs [`EWMA_DIVISOR`]⁻¹
+//! (a quarter): after eight more samples an old one weighs under a tenth. Integers
+//! throughout: time to first token in microseconds, throughput in thousandths of a
+//! token per second.
+//!
+//! * **Time to first token**, from streamed answers only: from the call of the
+//!   provider's adapter to the first chunk that carries output. A non-streamed answer
+//!   has no first token the gateway can see, so it never feeds this average.
+//! * **Throughput**: a stream's output tokens (the provider's final usage) over the time
+//!   from its first output chunk to its end, from streams that ended normally; a
+//!   non-streamed answer's output tokens over the whole call.
+//!
+//! An endpoint with no observation of the sorted quantity, or whose last one is older
+//! than [`OBSERVATION_TTL_MS`], is *unobserved*. Unobserved endpoints go first (in price
+//! order) so that each is measured, and re-measured once its figure is stale: otherwise
+//! an endpoint measured slow once would never be tried again to see that it recovered.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::catalog::region::geographies_admitting;
 use crate::catalog::{
     BedrockInvocation, Catalog, Endpoint, ProcessingRegions, ProviderKind, RegionConstraint,
     Residency, Resolution,
 };
-use crate::chat::request::ProviderPrefs;
+use crate::chat::request::{ProviderPrefs, SortBy};
 
 /// Consecutive failures that open an endpoint's circuit.
 const TRIP_AFTER: u32 = 3;
 /// How long an open circuit keeps an endpoint at the back of the queue.
 const COOLDOWN_MS: i64 = 30_000;
+/// The weight of a new sample in an observation's decaying average is one over this.
+pub const EWMA_DIVISOR: u64 = 4;
+/// An observation older than this counts as none: the endpoint is measured afresh.
+pub const OBSERVATION_TTL_MS: i64 = 5 * 60 * 1000;
+/// Throughput is timed over at least this long, so that a stream delivered in one burst
+/// does not record an unbounded figure.
+const MIN_TIMED: Duration = Duration::from_millis(1);
 
 /// Why no endpoint can serve a request.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -41,6 +70,69 @@ pub enum RouteError {
 struct Health {
     failures: AtomicU32,
     open_until_ms: AtomicI64,
+    /// Time to first token, microseconds.
+    ttft: Ewma,
+    /// Output tokens per second, thousandths.
+    throughput: Ewma,
+}
+
+/// A decaying average in atomics. 0 means no sample yet (samples are stored as at
+/// least 1). Concurrent updates may interleave between the value and its time stamp;
+/// at worst a sample blends into a figure that had just gone stale.
+#[derive(Default)]
+struct Ewma {
+    value: AtomicU64,
+    at_ms: AtomicI64,
+    samples: AtomicU64,
+}
+
+impl Ewma {
+    fn record(&self, sample: u64, now: i64) {
+        let sample = sample.max(1);
+        let fresh = self.is_fresh(now);
+        let _ = self
+            .value
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
+                Some(if old == 0 || !fresh {
+                    sample
+                } else {
+                    blend(old, sample)
+                })
+            });
+        self.at_ms.store(now, Ordering::Relaxed);
+        self.samples.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The average, if there is one and it is not stale.
+    fn read(&self, now: i64) -> Option<u64> {
+        let v = self.value.load(Ordering::Relaxed);
+        (v != 0 && self.is_fresh(now)).then_some(v)
+    }
+
+    fn is_fresh(&self, now: i64) -> bool {
+        now.saturating_sub(self.at_ms.load(Ordering::Relaxed)) <= OBSERVATION_TTL_MS
+    }
+}
+
+/// `old + (sample - old) / EWMA_DIVISOR`, in integers.
+fn blend(old: u64, sample: u64) -> u64 {
+    let d = u128::from(EWMA_DIVISOR);
+    let v = (u128::from(old) * (d - 1) + u128::from(sample)) / d;
+    u64::try_from(v).unwrap_or(u64::MAX).max(1)
+}
+
+/// What this process has observed of one endpoint ([`Router::observed`]). An average is
+/// `None` when there is no sample, or the last is older than [`OBSERVATION_TTL_MS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Observation {
+    /// Decaying average of the time to first token of streamed answers, microseconds.
+    pub ttft_us: Option<u64>,
+    /// Samples of the time to first token taken since the process started.
+    pub ttft_samples: u64,
+    /// Decaying average of output tokens per second, in thousandths.
+    pub tokens_per_s_milli: Option<u64>,
+    /// Samples of throughput taken since the process started.
+    pub throughput_samples: u64,
 }
 
 pub struct Router {
@@ -206,23 +298,26 @@ impl Router {
                 dedup(missing).join("; ")
             )));
         }
-        let order: Vec<String> = prefs.map(|p| p.order.clone()).unwrap_or_default();
-        let by_price = prefs
-            .and_then(|p| p.sort.as_deref())
-            .is_none_or(|s| s != "latency");
+        let order: &[String] = prefs.map_or(&[], |p| p.order.as_slice());
+        let sort = prefs.map_or(SortBy::Price, ProviderPrefs::sort_by);
         let now = crate::clock::unix_millis();
         usable.sort_by_key(|e| {
-            let open = self.is_open(&e.key, now);
+            let health = self.health.get(&e.key);
+            let open = health.is_some_and(|h| h.open_until_ms.load(Ordering::Relaxed) > now);
             let pos = order
                 .iter()
                 .position(|o| o.eq_ignore_ascii_case(&e.provider.to_string()))
                 .unwrap_or(usize::MAX);
-            let price = if by_price {
-                e.pricing.input.nanos_per_mtok() + e.pricing.output.nanos_per_mtok()
-            } else {
-                0
+            // (observed, figure): unobserved endpoints first, then the best figure.
+            let observed = match sort {
+                SortBy::Price => None,
+                SortBy::Latency => health.and_then(|h| h.ttft.read(now)),
+                SortBy::Throughput => health
+                    .and_then(|h| h.throughput.read(now))
+                    .map(|t| u64::MAX - t),
             };
-            (open, pos, price)
+            let price = e.pricing.input.nanos_per_mtok() + e.pricing.output.nanos_per_mtok();
+            (open, pos, observed.is_some(), observed.unwrap_or(0), price)
         });
         if prefs.and_then(|p| p.allow_fallbacks) == Some(false) {
             usable.truncate(1);
@@ -316,10 +411,49 @@ impl Router {
         msg
     }
 
-    fn is_open(&self, key: &str, now: i64) -> bool {
-        self.health
-            .get(key)
-            .is_some_and(|h| h.open_until_ms.load(Ordering::Relaxed) > now)
+    /// What this process has observed of the endpoint `key` (None: no such endpoint).
+    pub fn observed(&self, key: &str) -> Option<Observation> {
+        let h = self.health.get(key)?;
+        let now = crate::clock::unix_millis();
+        Some(Observation {
+            ttft_us: h.ttft.read(now),
+            ttft_samples: h.ttft.samples.load(Ordering::Relaxed),
+            tokens_per_s_milli: h.throughput.read(now),
+            throughput_samples: h.throughput.samples.load(Ordering::Relaxed),
+        })
+    }
+
+    /// Records a streamed answer's time to first token: from the adapter's call to the
+    /// first chunk that carries output.
+    pub fn record_ttft(&self, key: &str, ttft: Duration) {
+        self.record_ttft_at(key, ttft, crate::clock::unix_millis());
+    }
+
+    fn record_ttft_at(&self, key: &str, ttft: Duration, now: i64) {
+        if let Some(h) = self.health.get(key) {
+            let us = u64::try_from(ttft.as_micros()).unwrap_or(u64::MAX);
+            h.ttft.record(us, now);
+        }
+    }
+
+    /// Records `output_tokens` produced in `time`: a stream's, from its first output to
+    /// its end; a non-streamed answer's, over the whole call. An answer with no output
+    /// says nothing of throughput and is not recorded.
+    pub fn record_throughput(&self, key: &str, output_tokens: u64, time: Duration) {
+        self.record_throughput_at(key, output_tokens, time, crate::clock::unix_millis());
+    }
+
+    fn record_throughput_at(&self, key: &str, output_tokens: u64, time: Duration, now: i64) {
+        if output_tokens == 0 {
+            return;
+        }
+        if let Some(h) = self.health.get(key) {
+            let us = time.max(MIN_TIMED).as_micros();
+            // Thousandths of a token per second: tokens × 1000 × 10⁶ / µs.
+            let milli = u128::from(output_tokens) * 1_000_000_000 / us;
+            h.throughput
+                .record(u64::try_from(milli).unwrap_or(u64::MAX), now);
+        }
     }
 
     pub fn record_success(&self, key: &str) {
@@ -485,5 +619,186 @@ mod tests {
         let plan = r.plan(&res, None, Some(&prefs)).expect("plan");
         assert_eq!(plan.len(), 1);
         assert_eq!(plan[0].provider, ProviderKind::Anthropic);
+    }
+
+    /// Claude Sonnet 4.6 with Bedrock and Anthropic configured: several endpoints.
+    fn sonnet(r: &Router) -> Resolution {
+        r.catalog()
+            .resolve("anthropic/claude-sonnet-4-6")
+            .expect("model")
+    }
+
+    fn sorted(sort: &str) -> ProviderPrefs {
+        ProviderPrefs {
+            sort: Some(sort.into()),
+            ..ProviderPrefs::default()
+        }
+    }
+
+    fn keys(plan: &[Arc<Endpoint>]) -> Vec<String> {
+        plan.iter().map(|e| e.key.clone()).collect()
+    }
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn latency_sort_tries_unobserved_endpoints_first_then_the_lowest_ttft() {
+        let r = router(&[ProviderKind::Bedrock, ProviderKind::Anthropic]);
+        let res = sonnet(&r);
+        let by_price = keys(&r.plan(&res, None, None).expect("plan"));
+        assert!(by_price.len() >= 3, "{by_price:?}");
+        let latency = sorted("latency");
+        // Nothing observed: price order, so every endpoint gets measured in turn.
+        assert_eq!(
+            keys(&r.plan(&res, None, Some(&latency)).expect("plan")),
+            by_price
+        );
+        // The cheapest measured slow: the unobserved ones go ahead of it.
+        r.record_ttft(&by_price[0], ms(900));
+        let plan = keys(&r.plan(&res, None, Some(&latency)).expect("plan"));
+        assert_eq!(plan.last(), Some(&by_price[0]), "{plan:?}");
+        assert_eq!(plan[0], by_price[1], "unobserved, in price order");
+        // Everything measured: lowest time to first token first.
+        for (i, k) in by_price.iter().enumerate().skip(1) {
+            r.record_ttft(k, ms(100 + 100 * (by_price.len() - i) as u64));
+        }
+        let plan = keys(&r.plan(&res, None, Some(&latency)).expect("plan"));
+        let mut want: Vec<String> = by_price[1..].iter().rev().cloned().collect();
+        want.push(by_price[0].clone());
+        assert_eq!(plan, want);
+        // Price order is untouched by observations.
+        assert_eq!(keys(&r.plan(&res, None, None).expect("plan")), by_price);
+        assert_eq!(
+            keys(&r.plan(&res, None, Some(&sorted("price"))).expect("plan")),
+            by_price
+        );
+    }
+
+    #[test]
+    fn throughput_sort_puts_the_most_tokens_per_second_first() {
+        let r = router(&[ProviderKind::Bedrock, ProviderKind::Anthropic]);
+        let res = sonnet(&r);
+        let by_price = keys(&r.plan(&res, None, None).expect("plan"));
+        let throughput = sorted("throughput");
+        // Time to first token says nothing of throughput.
+        r.record_ttft(&by_price[1], ms(10));
+        assert_eq!(
+            keys(&r.plan(&res, None, Some(&throughput)).expect("plan")),
+            by_price
+        );
+        // 100 tokens/s, 50 tokens/s, then 200 tokens/s for the rest.
+        r.record_throughput(&by_price[0], 100, ms(1000));
+        r.record_throughput(&by_price[1], 100, ms(2000));
+        for k in &by_price[2..] {
+            r.record_throughput(k, 400, ms(2000));
+        }
+        let plan = keys(&r.plan(&res, None, Some(&throughput)).expect("plan"));
+        let mut want: Vec<String> = by_price[2..].to_vec();
+        want.push(by_price[0].clone());
+        want.push(by_price[1].clone());
+        assert_eq!(plan, want);
+        let o = r.observed(&by_price[1]).expect("endpoint");
+        assert_eq!(o.tokens_per_s_milli, Some(50_000));
+        assert_eq!(o.throughput_samples, 1);
+        assert_eq!(o.ttft_us, Some(10_000));
+        // No output: nothing measured.
+        r.record_throughput(&by_price[1], 0, ms(5));
+        assert_eq!(r.observed(&by_price[1]).expect("e").throughput_samples, 1);
+        assert_eq!(r.observed("nope:nothing"), None);
+    }
+
+    #[test]
+    fn observations_are_decaying_averages_and_expire() {
+        let r = router(&[ProviderKind::Bedrock, ProviderKind::Anthropic]);
+        let key = sonnet(&r).model.endpoints[0].key.clone();
+        r.record_ttft(&key, ms(1000));
+        r.record_ttft(&key, ms(2000));
+        // A new sample weighs a quarter.
+        assert_eq!(
+            r.observed(&key).expect("e").ttft_us,
+            Some(1_250_000),
+            "1000 + (2000 - 1000) / 4 ms"
+        );
+        assert_eq!(r.observed(&key).expect("e").ttft_samples, 2);
+        // A burst shorter than a millisecond is timed as one.
+        r.record_throughput(&key, 5, Duration::ZERO);
+        assert_eq!(
+            r.observed(&key).expect("e").tokens_per_s_milli,
+            Some(5_000_000)
+        );
+        // Stale: counts as none, and the next sample starts afresh.
+        let old = crate::clock::unix_millis() - OBSERVATION_TTL_MS - 1_000;
+        let other = sonnet(&r).model.endpoints[1].key.clone();
+        r.record_ttft_at(&other, ms(300), old);
+        assert_eq!(r.observed(&other).expect("e").ttft_us, None);
+        r.record_ttft(&other, ms(700));
+        assert_eq!(r.observed(&other).expect("e").ttft_us, Some(700_000));
+    }
+
+    #[test]
+    fn a_stale_observation_is_measured_again_first() {
+        let r = router(&[ProviderKind::Bedrock, ProviderKind::Anthropic]);
+        let res = sonnet(&r);
+        let by_price = keys(&r.plan(&res, None, None).expect("plan"));
+        let now = crate::clock::unix_millis();
+        for k in &by_price {
+            r.record_ttft(k, ms(100));
+        }
+        // The dearest was measured slow long ago: it is tried first again.
+        let slowest = by_price.last().expect("one").clone();
+        r.record_ttft_at(&slowest, ms(5000), now - OBSERVATION_TTL_MS - 1);
+        let plan = keys(&r.plan(&res, None, Some(&sorted("latency"))).expect("plan"));
+        assert_eq!(plan[0], slowest);
+    }
+
+    #[test]
+    fn provider_order_wins_over_the_sort_and_open_circuits_go_last() {
+        let r = router(&[ProviderKind::Bedrock, ProviderKind::Anthropic]);
+        let res = sonnet(&r);
+        let by_price = r.plan(&res, None, None).expect("plan");
+        for e in &by_price {
+            let t = if e.provider == ProviderKind::Anthropic {
+                5000
+            } else {
+                50
+            };
+            r.record_ttft(&e.key, ms(t));
+            r.record_throughput(&e.key, 10_000 / t, ms(1000));
+        }
+        for sort in ["latency", "throughput"] {
+            let prefs = ProviderPrefs {
+                order: vec!["anthropic".into()],
+                sort: Some(sort.into()),
+                ..ProviderPrefs::default()
+            };
+            let plan = r.plan(&res, None, Some(&prefs)).expect("plan");
+            assert_eq!(plan[0].provider, ProviderKind::Anthropic, "{sort}");
+            // Without the order, the slow endpoint goes last.
+            let plan = r.plan(&res, None, Some(&sorted(sort))).expect("plan");
+            assert_eq!(
+                plan.last().map(|e| e.provider.clone()),
+                Some(ProviderKind::Anthropic),
+                "{sort}"
+            );
+            // `allow_fallbacks: false` keeps the best one only.
+            let one = ProviderPrefs {
+                allow_fallbacks: Some(false),
+                ..sorted(sort)
+            };
+            let plan = r.plan(&res, None, Some(&one)).expect("plan");
+            assert_eq!(plan.len(), 1);
+            assert_eq!(plan[0].provider, ProviderKind::Bedrock, "{sort}");
+        }
+        // The fastest endpoint's circuit opens: last, whatever was observed.
+        let fastest = r.plan(&res, None, Some(&sorted("latency"))).expect("plan")[0]
+            .key
+            .clone();
+        r.trip(&fastest);
+        for sort in ["price", "latency", "throughput"] {
+            let plan = keys(&r.plan(&res, None, Some(&sorted(sort))).expect("plan"));
+            assert_eq!(plan.last(), Some(&fastest), "{sort}");
+        }
     }
 }

@@ -236,8 +236,48 @@ pub struct ProviderPrefs {
     pub ignore: Vec<String>,
     /// Whether to fall back to other endpoints after the first fails (default true).
     pub allow_fallbacks: Option<bool>,
-    /// `price` (default) or `latency` (catalog order).
+    /// How to order the endpoints: `price` (default), `latency` or `throughput` (see
+    /// [`SortBy`]); checked by [`ChatRequest::parse`].
     pub sort: Option<String>,
+}
+
+impl ProviderPrefs {
+    /// The order asked for (price when absent; a value [`ChatRequest::parse`] refuses
+    /// cannot reach here).
+    pub fn sort_by(&self) -> SortBy {
+        self.sort
+            .as_deref()
+            .and_then(SortBy::parse)
+            .unwrap_or_default()
+    }
+}
+
+/// `provider.sort`: what orders a model's eligible endpoints (after `provider.order`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SortBy {
+    /// Input + output list price, cheapest first.
+    #[default]
+    Price,
+    /// Observed time to first token, lowest first.
+    Latency,
+    /// Observed output tokens per second, highest first.
+    Throughput,
+}
+
+impl SortBy {
+    pub const ALL: [Self; 3] = [Self::Price, Self::Latency, Self::Throughput];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Price => "price",
+            Self::Latency => "latency",
+            Self::Throughput => "throughput",
+        }
+    }
 }
 
 /// A `data:` URL's media type and base64 data (`data:image/png;base64,AAAA` →
@@ -390,6 +430,16 @@ impl ChatRequest {
                         ),
                     );
                 }
+            }
+            // The value is not echoed: it may be megabytes long.
+            if p.sort
+                .as_deref()
+                .is_some_and(|s| SortBy::parse(s).is_none())
+            {
+                return e(
+                    "provider.sort",
+                    "`provider.sort` must be \"price\", \"latency\" or \"throughput\"",
+                );
             }
         }
         if let Some(t) = self.temperature {
@@ -778,6 +828,31 @@ mod tests {
         )
         .message
         .contains("invalid type"));
+    }
+
+    #[test]
+    fn provider_sort_takes_three_values() {
+        for (sort, want) in [
+            ("price", SortBy::Price),
+            ("latency", SortBy::Latency),
+            ("throughput", SortBy::Throughput),
+        ] {
+            let r =
+                ChatRequest::parse(with(&format!(r#""provider":{{"sort":"{sort}"}}"#)).as_bytes())
+                    .expect(sort);
+            assert_eq!(r.provider.expect("prefs").sort_by(), want);
+        }
+        let r = ChatRequest::parse(with(r#""provider":{"sort":null}"#).as_bytes()).expect("null");
+        assert_eq!(r.provider.expect("prefs").sort_by(), SortBy::Price);
+        for bad in ["Latency", "speed", ""] {
+            let e = err(&with(&format!(r#""provider":{{"sort":"{bad}"}}"#)));
+            assert_eq!(e.param.as_deref(), Some("provider.sort"), "{bad}");
+            assert!(
+                e.message.contains(r#""price", "latency" or "throughput""#),
+                "{}",
+                e.message
+            );
+        }
     }
 
     fn tool_calls_body(n: usize) -> String {
