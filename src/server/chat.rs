@@ -384,7 +384,8 @@ async fn attempt(
     let mut route = RouteTrace::new(sort);
     // Every (model, endpoint) in the order to try; an endpoint reached again through
     // another name of the same model is not tried twice.
-    let mut tries: Vec<(&Candidate, &Arc<Endpoint>)> = Vec::new();
+    let mut tries: Vec<(&Candidate, &Arc<Endpoint>)> =
+        Vec::with_capacity(candidates.iter().map(|c| c.plan.len()).sum());
     for c in candidates {
         for ep in &c.plan {
             if candidates.len() == 1 || !tries.iter().any(|(_, t)| t.key == ep.key) {
