@@ -6,32 +6,17 @@
 //! constraint, that are enabled in this deployment and whose provider is configured.
 //! They are ordered by `provider.order`, then by `provider.sort`: list price (input +
 //! output), or what this process has observed of each endpoint (time to first token, or
-//! output tokens per second), with endpoints whose circuit is open moved last.
-//!
-//! # Observations
-//! Each endpoint's observations live next to its circuit state, in atomics: no lock on
-//! the hot path, and per process (replicas do not share them; a restart forgets them).
-//! Each is a decaying average (EWMA) in which a new sample weighs [`EWMA_DIVISOR`]⁻¹
-//! (a quarter): after eight more samples an old one weighs under a tenth. Integers
-//! throughout: time to first token in microseconds, throughput in thousandths of a
-//! token per second.
-//!
-//! * **Time to first token**, from streamed answers only: from the call of the
-//!   provider's adapter to the first chunk that carries output. A non-streamed answer
-//!   has no first token the gateway can see, so it never feeds this average.
-//! * **Throughput**: a stream's output tokens (the provider's final usage) over the time
-//!   from its first output chunk to its end, from streams that ended normally; a
-//!   non-streamed answer's output tokens over the whole call.
-//!
-//! An endpoint with no observation of the sorted quantity, or whose last one is older
-//! than [`OBSERVATION_TTL_MS`], is *unobserved*. Unobserved endpoints go first (in price
-//! order) so that each is measured, and re-measured once its figure is stale: otherwise
-//! an endpoint measured slow once would never be tried again to see that it recovered.
+//! output tokens per second: see `router/observe.rs`), with endpoints whose circuit is open
+//! moved last.
+
+mod observe;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+
+pub use observe::{Observation, EWMA_DIVISOR, OBSERVATION_TTL_MS};
 
 use crate::catalog::region::geographies_admitting;
 use crate::catalog::{
@@ -44,13 +29,6 @@ use crate::chat::request::{ProviderPrefs, SortBy};
 const TRIP_AFTER: u32 = 3;
 /// How long an open circuit keeps an endpoint at the back of the queue.
 const COOLDOWN_MS: i64 = 30_000;
-/// The weight of a new sample in an observation's decaying average is one over this.
-pub const EWMA_DIVISOR: u64 = 4;
-/// An observation older than this counts as none: the endpoint is measured afresh.
-pub const OBSERVATION_TTL_MS: i64 = 5 * 60 * 1000;
-/// Throughput is timed over at least this long, so that a stream delivered in one burst
-/// does not record an unbounded figure.
-const MIN_TIMED: Duration = Duration::from_millis(1);
 
 /// Why no endpoint can serve a request.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -70,69 +48,8 @@ pub enum RouteError {
 struct Health {
     failures: AtomicU32,
     open_until_ms: AtomicI64,
-    /// Time to first token, microseconds.
-    ttft: Ewma,
-    /// Output tokens per second, thousandths.
-    throughput: Ewma,
-}
-
-/// A decaying average in atomics. 0 means no sample yet (samples are stored as at
-/// least 1). Concurrent updates may interleave between the value and its time stamp;
-/// at worst a sample blends into a figure that had just gone stale.
-#[derive(Default)]
-struct Ewma {
-    value: AtomicU64,
-    at_ms: AtomicI64,
-    samples: AtomicU64,
-}
-
-impl Ewma {
-    fn record(&self, sample: u64, now: i64) {
-        let sample = sample.max(1);
-        let fresh = self.is_fresh(now);
-        let _ = self
-            .value
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
-                Some(if old == 0 || !fresh {
-                    sample
-                } else {
-                    blend(old, sample)
-                })
-            });
-        self.at_ms.store(now, Ordering::Relaxed);
-        self.samples.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// The average, if there is one and it is not stale.
-    fn read(&self, now: i64) -> Option<u64> {
-        let v = self.value.load(Ordering::Relaxed);
-        (v != 0 && self.is_fresh(now)).then_some(v)
-    }
-
-    fn is_fresh(&self, now: i64) -> bool {
-        now.saturating_sub(self.at_ms.load(Ordering::Relaxed)) <= OBSERVATION_TTL_MS
-    }
-}
-
-/// `old + (sample - old) / EWMA_DIVISOR`, in integers.
-fn blend(old: u64, sample: u64) -> u64 {
-    let d = u128::from(EWMA_DIVISOR);
-    let v = (u128::from(old) * (d - 1) + u128::from(sample)) / d;
-    u64::try_from(v).unwrap_or(u64::MAX).max(1)
-}
-
-/// What this process has observed of one endpoint ([`Router::observed`]). An average is
-/// `None` when there is no sample, or the last is older than [`OBSERVATION_TTL_MS`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Observation {
-    /// Decaying average of the time to first token of streamed answers, microseconds.
-    pub ttft_us: Option<u64>,
-    /// Samples of the time to first token taken since the process started.
-    pub ttft_samples: u64,
-    /// Decaying average of output tokens per second, in thousandths.
-    pub tokens_per_s_milli: Option<u64>,
-    /// Samples of throughput taken since the process started.
-    pub throughput_samples: u64,
+    /// What was observed of the endpoint's answers.
+    observed: observe::Observed,
 }
 
 pub struct Router {
@@ -311,9 +228,9 @@ impl Router {
             // (observed, figure): unobserved endpoints first, then the best figure.
             let observed = match sort {
                 SortBy::Price => None,
-                SortBy::Latency => health.and_then(|h| h.ttft.read(now)),
+                SortBy::Latency => health.and_then(|h| h.observed.ttft_us(now)),
                 SortBy::Throughput => health
-                    .and_then(|h| h.throughput.read(now))
+                    .and_then(|h| h.observed.tokens_per_s_milli(now))
                     .map(|t| u64::MAX - t),
             };
             let price = e.pricing.input.nanos_per_mtok() + e.pricing.output.nanos_per_mtok();
@@ -414,13 +331,7 @@ impl Router {
     /// What this process has observed of the endpoint `key` (None: no such endpoint).
     pub fn observed(&self, key: &str) -> Option<Observation> {
         let h = self.health.get(key)?;
-        let now = crate::clock::unix_millis();
-        Some(Observation {
-            ttft_us: h.ttft.read(now),
-            ttft_samples: h.ttft.samples.load(Ordering::Relaxed),
-            tokens_per_s_milli: h.throughput.read(now),
-            throughput_samples: h.throughput.samples.load(Ordering::Relaxed),
-        })
+        Some(h.observed.snapshot(crate::clock::unix_millis()))
     }
 
     /// Records a streamed answer's time to first token: from the adapter's call to the
@@ -431,8 +342,7 @@ impl Router {
 
     fn record_ttft_at(&self, key: &str, ttft: Duration, now: i64) {
         if let Some(h) = self.health.get(key) {
-            let us = u64::try_from(ttft.as_micros()).unwrap_or(u64::MAX);
-            h.ttft.record(us, now);
+            h.observed.record_ttft(ttft, now);
         }
     }
 
@@ -440,19 +350,9 @@ impl Router {
     /// its end; a non-streamed answer's, over the whole call. An answer with no output
     /// says nothing of throughput and is not recorded.
     pub fn record_throughput(&self, key: &str, output_tokens: u64, time: Duration) {
-        self.record_throughput_at(key, output_tokens, time, crate::clock::unix_millis());
-    }
-
-    fn record_throughput_at(&self, key: &str, output_tokens: u64, time: Duration, now: i64) {
-        if output_tokens == 0 {
-            return;
-        }
         if let Some(h) = self.health.get(key) {
-            let us = time.max(MIN_TIMED).as_micros();
-            // Thousandths of a token per second: tokens × 1000 × 10⁶ / µs.
-            let milli = u128::from(output_tokens) * 1_000_000_000 / us;
-            h.throughput
-                .record(u64::try_from(milli).unwrap_or(u64::MAX), now);
+            h.observed
+                .record_throughput(output_tokens, time, crate::clock::unix_millis());
         }
     }
 

@@ -943,7 +943,7 @@ mod tests {
         assert_eq!(e.param.as_deref(), Some("model"));
         let e = err(&with(r#""models":["a",""]"#));
         assert_eq!(e.param.as_deref(), Some("models[1]"));
-        let nine = vec![r#""a""#; MAX_FALLBACK_MODELS + 1].join(",");
+        let nine = [r#""a""#; MAX_FALLBACK_MODELS + 1].join(",");
         let e = err(&with(&format!(r#""models":[{nine}]"#)));
         assert_eq!(e.param.as_deref(), Some("models"));
         assert!(e.message.contains("the limit is 8 models"), "{}", e.message);
@@ -952,7 +952,7 @@ mod tests {
             "m".repeat(MAX_MODEL_BYTES + 1)
         ));
         assert_eq!(e.param.as_deref(), Some("models[0]"));
-        let eight = vec![r#""a""#; MAX_FALLBACK_MODELS].join(",");
+        let eight = [r#""a""#; MAX_FALLBACK_MODELS].join(",");
         ChatRequest::parse(with(&format!(r#""models":[{eight}]"#)).as_bytes()).expect("at the cap");
     }
 

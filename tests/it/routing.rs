@@ -296,7 +296,7 @@ async fn models_are_checked_before_anything_is_held_or_sent() {
             .is_some_and(|m| m.contains("test/nope")),
         "{e}"
     );
-    let nine = vec![r#""test/third""#; 9].join(",");
+    let nine = [r#""test/third""#; 9].join(",");
     let r = gw
         .chat(
             &key,
