@@ -1,6 +1,9 @@
-//! `POST /v1/chat/completions`: authenticate, parse, resolve the model, apply the region
-//! constraint within the key's residency policy, reserve credit, try the planned endpoints in order (failing over on
-//! retryable errors while nothing has been sent), and bill the endpoint that answered.
+//! `POST /v1/chat/completions`: authenticate, parse, resolve the model (and the request's
+//! fallback `models`), plan each under the region constraint within the key's residency
+//! policy, reserve credit for the dearest, try the planned endpoints in order, model
+//! after model (failing over on retryable errors while nothing has been sent), and bill
+//! the endpoint that answered. Every answer that reached a provider names the route it
+//! took in `X-GammaInfra-Route` (see [`super::route`]).
 //!
 //! Settlement belongs to the gateway, not to the client's connection: the request runs
 //! in its own task, so a client that hangs up does not cancel it. A non-streamed answer
