@@ -168,8 +168,11 @@ impl UpstreamError {
             | UpstreamErrorKind::Auth
             | UpstreamErrorKind::ModelMissing
             | UpstreamErrorKind::CatalogFault
-            | UpstreamErrorKind::Interrupted => true,
-            UpstreamErrorKind::Rejected | UpstreamErrorKind::Protocol => false,
+            | UpstreamErrorKind::Interrupted
+            // An answer that does not decode (a corrupt frame, invalid JSON): another
+            // endpoint may answer soundly, and nothing was sent to the client yet.
+            | UpstreamErrorKind::Protocol => true,
+            UpstreamErrorKind::Rejected => false,
         }
     }
 }

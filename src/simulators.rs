@@ -59,12 +59,26 @@
 //!     400 to 599 works): that HTTP status with the provider's error body (OpenAI
 //!     `{"error":{...}}`, Anthropic `{"type":"error","error":{...},"request_id":...}`);
 //!     429 responses carry `retry-after: 1`.
-//!   * `[[sim:cut]]` (streaming only): two content deltas, then the connection is
-//!     closed abruptly (the chunked body never terminates).
+//!   * `[[sim:cut]]`: a stream sends two content deltas, then the connection is
+//!     closed abruptly (the chunked body never terminates); a non-streamed answer
+//!     breaks off after half its body.
 //!   * `[[sim:midstream-error]]` (streaming only): two content deltas, then an error
 //!     event (OpenAI `data: {"error":{...}}`, Anthropic `event: error` with an
 //!     `overloaded_error`), then the stream ends without the terminating events.
 //!   * `[[sim:slow 200]]`: waits 200 ms (at most 60 s) before answering.
+//!   * `[[sim:reset]]`: no answer; the connection is reset (TCP RST).
+//!   * `[[sim:hang]]`: a stream sends two content deltas, then nothing, with the
+//!     connection held open; a non-streamed answer sends its head and half its body,
+//!     then nothing.
+//!   * `[[sim:corrupt]]`: a stream sends two content deltas, then a frame that does not
+//!     decode (truncated JSON in an SSE event; a bad CRC in a Bedrock event-stream
+//!     frame), then ends; a non-streamed answer is half its JSON.
+//!   * `[[sim:drip 50]]` (streaming): every frame waits 50 ms (at most 10 s).
+//!   * `cut`, `midstream-error`, `hang` and `corrupt` take the number of content deltas
+//!     sent before the fault (`[[sim:cut 0]]`: before any content; default 2).
+//!   * A directive with an `@MODEL` word (`[[sim:error 503 @us.anthropic.claude-sonnet-4-6]]`)
+//!     applies only to requests for that upstream model ID (exact match), so one endpoint
+//!     of a model can fail while another serves.
 //!
 //!   The triggers are part of the text, so they also appear in the reply and count as
 //!   words.
@@ -205,25 +219,89 @@ async fn spawn(
     requests: RequestLog,
     base_path: &str,
 ) -> std::io::Result<Simulator> {
-    use axum::serve::ListenerExt;
-
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
     let addr = listener.local_addr()?;
-    let listener = listener.tap_io(|tcp| {
-        // Streaming tests look at individual SSE frames: do not let Nagle merge them.
-        let _ = tcp.set_nodelay(true);
-    });
-    let task = tokio::spawn(async move {
-        if let Err(err) = axum::serve(listener, router).await {
-            tracing::warn!(%err, "simulator server stopped");
-        }
-    });
+    let task = tokio::spawn(serve(listener, router));
     Ok(Simulator {
         addr,
         base_url: format!("http://{addr}{base_path}"),
         requests,
         task,
     })
+}
+
+/// Marks a response the server does not send: it resets the connection instead
+/// (`[[sim:reset]]`).
+#[derive(Clone, Copy)]
+struct ResetConnection;
+
+/// A response that makes the server reset the connection without answering.
+fn reset_response() -> Response {
+    let mut response = Response::new(Body::empty());
+    response.extensions_mut().insert(ResetConnection);
+    response
+}
+
+/// The accept loop: HTTP/1.1 with TCP_NODELAY (streaming tests look at individual
+/// frames: Nagle must not merge them). A response marked [`ResetConnection`] is not sent:
+/// the socket gets `SO_LINGER` 0 and is closed, so the client sees a TCP reset. When the
+/// loop is aborted (the [`Simulator`] dropped), open connections finish what they are
+/// sending and close.
+async fn serve(listener: tokio::net::TcpListener, router: Router) {
+    use hyper_util::rt::TokioIo;
+    use tower::ServiceExt;
+
+    let (_stop, stopped) = tokio::sync::watch::channel(());
+    loop {
+        let tcp = match listener.accept().await {
+            Ok((tcp, _)) => tcp,
+            Err(err) => {
+                tracing::warn!(%err, "simulator accept failed");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        // A second handle on the socket, kept to reset it: hyper owns the first.
+        let twin = tcp.into_std().and_then(|std| {
+            let twin = std.try_clone().ok();
+            Ok((twin, tokio::net::TcpStream::from_std(std)?))
+        });
+        let Ok((twin, tcp)) = twin else { continue };
+        let twin = Arc::new(twin);
+        let router = router.clone();
+        let mut stop = stopped.clone();
+        tokio::spawn(async move {
+            let service =
+                hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
+                    let (router, twin) = (router.clone(), twin.clone());
+                    async move {
+                        let Ok(response) = router.oneshot(request.map(Body::new)).await;
+                        if response.extensions().get::<ResetConnection>().is_some() {
+                            if let Some(socket) = twin.as_ref() {
+                                let _ =
+                                    socket2::SockRef::from(socket).set_linger(Some(Duration::ZERO));
+                            }
+                            return Err(std::io::Error::new(
+                                std::io::ErrorKind::ConnectionReset,
+                                "simulated connection reset",
+                            ));
+                        }
+                        Ok(response)
+                    }
+                });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(tcp), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = stop.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+        });
+    }
 }
 
 /// The shared, append-only request log.
@@ -397,22 +475,27 @@ struct Triggers {
     cut: bool,
     midstream_error: bool,
     slow: Option<Duration>,
+    transport: Transport,
 }
 
-/// The `(name, argument)` of every `[[sim:name argument]]` directive in a text, in order.
-fn sim_directives(text: &str) -> Vec<(&str, &str)> {
+/// The `(name, argument)` of every `[[sim:name argument @target]]` directive in a text
+/// that applies to a request for `model`, in order. A directive with `@target` words
+/// applies only to requests whose model ID is exactly one of them, so a test can fail
+/// one endpoint of a model and not the other.
+fn sim_directives<'a>(text: &'a str, model: &str) -> Vec<(&'a str, &'a str)> {
     let mut found = Vec::new();
     let mut rest = text;
     while let Some(start) = rest.find("[[sim:") {
         let after = &rest[start + "[[sim:".len()..];
         let Some(end) = after.find("]]") else { break };
-        let directive = after[..end].trim();
-        found.push(
-            directive
-                .split_once(char::is_whitespace)
-                .map_or((directive, ""), |(n, a)| (n, a.trim())),
-        );
+        let mut words = after[..end].split_whitespace();
         rest = &after[end + 2..];
+        let Some(name) = words.next() else { continue };
+        let (targets, args): (Vec<&str>, Vec<&str>) = words.partition(|w| w.starts_with('@'));
+        if !targets.is_empty() && !targets.iter().any(|t| &t[1..] == model) {
+            continue;
+        }
+        found.push((name, args.first().copied().unwrap_or("")));
     }
     found
 }
@@ -424,10 +507,117 @@ fn slow_delay(arg: &str) -> Option<Duration> {
         .map(|ms| Duration::from_millis(ms.min(60_000)))
 }
 
+/// Content deltas sent before a mid-stream fault: the directive's number, else 2.
+fn fault_position(arg: &str) -> usize {
+    arg.parse::<usize>().unwrap_or(2)
+}
+
+/// Faults of the transport, injected the same way by every simulator.
+///
+/// * `[[sim:reset]]`: no answer; the connection is reset (TCP RST).
+/// * `[[sim:drip MS]]` (streaming): each frame waits MS milliseconds (at most 10 s).
+/// * `[[sim:hang N]]`: a stream sends N content deltas (default 2), then nothing more,
+///   with the connection held open; a non-streamed answer sends its head and half its
+///   body, then nothing more.
+/// * `[[sim:corrupt N]]`: a stream sends N content deltas (default 2), then a frame that
+///   does not decode (invalid JSON in an SSE event; a bad CRC in an event-stream frame),
+///   then ends; a non-streamed answer is cut to half its JSON.
+/// * `[[sim:cut N]]` and the mid-stream errors take the same N; a non-streamed answer
+///   with `[[sim:cut]]` breaks off after half its body.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Transport {
+    reset: bool,
+    drip: Option<Duration>,
+    hang: bool,
+    corrupt: bool,
+    cut: bool,
+    /// Content deltas sent before a mid-stream fault.
+    after: Option<usize>,
+}
+
+impl Transport {
+    fn parse(text: &str, model: &str) -> Self {
+        let mut t = Transport::default();
+        for (name, arg) in sim_directives(text, model) {
+            match name {
+                "reset" => t.reset = true,
+                "drip" => {
+                    t.drip = arg
+                        .parse::<u64>()
+                        .ok()
+                        .map(|ms| Duration::from_millis(ms.min(10_000)));
+                }
+                "hang" => t.hang = true,
+                "corrupt" => t.corrupt = true,
+                "cut" => t.cut = true,
+                "midstream-error" | "exception" => {}
+                _ => continue,
+            }
+            if matches!(name, "hang" | "corrupt" | "cut" | "midstream-error") {
+                t.after = Some(fault_position(arg));
+            }
+        }
+        t
+    }
+
+    /// How a stream with this mid-stream fault is sent. `corrupt_frame` is a frame of
+    /// the simulator's framing that does not decode.
+    fn stream_plan(&self, fault: StreamFault, corrupt_frame: impl FnOnce() -> Bytes) -> StreamPlan {
+        let fault = if self.hang {
+            StreamFault::Hang
+        } else if self.corrupt {
+            StreamFault::Corrupt(corrupt_frame())
+        } else {
+            fault
+        };
+        StreamPlan {
+            fault,
+            after: self.after.unwrap_or(2),
+            drip: self.drip,
+        }
+    }
+
+    /// A non-streamed answer with this fault: cut, corrupt or hung half-way.
+    fn non_streamed(&self, response: Response) -> Response {
+        if !(self.hang || self.corrupt || self.cut) {
+            return response;
+        }
+        let (parts, body) = response.into_parts();
+        let (hang, corrupt) = (self.hang, self.corrupt);
+        let stream = futures_util::stream::once(async move {
+            axum::body::to_bytes(body, MAX_BODY_BYTES)
+                .await
+                .unwrap_or_default()
+        })
+        .flat_map(move |full| {
+            let half = full.slice(..full.len() / 2);
+            let tail: futures_util::stream::BoxStream<'static, Result<Bytes, std::io::Error>> =
+                if hang {
+                    futures_util::stream::pending().boxed()
+                } else if corrupt {
+                    futures_util::stream::empty().boxed()
+                } else {
+                    futures_util::stream::iter([Err(std::io::Error::new(
+                        std::io::ErrorKind::ConnectionAborted,
+                        "simulated connection cut",
+                    ))])
+                    .boxed()
+                };
+            futures_util::stream::iter([Ok(half)]).chain(tail)
+        });
+        let mut parts = parts;
+        parts.headers.remove(header::CONTENT_LENGTH);
+        Response::from_parts(parts, Body::from_stream(stream))
+    }
+}
+
 impl Triggers {
-    fn parse(text: &str) -> Self {
-        let mut triggers = Triggers::default();
-        for (name, arg) in sim_directives(text) {
+    fn parse(text: &str, model: &str) -> Self {
+        let mut triggers = Triggers {
+            transport: Transport::parse(text, model),
+            ..Triggers::default()
+        };
+        for (name, arg) in sim_directives(text, model) {
             match name {
                 "error" => {
                     triggers.error_status =
@@ -448,15 +638,21 @@ impl Triggers {
         }
     }
 
-    /// The mid-stream fault to inject, if any (`cut` wins over `midstream-error`).
-    fn stream_fault(&self, error_frame: impl FnOnce() -> Bytes) -> StreamFault {
-        if self.cut {
+    /// How to send the stream: the mid-stream fault to inject, if any (`hang` wins over
+    /// `corrupt`, over `cut`, over `midstream-error`), where, and at what pace.
+    fn stream_plan(
+        &self,
+        error_frame: impl FnOnce() -> Bytes,
+        corrupt_frame: impl FnOnce() -> Bytes,
+    ) -> StreamPlan {
+        let fault = if self.cut {
             StreamFault::Cut
         } else if self.midstream_error {
             StreamFault::Error(error_frame())
         } else {
             StreamFault::None
-        }
+        };
+        self.transport.stream_plan(fault, corrupt_frame)
     }
 }
 
@@ -529,61 +725,90 @@ impl SseFrame {
     }
 }
 
-/// A fault injected after the second content delta of a stream.
+/// A fault injected in a stream after some content deltas (see [`StreamPlan`]).
 enum StreamFault {
     None,
     /// Close the connection abruptly.
     Cut,
     /// Send this frame, then end the stream.
     Error(Bytes),
+    /// Send this frame, which does not decode, then end the stream.
+    Corrupt(Bytes),
+    /// Send nothing more, and keep the connection open.
+    Hang,
+}
+
+/// How a stream is sent: its fault, the content deltas sent before it, and the delay
+/// before each frame.
+struct StreamPlan {
+    fault: StreamFault,
+    after: usize,
+    drip: Option<Duration>,
 }
 
 /// A body sending every frame (`(bytes, is a content delta)`) as its own body chunk,
-/// with a yield between them so clients can observe chunked delivery. A fault is
-/// injected after the second content delta: an error frame that ends the body, or an
-/// abrupt cut.
-fn frames_body(mut frames: Vec<(Bytes, bool)>, fault: StreamFault) -> Body {
+/// with a yield (or the plan's drip delay) before each so clients can observe chunked
+/// delivery. A fault is injected after `plan.after` content deltas (the frames before
+/// the first delta, such as the role or `message_start`, are always sent): an error or
+/// corrupt frame that ends the body, an abrupt cut, or silence.
+fn frames_body(mut frames: Vec<(Bytes, bool)>, plan: StreamPlan) -> Body {
     let mut tail: Option<Result<Bytes, std::io::Error>> = None;
-    if !matches!(fault, StreamFault::None) {
+    let mut hang = false;
+    if !matches!(plan.fault, StreamFault::None) {
         let delta_positions: Vec<usize> = frames
             .iter()
             .enumerate()
             .filter(|(_, (_, delta))| *delta)
             .map(|(i, _)| i)
             .collect();
-        let keep = delta_positions
-            .get(1)
-            .or(delta_positions.last())
-            .map_or(1, |i| i + 1);
+        let keep = match plan.after {
+            0 => delta_positions.first().copied().unwrap_or(1),
+            n => delta_positions
+                .get(n - 1)
+                .or(delta_positions.last())
+                .map_or(1, |i| i + 1),
+        };
         frames.truncate(keep);
-        tail = Some(match fault {
-            StreamFault::Error(frame) => Ok(frame),
-            _ => Err(std::io::Error::new(
+        tail = match plan.fault {
+            StreamFault::Error(frame) | StreamFault::Corrupt(frame) => Some(Ok(frame)),
+            StreamFault::Hang => {
+                hang = true;
+                None
+            }
+            _ => Some(Err(std::io::Error::new(
                 std::io::ErrorKind::ConnectionAborted,
                 "simulated connection cut",
-            )),
-        });
+            ))),
+        };
     }
     let items: Vec<Result<Bytes, std::io::Error>> = frames
         .into_iter()
         .map(|(data, _)| Ok(data))
         .chain(tail)
         .collect();
-    let stream = futures_util::stream::iter(items).then(|item| async move {
-        tokio::task::yield_now().await;
+    let drip = plan.drip;
+    let stream = futures_util::stream::iter(items).then(move |item| async move {
+        match drip {
+            Some(d) => tokio::time::sleep(d).await,
+            None => tokio::task::yield_now().await,
+        }
         item
     });
-    Body::from_stream(stream)
+    if hang {
+        Body::from_stream(stream.chain(futures_util::stream::pending()))
+    } else {
+        Body::from_stream(stream)
+    }
 }
 
 /// A `text/event-stream` response sending every frame as its own body frame.
 fn sse_response(
     frames: Vec<SseFrame>,
-    fault: StreamFault,
+    plan: StreamPlan,
     extra_headers: &[(&'static str, String)],
 ) -> Response {
     let frames = frames.into_iter().map(|f| (f.data, f.delta)).collect();
-    let mut response = Response::new(frames_body(frames, fault));
+    let mut response = Response::new(frames_body(frames, plan));
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
@@ -778,13 +1003,63 @@ mod tests {
 
     #[test]
     fn triggers_are_parsed() {
-        let t = Triggers::parse("x [[sim:error 529]] y [[sim:slow 200]] [[sim:cut]]");
+        let t = Triggers::parse("x [[sim:error 529]] y [[sim:slow 200]] [[sim:cut]]", "m");
         assert_eq!(t.error_status, Some(529));
         assert_eq!(t.slow, Some(Duration::from_millis(200)));
         assert!(t.cut);
         assert!(!t.midstream_error);
-        assert_eq!(Triggers::parse("[[sim:error 200]]").error_status, None);
-        assert!(Triggers::parse("[[sim:midstream-error]]").midstream_error);
+        assert_eq!(Triggers::parse("[[sim:error 200]]", "m").error_status, None);
+        assert!(Triggers::parse("[[sim:midstream-error]]", "m").midstream_error);
+    }
+
+    #[test]
+    fn targeted_directives_apply_to_their_model_only() {
+        let text = "[[sim:error 503 @sim-a]] [[sim:slow 5 @sim-b @sim-c]] [[sim:hang 0 @sim-a]]";
+        let a = Triggers::parse(text, "sim-a");
+        assert_eq!(a.error_status, Some(503));
+        assert_eq!(a.slow, None);
+        assert!(a.transport.hang);
+        assert_eq!(a.transport.after, Some(0));
+        let c = Triggers::parse(text, "sim-c");
+        assert_eq!(c.error_status, None);
+        assert_eq!(c.slow, Some(Duration::from_millis(5)));
+        assert_eq!(c.transport, Transport::default());
+        assert_eq!(Triggers::parse(text, "sim-a2").error_status, None);
+    }
+
+    /// `[[sim:reset]]` is a TCP reset without a response, not a clean close; the next
+    /// connection is served normally.
+    #[tokio::test]
+    async fn reset_resets_the_connection() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let sim = start_openai("sk").await.expect("sim");
+        let send = |text: &'static str| {
+            let addr = sim.addr();
+            async move {
+                let body = serde_json::json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": text}]}).to_string();
+                let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+                let head = format!("POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer sk\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n", body.len());
+                tcp.write_all(head.as_bytes()).await.expect("write");
+                tcp.write_all(body.as_bytes()).await.expect("write");
+                let mut buf = vec![0u8; 4096];
+                tcp.read(&mut buf)
+                    .await
+                    .map(|n| String::from_utf8_lossy(&buf[..n]).into_owned())
+            }
+        };
+        let err = send("hi [[sim:reset]]").await.expect_err("a reset");
+        assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset, "{err}");
+        let ok = send("hi").await.expect("an answer");
+        assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+    }
+
+    #[test]
+    fn transport_faults_are_parsed() {
+        let t = Transport::parse("[[sim:reset]] [[sim:drip 20]] [[sim:corrupt 1]]", "m");
+        assert!(t.reset && t.corrupt && !t.hang);
+        assert_eq!(t.drip, Some(Duration::from_millis(20)));
+        assert_eq!(t.after, Some(1));
+        assert_eq!(Transport::parse("[[sim:cut]]", "m").after, Some(2));
     }
 
     #[test]

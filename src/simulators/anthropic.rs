@@ -18,8 +18,8 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 
 use super::{
-    count_words, fragments, json_response, plan_reply, random_id, sse_response, CacheSplit, Finish,
-    PromptCache, RecordedRequest, Reply, RequestLog, SseFrame, Triggers,
+    count_words, fragments, json_response, plan_reply, random_id, reset_response, sse_response,
+    CacheSplit, Finish, PromptCache, RecordedRequest, Reply, RequestLog, SseFrame, Triggers,
 };
 use validate::{parse_request, MessagesRequest};
 
@@ -222,8 +222,11 @@ async fn messages(
         ))
     })?;
     let parsed = parse_request(&body)?;
-    let triggers = Triggers::parse(&parsed.last_user_text);
+    let triggers = Triggers::parse(&parsed.last_user_text, &parsed.model);
     triggers.apply_delay().await;
+    if triggers.transport.reset {
+        return Ok(reset_response());
+    }
     if let Some(status) = triggers.error_status {
         return Err(ApiError::simulated(status));
     }
@@ -249,13 +252,20 @@ async fn messages(
     };
     let headers = [("request-id", request_id.to_owned())];
     if message.request.stream {
-        let fault = triggers.stream_fault(|| {
-            let error = json!({"type": "error", "error": ApiError::simulated(529).error_object()});
-            Bytes::from(format!("event: error\ndata: {error}\n\n"))
-        });
-        Ok(sse_response(message.events(), fault, &headers))
+        let plan = triggers.stream_plan(
+            || {
+                let error =
+                    json!({"type": "error", "error": ApiError::simulated(529).error_object()});
+                Bytes::from(format!("event: error\ndata: {error}\n\n"))
+            },
+            || {
+                Bytes::from_static(b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"\n\n")
+            },
+        );
+        Ok(sse_response(message.events(), plan, &headers))
     } else {
-        Ok(json_response(StatusCode::OK, &message.json(), &headers))
+        let response = json_response(StatusCode::OK, &message.json(), &headers);
+        Ok(triggers.transport.non_streamed(response))
     }
 }
 

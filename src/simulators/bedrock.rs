@@ -58,6 +58,9 @@
 //!   is not authorized to perform: bedrock:InvokeModel on resource: arn:aws:bedrock:...
 //!   because no identity-based policy allows the bedrock:InvokeModel action`.
 //! * `[[sim:slow 200]]` waits 200 ms first.
+//! * The transport faults every simulator shares (`reset`, `hang`, `corrupt`, `drip`,
+//!   positions, `@MODEL` targets; see the parent module): a corrupt frame here is a
+//!   `contentBlockDelta` frame whose message CRC does not match.
 
 mod control;
 mod eventstream;

@@ -17,8 +17,8 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 
 use super::{
-    count_words, fragments, json_response, plan_reply, random_id, sse_response, unix_now, Finish,
-    RecordedRequest, Reply, RequestLog, SseFrame, Triggers,
+    count_words, fragments, json_response, plan_reply, random_id, reset_response, sse_response,
+    unix_now, Finish, RecordedRequest, Reply, RequestLog, SseFrame, Triggers,
 };
 use validate::{is_known_model, parse_request, ChatRequest};
 
@@ -287,8 +287,11 @@ async fn chat(request: &RecordedRequest, request_id: &str) -> Result<Response, A
         )
     })?;
     let chat = parse_request(&body)?;
-    let triggers = Triggers::parse(&chat.last_user_text);
+    let triggers = Triggers::parse(&chat.last_user_text, &chat.model);
     triggers.apply_delay().await;
+    if triggers.transport.reset {
+        return Ok(reset_response());
+    }
     if let Some(status) = triggers.error_status {
         return Err(ApiError::simulated(status, &chat.model));
     }
@@ -312,13 +315,22 @@ async fn chat(request: &RecordedRequest, request_id: &str) -> Result<Response, A
     };
     let headers = [("x-request-id", request_id.to_owned())];
     if completion.request.stream {
-        let fault = triggers.stream_fault(|| {
-            let error = ApiError::simulated(500, &completion.request.model);
-            Bytes::from(format!("data: {}\n\n", error.body()))
-        });
-        Ok(sse_response(completion.chunks(), fault, &headers))
+        let plan = triggers.stream_plan(
+            || {
+                let error = ApiError::simulated(500, &completion.request.model);
+                Bytes::from(format!("data: {}\n\n", error.body()))
+            },
+            || {
+                Bytes::from(format!(
+                    "data: {{\"id\":\"{}\",\"object\":\"chat.completion.chunk\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"\n\n",
+                    completion.id
+                ))
+            },
+        );
+        Ok(sse_response(completion.chunks(), plan, &headers))
     } else {
-        Ok(json_response(StatusCode::OK, &completion.json(), &headers))
+        let response = json_response(StatusCode::OK, &completion.json(), &headers);
+        Ok(triggers.transport.non_streamed(response))
     }
 }
 

@@ -13,7 +13,7 @@ use axum::response::Response;
 use bytes::Bytes;
 use serde_json::{json, Value};
 
-use super::super::{frames_body, insert_headers, StreamFault};
+use super::super::{frames_body, insert_headers, StreamPlan};
 
 pub(super) const CONTENT_TYPE: &str = "application/vnd.amazon.eventstream";
 
@@ -69,11 +69,11 @@ pub(super) struct StreamFrame {
 /// A 200 event-stream response sending every frame as its own body chunk.
 pub(super) fn eventstream_response(
     frames: Vec<StreamFrame>,
-    fault: StreamFault,
+    plan: StreamPlan,
     extra_headers: &[(&'static str, String)],
 ) -> Response {
     let frames = frames.into_iter().map(|f| (f.data, f.delta)).collect();
-    let mut response = Response::new(frames_body(frames, fault));
+    let mut response = Response::new(frames_body(frames, plan));
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HttpHeaderValue::from_static(CONTENT_TYPE),

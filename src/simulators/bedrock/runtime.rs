@@ -5,12 +5,13 @@ use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use axum::response::Response;
+use bytes::Bytes;
 use rand::Rng;
 use serde_json::{json, Value};
 
 use super::super::{
-    count_words, fragments, json_response, plan_reply, random_id, sim_directives, slow_delay,
-    CacheSplit, Finish, RecordedRequest, Reply, StreamFault,
+    count_words, fragments, json_response, plan_reply, random_id, reset_response, sim_directives,
+    slow_delay, CacheSplit, Finish, RecordedRequest, Reply, StreamFault, Transport,
 };
 use super::eventstream::{event_frame, eventstream_response, exception_frame, StreamFrame};
 use super::models::{resolve, ModelIdError, ACCOUNT_ID};
@@ -98,6 +99,7 @@ struct Faults {
     slow: Option<Duration>,
     /// `[[sim:iam-denied]]`: the IAM policy denial, which names the account and role.
     iam_denied: bool,
+    transport: Transport,
 }
 
 /// The `AccessDeniedException` text of a caller whose IAM policy does not allow
@@ -121,9 +123,12 @@ fn iam_denial(region: &str, model_id: &str, stream: bool) -> String {
 }
 
 impl Faults {
-    fn parse(text: &str) -> Self {
-        let mut faults = Faults::default();
-        for (name, arg) in sim_directives(text) {
+    fn parse(text: &str, model_id: &str) -> Self {
+        let mut faults = Faults {
+            transport: Transport::parse(text, model_id),
+            ..Faults::default()
+        };
+        for (name, arg) in sim_directives(text, model_id) {
             match name {
                 "error" => {
                     faults.error = match arg.parse::<u16>() {
@@ -161,6 +166,19 @@ fn exception_message(name: &str) -> String {
         || format!("Simulated {name}."),
         |(_, _, message)| message.to_owned(),
     )
+}
+
+/// A `contentBlockDelta` frame with one payload byte flipped: its prelude is sound, its
+/// message CRC does not match.
+fn corrupt_frame() -> Bytes {
+    let frame = event_frame(
+        "contentBlockDelta",
+        &json!({"contentBlockIndex": 0, "delta": {"text": " corrupt"}, "p": "abcd"}),
+    );
+    let mut bytes = frame.to_vec();
+    let at = bytes.len() - 8;
+    bytes[at] ^= 0x20;
+    Bytes::from(bytes)
 }
 
 /// What the simulated model produces.
@@ -220,9 +238,12 @@ pub(super) async fn converse(
         AwsError::serialization(format!("Unable to parse the request body as JSON: {err}"))
     })?;
     let parsed = parse_request(&body, &model_id)?;
-    let faults = Faults::parse(&parsed.last_user_text);
+    let faults = Faults::parse(&parsed.last_user_text, &model_id);
     if let Some(delay) = faults.slow {
         tokio::time::sleep(delay).await;
+    }
+    if faults.transport.reset {
+        return Ok(reset_response());
     }
     if faults.iam_denied {
         return Err(AwsError::access_denied(iam_denial(
@@ -254,7 +275,8 @@ pub(super) async fn converse(
     };
     let headers = [("x-amzn-requestid", request_id.to_owned())];
     if !stream {
-        return Ok(json_response(StatusCode::OK, &answer.json(), &headers));
+        let response = json_response(StatusCode::OK, &answer.json(), &headers);
+        return Ok(faults.transport.non_streamed(response));
     }
     let fault = if faults.cut {
         StreamFault::Cut
@@ -263,7 +285,8 @@ pub(super) async fn converse(
     } else {
         StreamFault::None
     };
-    Ok(eventstream_response(answer.frames(), fault, &headers))
+    let plan = faults.transport.stream_plan(fault, corrupt_frame);
+    Ok(eventstream_response(answer.frames(), plan, &headers))
 }
 
 struct Answer {
@@ -361,10 +384,16 @@ mod tests {
 
     #[test]
     fn fault_directives() {
-        let faults = Faults::parse("x [[sim:error 429]] [[sim:exception ThrottlingException]]");
+        let faults = Faults::parse(
+            "x [[sim:error 429]] [[sim:exception ThrottlingException]]",
+            "m",
+        );
         assert_eq!(faults.error.map(|e| e.0), Some("ThrottlingException"));
         assert_eq!(faults.exception.as_deref(), Some("throttlingException"));
-        let faults = Faults::parse("[[sim:error modelNotReady]] [[sim:cut]] [[sim:slow 5]]");
+        let faults = Faults::parse(
+            "[[sim:error modelNotReady]] [[sim:cut]] [[sim:slow 5]]",
+            "m",
+        );
         assert_eq!(
             faults.error,
             Some((
@@ -376,23 +405,25 @@ mod tests {
         assert!(faults.cut);
         assert_eq!(faults.slow, Some(Duration::from_millis(5)));
         assert_eq!(
-            Faults::parse("[[sim:error 503]]").error.map(|e| e.0),
+            Faults::parse("[[sim:error 503]]", "m").error.map(|e| e.0),
             Some("ServiceUnavailableException")
         );
         assert_eq!(
-            Faults::parse("[[sim:error 424]]").error.map(|e| e.0),
+            Faults::parse("[[sim:error 424]]", "m").error.map(|e| e.0),
             Some("ModelErrorException")
         );
         assert_eq!(
-            Faults::parse("[[sim:error 408]]").error.map(|e| e.0),
+            Faults::parse("[[sim:error 408]]", "m").error.map(|e| e.0),
             Some("ModelTimeoutException")
         );
         assert_eq!(
-            Faults::parse("[[sim:error 502]]").error.map(|e| (e.0, e.1)),
+            Faults::parse("[[sim:error 502]]", "m")
+                .error
+                .map(|e| (e.0, e.1)),
             Some(("InternalServerException", 502))
         );
-        assert_eq!(Faults::parse("[[sim:error 200]]").error, None);
-        assert!(Faults::parse("[[sim:iam-denied]]").iam_denied);
+        assert_eq!(Faults::parse("[[sim:error 200]]", "m").error, None);
+        assert!(Faults::parse("[[sim:iam-denied]]", "m").iam_denied);
         assert_eq!(
             iam_denial("us-east-1", "us.amazon.nova-pro-v1:0", false),
             "User: arn:aws:sts::123456789012:assumed-role/GammaInfra/i-0abc is not authorized to perform: bedrock:InvokeModel on resource: arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.amazon.nova-pro-v1:0 because no identity-based policy allows the bedrock:InvokeModel action"
