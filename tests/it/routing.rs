@@ -389,3 +389,78 @@ async fn sort_by_latency_moves_traffic_to_the_faster_endpoint_once_observed() {
     assert_eq!(after.ttft_samples, 2);
     assert_eq!(after.throughput_samples, 3);
 }
+
+#[tokio::test]
+async fn sort_by_throughput_moves_traffic_to_the_endpoint_that_streams_faster() {
+    let gw = routing_gw().await;
+    let (_, key) = gw.account("throughput@example.com").await;
+    // Every frame from the cheap endpoint takes 30 ms; the dear one streams at once.
+    let text = "one two three four five six [[sim:drip 30 @sim-cheap]]";
+    let body = chat_body(
+        "test/speed",
+        text,
+        r#""stream":true,"provider":{"sort":"throughput"}"#,
+    );
+    let mut served = Vec::new();
+    for _ in 0..4 {
+        let r = gw.chat(&key, &body, &[]).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        served.push(
+            r.header("x-gammainfra-upstream-model")
+                .unwrap_or_default()
+                .to_owned(),
+        );
+    }
+    // Price order while unobserved, then the faster one.
+    assert_eq!(served, ["sim-cheap", "sim-quick", "sim-quick", "sim-quick"]);
+    let router = &gw.state.router;
+    let cheap = router
+        .observed("openai_compatible:cheap:sim-cheap")
+        .expect("endpoint");
+    let quick = router
+        .observed("openai_compatible:quick:sim-quick")
+        .expect("endpoint");
+    assert!(
+        quick.tokens_per_s_milli > cheap.tokens_per_s_milli,
+        "{quick:?} {cheap:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_fallback_model_answers_after_a_retryable_upstream_error() {
+    let gw = routing_gw().await;
+    let (_, key) = gw.account("fallback-503@example.com").await;
+    let r = gw
+        .chat(
+            &key,
+            &chat_body(
+                "test/second",
+                "hi [[sim:error 503 @sim-second]]",
+                r#""models":["test/third"],"provider":{"sort":"latency"}"#,
+            ),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.header("x-gammainfra-route"),
+        Some(
+            "sort=latency; test/second@openai_compatible:live:sim-second=503, \
+             test/third@openai_compatible:live:sim-third=ok"
+        )
+    );
+    assert_eq!(r.json()["model"], "sim-third");
+    // Without `models`, the same failure is the answer, with its route.
+    let r = gw
+        .chat(
+            &key,
+            &chat_body("test/second", "hi [[sim:error 503 @sim-second]]", ""),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert_eq!(
+        r.header("x-gammainfra-route"),
+        Some("sort=price; test/second@openai_compatible:live:sim-second=503")
+    );
+}
