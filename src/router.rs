@@ -4,19 +4,26 @@
 //! Eligible endpoints are those of the resolved model (restricted to the pinned provider,
 //! the request's `provider.only`/`ignore`), whose processing regions satisfy the region
 //! constraint, that are enabled in this deployment and whose provider is configured.
-//! They are ordered by `provider.order`, then price (input + output list price), with
-//! endpoints whose circuit is open moved last.
+//! They are ordered by `provider.order`, then by `provider.sort`: list price (input +
+//! output), or what this process has observed of each endpoint (time to first token, or
+//! output tokens per second: see `router/observe.rs`), with endpoints whose circuit is open
+//! moved last.
+
+mod observe;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
+
+pub use observe::{Observation, EWMA_DIVISOR, OBSERVATION_TTL_MS};
 
 use crate::catalog::region::geographies_admitting;
 use crate::catalog::{
     BedrockInvocation, Catalog, Endpoint, ProcessingRegions, ProviderKind, RegionConstraint,
     Residency, Resolution,
 };
-use crate::chat::request::ProviderPrefs;
+use crate::chat::request::{ProviderPrefs, SortBy};
 
 /// Consecutive failures that open an endpoint's circuit.
 const TRIP_AFTER: u32 = 3;
@@ -41,6 +48,8 @@ pub enum RouteError {
 struct Health {
     failures: AtomicU32,
     open_until_ms: AtomicI64,
+    /// What was observed of the endpoint's answers.
+    observed: observe::Observed,
 }
 
 pub struct Router {
@@ -206,23 +215,26 @@ impl Router {
                 dedup(missing).join("; ")
             )));
         }
-        let order: Vec<String> = prefs.map(|p| p.order.clone()).unwrap_or_default();
-        let by_price = prefs
-            .and_then(|p| p.sort.as_deref())
-            .is_none_or(|s| s != "latency");
+        let order: &[String] = prefs.map_or(&[], |p| p.order.as_slice());
+        let sort = prefs.map_or(SortBy::Price, ProviderPrefs::sort_by);
         let now = crate::clock::unix_millis();
         usable.sort_by_key(|e| {
-            let open = self.is_open(&e.key, now);
+            let health = self.health.get(&e.key);
+            let open = health.is_some_and(|h| h.open_until_ms.load(Ordering::Relaxed) > now);
             let pos = order
                 .iter()
                 .position(|o| o.eq_ignore_ascii_case(&e.provider.to_string()))
                 .unwrap_or(usize::MAX);
-            let price = if by_price {
-                e.pricing.input.nanos_per_mtok() + e.pricing.output.nanos_per_mtok()
-            } else {
-                0
+            // (observed, figure): unobserved endpoints first, then the best figure.
+            let observed = match sort {
+                SortBy::Price => None,
+                SortBy::Latency => health.and_then(|h| h.observed.ttft_us(now)),
+                SortBy::Throughput => health
+                    .and_then(|h| h.observed.tokens_per_s_milli(now))
+                    .map(|t| u64::MAX - t),
             };
-            (open, pos, price)
+            let price = e.pricing.input.nanos_per_mtok() + e.pricing.output.nanos_per_mtok();
+            (open, pos, observed.is_some(), observed.unwrap_or(0), price)
         });
         if prefs.and_then(|p| p.allow_fallbacks) == Some(false) {
             usable.truncate(1);
@@ -316,10 +328,32 @@ impl Router {
         msg
     }
 
-    fn is_open(&self, key: &str, now: i64) -> bool {
-        self.health
-            .get(key)
-            .is_some_and(|h| h.open_until_ms.load(Ordering::Relaxed) > now)
+    /// What this process has observed of the endpoint `key` (None: no such endpoint).
+    pub fn observed(&self, key: &str) -> Option<Observation> {
+        let h = self.health.get(key)?;
+        Some(h.observed.snapshot(crate::clock::unix_millis()))
+    }
+
+    /// Records a streamed answer's time to first token: from the adapter's call to the
+    /// first chunk that carries output.
+    pub fn record_ttft(&self, key: &str, ttft: Duration) {
+        self.record_ttft_at(key, ttft, crate::clock::unix_millis());
+    }
+
+    fn record_ttft_at(&self, key: &str, ttft: Duration, now: i64) {
+        if let Some(h) = self.health.get(key) {
+            h.observed.record_ttft(ttft, now);
+        }
+    }
+
+    /// Records `output_tokens` produced in `time`: a stream's, from its first output to
+    /// its end; a non-streamed answer's, over the whole call. An answer with no output
+    /// says nothing of throughput and is not recorded.
+    pub fn record_throughput(&self, key: &str, output_tokens: u64, time: Duration) {
+        if let Some(h) = self.health.get(key) {
+            h.observed
+                .record_throughput(output_tokens, time, crate::clock::unix_millis());
+        }
     }
 
     pub fn record_success(&self, key: &str) {
@@ -485,5 +519,186 @@ mod tests {
         let plan = r.plan(&res, None, Some(&prefs)).expect("plan");
         assert_eq!(plan.len(), 1);
         assert_eq!(plan[0].provider, ProviderKind::Anthropic);
+    }
+
+    /// Claude Sonnet 4.6 with Bedrock and Anthropic configured: several endpoints.
+    fn sonnet(r: &Router) -> Resolution {
+        r.catalog()
+            .resolve("anthropic/claude-sonnet-4-6")
+            .expect("model")
+    }
+
+    fn sorted(sort: &str) -> ProviderPrefs {
+        ProviderPrefs {
+            sort: Some(sort.into()),
+            ..ProviderPrefs::default()
+        }
+    }
+
+    fn keys(plan: &[Arc<Endpoint>]) -> Vec<String> {
+        plan.iter().map(|e| e.key.clone()).collect()
+    }
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn latency_sort_tries_unobserved_endpoints_first_then_the_lowest_ttft() {
+        let r = router(&[ProviderKind::Bedrock, ProviderKind::Anthropic]);
+        let res = sonnet(&r);
+        let by_price = keys(&r.plan(&res, None, None).expect("plan"));
+        assert!(by_price.len() >= 3, "{by_price:?}");
+        let latency = sorted("latency");
+        // Nothing observed: price order, so every endpoint gets measured in turn.
+        assert_eq!(
+            keys(&r.plan(&res, None, Some(&latency)).expect("plan")),
+            by_price
+        );
+        // The cheapest measured slow: the unobserved ones go ahead of it.
+        r.record_ttft(&by_price[0], ms(900));
+        let plan = keys(&r.plan(&res, None, Some(&latency)).expect("plan"));
+        assert_eq!(plan.last(), Some(&by_price[0]), "{plan:?}");
+        assert_eq!(plan[0], by_price[1], "unobserved, in price order");
+        // Everything measured: lowest time to first token first.
+        for (i, k) in by_price.iter().enumerate().skip(1) {
+            r.record_ttft(k, ms(100 + 100 * (by_price.len() - i) as u64));
+        }
+        let plan = keys(&r.plan(&res, None, Some(&latency)).expect("plan"));
+        let mut want: Vec<String> = by_price[1..].iter().rev().cloned().collect();
+        want.push(by_price[0].clone());
+        assert_eq!(plan, want);
+        // Price order is untouched by observations.
+        assert_eq!(keys(&r.plan(&res, None, None).expect("plan")), by_price);
+        assert_eq!(
+            keys(&r.plan(&res, None, Some(&sorted("price"))).expect("plan")),
+            by_price
+        );
+    }
+
+    #[test]
+    fn throughput_sort_puts_the_most_tokens_per_second_first() {
+        let r = router(&[ProviderKind::Bedrock, ProviderKind::Anthropic]);
+        let res = sonnet(&r);
+        let by_price = keys(&r.plan(&res, None, None).expect("plan"));
+        let throughput = sorted("throughput");
+        // Time to first token says nothing of throughput.
+        r.record_ttft(&by_price[1], ms(10));
+        assert_eq!(
+            keys(&r.plan(&res, None, Some(&throughput)).expect("plan")),
+            by_price
+        );
+        // 100 tokens/s, 50 tokens/s, then 200 tokens/s for the rest.
+        r.record_throughput(&by_price[0], 100, ms(1000));
+        r.record_throughput(&by_price[1], 100, ms(2000));
+        for k in &by_price[2..] {
+            r.record_throughput(k, 400, ms(2000));
+        }
+        let plan = keys(&r.plan(&res, None, Some(&throughput)).expect("plan"));
+        let mut want: Vec<String> = by_price[2..].to_vec();
+        want.push(by_price[0].clone());
+        want.push(by_price[1].clone());
+        assert_eq!(plan, want);
+        let o = r.observed(&by_price[1]).expect("endpoint");
+        assert_eq!(o.tokens_per_s_milli, Some(50_000));
+        assert_eq!(o.throughput_samples, 1);
+        assert_eq!(o.ttft_us, Some(10_000));
+        // No output: nothing measured.
+        r.record_throughput(&by_price[1], 0, ms(5));
+        assert_eq!(r.observed(&by_price[1]).expect("e").throughput_samples, 1);
+        assert_eq!(r.observed("nope:nothing"), None);
+    }
+
+    #[test]
+    fn observations_are_decaying_averages_and_expire() {
+        let r = router(&[ProviderKind::Bedrock, ProviderKind::Anthropic]);
+        let key = sonnet(&r).model.endpoints[0].key.clone();
+        r.record_ttft(&key, ms(1000));
+        r.record_ttft(&key, ms(2000));
+        // A new sample weighs a quarter.
+        assert_eq!(
+            r.observed(&key).expect("e").ttft_us,
+            Some(1_250_000),
+            "1000 + (2000 - 1000) / 4 ms"
+        );
+        assert_eq!(r.observed(&key).expect("e").ttft_samples, 2);
+        // A burst shorter than a millisecond is timed as one.
+        r.record_throughput(&key, 5, Duration::ZERO);
+        assert_eq!(
+            r.observed(&key).expect("e").tokens_per_s_milli,
+            Some(5_000_000)
+        );
+        // Stale: counts as none, and the next sample starts afresh.
+        let old = crate::clock::unix_millis() - OBSERVATION_TTL_MS - 1_000;
+        let other = sonnet(&r).model.endpoints[1].key.clone();
+        r.record_ttft_at(&other, ms(300), old);
+        assert_eq!(r.observed(&other).expect("e").ttft_us, None);
+        r.record_ttft(&other, ms(700));
+        assert_eq!(r.observed(&other).expect("e").ttft_us, Some(700_000));
+    }
+
+    #[test]
+    fn a_stale_observation_is_measured_again_first() {
+        let r = router(&[ProviderKind::Bedrock, ProviderKind::Anthropic]);
+        let res = sonnet(&r);
+        let by_price = keys(&r.plan(&res, None, None).expect("plan"));
+        let now = crate::clock::unix_millis();
+        for k in &by_price {
+            r.record_ttft(k, ms(100));
+        }
+        // The dearest was measured slow long ago: it is tried first again.
+        let slowest = by_price.last().expect("one").clone();
+        r.record_ttft_at(&slowest, ms(5000), now - OBSERVATION_TTL_MS - 1);
+        let plan = keys(&r.plan(&res, None, Some(&sorted("latency"))).expect("plan"));
+        assert_eq!(plan[0], slowest);
+    }
+
+    #[test]
+    fn provider_order_wins_over_the_sort_and_open_circuits_go_last() {
+        let r = router(&[ProviderKind::Bedrock, ProviderKind::Anthropic]);
+        let res = sonnet(&r);
+        let by_price = r.plan(&res, None, None).expect("plan");
+        for e in &by_price {
+            let t = if e.provider == ProviderKind::Anthropic {
+                5000
+            } else {
+                50
+            };
+            r.record_ttft(&e.key, ms(t));
+            r.record_throughput(&e.key, 10_000 / t, ms(1000));
+        }
+        for sort in ["latency", "throughput"] {
+            let prefs = ProviderPrefs {
+                order: vec!["anthropic".into()],
+                sort: Some(sort.into()),
+                ..ProviderPrefs::default()
+            };
+            let plan = r.plan(&res, None, Some(&prefs)).expect("plan");
+            assert_eq!(plan[0].provider, ProviderKind::Anthropic, "{sort}");
+            // Without the order, the slow endpoint goes last.
+            let plan = r.plan(&res, None, Some(&sorted(sort))).expect("plan");
+            assert_eq!(
+                plan.last().map(|e| e.provider.clone()),
+                Some(ProviderKind::Anthropic),
+                "{sort}"
+            );
+            // `allow_fallbacks: false` keeps the best one only.
+            let one = ProviderPrefs {
+                allow_fallbacks: Some(false),
+                ..sorted(sort)
+            };
+            let plan = r.plan(&res, None, Some(&one)).expect("plan");
+            assert_eq!(plan.len(), 1);
+            assert_eq!(plan[0].provider, ProviderKind::Bedrock, "{sort}");
+        }
+        // The fastest endpoint's circuit opens: last, whatever was observed.
+        let fastest = r.plan(&res, None, Some(&sorted("latency"))).expect("plan")[0]
+            .key
+            .clone();
+        r.trip(&fastest);
+        for sort in ["price", "latency", "throughput"] {
+            let plan = keys(&r.plan(&res, None, Some(&sorted(sort))).expect("plan"));
+            assert_eq!(plan.last(), Some(&fastest), "{sort}");
+        }
     }
 }

@@ -15,6 +15,7 @@ pub mod chat;
 pub mod credits;
 pub mod error;
 pub mod models;
+pub mod route;
 pub mod stream;
 pub mod usage;
 

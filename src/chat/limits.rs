@@ -40,6 +40,10 @@ pub const MAX_TOOLS: usize = 128;
 /// gateway knows a handful of providers; every entry is compared with every endpoint.
 pub const MAX_PROVIDER_LIST: usize = 32;
 
+/// Most entries in `models`, the fallback models. Each model is resolved and planned
+/// before anything is held, and the credit hold covers the dearest of them.
+pub const MAX_FALLBACK_MODELS: usize = 8;
+
 /// Bedrock Converse: at most 20 images per request (each at most 3.75 MB).
 pub const BEDROCK_MAX_IMAGES: usize = 20;
 /// The Anthropic Messages API: at most 100 images per request.

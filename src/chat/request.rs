@@ -6,7 +6,10 @@ use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::limits::{MAX_IMAGE_PARTS, MAX_MESSAGES, MAX_MODEL_BYTES, MAX_PROVIDER_LIST, MAX_TOOLS};
+use super::limits::{
+    MAX_FALLBACK_MODELS, MAX_IMAGE_PARTS, MAX_MESSAGES, MAX_MODEL_BYTES, MAX_PROVIDER_LIST,
+    MAX_TOOLS,
+};
 
 /// A request that failed to parse or validate: a 400 `invalid_request_error`.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -27,7 +30,19 @@ impl RequestError {
 
 #[derive(Debug, Deserialize)]
 pub struct ChatRequest {
+    /// The model to try first: `model`, or when it is absent the first of `models` (set
+    /// by [`ChatRequest::parse`]).
+    #[serde(skip)]
     pub model: String,
+    #[serde(rename = "model", default)]
+    model_field: Option<String>,
+    /// OpenRouter-style fallback models, tried in order after `model` (see
+    /// [`ChatRequest::model_chain`]); never forwarded upstream.
+    #[serde(default)]
+    pub models: Option<Vec<String>>,
+    /// `model` was absent and is the first of `models`.
+    #[serde(skip)]
+    model_from_models: bool,
     pub messages: Vec<Message>,
     #[serde(default)]
     pub stream: Option<bool>,
@@ -236,8 +251,48 @@ pub struct ProviderPrefs {
     pub ignore: Vec<String>,
     /// Whether to fall back to other endpoints after the first fails (default true).
     pub allow_fallbacks: Option<bool>,
-    /// `price` (default) or `latency` (catalog order).
+    /// How to order the endpoints: `price` (default), `latency` or `throughput` (see
+    /// [`SortBy`]); checked by [`ChatRequest::parse`].
     pub sort: Option<String>,
+}
+
+impl ProviderPrefs {
+    /// The order asked for (price when absent; a value [`ChatRequest::parse`] refuses
+    /// cannot reach here).
+    pub fn sort_by(&self) -> SortBy {
+        self.sort
+            .as_deref()
+            .and_then(SortBy::parse)
+            .unwrap_or_default()
+    }
+}
+
+/// `provider.sort`: what orders a model's eligible endpoints (after `provider.order`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SortBy {
+    /// Input + output list price, cheapest first.
+    #[default]
+    Price,
+    /// Observed time to first token, lowest first.
+    Latency,
+    /// Observed output tokens per second, highest first.
+    Throughput,
+}
+
+impl SortBy {
+    pub const ALL: [Self; 3] = [Self::Price, Self::Latency, Self::Throughput];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Price => "price",
+            Self::Latency => "latency",
+            Self::Throughput => "throughput",
+        }
+    }
 }
 
 /// A `data:` URL's media type and base64 data (`data:image/png;base64,AAAA` →
@@ -296,7 +351,7 @@ impl Content {
 impl ChatRequest {
     /// Parses and validates a request body.
     pub fn parse(body: &[u8]) -> Result<Self, RequestError> {
-        let req: ChatRequest = serde_json::from_slice(body).map_err(|e| {
+        let mut req: ChatRequest = serde_json::from_slice(body).map_err(|e| {
             let message = if e.is_syntax() || e.is_eof() {
                 format!("We could not parse the JSON body of your request: {e}")
             } else {
@@ -304,8 +359,39 @@ impl ChatRequest {
             };
             RequestError::new(None, message)
         })?;
+        match (req.model_field.take(), req.models.as_deref()) {
+            (Some(m), _) => req.model = m,
+            (None, Some([first, ..])) => {
+                req.model = first.clone();
+                req.model_from_models = true;
+            }
+            (None, _) => {
+                return Err(RequestError::new(
+                    Some("model"),
+                    "`model` is required (or a non-empty `models` list)",
+                ))
+            }
+        }
         req.validate()?;
         Ok(req)
+    }
+
+    /// The models to try, in order, each with where the request named it (`None`:
+    /// `model`; `Some(i)`: `models[i]`): `model` first, then each entry of `models` not
+    /// equal to it or to an earlier entry. When `model` is absent, the first of `models`
+    /// comes first.
+    pub fn model_chain(&self) -> Vec<(Option<usize>, &str)> {
+        let models = self.models.as_deref().unwrap_or_default();
+        let mut chain = Vec::with_capacity(models.len() + 1);
+        if !self.model_from_models {
+            chain.push((None, self.model.as_str()));
+        }
+        for (i, m) in models.iter().enumerate() {
+            if !chain.iter().any(|(_, c)| *c == m.as_str()) {
+                chain.push((Some(i), m.as_str()));
+            }
+        }
+        chain
     }
 
     pub fn is_stream(&self) -> bool {
@@ -332,6 +418,34 @@ impl ChatRequest {
 
     fn validate(&self) -> Result<(), RequestError> {
         let e = |p: &str, m: &str| Err(RequestError::new(Some(p), m));
+        // `models` first: when `model` is absent, it is the first of them.
+        let models = self.models.as_deref().unwrap_or_default();
+        if models.len() > MAX_FALLBACK_MODELS {
+            return e(
+                "models",
+                &format!(
+                    "`models` has {} entries; the limit is {MAX_FALLBACK_MODELS} models",
+                    models.len()
+                ),
+            );
+        }
+        for (i, m) in models.iter().enumerate() {
+            if m.trim().is_empty() {
+                return e(
+                    &format!("models[{i}]"),
+                    "every entry of `models` must be a non-empty string",
+                );
+            }
+            if m.len() > MAX_MODEL_BYTES {
+                return e(
+                    &format!("models[{i}]"),
+                    &format!(
+                        "`models[{i}]` is {} bytes long; the limit is {MAX_MODEL_BYTES} bytes",
+                        m.len()
+                    ),
+                );
+            }
+        }
         if self.model.trim().is_empty() {
             return e("model", "`model` must be a non-empty string");
         }
@@ -390,6 +504,16 @@ impl ChatRequest {
                         ),
                     );
                 }
+            }
+            // The value is not echoed: it may be megabytes long.
+            if p.sort
+                .as_deref()
+                .is_some_and(|s| SortBy::parse(s).is_none())
+            {
+                return e(
+                    "provider.sort",
+                    "`provider.sort` must be \"price\", \"latency\" or \"throughput\"",
+                );
             }
         }
         if let Some(t) = self.temperature {
@@ -741,6 +865,7 @@ mod tests {
             "prediction",
             "service_tier",
             "provider",
+            "models",
         ] {
             assert!(!FORWARDED_FIELDS.contains(&f), "{f}");
         }
@@ -778,6 +903,82 @@ mod tests {
         )
         .message
         .contains("invalid type"));
+    }
+
+    fn chain(body: &str) -> Vec<(Option<usize>, String)> {
+        ChatRequest::parse(body.as_bytes())
+            .expect(body)
+            .model_chain()
+            .into_iter()
+            .map(|(at, m)| (at, m.to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn models_follow_model_without_repeats_and_stand_in_for_it_when_absent() {
+        let msgs = r#""messages":[{"role":"user","content":"x"}]"#;
+        assert_eq!(
+            chain(&format!(
+                r#"{{"model":"a","models":["b","a","c","b"],{msgs}}}"#
+            )),
+            [
+                (None, "a".into()),
+                (Some(0), "b".into()),
+                (Some(2), "c".into())
+            ]
+        );
+        let r = ChatRequest::parse(format!(r#"{{"models":["b","c"],{msgs}}}"#).as_bytes())
+            .expect("models only");
+        assert_eq!(r.model, "b");
+        assert_eq!(
+            r.model_chain(),
+            [(Some(0), "b"), (Some(1), "c")],
+            "the first of `models` is primary"
+        );
+        assert_eq!(chain(&with(r#""models":[]"#)), [(None, "m".into())]);
+        // Refusals name the field.
+        let e = err(&format!(r#"{{{msgs}}}"#));
+        assert_eq!(e.param.as_deref(), Some("model"));
+        let e = err(&format!(r#"{{"models":[],{msgs}}}"#));
+        assert_eq!(e.param.as_deref(), Some("model"));
+        let e = err(&with(r#""models":["a",""]"#));
+        assert_eq!(e.param.as_deref(), Some("models[1]"));
+        let nine = [r#""a""#; MAX_FALLBACK_MODELS + 1].join(",");
+        let e = err(&with(&format!(r#""models":[{nine}]"#)));
+        assert_eq!(e.param.as_deref(), Some("models"));
+        assert!(e.message.contains("the limit is 8 models"), "{}", e.message);
+        let e = err(&format!(
+            r#"{{"models":["{}"],{msgs}}}"#,
+            "m".repeat(MAX_MODEL_BYTES + 1)
+        ));
+        assert_eq!(e.param.as_deref(), Some("models[0]"));
+        let eight = [r#""a""#; MAX_FALLBACK_MODELS].join(",");
+        ChatRequest::parse(with(&format!(r#""models":[{eight}]"#)).as_bytes()).expect("at the cap");
+    }
+
+    #[test]
+    fn provider_sort_takes_three_values() {
+        for (sort, want) in [
+            ("price", SortBy::Price),
+            ("latency", SortBy::Latency),
+            ("throughput", SortBy::Throughput),
+        ] {
+            let r =
+                ChatRequest::parse(with(&format!(r#""provider":{{"sort":"{sort}"}}"#)).as_bytes())
+                    .expect(sort);
+            assert_eq!(r.provider.expect("prefs").sort_by(), want);
+        }
+        let r = ChatRequest::parse(with(r#""provider":{"sort":null}"#).as_bytes()).expect("null");
+        assert_eq!(r.provider.expect("prefs").sort_by(), SortBy::Price);
+        for bad in ["Latency", "speed", ""] {
+            let e = err(&with(&format!(r#""provider":{{"sort":"{bad}"}}"#)));
+            assert_eq!(e.param.as_deref(), Some("provider.sort"), "{bad}");
+            assert!(
+                e.message.contains(r#""price", "latency" or "throughput""#),
+                "{}",
+                e.message
+            );
+        }
     }
 
     fn tool_calls_body(n: usize) -> String {

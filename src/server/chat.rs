@@ -1,6 +1,9 @@
-//! `POST /v1/chat/completions`: authenticate, parse, resolve the model, apply the region
-//! constraint within the key's residency policy, reserve credit, try the planned endpoints in order (failing over on
-//! retryable errors while nothing has been sent), and bill the endpoint that answered.
+//! `POST /v1/chat/completions`: authenticate, parse, resolve the model (and the request's
+//! fallback `models`), plan each under the region constraint within the key's residency
+//! policy, reserve credit for the dearest, try the planned endpoints in order, model
+//! after model (failing over on retryable errors while nothing has been sent), and bill
+//! the endpoint that answered. Every answer that reached a provider names the route it
+//! took in `X-GammaInfra-Route` (see [`super::route`]).
 //!
 //! Settlement belongs to the gateway, not to the client's connection: the request runs
 //! in its own task, so a client that hangs up does not cancel it. A non-streamed answer
@@ -9,6 +12,8 @@
 //! final usage.
 
 use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::Instant;
 
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
@@ -16,14 +21,16 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::StreamExt;
+use serde_json::value::RawValue;
 
 use super::error::ApiError;
-use super::stream::BilledStream;
+use super::route::{RouteTrace, ROUTE};
+use super::stream::{BilledStream, Throughput};
 use super::{auth, AppState};
-use crate::catalog::{Asked, Endpoint, RegionConstraint, Resolution};
+use crate::catalog::{Asked, Endpoint, RegionConstraint, Residency, Resolution};
 use crate::chat::limits;
 use crate::chat::raw::RawObject;
-use crate::chat::request::input_token_bound;
+use crate::chat::request::{input_token_bound, ProviderPrefs, SortBy};
 use crate::chat::{ChatRequest, Completion, Reply, StreamItem};
 use crate::ledger::{keys, Charge, ClientHandle, Presence, Reservation, UsageStatus};
 use crate::money::{CostAccumulator, Nanos};
@@ -182,63 +189,92 @@ async fn handle(
     // async workers, so that other clients' requests and streams are not held up.
     let (req, raw) = limits::off_workers(body.len(), || {
         let req = ChatRequest::parse(&body)?;
-        let raw = RawObject::parse(&body).map_err(|e| {
+        let mut raw = RawObject::parse(&body).map_err(|e| {
             ApiError::bad_request("invalid_request", format!("Invalid request body: {e}"))
         })?;
+        // A request that names its models only in `models` still sends `model`
+        // upstream: the OpenAI adapter rewrites the field, so it must be there.
+        if raw.get("model").is_none() {
+            if let Ok(null) = serde_json::from_str::<&'static RawValue>("null") {
+                raw.0.push((Cow::Borrowed("model"), null));
+            }
+        }
         Ok::<_, ApiError>((req, raw))
     })
     .await?;
-    let res = st.catalog.resolve(&req.model)?;
-    // The request's own constraint: the header, or else the geography implied by a
-    // Bedrock profile prefix in `model` (the header wins over the prefix).
-    let requested = match headers.get("x-gammainfra-region") {
+    // Every model the request names is resolved first: an unknown one is refused
+    // naming it, before anything else.
+    let chain = req.model_chain();
+    let mut resolved = Vec::with_capacity(chain.len());
+    for &(at, name) in &chain {
+        let res = st.catalog.resolve(name).map_err(|e| {
+            let mut a = ApiError::from(e);
+            a.param = Some(at.map_or_else(|| "model".to_owned(), |i| format!("models[{i}]")));
+            a
+        })?;
+        resolved.push(res);
+    }
+    let header_region = match headers.get("x-gammainfra-region") {
         Some(v) => {
             let v = v.to_str().map_err(|_| {
                 ApiError::bad_request("invalid_region", "X-GammaInfra-Region must be ASCII")
             })?;
-            Some((RegionConstraint::parse(v, &st.catalog)?, Asked::Header))
+            Some(RegionConstraint::parse(v, &st.catalog)?)
         }
-        None => match res.implied_region.as_deref() {
-            Some(g) => Some((RegionConstraint::parse(g, &st.catalog)?, Asked::ModelPrefix)),
-            None => None,
-        },
+        None => None,
     };
-    // The account's and the key's residency policy is not a default: the request's
-    // constraint may narrow it, never widen it. Refused here, before anything is
-    // reserved or sent upstream.
-    let residency = key.residency.as_deref();
-    let constraint = match residency {
-        None => requested.map(|(c, _)| Cow::Owned(c)),
-        Some(p) => Some(p.apply(requested).map_err(|mut e| {
-            e.model = Some(res.model.id.clone());
-            e
-        })?),
-    };
-    let plan = st.router.plan_within(
-        &res,
-        constraint.as_deref(),
-        residency,
-        req.provider.as_ref(),
-    )?;
-    // Endpoints whose provider takes fewer images than the request has are skipped (a
-    // request over every planned endpoint's cap is refused here, before any hold or
-    // fetch): see `chat::limits`.
+    // Each model gets its own plan, under the same constraint, residency policy,
+    // provider preferences and image count. A fallback with no eligible endpoint is
+    // skipped; when no model has one, the first model's refusal is the answer.
     let images = req.image_count();
-    let plan = limits::fit_images(plan, images)?;
-    // The most this request can use: every input-side token (at most the context window)
-    // and the full output cap. It sizes the credit hold and counts toward rate limits.
-    let input_bound = input_token_bound(body.len(), images).min(res.model.context_window);
-    let output_cap = req.output_tokens(res.model.max_output_tokens);
-    let amount = plan
-        .iter()
-        .map(|e| worst_case_cost(input_bound, output_cap, e))
-        .max()
-        .unwrap_or_default();
+    let mut candidates: Vec<Candidate> = Vec::with_capacity(resolved.len());
+    let mut refusal = None;
+    for (i, res) in resolved.into_iter().enumerate() {
+        match plan_for(
+            st,
+            &req,
+            &res,
+            header_region.as_ref(),
+            key.residency.as_deref(),
+            images,
+        ) {
+            Ok(plan) => candidates.push(Candidate {
+                res,
+                plan,
+                fallback: i > 0,
+            }),
+            Err(e) if i == 0 => refusal = Some(e),
+            Err(e) => tracing::debug!(
+                request_id,
+                model = %res.model.id,
+                code = e.code,
+                "fallback model skipped: no eligible endpoint"
+            ),
+        }
+    }
+    if candidates.is_empty() {
+        return Err(refusal.unwrap_or_else(|| ApiError::internal("no model could be planned")));
+    }
+    // The most this request can use, at whichever model serves it: every input-side
+    // token (at most the model's context window) and its full output cap. The largest
+    // over every planned endpoint of every model sizes the credit hold, so a fallback
+    // is billed as exactly as the first choice; the largest token count counts toward
+    // rate limits.
+    let input_bound = input_token_bound(body.len(), images);
+    let mut amount = Nanos::ZERO;
+    let mut tokens = 0u64;
+    for c in &candidates {
+        let input = input_bound.min(c.res.model.context_window);
+        let output = req.output_tokens(c.res.model.max_output_tokens);
+        for e in &c.plan {
+            amount = amount.max(worst_case_cost(input, output, e));
+        }
+        tokens = tokens.max(input.saturating_add(output));
+    }
     let reservation = st.ledger.admit(&key, request_id, amount, &client).await?;
     // Rate limits, after the credit hold so that a request refused for credit or a
     // spending limit counts toward no rate limit (a refused one here drops its hold).
     // Tokens count as the input bound plus the output cap: the most it may use.
-    let tokens = input_bound.saturating_add(output_cap);
     let rate = st
         .limiter
         .admit(
@@ -254,8 +290,7 @@ async fn handle(
         st,
         &req,
         &raw,
-        &res,
-        &plan,
+        &candidates,
         reservation,
         body.len(),
         request_id,
@@ -276,23 +311,95 @@ async fn handle(
     }
 }
 
-/// Tries the planned endpoints in order (failing over while nothing has been sent) and
-/// bills the one that answered.
+/// One model of the request with the endpoints planned for it.
+struct Candidate {
+    res: Resolution,
+    plan: Vec<Arc<Endpoint>>,
+    /// A model of `models` after the first choice: an answer from it names it in
+    /// `X-GammaInfra-Resolved-Model`.
+    fallback: bool,
+}
+
+impl Candidate {
+    /// Whether the answer names the model it came from (`X-GammaInfra-Resolved-Model`).
+    fn renamed(&self) -> bool {
+        self.res.renamed || self.fallback
+    }
+}
+
+/// The endpoints that may serve `res`, best first: its region constraint (the header,
+/// else the geography its Bedrock profile prefix implies) within the key's residency
+/// policy, the request's provider preferences, and the request's image count.
+fn plan_for(
+    st: &AppState,
+    req: &ChatRequest,
+    res: &Resolution,
+    header_region: Option<&RegionConstraint>,
+    residency: Option<&Residency>,
+    images: usize,
+) -> Result<Vec<Arc<Endpoint>>, ApiError> {
+    // The request's own constraint: the header, or else the geography implied by a
+    // Bedrock profile prefix in the model's name (the header wins over the prefix).
+    let requested = match header_region {
+        Some(c) => Some((c.clone(), Asked::Header)),
+        None => match res.implied_region.as_deref() {
+            Some(g) => Some((RegionConstraint::parse(g, &st.catalog)?, Asked::ModelPrefix)),
+            None => None,
+        },
+    };
+    // The account's and the key's residency policy is not a default: the request's
+    // constraint may narrow it, never widen it. Refused here, before anything is
+    // reserved or sent upstream.
+    let constraint = match residency {
+        None => requested.map(|(c, _)| Cow::Owned(c)),
+        Some(p) => Some(p.apply(requested).map_err(|mut e| {
+            e.model = Some(res.model.id.clone());
+            e
+        })?),
+    };
+    let plan =
+        st.router
+            .plan_within(res, constraint.as_deref(), residency, req.provider.as_ref())?;
+    // Endpoints whose provider takes fewer images than the request has are skipped (a
+    // request over every planned endpoint's cap is refused here, before any hold or
+    // fetch): see `chat::limits`.
+    Ok(limits::fit_images(plan, images)?)
+}
+
+/// Tries each model's planned endpoints in order, model after model (failing over while
+/// nothing has been sent), and bills the one that answered. Every answer that reached a
+/// provider carries the route taken ([`RouteTrace`]).
 #[allow(clippy::too_many_arguments)]
 async fn attempt(
     st: &AppState,
     req: &ChatRequest,
     raw: &RawObject<'_>,
-    res: &Resolution,
-    plan: &[std::sync::Arc<Endpoint>],
+    candidates: &[Candidate],
     reservation: Reservation,
     body_len: usize,
     request_id: &str,
     client: ClientHandle,
 ) -> Result<Response, ApiError> {
+    let sort = req
+        .provider
+        .as_ref()
+        .map_or(SortBy::Price, ProviderPrefs::sort_by);
+    let mut route = RouteTrace::new(sort);
+    // Every (model, endpoint) in the order to try; an endpoint reached again through
+    // another name of the same model is not tried twice.
+    let mut tries: Vec<(&Candidate, &Arc<Endpoint>)> =
+        Vec::with_capacity(candidates.iter().map(|c| c.plan.len()).sum());
+    for c in candidates {
+        for ep in &c.plan {
+            if candidates.len() == 1 || !tries.iter().any(|(_, t)| t.key == ep.key) {
+                tries.push((c, ep));
+            }
+        }
+    }
     let mut last_err = None;
-    for (i, ep) in plan.iter().enumerate() {
-        let more = i + 1 < plan.len();
+    for (i, &(cand, ep)) in tries.iter().enumerate() {
+        let more = i + 1 < tries.len();
+        let res = &cand.res;
         let Some(provider) = st.providers.get(&ep.provider) else {
             continue;
         };
@@ -303,11 +410,18 @@ async fn attempt(
             model: &res.model,
             body_len,
         };
+        let started = Instant::now();
         match provider.call(call).await {
             Ok(Reply::Complete(c)) => {
                 st.router.record_success(&ep.key);
+                // A non-streamed answer's throughput is over the whole call; it has no
+                // first token to time.
+                st.router
+                    .record_throughput(&ep.key, c.usage.output_tokens, started.elapsed());
+                route.ok(&res.model.id, ep);
                 let ledger = reservation.ledger().clone();
-                let resp = complete(res, ep, c, reservation);
+                let mut resp = complete(cand, ep, c, reservation);
+                route.set_on(&mut resp);
                 ledger.commit_before_answer().await;
                 return Ok(resp);
             }
@@ -327,16 +441,29 @@ async fn attempt(
                 match first {
                     Some(Err(e)) if e.retryable() && more => {
                         note_failure(st, ep, &e, request_id);
+                        route.failed(&res.model.id, ep, &e);
                         tracing::warn!(request_id, endpoint = %ep.key, error = %e, "failing over");
                         last_err = Some((ep, e));
                         continue;
                     }
                     Some(Err(e)) => {
                         note_failure(st, ep, &e, request_id);
-                        return Err(answered_failure(ep, &e, request_id));
+                        route.failed(&res.model.id, ep, &e);
+                        return Err(answered_failure(ep, &e, request_id, route));
                     }
                     first => {
                         st.router.record_success(&ep.key);
+                        // Time to first token, and the start of the stream's
+                        // throughput, which it records if it ends normally.
+                        let timer = matches!(first, Some(Ok(_))).then(|| {
+                            let now = Instant::now();
+                            st.router.record_ttft(&ep.key, now - started);
+                            Throughput {
+                                router: st.router.clone(),
+                                since: now,
+                            }
+                        });
+                        route.ok(&res.model.id, ep);
                         let billed = BilledStream::new(
                             s,
                             prefetched,
@@ -348,26 +475,30 @@ async fn attempt(
                             req.estimated_input_tokens_at(body_len, ep),
                             client.clone(),
                             request_id.to_owned(),
+                            timer,
                         );
-                        return Ok(streamed(res, ep, billed));
+                        let mut resp = streamed(cand, ep, billed);
+                        route.set_on(&mut resp);
+                        return Ok(resp);
                     }
                 }
             }
             Err(e) => {
                 note_failure(st, ep, &e, request_id);
+                route.failed(&res.model.id, ep, &e);
                 if e.retryable() && more {
                     tracing::warn!(request_id, endpoint = %ep.key, error = %e, "failing over");
                     last_err = Some((ep, e));
                     continue;
                 }
-                return Err(answered_failure(ep, &e, request_id));
+                return Err(answered_failure(ep, &e, request_id, route));
             }
         }
     }
-    Err(last_err.map_or_else(
-        || ApiError::internal("no endpoint could be called"),
-        |(ep, e)| answered_failure(ep, &e, request_id),
-    ))
+    Err(match last_err {
+        Some((ep, e)) => answered_failure(ep, &e, request_id, route),
+        None => ApiError::internal("no endpoint could be called"),
+    })
 }
 
 /// The failure of the last endpoint tried, as the client's answer. The provider's own
@@ -377,9 +508,12 @@ fn answered_failure(
     ep: &Endpoint,
     e: &crate::providers::UpstreamError,
     request_id: &str,
+    route: RouteTrace,
 ) -> ApiError {
     log_upstream_failure(ep, e, request_id, "upstream failure answered to the client");
-    ApiError::upstream(e, request_id)
+    let mut a = ApiError::upstream(e, request_id);
+    a.headers.push((ROUTE, route.into_string()));
+    a
 }
 
 /// Logs a provider failure with everything the provider said: a refusal of the
@@ -430,16 +564,17 @@ fn header(resp: &mut Response, name: &'static str, value: &str) {
     }
 }
 
-fn proxied_headers(resp: &mut Response, res: &Resolution, ep: &Endpoint) {
+fn proxied_headers(resp: &mut Response, cand: &Candidate, ep: &Endpoint) {
     header(resp, "x-gammainfra-provider", &ep.provider.to_string());
     header(resp, "x-gammainfra-upstream-model", &ep.upstream_id);
     header(resp, "x-gammainfra-upstream-region", ep.served_region());
-    if res.renamed {
-        header(resp, "x-gammainfra-resolved-model", &res.model.id);
+    if cand.renamed() {
+        header(resp, "x-gammainfra-resolved-model", &cand.res.model.id);
     }
 }
 
-fn complete(res: &Resolution, ep: &Endpoint, c: Completion, reservation: Reservation) -> Response {
+fn complete(cand: &Candidate, ep: &Endpoint, c: Completion, reservation: Reservation) -> Response {
+    let res = &cand.res;
     let (status, note) = if reservation.client_left() {
         (
             UsageStatus::ClientDisconnected,
@@ -473,14 +608,14 @@ fn complete(res: &Resolution, ep: &Endpoint, c: Completion, reservation: Reserva
     let mut resp = (StatusCode::OK, out).into_response();
     header(&mut resp, "content-type", "application/json");
     header(&mut resp, "x-gammainfra-cost-usd", &charged.to_string());
-    proxied_headers(&mut resp, res, ep);
+    proxied_headers(&mut resp, cand, ep);
     resp
 }
 
-fn streamed(res: &Resolution, ep: &Endpoint, s: BilledStream) -> Response {
+fn streamed(cand: &Candidate, ep: &Endpoint, s: BilledStream) -> Response {
     let mut resp = axum::body::Body::from_stream(s).into_response();
     header(&mut resp, "content-type", "text/event-stream");
     header(&mut resp, "cache-control", "no-cache");
-    proxied_headers(&mut resp, res, ep);
+    proxied_headers(&mut resp, cand, ep);
     resp
 }

@@ -25,6 +25,18 @@ use crate::catalog::Endpoint;
 use crate::chat::{ChunkStream, StreamItem, Usage};
 use crate::ledger::{Charge, ClientHandle, Reservation, UsageStatus};
 use crate::providers::UpstreamError;
+use crate::router::Router;
+
+/// Times a stream's throughput for the router's observations: from its first output
+/// chunk to its end, recorded with the provider's final output tokens only when the
+/// stream ends normally (not cut, not failed; a stream read to its end after its client
+/// left counts). The clock runs at the gateway, so a client that reads slowly enough
+/// to hold the provider back lowers the figure.
+pub struct Throughput {
+    pub router: Arc<Router>,
+    /// When the first output chunk arrived.
+    pub since: std::time::Instant,
+}
 
 pub struct BilledStream {
     inner: ChunkStream,
@@ -51,6 +63,8 @@ pub struct BilledStream {
     /// With `billing.commit_before_answer`: the commit of the stream's charge, awaited
     /// before the last frames go out.
     commit: Option<Pin<Box<dyn std::future::Future<Output = ()> + Send>>>,
+    /// Recorded, and taken, when the stream ends normally.
+    throughput: Option<Throughput>,
 }
 
 impl BilledStream {
@@ -66,6 +80,7 @@ impl BilledStream {
         estimated_input: u64,
         client: ClientHandle,
         request_id: String,
+        throughput: Option<Throughput>,
     ) -> Self {
         let mut s = Self {
             inner,
@@ -84,6 +99,7 @@ impl BilledStream {
             client,
             request_id,
             commit: None,
+            throughput,
         };
         for item in prefetched {
             s.accept(Ok(item));
@@ -115,6 +131,7 @@ impl BilledStream {
             client: self.client.clone(),
             request_id: self.request_id.clone(),
             commit: None,
+            throughput: self.throughput.take(),
         };
         self.finished = true;
         rest
@@ -185,6 +202,17 @@ impl BilledStream {
                 (!self.final_usage)
                     .then(|| "the upstream ended the stream without reporting usage".to_owned())
             });
+        if let Some(t) = self
+            .throughput
+            .take()
+            .filter(|_| error.is_none() && self.final_usage)
+        {
+            t.router.record_throughput(
+                &self.endpoint.key,
+                self.usage.output_tokens,
+                t.since.elapsed(),
+            );
+        }
         let status = match (&error, self.final_usage) {
             (Some(_), _) => UsageStatus::UpstreamError,
             (None, false) => UsageStatus::CutShort,
@@ -381,6 +409,7 @@ mod tests {
             0,
             client.clone(),
             "req_dropped".into(),
+            None,
         );
         let mut billed = billed;
         assert!(billed.next().await.is_some(), "the first frame");

@@ -19,5 +19,6 @@ mod provider_errors;
 mod regions;
 mod replicas;
 mod residency;
+mod routing;
 mod settlement;
 mod usage;
