@@ -90,7 +90,11 @@ impl HttpClient {
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
+        // The pool needs a timer to close idle connections once `pool_idle` has passed;
+        // without one it only notices on the next checkout, and the connections of a
+        // burst stay open (a task and a descriptor each) until the provider closes them.
         let inner = Client::builder(TokioExecutor::new())
+            .pool_timer(hyper_util::rt::TokioTimer::new())
             .pool_idle_timeout(timeouts.pool_idle)
             .pool_max_idle_per_host(1024)
             .build(https);

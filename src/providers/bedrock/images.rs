@@ -71,7 +71,12 @@ impl ImageFetcher {
             .enable_http1()
             .wrap_connector(http);
         Ok(Self {
-            client: Client::builder(TokioExecutor::new()).build(https),
+            // Idle connections to image hosts are closed after 30 s (the timer makes the
+            // pool do it; without one they stay until the host closes them).
+            client: Client::builder(TokioExecutor::new())
+                .pool_timer(hyper_util::rt::TokioTimer::new())
+                .pool_idle_timeout(std::time::Duration::from_secs(30))
+                .build(https),
             allow_private,
         })
     }
