@@ -89,6 +89,9 @@ pub struct Completion {
     /// Top-level fields of the `chat.completion` object except `usage`, values unparsed.
     pub fields: Vec<(String, Box<RawValue>)>,
     pub usage: Usage,
+    /// The provider's own answer, when the client asked in the provider's own dialect
+    /// (`/v1/messages` served by Anthropic): passed on as it came.
+    pub native: Option<Bytes>,
 }
 
 impl Completion {
@@ -110,6 +113,10 @@ pub enum StreamItem {
     /// `generated` counts the output tokens it carries, for billing a stream that is cut
     /// before the provider reports usage.
     Chunk { json: Bytes, generated: u64 },
+    /// An event in the client's own dialect, when the provider speaks it (Anthropic's
+    /// events for `/v1/messages`): forwarded as it came by that surface, ignored by the
+    /// others. The chunks and usage derived from it follow it, for billing.
+    Native(Bytes),
     /// Usage as known so far; `last` marks the provider's final figures.
     Usage {
         usage: Usage,

@@ -7,6 +7,7 @@
 //! The path of a request, in the order it meets these modules:
 //! * [`server`]: the axum surface (routes, auth, error shape, streaming bodies).
 //! * [`chat`]: the one internal chat format every dialect converts to and from.
+//! * [`messages`]: the Anthropic Messages API (`/v1/messages`) on the same pipeline.
 //! * [`catalog`]: models, endpoints, prices, geographies, region constraints, model-ID
 //!   resolution and the catalog check.
 //! * [`router`]: which endpoints may serve a request and in which order; circuit breakers.
@@ -27,6 +28,7 @@ pub mod config;
 pub mod demo;
 pub mod gateway;
 pub mod ledger;
+pub mod messages;
 pub mod money;
 pub mod providers;
 pub mod ratelimit;

@@ -40,6 +40,9 @@ pub struct Call<'a> {
     /// The request body's size in bytes: work that grows with it (building a provider's
     /// body) runs off the async workers when it is large ([`crate::chat::limits::off_workers`]).
     pub body_len: usize,
+    /// The client's own Anthropic Messages request (`/v1/messages`): the Anthropic
+    /// adapter sends it instead of converting `req`, and answers in kind.
+    pub native: Option<&'a crate::messages::NativeMessages>,
 }
 
 /// A model provider. An open set: held as `Arc<dyn Provider>`.

@@ -14,6 +14,7 @@ pub mod auth;
 pub mod chat;
 pub mod credits;
 pub mod error;
+pub mod messages;
 pub mod models;
 pub mod route;
 pub mod stream;
@@ -81,6 +82,7 @@ pub fn app(state: AppState) -> Router {
     let limit = state.config.max_body_bytes;
     Router::new()
         .route("/v1/chat/completions", post(chat::completions))
+        .route("/v1/messages", post(messages::create))
         .route("/v1/models", get(models::list))
         .route("/v1/models/{*id}", get(models::one))
         .route("/v1/credits", get(credits::show))

@@ -184,6 +184,7 @@ async fn one_token(runtime: &Bedrock, m: &Model, e: &Endpoint) -> Result<(), Str
             endpoint: e,
             model: m,
             body_len: body.len(),
+            native: None,
         })
         .await
         .map(|_| ())

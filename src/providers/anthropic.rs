@@ -49,24 +49,29 @@ const NAME: &str = "anthropic";
 impl Provider for Anthropic {
     fn call<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<Reply, UpstreamError>> {
         Box::pin(async move {
-            let body = off_workers(call.body_len, || {
-                convert::request(
-                    call.req,
-                    &call.endpoint.upstream_id,
-                    call.model.max_output_tokens,
-                )
+            let upstream_id = &call.endpoint.upstream_id;
+            let cap = call.model.max_output_tokens;
+            let body = off_workers(call.body_len, || match call.native {
+                Some(n) => Ok(native_body(n, upstream_id, cap)),
+                None => convert::request(call.req, upstream_id, cap),
             })
             .await
             .map_err(|e| UpstreamError::invalid_input(NAME, e))?;
-            let req = Request::post(&self.url)
+            let version = call
+                .native
+                .and_then(|n| n.version.as_deref())
+                .unwrap_or(ANTHROPIC_VERSION);
+            let mut req = Request::post(&self.url)
                 .header(HOST, &self.host)
                 .header(CONTENT_TYPE, "application/json")
                 .header("x-api-key", self.api_key.expose())
-                .header("anthropic-version", ANTHROPIC_VERSION)
-                .body(Full::new(Bytes::from(body)))
-                .map_err(|e| {
-                    UpstreamError::new(UpstreamErrorKind::Protocol, NAME, e.to_string())
-                })?;
+                .header("anthropic-version", version);
+            if let Some(beta) = call.native.and_then(|n| n.beta.as_deref()) {
+                req = req.header("anthropic-beta", beta);
+            }
+            let req = req.body(Full::new(Bytes::from(body))).map_err(|e| {
+                UpstreamError::new(UpstreamErrorKind::Protocol, NAME, e.to_string())
+            })?;
             let resp = self.client.send(req, NAME).await?;
             let status = resp.status().as_u16();
             if !(200..300).contains(&status) {
@@ -75,10 +80,33 @@ impl Provider for Anthropic {
             }
             if call.req.is_stream() {
                 let events = self.client.sse(resp.into_body(), NAME);
-                return Ok(Reply::Stream(stream::translate(events)));
+                return Ok(Reply::Stream(stream::translate(
+                    events,
+                    call.native.is_some(),
+                )));
             }
             let body = self.client.read_body(resp.into_body(), NAME).await?;
-            convert::completion(&body).map(Reply::Complete)
+            let mut completion = convert::completion(&body)?;
+            if call.native.is_some() {
+                completion.native = Some(body);
+            }
+            Ok(Reply::Complete(completion))
         })
     }
+}
+
+/// The client's own Messages request for an endpoint: unchanged but for `model` (the
+/// endpoint's upstream ID) and a `max_tokens` over the catalog's output cap (lowered to
+/// it: the credit hold covers no more).
+fn native_body(n: &crate::messages::NativeMessages, upstream_id: &str, cap: u64) -> Vec<u8> {
+    let mut body = n.body.clone();
+    body.insert("model".into(), upstream_id.into());
+    if body
+        .get("max_tokens")
+        .and_then(serde_json::Value::as_u64)
+        .is_some_and(|m| m > cap)
+    {
+        body.insert("max_tokens".into(), cap.into());
+    }
+    serde_json::to_vec(&body).unwrap_or_default()
 }

@@ -275,7 +275,11 @@ impl OpenAi {
             .filter(|(k, _)| k != "usage")
             .map(|(k, v)| (k.to_string(), (*v).to_owned()))
             .collect();
-        Ok(Reply::Complete(Completion { fields, usage }))
+        Ok(Reply::Complete(Completion {
+            fields,
+            usage,
+            native: None,
+        }))
     }
 }
 
@@ -391,6 +395,7 @@ pricing = { input = "2.50", output = "10", source = { kind = "provider", url = "
             endpoint,
             model,
             body_len: body.len(),
+            native: None,
         };
         serde_json::from_slice(&OpenAi::body(&call)).expect("json")
     }

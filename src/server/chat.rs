@@ -43,6 +43,26 @@ pub async fn completions(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Response {
+    serve(st, headers, body, Surface::Chat).await
+}
+
+/// The API a request arrived on: it decides how the request is read and how its
+/// answer, its stream and its errors are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Surface {
+    /// OpenAI Chat Completions (`/v1/chat/completions`).
+    Chat,
+    /// Anthropic Messages (`/v1/messages`), see [`crate::messages`].
+    Messages,
+}
+
+/// Runs one request on its own task and answers it (errors in the surface's shape).
+pub(super) async fn serve(
+    st: AppState,
+    headers: HeaderMap,
+    body: axum::body::Body,
+    surface: Surface,
+) -> Response {
     let request_id = keys::random_request_id();
     // The handler holds the presence; the request's task holds the other end. If the
     // client hangs up, hyper drops this future, the presence with it, and the task goes
@@ -51,7 +71,7 @@ pub async fn completions(
     let task = {
         let request_id = request_id.clone();
         tokio::spawn(async move {
-            match handle(&st, &headers, body, &request_id, client).await {
+            match handle(&st, &headers, body, &request_id, client, surface).await {
                 Ok(r) => r,
                 Err(e) => {
                     // The one place a failed request is logged (conversion never logs).
@@ -60,7 +80,10 @@ pub async fn completions(
                     } else {
                         tracing::debug!(request_id, status = e.status.as_u16(), code = %e.code, "request refused");
                     }
-                    e.into_response()
+                    match surface {
+                        Surface::Chat => e.into_response(),
+                        Surface::Messages => super::messages::error_response(e, &request_id),
+                    }
                 }
             }
         })
@@ -174,6 +197,7 @@ async fn handle(
     body: axum::body::Body,
     request_id: &str,
     client: ClientHandle,
+    surface: Surface,
 ) -> Result<Response, ApiError> {
     // The key first: a request without a valid one is answered without its body read.
     let key = match auth::customer(st, headers) {
@@ -184,6 +208,24 @@ async fn handle(
         }
     };
     let body = read_body(st, headers, body).await?;
+    // A Messages request is converted to the chat format; the client's own request is
+    // kept for Anthropic endpoints (see `crate::messages`).
+    let (body, native) = match surface {
+        Surface::Chat => (body, None),
+        Surface::Messages => {
+            let converted =
+                limits::off_workers(body.len(), || crate::messages::request::to_chat(&body))
+                    .await?;
+            let native = crate::messages::NativeMessages {
+                body: converted.body,
+                version: header_str(headers, "anthropic-version"),
+                beta: header_str(headers, "anthropic-beta"),
+                anthropic_only: converted.anthropic_only,
+                model: converted.model,
+            };
+            (Bytes::from(converted.chat), Some(native))
+        }
+    };
     // Parsing grows with the body (0.18–0.4 s for 32 MiB in a debug build; several times
     // less in release, still far over a millisecond): a large body is parsed off the
     // async workers, so that other clients' requests and streams are not held up.
@@ -207,11 +249,19 @@ async fn handle(
     let chain = req.model_chain();
     let mut resolved = Vec::with_capacity(chain.len());
     for &(at, name) in &chain {
-        let res = st.catalog.resolve(name).map_err(|e| {
+        let mut res = st.catalog.resolve(name).map_err(|e| {
             let mut a = ApiError::from(e);
             a.param = Some(at.map_or_else(|| "model".to_owned(), |i| format!("models[{i}]")));
             a
         })?;
+        // On /v1/messages an Anthropic model ID is the model's name in the client's
+        // dialect (Anthropic clients have no other), not a choice of provider: every
+        // endpoint of the model stays eligible (`provider.only` still pins one).
+        if surface == Surface::Messages
+            && res.pinned_provider == Some(crate::catalog::ProviderKind::Anthropic)
+        {
+            res.pinned_provider = None;
+        }
         resolved.push(res);
     }
     let header_region = match headers.get("x-gammainfra-region") {
@@ -255,6 +305,24 @@ async fn handle(
     if candidates.is_empty() {
         return Err(refusal.unwrap_or_else(|| ApiError::internal("no model could be planned")));
     }
+    // What only Anthropic's API serves keeps a Messages request to Anthropic endpoints.
+    if let Some(n) = native.as_ref().filter(|n| !n.anthropic_only.is_empty()) {
+        let first = candidates[0].res.model.id.clone();
+        for c in &mut candidates {
+            c.plan
+                .retain(|e| e.provider == crate::catalog::ProviderKind::Anthropic);
+        }
+        candidates.retain(|c| !c.plan.is_empty());
+        if candidates.is_empty() {
+            return Err(ApiError::bad_request(
+                "anthropic_only_feature",
+                format!(
+                    "This request uses {}, which only Anthropic's API serves, and no Anthropic endpoint of {first} is eligible for it (check the region constraint and the provider preferences).",
+                    n.anthropic_only.join(", ")
+                ),
+            ));
+        }
+    }
     // The most this request can use, at whichever model serves it: every input-side
     // token (at most the model's context window) and its full output cap. The largest
     // over every planned endpoint of every model sizes the credit hold, so a fallback
@@ -293,6 +361,7 @@ async fn handle(
         &candidates,
         reservation,
         body.len(),
+        native.as_ref(),
         request_id,
         client,
     )
@@ -377,6 +446,7 @@ async fn attempt(
     candidates: &[Candidate],
     reservation: Reservation,
     body_len: usize,
+    native: Option<&crate::messages::NativeMessages>,
     request_id: &str,
     client: ClientHandle,
 ) -> Result<Response, ApiError> {
@@ -409,6 +479,7 @@ async fn attempt(
             endpoint: ep,
             model: &res.model,
             body_len,
+            native,
         };
         let started = Instant::now();
         match provider.call(call).await {
@@ -420,7 +491,7 @@ async fn attempt(
                     .record_throughput(&ep.key, c.usage.output_tokens, started.elapsed());
                 route.ok(&res.model.id, ep);
                 let ledger = reservation.ledger().clone();
-                let mut resp = complete(cand, ep, c, reservation);
+                let mut resp = complete(cand, ep, c, reservation, native, request_id);
                 route.set_on(&mut resp);
                 ledger.commit_before_answer().await;
                 return Ok(resp);
@@ -434,6 +505,7 @@ async fn attempt(
                 let first = loop {
                     match s.next().await {
                         Some(Ok(u @ StreamItem::Usage { .. })) => prefetched.push(u),
+                        Some(Ok(n @ StreamItem::Native(_))) => prefetched.push(n),
                         Some(Ok(c @ StreamItem::Chunk { generated: 0, .. })) => prefetched.push(c),
                         other => break other,
                     }
@@ -476,6 +548,7 @@ async fn attempt(
                             client.clone(),
                             request_id.to_owned(),
                             timer,
+                            native.map(|n| super::stream::MessagesOut::new(n, request_id, ep)),
                         );
                         let mut resp = streamed(cand, ep, billed);
                         route.set_on(&mut resp);
@@ -573,7 +646,14 @@ fn proxied_headers(resp: &mut Response, cand: &Candidate, ep: &Endpoint) {
     }
 }
 
-fn complete(cand: &Candidate, ep: &Endpoint, c: Completion, reservation: Reservation) -> Response {
+fn complete(
+    cand: &Candidate,
+    ep: &Endpoint,
+    c: Completion,
+    reservation: Reservation,
+    native: Option<&crate::messages::NativeMessages>,
+    request_id: &str,
+) -> Response {
     let res = &cand.res;
     let (status, note) = if reservation.client_left() {
         (
@@ -591,6 +671,18 @@ fn complete(cand: &Candidate, ep: &Endpoint, c: Completion, reservation: Reserva
         status,
         note,
     ));
+    if let Some(n) = native {
+        // A Messages answer: Anthropic's own as it came, or the converted one encoded.
+        let out = match c.native {
+            Some(body) => body.to_vec(),
+            None => crate::messages::encode::message(&c.fields, &c.usage, &n.model, request_id),
+        };
+        let mut resp = (StatusCode::OK, out).into_response();
+        header(&mut resp, "content-type", "application/json");
+        header(&mut resp, "x-gammainfra-cost-usd", &charged.to_string());
+        proxied_headers(&mut resp, cand, ep);
+        return resp;
+    }
     let usage = c.usage.to_openai_json(charged);
     let mut out = Vec::with_capacity(512);
     out.push(b'{');
@@ -618,4 +710,9 @@ fn streamed(cand: &Candidate, ep: &Endpoint, s: BilledStream) -> Response {
     header(&mut resp, "cache-control", "no-cache");
     proxied_headers(&mut resp, cand, ep);
     resp
+}
+
+/// A header's value as a string, if it is one.
+fn header_str(h: &HeaderMap, name: &str) -> Option<String> {
+    h.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
 }

@@ -65,6 +65,24 @@ pub struct BilledStream {
     commit: Option<Pin<Box<dyn std::future::Future<Output = ()> + Send>>>,
     /// Recorded, and taken, when the stream ends normally.
     throughput: Option<Throughput>,
+    /// For `/v1/messages`: how the stream is written in Anthropic's dialect.
+    messages: Option<MessagesOut>,
+}
+
+/// How a `/v1/messages` stream is written: an Anthropic endpoint's own events as they
+/// came, or another provider's chunks encoded as Anthropic's events.
+pub struct MessagesOut {
+    /// `None`: the provider's own events are forwarded.
+    encoder: Option<crate::messages::encode::Events>,
+}
+
+impl MessagesOut {
+    pub fn new(n: &crate::messages::NativeMessages, request_id: &str, ep: &Endpoint) -> Self {
+        let native = ep.provider == crate::catalog::ProviderKind::Anthropic;
+        Self {
+            encoder: (!native).then(|| crate::messages::encode::Events::new(&n.model, request_id)),
+        }
+    }
 }
 
 impl BilledStream {
@@ -81,6 +99,7 @@ impl BilledStream {
         client: ClientHandle,
         request_id: String,
         throughput: Option<Throughput>,
+        messages: Option<MessagesOut>,
     ) -> Self {
         let mut s = Self {
             inner,
@@ -100,6 +119,7 @@ impl BilledStream {
             request_id,
             commit: None,
             throughput,
+            messages,
         };
         for item in prefetched {
             s.accept(Ok(item));
@@ -132,6 +152,7 @@ impl BilledStream {
             request_id: self.request_id.clone(),
             commit: None,
             throughput: self.throughput.take(),
+            messages: None,
         };
         self.finished = true;
         rest
@@ -141,7 +162,18 @@ impl BilledStream {
         match item {
             Ok(StreamItem::Chunk { json, generated }) => {
                 self.generated += generated;
-                self.queue.push_back(frame(&json));
+                match &mut self.messages {
+                    None => self.queue.push_back(frame(&json)),
+                    Some(MessagesOut {
+                        encoder: Some(events),
+                    }) => events.chunk(&json, &mut self.queue),
+                    Some(_) => {}
+                }
+            }
+            Ok(StreamItem::Native(event)) => {
+                if let Some(MessagesOut { encoder: None }) = self.messages {
+                    self.queue.push_back(event);
+                }
             }
             Ok(StreamItem::Usage {
                 usage,
@@ -229,6 +261,16 @@ impl BilledStream {
         }
         let charged = self.settle(reason, status);
         match answer {
+            // A Messages stream ends with Anthropic's closing events: the provider's
+            // own (forwarded), or encoded with the final usage.
+            None if self.messages.is_some() => {
+                if let Some(MessagesOut {
+                    encoder: Some(events),
+                }) = &mut self.messages
+                {
+                    events.finish(&self.usage, &mut self.queue);
+                }
+            }
             None => {
                 if self.include_usage {
                     let (id, created, model) = &self.meta;
@@ -243,6 +285,15 @@ impl BilledStream {
                 }
                 self.queue
                     .push_back(Bytes::from_static(b"data: [DONE]\n\n"));
+            }
+            Some(err) if self.messages.is_some() => {
+                let body = crate::messages::encode::error_body(
+                    err.status,
+                    &err.message,
+                    Some(&self.request_id),
+                );
+                self.queue
+                    .push_back(crate::messages::encode::event("error", &body));
             }
             Some(err) => self.queue.push_back(frame(err.body().as_bytes())),
         }
@@ -409,6 +460,7 @@ mod tests {
             0,
             client.clone(),
             "req_dropped".into(),
+            None,
             None,
         );
         let mut billed = billed;

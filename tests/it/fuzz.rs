@@ -270,7 +270,7 @@ proptest! {
 
     #[test]
     fn the_anthropic_stream_translator_takes_any_events(events in proptest::collection::vec(anthropic_event(), 0..12)) {
-        let s = anthropic::stream::translate(futures_util::stream::iter(events.into_iter().map(Ok)));
+        let s = anthropic::stream::translate(futures_util::stream::iter(events.into_iter().map(Ok)), true);
         let items: Vec<_> = runtime().block_on(s.collect());
         prop_assert!(items.len() <= 64);
     }

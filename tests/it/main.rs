@@ -13,6 +13,7 @@ mod fuzz;
 mod hostile;
 mod limits;
 mod listener;
+mod messages;
 mod migrate;
 mod priced;
 mod provider_errors;

@@ -212,6 +212,7 @@ pub fn completion(body: &[u8]) -> Result<Completion, UpstreamError> {
             ("choices".into(), raw(choices)?),
         ],
         usage,
+        native: None,
     })
 }
 

@@ -20,21 +20,46 @@ struct State {
     /// Anthropic content-block index → OpenAI tool-call index.
     tools: HashMap<usize, usize>,
     done: bool,
+    /// Forward every event as it came too ([`StreamItem::Native`]), for `/v1/messages`.
+    native: bool,
 }
 
 type Item = Result<StreamItem, UpstreamError>;
 
+/// The stream as chunks; with `native`, each event also as it came, ahead of what it
+/// translates to (an `error` event excepted: the gateway answers it in its own words).
 pub fn translate(
     events: impl Stream<Item = Result<Event, UpstreamError>> + Send + 'static,
+    native: bool,
 ) -> ChunkStream {
-    translate_stream(events, State::default())
+    translate_stream(
+        events,
+        State {
+            native,
+            ..State::default()
+        },
+    )
 }
 
 impl StreamTranslator for State {
     type Event = Event;
 
     fn step(&mut self, ev: Event) -> Vec<Item> {
-        self.step_event(&ev)
+        if !self.native || ev.data.is_empty() || ev.event == "error" {
+            return self.step_event(&ev);
+        }
+        let mut frame = Vec::with_capacity(ev.event.len() + ev.data.len() + 16);
+        if !ev.event.is_empty() && ev.event != "message" {
+            frame.extend_from_slice(b"event: ");
+            frame.extend_from_slice(ev.event.as_bytes());
+            frame.push(b'\n');
+        }
+        frame.extend_from_slice(b"data: ");
+        frame.extend_from_slice(ev.data.as_bytes());
+        frame.extend_from_slice(b"\n\n");
+        let mut items = vec![Ok(StreamItem::Native(bytes::Bytes::from(frame)))];
+        items.extend(self.step_event(&ev));
+        items
     }
 
     fn is_done(&self) -> bool {

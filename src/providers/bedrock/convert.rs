@@ -290,6 +290,7 @@ pub fn completion(body: &[u8], model: &str) -> Result<Completion, UpstreamError>
             .usage
             .ok_or_else(|| bad("Converse answer carries no usage; it cannot be billed".into()))?
             .usage(),
+        native: None,
     })
 }
 

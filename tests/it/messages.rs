@@ -1,0 +1,351 @@
+//! `POST /v1/messages`: Anthropic's Messages API on every provider, with the same
+//! routing, region constraints and billing as chat completions.
+
+use serde_json::{json, Value};
+
+use crate::harness::*;
+
+async fn messages(gw: &Gw, key: &str, body: &Value, headers: &[(&str, &str)]) -> Resp {
+    gw.send(
+        "POST",
+        "/v1/messages",
+        Some(key),
+        Some(&body.to_string()),
+        headers,
+    )
+    .await
+}
+
+/// (event name, data) of each event of an Anthropic stream.
+fn events(r: &Resp) -> Vec<(String, Value)> {
+    r.text()
+        .split("\n\n")
+        .filter(|e| !e.trim().is_empty())
+        .map(|e| {
+            let mut name = String::new();
+            let mut data = Value::Null;
+            for l in e.lines() {
+                if let Some(n) = l.strip_prefix("event: ") {
+                    name = n.to_owned();
+                } else if let Some(d) = l.strip_prefix("data: ") {
+                    data = serde_json::from_str(d).expect("event data is JSON");
+                }
+            }
+            (name, data)
+        })
+        .collect()
+}
+
+/// The text of a stream's text deltas.
+fn streamed_text(ev: &[(String, Value)]) -> String {
+    ev.iter()
+        .filter(|(n, _)| n == "content_block_delta")
+        .filter_map(|(_, d)| d["delta"]["text"].as_str())
+        .collect()
+}
+
+/// Each way a Claude model is served: Anthropic's API, Bedrock's US profile; and
+/// GPT-4o mini on OpenAI.
+const ROUTES: [(&str, &str, &str); 3] = [
+    ("claude-haiku-4-5", "anthropic", "anthropic"),
+    ("claude-haiku-4-5", "bedrock", "bedrock"),
+    ("openai/gpt-4o-mini", "openai", "openai"),
+];
+
+fn body(model: &str, only: &str, text: &str, stream: bool) -> Value {
+    json!({
+        "model": model,
+        "max_tokens": 100,
+        "stream": stream,
+        "system": [{"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral"}}],
+        "messages": [{"role": "user", "content": [{"type": "text", "text": text}]}],
+        "metadata": {"user_id": "user_1"},
+        "provider": {"only": [only]},
+    })
+}
+
+#[tokio::test]
+async fn a_message_on_every_provider_in_anthropics_shape_billed_exactly() {
+    let gw = Gw::start().await;
+    let (id, key) = gw.account("messages@example.com").await;
+    for (model, only, provider) in ROUTES {
+        let before = usd_to_nanos(gw.credits(&key).await["balance_usd"].as_str().expect("b"));
+        // Anthropic's SDKs send the key as x-api-key.
+        let r = gw
+            .send(
+                "POST",
+                "/v1/messages?beta=true",
+                None,
+                Some(&body(model, only, "hello there", false).to_string()),
+                &[("x-api-key", &key), ("anthropic-version", "2023-06-01")],
+            )
+            .await;
+        assert_eq!(r.status, 200, "{model} via {only}: {}", r.text());
+        assert_eq!(r.header("x-gammainfra-provider"), Some(provider));
+        let m = r.json();
+        assert_eq!(m["type"], "message", "{m}");
+        assert_eq!(m["role"], "assistant");
+        assert!(
+            m["id"].as_str().is_some_and(|i| i.starts_with("msg_")),
+            "{m}"
+        );
+        assert_eq!(m["content"][0]["type"], "text");
+        assert_eq!(m["content"][0]["text"], "Simulated reply to: hello there");
+        assert_eq!(m["stop_reason"], "end_turn");
+        assert!(
+            m["usage"]["input_tokens"].as_u64().is_some_and(|n| n > 0),
+            "{m}"
+        );
+        assert_eq!(m["usage"]["output_tokens"], 5, "{m}");
+        let charged =
+            before - usd_to_nanos(gw.credits(&key).await["balance_usd"].as_str().expect("b"));
+        assert_eq!(
+            charged,
+            usd_to_nanos(r.header("x-gammainfra-cost-usd").expect("cost")),
+            "{model} via {only}"
+        );
+        assert!(charged > 0);
+    }
+    // What Anthropic received is the client's own request, `model` aside, without the
+    // gateway's own members.
+    let sent = gw
+        .anthropic
+        .requests()
+        .last()
+        .and_then(|r| r.json())
+        .expect("a request reached Anthropic");
+    assert_eq!(sent["metadata"]["user_id"], "user_1");
+    assert_eq!(sent["system"][0]["cache_control"]["type"], "ephemeral");
+    assert!(sent.get("provider").is_none(), "{sent}");
+    assert_eq!(sent["model"], "claude-haiku-4-5");
+    let view = gw.account_view(&id).await;
+    assert_eq!(view["ledger_sum_usd"], view["balance_usd"]);
+    assert_eq!(view["ledger_entries"], 4, "{view}");
+}
+
+#[tokio::test]
+async fn a_stream_through_bedrock_has_anthropics_event_order_and_the_same_bill_as_chat() {
+    let gw = Gw::start().await;
+    let (_, key) = gw.account("messages-stream@example.com").await;
+    let mut sequences = Vec::new();
+    for (model, only, _) in ROUTES {
+        let r = messages(&gw, &key, &body(model, only, "a b c", true), &[]).await;
+        assert_eq!(r.status, 200, "{model} via {only}: {}", r.text());
+        assert_eq!(r.header("content-type"), Some("text/event-stream"));
+        let ev = events(&r);
+        assert_eq!(streamed_text(&ev), "Simulated reply to: a b c", "{ev:?}");
+        let last_delta = &ev
+            .iter()
+            .rev()
+            .find(|(n, _)| n == "message_delta")
+            .expect("message_delta")
+            .1;
+        assert_eq!(last_delta["delta"]["stop_reason"], "end_turn");
+        assert_eq!(last_delta["usage"]["output_tokens"], 6, "{last_delta}");
+        // The sequence of event types and block indexes.
+        let seq: Vec<(String, Option<u64>)> = ev
+            .iter()
+            .map(|(n, d)| (n.clone(), d["index"].as_u64()))
+            .collect();
+        sequences.push((only, seq));
+    }
+    assert_eq!(
+        sequences[1].1, sequences[0].1,
+        "Bedrock's stream in Anthropic's order, as the Anthropic simulator sends it"
+    );
+    assert_eq!(sequences[2].1, sequences[0].1, "and OpenAI's");
+
+    // The same request through Bedrock costs the same on both surfaces.
+    let before = usd_to_nanos(gw.credits(&key).await["balance_usd"].as_str().expect("b"));
+    let r = messages(
+        &gw,
+        &key,
+        &body("claude-haiku-4-5", "bedrock", "same bill", true),
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let _ = events(&r);
+    let mid = usd_to_nanos(gw.credits(&key).await["balance_usd"].as_str().expect("b"));
+    let chat = json!({
+        "model": "anthropic/claude-haiku-4-5",
+        "max_tokens": 100,
+        "stream": true,
+        "messages": [
+            {"role": "system", "content": [{"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral"}}]},
+            {"role": "user", "content": [{"type": "text", "text": "same bill"}]}
+        ],
+        "user": "user_1",
+        "provider": {"only": ["bedrock"]},
+    });
+    let r = gw.chat(&key, &chat.to_string(), &[]).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let after = usd_to_nanos(gw.credits(&key).await["balance_usd"].as_str().expect("b"));
+    assert_eq!(before - mid, mid - after, "billed as the chat completion");
+}
+
+#[tokio::test]
+async fn tools_round_trip_on_every_provider() {
+    let gw = Gw::start().await;
+    let (_, key) = gw.account("messages-tools@example.com").await;
+    for (model, only, _) in ROUTES {
+        for stream in [false, true] {
+            let tools = json!([{"name": "lookup", "description": "Looks it up",
+                "input_schema": {"type": "object", "properties": {"query": {"type": "string"}}}}]);
+            let first = json!({
+                "model": model, "max_tokens": 100, "stream": stream, "tools": tools,
+                "tool_choice": {"type": "any"},
+                "messages": [{"role": "user", "content": "find cats"}],
+                "provider": {"only": [only]},
+            });
+            let r = messages(&gw, &key, &first, &[]).await;
+            assert_eq!(r.status, 200, "{model} via {only}: {}", r.text());
+            let (id, input) = if stream {
+                let ev = events(&r);
+                let start = ev
+                    .iter()
+                    .find(|(n, d)| {
+                        n == "content_block_start" && d["content_block"]["type"] == "tool_use"
+                    })
+                    .expect("a tool_use block")
+                    .1
+                    .clone();
+                let json: String = ev
+                    .iter()
+                    .filter(|(n, _)| n == "content_block_delta")
+                    .filter_map(|(_, d)| d["delta"]["partial_json"].as_str())
+                    .collect();
+                let stop = &ev
+                    .iter()
+                    .find(|(n, _)| n == "message_delta")
+                    .expect("delta")
+                    .1;
+                assert_eq!(
+                    stop["delta"]["stop_reason"], "tool_use",
+                    "{model} via {only}"
+                );
+                (
+                    start["content_block"]["id"]
+                        .as_str()
+                        .expect("id")
+                        .to_owned(),
+                    serde_json::from_str::<Value>(&json).expect("input JSON"),
+                )
+            } else {
+                let m = r.json();
+                assert_eq!(m["stop_reason"], "tool_use", "{m}");
+                let block = m["content"]
+                    .as_array()
+                    .and_then(|c| c.iter().find(|b| b["type"] == "tool_use"))
+                    .expect("a tool_use block")
+                    .clone();
+                assert_eq!(block["name"], "lookup");
+                (
+                    block["id"].as_str().expect("id").to_owned(),
+                    block["input"].clone(),
+                )
+            };
+            assert_eq!(input, json!({"query": "find cats"}), "{model} via {only}");
+            let second = json!({
+                "model": model, "max_tokens": 100, "tools": tools,
+                "messages": [
+                    {"role": "user", "content": "find cats"},
+                    {"role": "assistant", "content": [{"type": "tool_use", "id": id, "name": "lookup", "input": input}]},
+                    {"role": "user", "content": [{"type": "tool_result", "tool_use_id": id, "content": "three cats"}]},
+                ],
+                "provider": {"only": [only]},
+            });
+            let r = messages(&gw, &key, &second, &[]).await;
+            assert_eq!(r.status, 200, "{model} via {only}: {}", r.text());
+            assert_eq!(
+                r.json()["content"][0]["text"],
+                "Simulated reply to: three cats",
+                "{model} via {only}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn errors_take_anthropics_shape() {
+    let gw = Gw::start().await;
+    let (_, key) = gw.account("messages-errors@example.com").await;
+    let shape = |r: &Resp, status: u16, kind: &str| {
+        assert_eq!(r.status, status, "{}", r.text());
+        let v = r.json();
+        assert_eq!(v["type"], "error", "{v}");
+        assert_eq!(v["error"]["type"], kind, "{v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{v}"
+        );
+        assert!(
+            v["request_id"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("req_")),
+            "{v}"
+        );
+    };
+    let ok = body("claude-haiku-4-5", "anthropic", "hi", false);
+    let r = gw
+        .send("POST", "/v1/messages", None, Some(&ok.to_string()), &[])
+        .await;
+    shape(&r, 401, "authentication_error");
+    let mut unknown = ok.clone();
+    unknown["model"] = json!("claude-nonexistent-9");
+    shape(
+        &messages(&gw, &key, &unknown, &[]).await,
+        404,
+        "not_found_error",
+    );
+    let mut no_max = ok.clone();
+    no_max.as_object_mut().expect("object").remove("max_tokens");
+    let r = messages(&gw, &key, &no_max, &[]).await;
+    shape(&r, 400, "invalid_request_error");
+    assert!(r.text().contains("max_tokens"), "{}", r.text());
+    let r = messages(&gw, &key, &ok, &[("x-gammainfra-region", "eu-west-3")]).await;
+    shape(&r, 400, "invalid_request_error");
+    // More than the trial can hold.
+    let mut dear = body("anthropic/claude-opus-4-7", "anthropic", "hi", false);
+    dear["max_tokens"] = json!(128000);
+    shape(&messages(&gw, &key, &dear, &[]).await, 402, "billing_error");
+    // A provider failure, streamed or not.
+    let failing = body(
+        "claude-haiku-4-5",
+        "anthropic",
+        "boom [[sim:error 500]]",
+        false,
+    );
+    shape(&messages(&gw, &key, &failing, &[]).await, 502, "api_error");
+    let cut = body("claude-haiku-4-5", "bedrock", "boom [[sim:cut]]", true);
+    let r = messages(&gw, &key, &cut, &[]).await;
+    assert_eq!(r.status, 200);
+    let ev = events(&r);
+    let (name, data) = ev.last().expect("events");
+    assert_eq!(name, "error", "{ev:?}");
+    assert_eq!(data["error"]["type"], "api_error", "{data}");
+}
+
+#[tokio::test]
+async fn anthropic_only_features_keep_a_request_on_anthropic() {
+    let gw = Gw::start().await;
+    let (_, key) = gw.account("messages-only@example.com").await;
+    let mut b = body("claude-haiku-4-5", "bedrock", "hi", false);
+    b["top_k"] = json!(5);
+    let r = messages(&gw, &key, &b, &[]).await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("`top_k`"), "{}", r.text());
+    b.as_object_mut().expect("object").remove("provider");
+    let r = messages(&gw, &key, &b, &[]).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("x-gammainfra-provider"), Some("anthropic"));
+    let sent = gw
+        .anthropic
+        .requests()
+        .last()
+        .and_then(|r| r.json())
+        .expect("sent");
+    assert_eq!(sent["top_k"], 5, "passed through: {sent}");
+}
