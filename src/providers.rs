@@ -48,6 +48,15 @@ pub struct Call<'a> {
 /// A model provider. An open set: held as `Arc<dyn Provider>`.
 pub trait Provider: Send + Sync + 'static {
     fn call<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<Reply, UpstreamError>>;
+
+    /// The input tokens the provider counts for this request, where it offers counting
+    /// (Anthropic's `count_tokens`, Bedrock's CountTokens); `Ok(None)` where it does not.
+    fn count_tokens<'a>(
+        &'a self,
+        _call: Call<'a>,
+    ) -> BoxFuture<'a, Result<Option<u64>, UpstreamError>> {
+        Box::pin(async { Ok(None) })
+    }
 }
 
 /// What went wrong upstream, classified so that the router knows whether to fail over

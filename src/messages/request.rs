@@ -48,6 +48,15 @@ fn bad(param: &str, message: impl Into<String>) -> RequestError {
 /// its shape (missing `model`, `max_tokens` or `messages`, unknown roles or block
 /// types where a type is required), naming the member.
 pub fn to_chat(body: &[u8]) -> Result<Converted, RequestError> {
+    convert(body, false)
+}
+
+/// [`to_chat`] for `count_tokens`, whose requests have no `max_tokens`.
+pub fn to_chat_for_count(body: &[u8]) -> Result<Converted, RequestError> {
+    convert(body, true)
+}
+
+fn convert(body: &[u8], counting: bool) -> Result<Converted, RequestError> {
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| bad("body", format!("The request body is not valid JSON: {e}")))?;
     let Value::Object(mut body) = value else {
@@ -71,6 +80,7 @@ pub fn to_chat(body: &[u8]) -> Result<Converted, RequestError> {
                 "max_tokens: must be an integer of at least 1",
             ))
         }
+        None if counting => serde_json::Number::from(1),
         None => return Err(bad("max_tokens", "max_tokens: Field required")),
     };
     let mut only = Vec::new();

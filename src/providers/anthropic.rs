@@ -26,6 +26,7 @@ pub const ANTHROPIC_VERSION: &str = "2023-06-01";
 
 pub struct Anthropic {
     url: String,
+    count_url: String,
     host: String,
     api_key: Secret,
     client: HttpClient,
@@ -37,6 +38,7 @@ impl Anthropic {
         let base = BaseUrl::parse(base_url)?;
         Ok(Self {
             url: base.url("/v1/messages"),
+            count_url: base.url("/v1/messages/count_tokens"),
             host: base.host_header,
             api_key,
             client,
@@ -91,6 +93,82 @@ impl Provider for Anthropic {
                 completion.native = Some(body);
             }
             Ok(Reply::Complete(completion))
+        })
+    }
+
+    /// `POST /v1/messages/count_tokens` with the client's own request (`model` set);
+    /// a request that did not come in Anthropic's dialect is converted first.
+    fn count_tokens<'a>(
+        &'a self,
+        call: Call<'a>,
+    ) -> BoxFuture<'a, Result<Option<u64>, UpstreamError>> {
+        Box::pin(async move {
+            let upstream_id = &call.endpoint.upstream_id;
+            let body = off_workers(call.body_len, || match call.native {
+                Some(n) => {
+                    let mut body = n.body.clone();
+                    body.insert("model".into(), upstream_id.as_str().into());
+                    Ok(serde_json::to_vec(&body).unwrap_or_default())
+                }
+                None => {
+                    let mut v: serde_json::Value = serde_json::from_slice(&convert::request(
+                        call.req,
+                        upstream_id,
+                        call.model.max_output_tokens,
+                    )?)
+                    .map_err(|e| e.to_string())?;
+                    if let Some(o) = v.as_object_mut() {
+                        for k in [
+                            "max_tokens",
+                            "stream",
+                            "stop_sequences",
+                            "temperature",
+                            "top_p",
+                            "metadata",
+                        ] {
+                            o.remove(k);
+                        }
+                    }
+                    Ok(serde_json::to_vec(&v).unwrap_or_default())
+                }
+            })
+            .await
+            .map_err(|e: String| UpstreamError::invalid_input(NAME, e))?;
+            let version = call
+                .native
+                .and_then(|n| n.version.as_deref())
+                .unwrap_or(ANTHROPIC_VERSION);
+            let mut req = Request::post(&self.count_url)
+                .header(HOST, &self.host)
+                .header(CONTENT_TYPE, "application/json")
+                .header("x-api-key", self.api_key.expose())
+                .header("anthropic-version", version);
+            if let Some(beta) = call.native.and_then(|n| n.beta.as_deref()) {
+                req = req.header("anthropic-beta", beta);
+            }
+            let req = req.body(Full::new(Bytes::from(body))).map_err(|e| {
+                UpstreamError::new(UpstreamErrorKind::Protocol, NAME, e.to_string())
+            })?;
+            let resp = self.client.send(req, NAME).await?;
+            let status = resp.status().as_u16();
+            let body = self.client.read_body(resp.into_body(), NAME).await?;
+            if !(200..300).contains(&status) {
+                return Err(wire::error_from(status, &body));
+            }
+            let v: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
+                UpstreamError::new(
+                    UpstreamErrorKind::Protocol,
+                    NAME,
+                    format!("count_tokens answer: {e}"),
+                )
+            })?;
+            v["input_tokens"].as_u64().map(Some).ok_or_else(|| {
+                UpstreamError::new(
+                    UpstreamErrorKind::Protocol,
+                    NAME,
+                    "count_tokens answer has no input_tokens",
+                )
+            })
         })
     }
 }

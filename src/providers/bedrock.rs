@@ -150,6 +150,91 @@ impl Provider for Bedrock {
             convert::completion(&body, &call.endpoint.upstream_id).map(Reply::Complete)
         })
     }
+
+    /// CountTokens (`POST /model/{modelId}/count-tokens`) with the Converse request's
+    /// messages and system prompt, in the endpoint's source region. The operation takes
+    /// a foundation model's ID: a profile's geography prefix is dropped.
+    fn count_tokens<'a>(
+        &'a self,
+        call: Call<'a>,
+    ) -> BoxFuture<'a, Result<Option<u64>, UpstreamError>> {
+        Box::pin(async move {
+            let Some(b) = &call.endpoint.bedrock else {
+                return Ok(None);
+            };
+            let region = b.source_region.as_str();
+            let converse = convert::request(
+                call.req,
+                call.model.max_output_tokens,
+                &self.images,
+                call.body_len,
+            )
+            .await
+            .map_err(|e| UpstreamError::invalid_input(NAME, e))?;
+            let mut converse: serde_json::Value =
+                serde_json::from_slice(&converse).map_err(|e| {
+                    UpstreamError::new(UpstreamErrorKind::Protocol, NAME, e.to_string())
+                })?;
+            let mut input = serde_json::Map::new();
+            for k in ["messages", "system"] {
+                if let Some(v) = converse.get_mut(k).map(serde_json::Value::take) {
+                    input.insert(k.to_owned(), v);
+                }
+            }
+            let body = Bytes::from(
+                serde_json::to_vec(&serde_json::json!({"input": {"converse": input}}))
+                    .unwrap_or_default(),
+            );
+            let upstream = &call.endpoint.upstream_id;
+            let model_id = match &b.invocation {
+                crate::catalog::BedrockInvocation::Profile { .. } => upstream
+                    .split_once('.')
+                    .map_or(upstream.as_str(), |(_, base)| base),
+                crate::catalog::BedrockInvocation::OnDemand => upstream.as_str(),
+            };
+            let (url, host) = self.target(region, model_id, "count-tokens");
+            let mut req = Request::post(&url)
+                .header(HOST, &host)
+                .header(CONTENT_TYPE, "application/json")
+                .header(ACCEPT, "application/json")
+                .body(Full::new(body.clone()))
+                .map_err(|e| {
+                    UpstreamError::new(UpstreamErrorKind::Protocol, NAME, e.to_string())
+                })?;
+            self.signer.sign(&mut req, &body, region).await?;
+            let resp = self.client.send(req, NAME).await?;
+            let status = resp.status().as_u16();
+            let error_type = resp
+                .headers()
+                .get("x-amzn-errortype")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let body = self.client.read_body(resp.into_body(), NAME).await?;
+            if !(200..300).contains(&status) {
+                return Err(errors::from_response(
+                    status,
+                    error_type.as_deref(),
+                    &body,
+                    model_id,
+                    region,
+                ));
+            }
+            let v: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
+                UpstreamError::new(
+                    UpstreamErrorKind::Protocol,
+                    NAME,
+                    format!("CountTokens answer: {e}"),
+                )
+            })?;
+            v["inputTokens"].as_u64().map(Some).ok_or_else(|| {
+                UpstreamError::new(
+                    UpstreamErrorKind::Protocol,
+                    NAME,
+                    "CountTokens answer has no inputTokens",
+                )
+            })
+        })
+    }
 }
 
 #[cfg(test)]

@@ -116,7 +116,7 @@ pub fn body_error(r: BytesRejection, limit: usize) -> ApiError {
 /// Reads a request's body, after its key was checked: at most `max_body_bytes` (a
 /// declared `Content-Length` over it is refused before anything is read) within
 /// `body_timeout`. An early answer leaves the rest of the body to [`linger`].
-async fn read_body(
+pub(super) async fn read_body(
     st: &AppState,
     headers: &HeaderMap,
     body: axum::body::Body,
@@ -264,15 +264,7 @@ async fn handle(
         }
         resolved.push(res);
     }
-    let header_region = match headers.get("x-gammainfra-region") {
-        Some(v) => {
-            let v = v.to_str().map_err(|_| {
-                ApiError::bad_request("invalid_region", "X-GammaInfra-Region must be ASCII")
-            })?;
-            Some(RegionConstraint::parse(v, &st.catalog)?)
-        }
-        None => None,
-    };
+    let header_region = header_region(st, headers)?;
     // Each model gets its own plan, under the same constraint, residency policy,
     // provider preferences and image count. A fallback with no eligible endpoint is
     // skipped; when no model has one, the first model's refusal is the answer.
@@ -396,10 +388,26 @@ impl Candidate {
     }
 }
 
+/// The request's `X-GammaInfra-Region` constraint, if it has one.
+pub(super) fn header_region(
+    st: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<RegionConstraint>, ApiError> {
+    match headers.get("x-gammainfra-region") {
+        Some(v) => {
+            let v = v.to_str().map_err(|_| {
+                ApiError::bad_request("invalid_region", "X-GammaInfra-Region must be ASCII")
+            })?;
+            Ok(Some(RegionConstraint::parse(v, &st.catalog)?))
+        }
+        None => Ok(None),
+    }
+}
+
 /// The endpoints that may serve `res`, best first: its region constraint (the header,
 /// else the geography its Bedrock profile prefix implies) within the key's residency
 /// policy, the request's provider preferences, and the request's image count.
-fn plan_for(
+pub(super) fn plan_for(
     st: &AppState,
     req: &ChatRequest,
     res: &Resolution,
@@ -713,6 +721,6 @@ fn streamed(cand: &Candidate, ep: &Endpoint, s: BilledStream) -> Response {
 }
 
 /// A header's value as a string, if it is one.
-fn header_str(h: &HeaderMap, name: &str) -> Option<String> {
+pub(super) fn header_str(h: &HeaderMap, name: &str) -> Option<String> {
     h.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
 }

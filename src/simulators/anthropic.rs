@@ -142,6 +142,7 @@ async fn route(
 ) -> Result<Response, ApiError> {
     match (request.method.as_str(), request.path.as_str()) {
         ("POST", "/v1/messages") => messages(state, request, request_id).await,
+        ("POST", "/v1/messages/count_tokens") => count_tokens(state, request, request_id),
         (_, "/v1/messages") => Err(ApiError {
             status: StatusCode::METHOD_NOT_ALLOWED,
             kind: "invalid_request_error",
@@ -208,6 +209,31 @@ impl Outcome {
             _ => None,
         }
     }
+}
+
+/// `POST /v1/messages/count_tokens`: the prompt tokens a Messages request would be
+/// charged for (it takes the request without `max_tokens`).
+fn count_tokens(
+    state: &SimState,
+    request: &RecordedRequest,
+    request_id: &str,
+) -> Result<Response, ApiError> {
+    check_headers(state, request)?;
+    let mut body: Value = serde_json::from_slice(&request.body).map_err(|err| {
+        ApiError::invalid(format!(
+            "There was an error parsing the body of your request: {err}"
+        ))
+    })?;
+    if let Some(o) = body.as_object_mut() {
+        o.entry("max_tokens").or_insert(json!(1));
+    }
+    let parsed = parse_request(&body)?;
+    let headers = [("request-id", request_id.to_owned())];
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"input_tokens": parsed.prompt_tokens}),
+        &headers,
+    ))
 }
 
 async fn messages(

@@ -212,6 +212,9 @@ async fn route(
         ("POST", ["", "model", model, "converse-stream"]) => {
             runtime::converse(state, request, region, model, true, request_id).await
         }
+        ("POST", ["", "model", model, "count-tokens"]) => {
+            runtime::count_tokens(state, request, region, model, request_id)
+        }
         ("GET", ["", "inference-profiles"]) => {
             control::list_inference_profiles(&state.config, region, query, request_id)
         }

@@ -349,3 +349,76 @@ async fn anthropic_only_features_keep_a_request_on_anthropic() {
         .expect("sent");
     assert_eq!(sent["top_k"], 5, "passed through: {sent}");
 }
+
+#[tokio::test]
+async fn count_tokens_is_exact_where_the_provider_counts_and_free() {
+    let gw = Gw::start().await;
+    let (id, key) = gw.account("messages-count@example.com").await;
+    for (model, only, how) in [
+        ("claude-haiku-4-5", "anthropic", "exact"),
+        ("claude-haiku-4-5", "bedrock", "exact"),
+        ("openai/gpt-4o-mini", "openai", "estimate"),
+    ] {
+        let ask = json!({
+            "model": model,
+            "system": "Count me.",
+            "messages": [{"role": "user", "content": "one two three four"}],
+            "provider": {"only": [only]},
+        });
+        let before = gw.account_view(&id).await;
+        let r = gw
+            .send(
+                "POST",
+                "/v1/messages/count_tokens",
+                None,
+                Some(&ask.to_string()),
+                &[("x-api-key", &key)],
+            )
+            .await;
+        assert_eq!(r.status, 200, "{model} via {only}: {}", r.text());
+        assert_eq!(
+            r.header("x-gammainfra-token-count"),
+            Some(how),
+            "{model} via {only}"
+        );
+        let counted = r.json()["input_tokens"].as_u64().expect("input_tokens");
+        let after = gw.account_view(&id).await;
+        assert_eq!(
+            before["balance_usd"], after["balance_usd"],
+            "free of charge"
+        );
+        assert_eq!(before["ledger_entries"], after["ledger_entries"]);
+        // The same request, sent: where the provider counts, the count is what it bills.
+        let mut sent = ask.clone();
+        sent["max_tokens"] = json!(50);
+        let m = messages(&gw, &key, &sent, &[]).await;
+        assert_eq!(m.status, 200, "{}", m.text());
+        let billed = m.json()["usage"]["input_tokens"].as_u64().expect("usage");
+        if how == "exact" {
+            assert_eq!(counted, billed, "{model} via {only}");
+        } else {
+            assert!(
+                counted >= billed,
+                "an estimate errs high: {counted} < {billed}"
+            );
+        }
+    }
+    // Bedrock's CountTokens takes the foundation model's own ID, not the profile's.
+    assert!(
+        gw.bedrock
+            .requests()
+            .iter()
+            .any(|r| r.path == "/model/anthropic.claude-haiku-4-5-20251001-v1%3A0/count-tokens"),
+        "{:?}",
+        gw.bedrock
+            .requests()
+            .iter()
+            .map(|r| r.path.clone())
+            .collect::<Vec<_>>()
+    );
+    let r = gw
+        .send("POST", "/v1/messages/count_tokens", None, Some("{}"), &[])
+        .await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.json()["error"]["type"], "authentication_error");
+}

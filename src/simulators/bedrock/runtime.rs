@@ -211,6 +211,41 @@ impl Outcome {
     }
 }
 
+/// CountTokens with a Converse input (`{"input":{"converse":{"messages","system"}}}`):
+/// the input tokens Converse would charge for them.
+pub(super) fn count_tokens(
+    state: &SimState,
+    request: &RecordedRequest,
+    region: &str,
+    raw_model_id: &str,
+    request_id: &str,
+) -> Result<Response, AwsError> {
+    let model_id = String::from_utf8_lossy(&percent_decode(raw_model_id)).into_owned();
+    // A foundation model's own ID, also of a model served only through profiles.
+    match resolve(&state.config, &model_id, region) {
+        Ok(_) | Err(ModelIdError::OnDemandUnsupported(_)) => {}
+        Err(ModelIdError::Invalid) => return Err(AwsError::validation(INVALID_MODEL_ID)),
+    }
+    if !state.config.has_access(region) {
+        return Err(AwsError::access_denied(NO_MODEL_ACCESS));
+    }
+    let body: Value = serde_json::from_slice(&request.body).map_err(|err| {
+        AwsError::serialization(format!("Unable to parse the request body as JSON: {err}"))
+    })?;
+    let Some(converse) = body.get("input").and_then(|i| i.get("converse")) else {
+        return Err(AwsError::validation(
+            "1 validation error detected: Value at 'input' failed to satisfy constraint: Member must not be null",
+        ));
+    };
+    let parsed = parse_request(converse, &model_id)?;
+    let headers = [("x-amzn-requestid", request_id.to_owned())];
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"inputTokens": parsed.prompt_tokens}),
+        &headers,
+    ))
+}
+
 /// Converse (`stream == false`) and ConverseStream.
 pub(super) async fn converse(
     state: &SimState,
