@@ -3,7 +3,8 @@
 //! `anthropic-version` and `anthropic-beta` are accepted and passed on to Anthropic;
 //! `?beta=true` (what Anthropic's SDKs add for beta features) is accepted. Errors take
 //! Anthropic's shape, `{"type":"error","error":{"type","message"},"request_id"}`, with
-//! the gateway's status codes (402 `billing_error` for credit).
+//! the gateway's status codes (402 `billing_error` for credit). Every answer also carries
+//! the request's ID as `request-id`, where Anthropic's SDKs read it.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue};
@@ -19,7 +20,17 @@ pub async fn create(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Response {
-    serve(st, headers, body, Surface::Messages).await
+    with_request_id(serve(st, headers, body, Surface::Messages).await)
+}
+
+/// Anthropic's SDKs take a request's ID from the `request-id` header
+/// (`Message._request_id`, `APIStatusError.request_id`): the gateway's own, as in
+/// `X-GammaInfra-Request-Id` and in error bodies.
+fn with_request_id(mut r: Response) -> Response {
+    if let Some(v) = r.headers().get(super::chat::REQUEST_ID).cloned() {
+        r.headers_mut().insert("request-id", v);
+    }
+    r
 }
 
 /// An error in Anthropic's shape, with the same status and headers.
@@ -60,7 +71,7 @@ pub async fn count_tokens(
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert(super::chat::REQUEST_ID, v);
     }
-    resp
+    with_request_id(resp)
 }
 
 async fn count(

@@ -422,3 +422,51 @@ async fn count_tokens_is_exact_where_the_provider_counts_and_free() {
     assert_eq!(r.status, 401);
     assert_eq!(r.json()["error"]["type"], "authentication_error");
 }
+
+#[tokio::test]
+async fn every_answer_names_its_request_id_where_anthropics_sdks_read_it() {
+    let gw = Gw::start().await;
+    let (_, key) = gw.account("messages-request-id@example.com").await;
+    let same = |r: &Resp| {
+        let id = r.header("x-gammainfra-request-id").expect("request ID");
+        assert!(id.starts_with("req_"), "{id}");
+        assert_eq!(r.header("request-id"), Some(id), "{}", r.text());
+        id.to_owned()
+    };
+    for (model, only, _) in ROUTES {
+        for stream in [false, true] {
+            let r = messages(&gw, &key, &body(model, only, "hi", stream), &[]).await;
+            assert_eq!(r.status, 200, "{model} via {only}: {}", r.text());
+            same(&r);
+        }
+    }
+    let r = gw
+        .send(
+            "POST",
+            "/v1/messages",
+            None,
+            Some(&body("claude-haiku-4-5", "anthropic", "hi", false).to_string()),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 401);
+    let id = same(&r);
+    assert_eq!(
+        r.json()["request_id"],
+        id.as_str(),
+        "the body's request_id too"
+    );
+    let count =
+        json!({"model": "claude-haiku-4-5", "messages": [{"role": "user", "content": "hi"}]});
+    let r = gw
+        .send(
+            "POST",
+            "/v1/messages/count_tokens",
+            None,
+            Some(&count.to_string()),
+            &[("x-api-key", &key)],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    same(&r);
+}
