@@ -88,7 +88,8 @@ async fn count(
         anthropic_only: converted.anthropic_only,
         model: converted.model,
     };
-    let req = crate::chat::ChatRequest::parse(&converted.chat)?;
+    let mut req = crate::chat::ChatRequest::parse(&converted.chat)?;
+    super::chat::provider_header(headers, &mut req)?;
     let mut res = st.catalog.resolve(&req.model)?;
     if res.pinned_provider == Some(ProviderKind::Anthropic) {
         res.pinned_provider = None;
