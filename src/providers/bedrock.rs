@@ -136,6 +136,7 @@ impl Provider for Bedrock {
                 call.model.max_output_tokens,
                 &self.images,
                 call.body_len,
+                call.native,
             )
             .await
             .map_err(|e| UpstreamError::invalid_input(NAME, e))?;
@@ -189,6 +190,7 @@ impl Provider for Bedrock {
                 call.model.max_output_tokens,
                 &self.images,
                 call.body_len,
+                call.native,
             )
             .await
             .map_err(|e| UpstreamError::invalid_input(NAME, e))?;
@@ -197,7 +199,12 @@ impl Provider for Bedrock {
                     UpstreamError::new(UpstreamErrorKind::Protocol, NAME, e.to_string())
                 })?;
             let mut input = serde_json::Map::new();
-            for k in ["messages", "system"] {
+            for k in [
+                "messages",
+                "system",
+                "toolConfig",
+                "additionalModelRequestFields",
+            ] {
                 if let Some(v) = converse.get_mut(k).map(serde_json::Value::take) {
                     input.insert(k.to_owned(), v);
                 }

@@ -222,6 +222,7 @@ async fn handle(
                 beta: header_str(headers, "anthropic-beta"),
                 anthropic_only: converted.anthropic_only,
                 model: converted.model,
+                thinking_history: converted.thinking_history,
             };
             (Bytes::from(converted.chat), Some(native))
         }

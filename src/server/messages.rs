@@ -87,6 +87,7 @@ async fn count(
         beta: super::chat::header_str(headers, "anthropic-beta"),
         anthropic_only: converted.anthropic_only,
         model: converted.model,
+        thinking_history: converted.thinking_history,
     };
     let mut req = crate::chat::ChatRequest::parse(&converted.chat)?;
     super::chat::provider_header(headers, &mut req)?;
