@@ -35,7 +35,7 @@ async fn claude_code_default_model_works_without_a_region_and_under_jp() {
     let gw = apac_gw().await;
     let (_, key) = gw.account("claude-code@example.com").await;
     // Claude Code always sends `max_tokens`; without one the reservation for Opus 4.8's
-    // 128K output cap ($3.20 at the jp. price) would exceed the $3.00 trial credit.
+    // 128K output cap (about $3.20) would exceed the $3.00 trial credit.
     let body = chat_body("claude-opus-4-8", "hi", MAX);
 
     // No header: the Anthropic API name is served by Anthropic's API, as Claude Code
