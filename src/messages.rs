@@ -34,4 +34,8 @@ pub struct NativeMessages {
     pub anthropic_only: Vec<String>,
     /// The name of the model as the client sent it (echoed in converted answers).
     pub model: String,
+    /// The thinking blocks of each assistant message, in order (the converted request
+    /// has one assistant message per assistant message of the client's), for providers
+    /// that take them back (Bedrock's `reasoningContent`).
+    pub thinking_history: Vec<Vec<serde_json::Value>>,
 }

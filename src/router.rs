@@ -155,14 +155,23 @@ impl Router {
                     || (x == "openai_compatible" && p.starts_with("openai_compatible:"))
             })
         };
+        // A provider's own model ID pins the request to that provider, except that a pin to
+        // a provider that says nowhere where it processes (Anthropic's or OpenAI's API: every
+        // endpoint of it has unknown regions) yields to a region constraint. Such a pin could
+        // never be honoured under one, so a client that sends the name Anthropic's SDKs and
+        // Claude Code send (`claude-opus-4-8`) with a constraint (the header or a residency
+        // policy) is served by the model's endpoints in that region, as the gateway ID would
+        // be; without a constraint the pin holds.
+        let pinned = res.pinned_provider.as_ref().filter(|p| {
+            constraint.is_none()
+                || model.endpoints.iter().any(|e| {
+                    e.provider == **p && matches!(e.processing_regions, ProcessingRegions::Known(_))
+                })
+        });
         let mut cands: Vec<&Arc<Endpoint>> = model
             .endpoints
             .iter()
-            .filter(|e| {
-                res.pinned_provider
-                    .as_ref()
-                    .is_none_or(|p| *p == e.provider)
-            })
+            .filter(|e| pinned.is_none_or(|p| *p == e.provider))
             .collect();
         if let Some(p) = prefs {
             cands.retain(|e| {
@@ -519,6 +528,33 @@ mod tests {
         let plan = r.plan(&res, None, Some(&prefs)).expect("plan");
         assert_eq!(plan.len(), 1);
         assert_eq!(plan[0].provider, ProviderKind::Anthropic);
+    }
+
+    /// Regression test for Claude Code's default model under a region constraint: the
+    /// Anthropic API name pins to Anthropic without a constraint, and yields to one (the
+    /// Anthropic endpoint can never satisfy it), so `claude-opus-4-8` with `jp` is planned
+    /// on the `jp.` profile, not refused.
+    #[test]
+    fn an_anthropic_api_name_pins_without_a_constraint_and_yields_to_one() {
+        let r = Router::new(
+            Arc::new(Catalog::builtin().expect("catalog")),
+            vec![ProviderKind::Bedrock, ProviderKind::Anthropic],
+            Some(vec!["us-east-1".to_owned(), "ap-northeast-1".to_owned()]),
+        );
+        let res = r.catalog().resolve("claude-opus-4-8").expect("model");
+        assert_eq!(res.pinned_provider, Some(ProviderKind::Anthropic));
+        let plan = r.plan(&res, None, None).expect("plan");
+        assert!(plan.iter().all(|e| e.provider == ProviderKind::Anthropic));
+        let jp = RegionConstraint::parse("jp", r.catalog()).expect("constraint");
+        let plan = r.plan(&res, Some(&jp), None).expect("plan");
+        assert_eq!(keys(&plan), ["bedrock:jp.anthropic.claude-opus-4-8"]);
+        // A Bedrock pin does not yield: its endpoints say where they process.
+        let res = r
+            .catalog()
+            .resolve("us.anthropic.claude-opus-4-8")
+            .expect("model");
+        let plan = r.plan(&res, Some(&jp), None).expect("plan");
+        assert!(plan.iter().all(|e| e.provider == ProviderKind::Bedrock));
     }
 
     /// Claude Sonnet 4.6 with Bedrock and Anthropic configured: several endpoints.

@@ -39,7 +39,9 @@
 //!   * Otherwise `"stop"` / `"end_turn"`.
 //! * **Tools**: when the request declares tools, the tool choice is not `none` and the
 //!   last message is not a tool result, the model calls the forced tool (or the first
-//!   one) with arguments `{"query":"<last user text>"}` (finish reason `"tool_calls"` /
+//!   one) with arguments `{"query":"<last user text>"}`, or, when the last user text
+//!   holds `[[sim:call NAME key=value ...]]`, the tool NAME with those string arguments
+//!   (`[[sim:call Read file_path=/tmp/a.txt]]` makes Claude Code read a file) (finish reason `"tool_calls"` /
 //!   `"tool_use"`; token limits and stop sequences do not apply to the call). After a
 //!   tool result it replies `"Simulated reply to: <tool result text>"`.
 //! * **Tokens** (`count_words` is the only tokenizer): prompt tokens are the sum of
@@ -500,6 +502,31 @@ fn sim_directives<'a>(text: &'a str, model: &str) -> Vec<(&'a str, &'a str)> {
         found.push((name, args.first().copied().unwrap_or("")));
     }
     found
+}
+
+/// The tool call a turn makes: `[[sim:call NAME key=value ...]]` in the last user text
+/// names the tool and its (string) arguments; otherwise the `default` tool (the forced
+/// or first one) with `{"query": <last user text>}`. Only when the turn calls a tool at
+/// all (tools declared, tool choice not `none`, the last message not a tool result).
+fn tool_call(default: &str, last_user_text: &str) -> (String, serde_json::Value) {
+    let mut rest = last_user_text;
+    while let Some(start) = rest.find("[[sim:call ") {
+        let after = &rest[start + "[[sim:call ".len()..];
+        let Some(end) = after.find("]]") else { break };
+        let mut words = after[..end].split_whitespace();
+        if let Some(name) = words.next() {
+            let input: serde_json::Map<String, serde_json::Value> = words
+                .filter_map(|w| w.split_once('='))
+                .map(|(k, v)| (k.to_owned(), serde_json::Value::String(v.to_owned())))
+                .collect();
+            return (name.to_owned(), serde_json::Value::Object(input));
+        }
+        rest = &after[end..];
+    }
+    (
+        default.to_owned(),
+        serde_json::json!({"query": last_user_text}),
+    )
 }
 
 /// `[[sim:slow N]]`: N milliseconds, at most a minute.

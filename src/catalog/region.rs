@@ -554,4 +554,138 @@ mod tests {
         assert!(m.starts_with("residency value `global`"), "{m}");
         assert!(m.contains("set no residency (null)"), "{m}");
     }
+
+    /// The profile geographies of `testdata/bedrock_geographies.md` (a copy of the project's
+    /// reference table) and the regions each may process in; `ap-south-1/2` stands for two.
+    fn reference_geographies() -> Vec<(String, BTreeSet<String>)> {
+        include_str!("testdata/bedrock_geographies.md")
+            .lines()
+            .filter_map(|line| {
+                let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+                let prefix = cells.get(1)?.strip_prefix('`')?.strip_suffix(".`")?;
+                Some((prefix.to_owned(), expand_regions(cells.get(3)?)))
+            })
+            .collect()
+    }
+
+    fn expand_regions(cell: &str) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        for word in cell.split(|c: char| c.is_whitespace() || ",()".contains(c)) {
+            let mut parts = word.split('/');
+            let first = parts.next().unwrap_or_default();
+            if !crate::catalog::check::is_region_name(first) {
+                continue;
+            }
+            let stem = first.rsplit_once('-').map_or(first, |(s, _)| s);
+            out.insert(first.to_owned());
+            out.extend(parts.map(|n| format!("{stem}-{n}")));
+        }
+        out
+    }
+
+    #[test]
+    fn profile_geographies_match_the_reference_table() {
+        let c = cat();
+        let reference = reference_geographies();
+        for id in ["us", "eu", "apac", "jp", "au", "us-gov"] {
+            let (_, regions) = reference
+                .iter()
+                .find(|(p, _)| p == id)
+                .unwrap_or_else(|| panic!("`{id}.` in the reference table"));
+            let g = c
+                .geography(id)
+                .unwrap_or_else(|| panic!("{id} in the catalog"));
+            assert!(g.bedrock_profile, "{id}");
+            assert_eq!(&g.regions, regions, "{id}");
+        }
+        assert_eq!(
+            c.geography("jp")
+                .map(|g| g.regions.iter().cloned().collect::<Vec<_>>()),
+            Some(vec![
+                "ap-northeast-1".to_owned(),
+                "ap-northeast-3".to_owned()
+            ])
+        );
+        assert_eq!(
+            c.geography("au")
+                .map(|g| g.regions.iter().cloned().collect::<Vec<_>>()),
+            Some(vec![
+                "ap-southeast-2".to_owned(),
+                "ap-southeast-4".to_owned()
+            ])
+        );
+        // `global` is reserved, not a geography; the unconfirmed `ca.` is no profile prefix.
+        assert!(reference.iter().any(|(p, _)| p == "global"));
+        assert!(c.geography("global").is_none());
+        assert!(c.geography("ca").is_some_and(|g| !g.bedrock_profile));
+    }
+
+    /// Every `jp.` and `au.` profile processes exactly in its geography, is called from a
+    /// source region inside it, and is eligible under `jp`/`au` (and `apac`, which contains
+    /// both) but not under the other one or under its exact source region.
+    #[test]
+    fn jp_and_au_profiles_stay_in_their_geography() {
+        let c = cat();
+        let k = |s: &str| RegionConstraint::parse(s, &c).expect(s);
+        let (jp, au, apac) = (k("jp"), k("au"), k("apac"));
+        let mut seen = 0;
+        for e in c.models.iter().flat_map(|m| m.endpoints.iter()) {
+            let (own, other) = match e.upstream_id.split_once('.') {
+                Some(("jp", _)) => (&jp, &au),
+                Some(("au", _)) => (&au, &jp),
+                _ => continue,
+            };
+            seen += 1;
+            let g = c.geography(own.as_str()).expect("geography");
+            assert_eq!(
+                e.processing_regions,
+                ProcessingRegions::Known(g.regions.clone()),
+                "{}",
+                e.key
+            );
+            let src = &e.bedrock.as_ref().expect("bedrock").source_region;
+            assert!(g.regions.contains(src), "{}: {src}", e.key);
+            assert!(own.admits(e) && apac.admits(e), "{}", e.key);
+            assert!(!other.admits(e) && !k(src).admits(e), "{}", e.key);
+        }
+        assert!(seen >= 16, "{seen} jp./au. endpoints");
+    }
+
+    /// The geographies each current Claude model is offered in on Bedrock, as the
+    /// catalog's sources list them (docs/catalog.md): `jp.` and `au.` where listed.
+    #[test]
+    fn claude_models_have_the_listed_bedrock_geographies() {
+        let c = cat();
+        let all = ["au", "eu", "global", "jp", "us"];
+        let table: &[(&str, &[&str])] = &[
+            ("anthropic/claude-opus-4-8", &all),
+            ("anthropic/claude-opus-5-5", &all),
+            ("anthropic/claude-haiku-5-5", &all),
+            ("anthropic/claude-sonnet-5-5", &["eu", "global", "us"]),
+            ("anthropic/claude-fable-5-1", &["global", "us"]),
+            ("anthropic/claude-opus-4-7", &all),
+            ("anthropic/claude-sonnet-4-6", &all),
+            ("anthropic/claude-opus-4-6", &all),
+            ("anthropic/claude-haiku-4-5", &all),
+            ("anthropic/claude-sonnet-4-5", &all),
+            ("anthropic/claude-opus-4-5", &["eu", "global", "us"]),
+        ];
+        for (model, want) in table {
+            let m = c.model(model).unwrap_or_else(|| panic!("{model}"));
+            let mut got: Vec<&str> = m
+                .endpoints
+                .iter()
+                .filter(|e| e.provider == ProviderKind::Bedrock)
+                .filter_map(|e| e.upstream_id.split_once('.').map(|(g, _)| g))
+                .collect();
+            got.sort_unstable();
+            assert_eq!(&got, want, "{model}");
+            assert!(
+                m.endpoints
+                    .iter()
+                    .any(|e| e.provider == ProviderKind::Anthropic),
+                "{model} has an Anthropic endpoint"
+            );
+        }
+    }
 }

@@ -217,4 +217,104 @@ mod tests {
         assert!(e.close.is_empty());
         assert!(e.requested.len() <= crate::chat::limits::MAX_MODEL_BYTES + 3);
     }
+
+    /// The names Anthropic clients send: Claude Code's default (`claude-opus-4-8`, sent
+    /// with no model setting at all), its small/fast model (`claude-haiku-4-5-20251001`),
+    /// the values docs/clients.md shows for `ANTHROPIC_MODEL` and
+    /// `ANTHROPIC_SMALL_FAST_MODEL`, and the dated snapshot IDs Anthropic documents.
+    #[test]
+    fn anthropic_client_names_resolve_to_the_catalog_model() {
+        let c = Catalog::builtin().expect("catalog");
+        let rows = [
+            ("claude-opus-4-8", "anthropic/claude-opus-4-8"),
+            ("Claude-Opus-4-8", "anthropic/claude-opus-4-8"),
+            ("claude-opus-5-5", "anthropic/claude-opus-5-5"),
+            ("claude-sonnet-5-5", "anthropic/claude-sonnet-5-5"),
+            ("claude-haiku-5-5", "anthropic/claude-haiku-5-5"),
+            ("claude-fable-5-1", "anthropic/claude-fable-5-1"),
+            ("claude-opus-4-7", "anthropic/claude-opus-4-7"),
+            ("claude-sonnet-4-6", "anthropic/claude-sonnet-4-6"),
+            ("claude-opus-4-6", "anthropic/claude-opus-4-6"),
+            ("claude-haiku-4-5", "anthropic/claude-haiku-4-5"),
+            ("claude-sonnet-4-5", "anthropic/claude-sonnet-4-5"),
+            ("claude-opus-4-5", "anthropic/claude-opus-4-5"),
+        ];
+        for (name, model) in rows {
+            let r = c.resolve(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(r.model.id, model, "{name}");
+            assert!(r.renamed, "{name}");
+            assert_eq!(r.pinned_provider, Some(ProviderKind::Anthropic), "{name}");
+            assert_eq!(r.implied_region, None, "{name}");
+        }
+        // Dated snapshot IDs are aliases: the model, no pin, so any endpoint may serve them.
+        for (name, model) in [
+            ("claude-haiku-4-5-20251001", "anthropic/claude-haiku-4-5"),
+            ("claude-sonnet-4-5-20250929", "anthropic/claude-sonnet-4-5"),
+            ("claude-opus-4-5-20251101", "anthropic/claude-opus-4-5"),
+        ] {
+            let r = c.resolve(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(r.model.id, model, "{name}");
+            assert!(r.renamed && r.pinned_provider.is_none(), "{name}");
+        }
+    }
+
+    /// `claude-3-5-haiku-latest` and the other `-latest` aliases named models Anthropic has
+    /// retired (Claude Haiku 3.5 on 2026-02-19) and no longer documents: they are unknown,
+    /// and the refusal suggests current models rather than silently serving another one.
+    #[test]
+    fn retired_latest_aliases_are_unknown_with_suggestions() {
+        let c = Catalog::builtin().expect("catalog");
+        for name in ["claude-3-5-haiku-latest", "claude-3-7-sonnet-latest"] {
+            let e = c.resolve(name).expect_err(name);
+            assert!(!e.close.is_empty(), "{name}: {e}");
+        }
+    }
+
+    #[test]
+    fn new_geography_prefixes_imply_their_geography() {
+        let c = Catalog::builtin().expect("catalog");
+        for (name, model, geo) in [
+            (
+                "jp.anthropic.claude-opus-4-8",
+                "anthropic/claude-opus-4-8",
+                "jp",
+            ),
+            (
+                "au.anthropic.claude-opus-4-8",
+                "anthropic/claude-opus-4-8",
+                "au",
+            ),
+            (
+                "au.anthropic.claude-haiku-4-5-20251001-v1:0",
+                "anthropic/claude-haiku-4-5",
+                "au",
+            ),
+            (
+                "jp.anthropic.claude-sonnet-4-6",
+                "anthropic/claude-sonnet-4-6",
+                "jp",
+            ),
+            // No such profile (Sonnet 5.5 has no jp. one): resolved, `jp` implied, and
+            // routing refuses it with the model's endpoints and their regions.
+            (
+                "jp.anthropic.claude-sonnet-5-5",
+                "anthropic/claude-sonnet-5-5",
+                "jp",
+            ),
+        ] {
+            let r = c.resolve(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(r.model.id, model, "{name}");
+            assert_eq!(r.pinned_provider, Some(ProviderKind::Bedrock), "{name}");
+            assert_eq!(r.implied_region.as_deref(), Some(geo), "{name}");
+        }
+        // The bare form of a profile-only model: Bedrock, no geography implied.
+        let r = c.resolve("anthropic.claude-opus-4-8").expect("bare");
+        assert_eq!(r.model.id, "anthropic/claude-opus-4-8");
+        assert_eq!(r.pinned_provider, Some(ProviderKind::Bedrock));
+        assert_eq!(r.implied_region, None);
+        let r = c
+            .resolve("global.anthropic.claude-opus-4-8")
+            .expect("global");
+        assert_eq!(r.implied_region, None);
+    }
 }

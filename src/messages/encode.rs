@@ -63,6 +63,14 @@ pub fn message(
         .unwrap_or(Value::Null);
     let msg = &choice["message"];
     let mut content = Vec::new();
+    // The model's thinking first, as Anthropic's API puts it.
+    if let Some(t) = msg["reasoning_content"].as_str() {
+        content.push(
+            json!({"type": "thinking", "thinking": t, "signature": msg["reasoning_signature"]}),
+        );
+    } else if !msg["reasoning_redacted"].is_null() {
+        content.push(json!({"type": "redacted_thinking", "data": msg["reasoning_redacted"]}));
+    }
     if let Some(t) = msg["content"].as_str().filter(|t| !t.is_empty()) {
         content.push(json!({"type": "text", "text": t}));
     }
@@ -127,6 +135,8 @@ pub fn error_body(status: StatusCode, message: &str, request_id: Option<&str>) -
 /// The kind of the block open in an encoded stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Block {
+    Thinking,
+    Redacted,
     Text,
     Tool,
 }
@@ -212,6 +222,37 @@ impl Events {
         self.start(c["id"].as_str().unwrap_or_default(), out);
         let choice = &c["choices"][0];
         let delta = &choice["delta"];
+        if let Some(t) = delta["reasoning_content"]
+            .as_str()
+            .filter(|t| !t.is_empty())
+        {
+            let index = match self.open {
+                Some((i, Block::Thinking)) => i,
+                _ => self.open_block(
+                    Block::Thinking,
+                    json!({"type": "thinking", "thinking": ""}),
+                    out,
+                ),
+            };
+            out.push_back(event(
+                "content_block_delta",
+                &json!({"type": "content_block_delta", "index": index,
+                        "delta": {"type": "thinking_delta", "thinking": t}}),
+            ));
+        }
+        if let (Some(s), Some((index, Block::Thinking))) =
+            (delta["reasoning_signature"].as_str(), self.open)
+        {
+            out.push_back(event(
+                "content_block_delta",
+                &json!({"type": "content_block_delta", "index": index,
+                        "delta": {"type": "signature_delta", "signature": s}}),
+            ));
+        }
+        if !delta["reasoning_redacted"].is_null() {
+            let block = json!({"type": "redacted_thinking", "data": delta["reasoning_redacted"]});
+            self.open_block(Block::Redacted, block, out);
+        }
         if let Some(text) = delta["content"].as_str().filter(|t| !t.is_empty()) {
             let index = match self.open {
                 Some((i, Block::Text)) => i,

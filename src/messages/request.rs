@@ -7,13 +7,14 @@
 //! | user `text` / `image` (base64 or URL) blocks | `text` / `image_url` parts |
 //! | user `tool_result` blocks | `tool` messages, in order, before the user's other blocks |
 //! | assistant `text` / `tool_use` blocks | `content` / `tool_calls` |
-//! | assistant `thinking` / `redacted_thinking` blocks | dropped |
+//! | assistant `thinking` / `redacted_thinking` blocks | kept aside, per assistant turn ([`Converted::thinking_history`]): Bedrock gets them back as `reasoningContent` when `thinking` is on |
 //! | `tools` (custom tools, `input_schema`) | function tools (`parameters`) |
 //! | `tool_choice` `auto` / `any` / `tool` / `none`, `disable_parallel_tool_use` | `auto` / `required` / the function / `none`, `parallel_tool_calls: false` |
 //! | `max_tokens`, `stop_sequences`, `temperature`, `top_p`, `stream` | `max_tokens`, `stop`, `temperature`, `top_p`, `stream` (with usage) |
 //! | `metadata.user_id` | `user` |
 //! | `provider`, `models` (the gateway's routing members) | the same; removed from what Anthropic gets |
-//! | `thinking`, `context_management`, `output_config`, `service_tier`, `container`, `mcp_servers` and unknown members | not converted (passed through to Anthropic only) |
+//! | `thinking` | not converted: Anthropic gets it as sent, Bedrock in `additionalModelRequestFields` |
+//! | `context_management`, `output_config`, `service_tier`, `container`, `mcp_servers` and unknown members | not converted (passed through to Anthropic only) |
 //!
 //! What has no equivalent outside Anthropic's API (`top_k`, server tools such as web
 //! search, `document` and `search_result` blocks, images inside tool results) is listed
@@ -35,6 +36,8 @@ pub struct Converted {
     pub anthropic_only: Vec<String>,
     /// `model` as the client sent it.
     pub model: String,
+    /// The thinking blocks of each assistant message, in order.
+    pub thinking_history: Vec<Vec<Value>>,
 }
 
 fn bad(param: &str, message: impl Into<String>) -> RequestError {
@@ -85,6 +88,7 @@ fn convert(body: &[u8], counting: bool) -> Result<Converted, RequestError> {
     };
     let mut only = Vec::new();
     let mut messages = Vec::new();
+    let mut thinking_history = Vec::new();
     if let Some(system) = body.get("system") {
         messages.push(json!({"role": "system", "content": system_content(system, "system")?}));
     }
@@ -102,7 +106,11 @@ fn convert(body: &[u8], counting: bool) -> Result<Converted, RequestError> {
                 messages.push(json!({"role": "system", "content": system_content(content, &at)?}))
             }
             "user" => user_turn(content, &at, &mut messages, &mut only)?,
-            "assistant" => messages.push(assistant_turn(content, &at, &mut only)?),
+            "assistant" => {
+                let (message, thinking) = assistant_turn(content, &at, &mut only)?;
+                messages.push(message);
+                thinking_history.push(thinking);
+            }
             other => {
                 return Err(bad(
                     &format!("{at}.role"),
@@ -208,6 +216,7 @@ fn convert(body: &[u8], counting: bool) -> Result<Converted, RequestError> {
         body,
         anthropic_only: only,
         model,
+        thinking_history,
     })
 }
 
@@ -366,9 +375,9 @@ fn assistant_turn(
     content: &Value,
     at: &str,
     only: &mut Vec<String>,
-) -> Result<Value, RequestError> {
+) -> Result<(Value, Vec<Value>), RequestError> {
     let blocks = match content {
-        Value::String(s) => return Ok(json!({"role": "assistant", "content": s})),
+        Value::String(s) => return Ok((json!({"role": "assistant", "content": s}), Vec::new())),
         Value::Array(b) => b,
         _ => {
             return Err(bad(
@@ -379,6 +388,7 @@ fn assistant_turn(
     };
     let mut text = String::new();
     let mut calls = Vec::new();
+    let mut thinking = Vec::new();
     for (i, b) in blocks.iter().enumerate() {
         let here = format!("{at}.content.{i}");
         match b.get("type").and_then(Value::as_str) {
@@ -391,7 +401,7 @@ fn assistant_turn(
                 let input = b.get("input").cloned().unwrap_or(json!({}));
                 calls.push(json!({"id": id, "type": "function", "function": {"name": name, "arguments": input.to_string()}}));
             }
-            Some("thinking" | "redacted_thinking") => {}
+            Some("thinking" | "redacted_thinking") => thinking.push(b.clone()),
             Some(other) => only.push(format!("`{other}` blocks")),
             None => {
                 return Err(bad(
@@ -405,7 +415,7 @@ fn assistant_turn(
     if !calls.is_empty() {
         m["tool_calls"] = Value::Array(calls);
     }
-    Ok(m)
+    Ok((m, thinking))
 }
 
 #[cfg(test)]

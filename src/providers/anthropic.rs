@@ -48,6 +48,33 @@ impl Anthropic {
 
 const NAME: &str = "anthropic";
 
+impl Anthropic {
+    /// Sends a JSON body to one of the API's URLs, with the client's own
+    /// `anthropic-version` and `anthropic-beta` when it spoke Anthropic's dialect.
+    async fn post(
+        &self,
+        url: &str,
+        body: Vec<u8>,
+        native: Option<&crate::messages::NativeMessages>,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, UpstreamError> {
+        let version = native
+            .and_then(|n| n.version.as_deref())
+            .unwrap_or(ANTHROPIC_VERSION);
+        let mut req = Request::post(url)
+            .header(HOST, &self.host)
+            .header(CONTENT_TYPE, "application/json")
+            .header("x-api-key", self.api_key.expose())
+            .header("anthropic-version", version);
+        if let Some(beta) = native.and_then(|n| n.beta.as_deref()) {
+            req = req.header("anthropic-beta", beta);
+        }
+        let req = req
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| UpstreamError::new(UpstreamErrorKind::Protocol, NAME, e.to_string()))?;
+        self.client.send(req, NAME).await
+    }
+}
+
 impl Provider for Anthropic {
     fn call<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<Reply, UpstreamError>> {
         Box::pin(async move {
@@ -59,22 +86,7 @@ impl Provider for Anthropic {
             })
             .await
             .map_err(|e| UpstreamError::invalid_input(NAME, e))?;
-            let version = call
-                .native
-                .and_then(|n| n.version.as_deref())
-                .unwrap_or(ANTHROPIC_VERSION);
-            let mut req = Request::post(&self.url)
-                .header(HOST, &self.host)
-                .header(CONTENT_TYPE, "application/json")
-                .header("x-api-key", self.api_key.expose())
-                .header("anthropic-version", version);
-            if let Some(beta) = call.native.and_then(|n| n.beta.as_deref()) {
-                req = req.header("anthropic-beta", beta);
-            }
-            let req = req.body(Full::new(Bytes::from(body))).map_err(|e| {
-                UpstreamError::new(UpstreamErrorKind::Protocol, NAME, e.to_string())
-            })?;
-            let resp = self.client.send(req, NAME).await?;
+            let resp = self.post(&self.url, body, call.native).await?;
             let status = resp.status().as_u16();
             if !(200..300).contains(&status) {
                 let body = self.client.read_body(resp.into_body(), NAME).await?;
@@ -134,22 +146,7 @@ impl Provider for Anthropic {
             })
             .await
             .map_err(|e: String| UpstreamError::invalid_input(NAME, e))?;
-            let version = call
-                .native
-                .and_then(|n| n.version.as_deref())
-                .unwrap_or(ANTHROPIC_VERSION);
-            let mut req = Request::post(&self.count_url)
-                .header(HOST, &self.host)
-                .header(CONTENT_TYPE, "application/json")
-                .header("x-api-key", self.api_key.expose())
-                .header("anthropic-version", version);
-            if let Some(beta) = call.native.and_then(|n| n.beta.as_deref()) {
-                req = req.header("anthropic-beta", beta);
-            }
-            let req = req.body(Full::new(Bytes::from(body))).map_err(|e| {
-                UpstreamError::new(UpstreamErrorKind::Protocol, NAME, e.to_string())
-            })?;
-            let resp = self.client.send(req, NAME).await?;
+            let resp = self.post(&self.count_url, body, call.native).await?;
             let status = resp.status().as_u16();
             let body = self.client.read_body(resp.into_body(), NAME).await?;
             if !(200..300).contains(&status) {

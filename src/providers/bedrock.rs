@@ -80,6 +80,46 @@ impl Bedrock {
     }
 }
 
+impl Bedrock {
+    /// Sends a signed JSON body to an operation on a model; a refusal becomes its
+    /// [`UpstreamError`] (read from AWS's error type and body).
+    async fn post(
+        &self,
+        region: &str,
+        model_id: &str,
+        op: &str,
+        accept: &str,
+        body: Bytes,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, UpstreamError> {
+        let (url, host) = self.target(region, model_id, op);
+        let mut req = Request::post(&url)
+            .header(HOST, &host)
+            .header(CONTENT_TYPE, "application/json")
+            .header(ACCEPT, accept)
+            .body(Full::new(body.clone()))
+            .map_err(|e| UpstreamError::new(UpstreamErrorKind::Protocol, NAME, e.to_string()))?;
+        self.signer.sign(&mut req, &body, region).await?;
+        let resp = self.client.send(req, NAME).await?;
+        let status = resp.status().as_u16();
+        if (200..300).contains(&status) {
+            return Ok(resp);
+        }
+        let error_type = resp
+            .headers()
+            .get("x-amzn-errortype")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = self.client.read_body(resp.into_body(), NAME).await?;
+        Err(errors::from_response(
+            status,
+            error_type.as_deref(),
+            &body,
+            model_id,
+            region,
+        ))
+    }
+}
+
 impl Provider for Bedrock {
     fn call<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<Reply, UpstreamError>> {
         Box::pin(async move {
@@ -96,6 +136,7 @@ impl Provider for Bedrock {
                 call.model.max_output_tokens,
                 &self.images,
                 call.body_len,
+                call.native,
             )
             .await
             .map_err(|e| UpstreamError::invalid_input(NAME, e))?;
@@ -105,39 +146,20 @@ impl Provider for Bedrock {
             } else {
                 "converse"
             };
-            let (url, host) = self.target(region, &call.endpoint.upstream_id, op);
             let accept = if stream {
                 "application/vnd.amazon.eventstream"
             } else {
                 "application/json"
             };
-            let body = Bytes::from(body);
-            let mut req = Request::post(&url)
-                .header(HOST, &host)
-                .header(CONTENT_TYPE, "application/json")
-                .header(ACCEPT, accept)
-                .body(Full::new(body.clone()))
-                .map_err(|e| {
-                    UpstreamError::new(UpstreamErrorKind::Protocol, NAME, e.to_string())
-                })?;
-            self.signer.sign(&mut req, &body, region).await?;
-            let resp = self.client.send(req, NAME).await?;
-            let status = resp.status().as_u16();
-            if !(200..300).contains(&status) {
-                let error_type = resp
-                    .headers()
-                    .get("x-amzn-errortype")
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned);
-                let body = self.client.read_body(resp.into_body(), NAME).await?;
-                return Err(errors::from_response(
-                    status,
-                    error_type.as_deref(),
-                    &body,
-                    &call.endpoint.upstream_id,
+            let resp = self
+                .post(
                     region,
-                ));
-            }
+                    &call.endpoint.upstream_id,
+                    op,
+                    accept,
+                    Bytes::from(body),
+                )
+                .await?;
             if stream {
                 let frames = stream::frames(resp.into_body(), self.client.timeouts);
                 return Ok(Reply::Stream(stream::translate(
@@ -168,6 +190,7 @@ impl Provider for Bedrock {
                 call.model.max_output_tokens,
                 &self.images,
                 call.body_len,
+                call.native,
             )
             .await
             .map_err(|e| UpstreamError::invalid_input(NAME, e))?;
@@ -176,7 +199,12 @@ impl Provider for Bedrock {
                     UpstreamError::new(UpstreamErrorKind::Protocol, NAME, e.to_string())
                 })?;
             let mut input = serde_json::Map::new();
-            for k in ["messages", "system"] {
+            for k in [
+                "messages",
+                "system",
+                "toolConfig",
+                "additionalModelRequestFields",
+            ] {
                 if let Some(v) = converse.get_mut(k).map(serde_json::Value::take) {
                     input.insert(k.to_owned(), v);
                 }
@@ -192,33 +220,10 @@ impl Provider for Bedrock {
                     .map_or(upstream.as_str(), |(_, base)| base),
                 crate::catalog::BedrockInvocation::OnDemand => upstream.as_str(),
             };
-            let (url, host) = self.target(region, model_id, "count-tokens");
-            let mut req = Request::post(&url)
-                .header(HOST, &host)
-                .header(CONTENT_TYPE, "application/json")
-                .header(ACCEPT, "application/json")
-                .body(Full::new(body.clone()))
-                .map_err(|e| {
-                    UpstreamError::new(UpstreamErrorKind::Protocol, NAME, e.to_string())
-                })?;
-            self.signer.sign(&mut req, &body, region).await?;
-            let resp = self.client.send(req, NAME).await?;
-            let status = resp.status().as_u16();
-            let error_type = resp
-                .headers()
-                .get("x-amzn-errortype")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned);
+            let resp = self
+                .post(region, model_id, "count-tokens", "application/json", body)
+                .await?;
             let body = self.client.read_body(resp.into_body(), NAME).await?;
-            if !(200..300).contains(&status) {
-                return Err(errors::from_response(
-                    status,
-                    error_type.as_deref(),
-                    &body,
-                    model_id,
-                    region,
-                ));
-            }
             let v: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
                 UpstreamError::new(
                     UpstreamErrorKind::Protocol,

@@ -222,6 +222,7 @@ async fn handle(
                 beta: header_str(headers, "anthropic-beta"),
                 anthropic_only: converted.anthropic_only,
                 model: converted.model,
+                thinking_history: converted.thinking_history,
             };
             (Bytes::from(converted.chat), Some(native))
         }
@@ -229,7 +230,7 @@ async fn handle(
     // Parsing grows with the body (0.18–0.4 s for 32 MiB in a debug build; several times
     // less in release, still far over a millisecond): a large body is parsed off the
     // async workers, so that other clients' requests and streams are not held up.
-    let (req, raw) = limits::off_workers(body.len(), || {
+    let (mut req, raw) = limits::off_workers(body.len(), || {
         let req = ChatRequest::parse(&body)?;
         let mut raw = RawObject::parse(&body).map_err(|e| {
             ApiError::bad_request("invalid_request", format!("Invalid request body: {e}"))
@@ -244,6 +245,7 @@ async fn handle(
         Ok::<_, ApiError>((req, raw))
     })
     .await?;
+    provider_header(headers, &mut req)?;
     // Every model the request names is resolved first: an unknown one is refused
     // naming it, before anything else.
     let chain = req.model_chain();
@@ -386,6 +388,45 @@ impl Candidate {
     fn renamed(&self) -> bool {
         self.res.renamed || self.fallback
     }
+}
+
+/// `X-GammaInfra-Provider: anthropic,bedrock`: the providers that may serve the
+/// request, as `provider.only` in the body, for clients that cannot add body members
+/// (Claude Code sets headers with `ANTHROPIC_CUSTOM_HEADERS`). A request may not set
+/// both.
+pub(super) fn provider_header(headers: &HeaderMap, req: &mut ChatRequest) -> Result<(), ApiError> {
+    let Some(v) = headers.get("x-gammainfra-provider") else {
+        return Ok(());
+    };
+    let bad = |m: String| {
+        let mut e = ApiError::bad_request("invalid_provider_header", m);
+        e.param = Some("X-GammaInfra-Provider".into());
+        e
+    };
+    let v = v
+        .to_str()
+        .map_err(|_| bad("X-GammaInfra-Provider must be ASCII.".into()))?;
+    let only: Vec<String> = v
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if only.is_empty() || only.len() > limits::MAX_PROVIDER_LIST {
+        return Err(bad(format!(
+            "X-GammaInfra-Provider lists 1 to {} providers, comma-separated (e.g. `anthropic` or `bedrock,anthropic`).",
+            limits::MAX_PROVIDER_LIST
+        )));
+    }
+    let prefs = req.provider.get_or_insert_with(ProviderPrefs::default);
+    if !prefs.only.is_empty() {
+        return Err(bad(
+            "Set the providers either in `provider.only` or in X-GammaInfra-Provider, not both."
+                .into(),
+        ));
+    }
+    prefs.only = only;
+    Ok(())
 }
 
 /// The request's `X-GammaInfra-Region` constraint, if it has one.

@@ -98,8 +98,10 @@ async fn count(
         beta: super::chat::header_str(headers, "anthropic-beta"),
         anthropic_only: converted.anthropic_only,
         model: converted.model,
+        thinking_history: converted.thinking_history,
     };
-    let req = crate::chat::ChatRequest::parse(&converted.chat)?;
+    let mut req = crate::chat::ChatRequest::parse(&converted.chat)?;
+    super::chat::provider_header(headers, &mut req)?;
     let mut res = st.catalog.resolve(&req.model)?;
     if res.pinned_provider == Some(ProviderKind::Anthropic) {
         res.pinned_provider = None;

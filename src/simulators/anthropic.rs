@@ -19,7 +19,8 @@ use serde_json::{json, Value};
 
 use super::{
     count_words, fragments, json_response, plan_reply, random_id, reset_response, sse_response,
-    CacheSplit, Finish, PromptCache, RecordedRequest, Reply, RequestLog, SseFrame, Triggers,
+    tool_call, CacheSplit, Finish, PromptCache, RecordedRequest, Reply, RequestLog, SseFrame,
+    Triggers,
 };
 use validate::{parse_request, MessagesRequest};
 
@@ -227,7 +228,7 @@ fn count_tokens(
     if let Some(o) = body.as_object_mut() {
         o.entry("max_tokens").or_insert(json!(1));
     }
-    let parsed = parse_request(&body)?;
+    let parsed = parse_request(&body, request.header("anthropic-beta").unwrap_or(""))?;
     let headers = [("request-id", request_id.to_owned())];
     Ok(json_response(
         StatusCode::OK,
@@ -247,7 +248,7 @@ async fn messages(
             "There was an error parsing the body of your request: {err}"
         ))
     })?;
-    let parsed = parse_request(&body)?;
+    let parsed = parse_request(&body, request.header("anthropic-beta").unwrap_or(""))?;
     let triggers = Triggers::parse(&parsed.last_user_text, &parsed.model);
     triggers.apply_delay().await;
     if triggers.transport.reset {
@@ -257,11 +258,14 @@ async fn messages(
         return Err(ApiError::simulated(status));
     }
     let outcome = match &parsed.tool_to_call {
-        Some(name) => Outcome::ToolUse {
-            id: random_id("toolu_01", 22),
-            name: name.clone(),
-            input: json!({"query": parsed.last_user_text}),
-        },
+        Some(name) => {
+            let (name, input) = tool_call(name, &parsed.last_user_text);
+            Outcome::ToolUse {
+                id: random_id("toolu_01", 22),
+                name,
+                input,
+            }
+        }
         None => Outcome::Text(plan_reply(
             &parsed.last_user_text,
             parsed.max_tokens,

@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 
 use super::{
     count_words, fragments, json_response, plan_reply, random_id, reset_response, sse_response,
-    unix_now, Finish, RecordedRequest, Reply, RequestLog, SseFrame, Triggers,
+    tool_call, unix_now, Finish, RecordedRequest, Reply, RequestLog, SseFrame, Triggers,
 };
 use validate::{is_known_model, parse_request, ChatRequest};
 
@@ -296,11 +296,14 @@ async fn chat(request: &RecordedRequest, request_id: &str) -> Result<Response, A
         return Err(ApiError::simulated(status, &chat.model));
     }
     let outcome = match &chat.tool_to_call {
-        Some(name) => Outcome::ToolCall {
-            id: random_id("call_", 24),
-            name: name.clone(),
-            arguments: json!({"query": chat.last_user_text}).to_string(),
-        },
+        Some(name) => {
+            let (name, input) = tool_call(name, &chat.last_user_text);
+            Outcome::ToolCall {
+                id: random_id("call_", 24),
+                name,
+                arguments: input.to_string(),
+            }
+        }
         None => Outcome::Text(plan_reply(
             &chat.last_user_text,
             chat.max_tokens,

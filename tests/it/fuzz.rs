@@ -257,7 +257,7 @@ proptest! {
         if let Ok(req) = ChatRequest::parse(&bytes) {
             let _ = req.image_count();
             let _ = anthropic::convert::request(&req, "claude-x", 4_096);
-            let _ = runtime().block_on(bedrock::convert::request(&req, 4_096, images(), bytes.len()));
+            let _ = runtime().block_on(bedrock::convert::request(&req, 4_096, images(), bytes.len(), None));
         }
     }
 

@@ -180,13 +180,30 @@ impl Gw {
         extra_models: &str,
         edit: impl FnOnce(&mut Config),
     ) -> Self {
-        Self::start_in(backend, extra_models, None, edit).await
+        Self::start_in(backend, extra_models, None, &[], edit).await
+    }
+
+    /// A gateway whose simulated AWS account also has model access in `regions` (by
+    /// default only us-east-1, us-west-2 and eu-central-1). The gateway's own Bedrock
+    /// regions are still set by `edit`.
+    pub async fn start_with_bedrock_access(
+        regions: &[&str],
+        edit: impl FnOnce(&mut Config),
+    ) -> Self {
+        Self::start_in(Backend::Sqlite, "", None, regions, edit).await
     }
 
     /// Another replica of a gateway on the PostgreSQL database `database_url` (with
     /// simulators of its own).
     pub async fn start_replica(database_url: &str, edit: impl FnOnce(&mut Config)) -> Self {
-        Self::start_in(Backend::Postgres, "", Some(database_url.to_owned()), edit).await
+        Self::start_in(
+            Backend::Postgres,
+            "",
+            Some(database_url.to_owned()),
+            &[],
+            edit,
+        )
+        .await
     }
 
     /// The database URL this gateway runs on.
@@ -198,6 +215,7 @@ impl Gw {
         backend: Backend,
         extra_models: &str,
         database_url: Option<String>,
+        bedrock_access: &[&str],
         edit: impl FnOnce(&mut Config),
     ) -> Self {
         let anthropic = simulators::start_anthropic("sk-ant-test")
@@ -212,6 +230,9 @@ impl Gw {
             "us-west-2".into(),
             "eu-central-1".into(),
         ];
+        bedrock_cfg
+            .accessible_regions
+            .extend(bedrock_access.iter().map(|r| (*r).to_owned()));
         let bedrock = simulators::start_bedrock(bedrock_cfg)
             .await
             .expect("bedrock sim");

@@ -6,6 +6,7 @@ mod harness;
 mod admin;
 mod bedrock;
 mod billing;
+mod catalog_current;
 mod chat;
 mod errors;
 mod faults;

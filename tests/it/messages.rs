@@ -423,6 +423,103 @@ async fn count_tokens_is_exact_where_the_provider_counts_and_free() {
     assert_eq!(r.json()["error"]["type"], "authentication_error");
 }
 
+/// The request Claude Code 2.1.197 sends (its shape, trimmed): every member reaches
+/// Anthropic unchanged, and Bedrock serves it translated. The provider is chosen with
+/// `X-GammaInfra-Provider`, as Claude Code can only add headers.
+#[tokio::test]
+async fn a_claude_code_request_passes_through_to_anthropic_and_is_served_by_bedrock() {
+    let gw = Gw::start().await;
+    let (_, key) = gw.account("claude-code@example.com").await;
+    let request = json!({
+        "model": "claude-sonnet-4-6",
+        "max_tokens": 64000,
+        "stream": true,
+        "system": [
+            {"type": "text", "text": "You are Claude Code."},
+            {"type": "text", "text": "Be concise.", "cache_control": {"type": "ephemeral"}}
+        ],
+        "messages": [
+            {"role": "user", "content": [
+                {"type": "text", "text": "<system-reminder>context</system-reminder>"},
+                {"type": "text", "text": "read it [[sim:call Read file_path=/tmp/notes.txt]]", "cache_control": {"type": "ephemeral"}}
+            ]},
+            {"role": "system", "content": "Available agent types: claude."}
+        ],
+        "tools": [
+            {"name": "Agent", "description": "Runs an agent", "input_schema": {"type": "object", "properties": {"prompt": {"type": "string"}}}},
+            {"name": "Read", "description": "Reads a file", "input_schema": {"type": "object", "properties": {"file_path": {"type": "string"}}}}
+        ],
+        "thinking": {"type": "adaptive"},
+        "context_management": {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]},
+        "output_config": {"effort": "high"},
+        "metadata": {"user_id": "user_abc_account__session_1"},
+    });
+    let beta = "claude-code-20250219,context-management-2025-06-27,mid-conversation-system-2026-04-07,effort-2025-11-24";
+    for provider in ["anthropic", "bedrock"] {
+        let r = gw
+            .send(
+                "POST",
+                "/v1/messages?beta=true",
+                None,
+                Some(&request.to_string()),
+                &[
+                    ("x-api-key", &key),
+                    ("anthropic-version", "2023-06-01"),
+                    ("anthropic-beta", beta),
+                    ("x-gammainfra-provider", provider),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, 200, "{provider}: {}", r.text());
+        assert_eq!(r.header("x-gammainfra-provider"), Some(provider));
+        let ev = events(&r);
+        let tool = ev
+            .iter()
+            .find(|(n, d)| n == "content_block_start" && d["content_block"]["type"] == "tool_use")
+            .map(|(_, d)| d["content_block"]["name"].clone());
+        assert_eq!(tool, Some(json!("Read")), "{provider}: {ev:?}");
+        let input: String = ev
+            .iter()
+            .filter_map(|(_, d)| d["delta"]["partial_json"].as_str())
+            .collect();
+        assert_eq!(
+            serde_json::from_str::<Value>(&input).expect("JSON"),
+            json!({"file_path": "/tmp/notes.txt"}),
+            "{provider}"
+        );
+    }
+    let sent = gw
+        .anthropic
+        .requests()
+        .into_iter()
+        .find(|r| r.path == "/v1/messages")
+        .expect("Anthropic got the request");
+    assert_eq!(sent.header("anthropic-beta"), Some(beta));
+    let mut expected = request.clone();
+    expected["model"] = json!("claude-sonnet-4-6");
+    assert_eq!(
+        sent.json().expect("JSON"),
+        expected,
+        "passed through unchanged"
+    );
+    // Both headers and `provider.only` at once are refused.
+    let mut both = request.clone();
+    both["provider"] = json!({"only": ["bedrock"]});
+    let r = gw
+        .send(
+            "POST",
+            "/v1/messages",
+            Some(&key),
+            Some(&both.to_string()),
+            &[
+                ("x-gammainfra-provider", "anthropic"),
+                ("anthropic-beta", beta),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text());
+}
+
 #[tokio::test]
 async fn every_answer_names_its_request_id_where_anthropics_sdks_read_it() {
     let gw = Gw::start().await;

@@ -1,6 +1,7 @@
 //! The internal (OpenAI-shaped) request to a Converse request, and a Converse answer
 //! back to an OpenAI `chat.completion`.
 
+use crate::messages::NativeMessages;
 use serde::Deserialize;
 use serde_json::value::to_raw_value;
 use serde_json::{json, Map, Value};
@@ -23,6 +24,7 @@ pub async fn request(
     model_max_output: u64,
     images: &ImageFetcher,
     body_len: usize,
+    native: Option<&NativeMessages>,
 ) -> Result<Vec<u8>, String> {
     let urls: Vec<&str> = image_urls(req).collect();
     if urls.len() > BEDROCK_MAX_IMAGES {
@@ -33,7 +35,34 @@ pub async fn request(
         ));
     }
     let loaded = images.load_all(&urls).await?;
-    off_workers(body_len, || build(req, model_max_output, loaded)).await
+    off_workers(body_len, || build(req, model_max_output, loaded, native)).await
+}
+
+/// The `thinking` member of a Messages request that turns extended thinking on.
+fn thinking(native: Option<&NativeMessages>) -> Option<&Value> {
+    native.and_then(|n| n.body.get("thinking")).filter(|t| {
+        t.get("type")
+            .and_then(Value::as_str)
+            .is_some_and(|k| k != "disabled")
+    })
+}
+
+/// An Anthropic `thinking` / `redacted_thinking` block as a Converse `reasoningContent`
+/// block (text and signature unmodified, as the model requires them back).
+fn reasoning_block(b: &Value) -> Option<Value> {
+    match b.get("type").and_then(Value::as_str) {
+        Some("thinking") => {
+            let mut text = json!({"text": b.get("thinking").cloned().unwrap_or(json!(""))});
+            if let Some(s) = b.get("signature") {
+                text["signature"] = s.clone();
+            }
+            Some(json!({"reasoningContent": {"reasoningText": text}}))
+        }
+        Some("redacted_thinking") => {
+            Some(json!({"reasoningContent": {"redactedContent": b.get("data")?}}))
+        }
+        _ => None,
+    }
 }
 
 /// The URL of every image part, in the order [`build`] meets them.
@@ -54,7 +83,17 @@ fn image_urls(req: &ChatRequest) -> impl Iterator<Item = &str> {
 
 /// The Converse body, with `images` (loaded from [`image_urls`], in that order) taken
 /// one by one: each image's bytes are dropped as soon as they are encoded.
-fn build(req: &ChatRequest, model_max_output: u64, images: Vec<Image>) -> Result<Vec<u8>, String> {
+fn build(
+    req: &ChatRequest,
+    model_max_output: u64,
+    images: Vec<Image>,
+    native: Option<&NativeMessages>,
+) -> Result<Vec<u8>, String> {
+    // Extended thinking (a Messages request's `thinking`): Converse passes it to the
+    // model in `additionalModelRequestFields`, and the thinking blocks of earlier
+    // assistant turns go back as `reasoningContent`, first in their turn.
+    let thinking = thinking(native);
+    let mut assistant_turn = 0;
     let mut images = images.into_iter();
     let mut system: Vec<Value> = Vec::new();
     // Converse wants alternating roles: consecutive turns of one role are merged.
@@ -113,6 +152,12 @@ fn build(req: &ChatRequest, model_max_output: u64, images: Vec<Image>) -> Result
                 ..
             } => {
                 let mut blocks = Vec::new();
+                if thinking.is_some() {
+                    if let Some(history) = native.and_then(|n| n.thinking_history.get(assistant_turn)) {
+                        blocks.extend(history.iter().filter_map(reasoning_block));
+                    }
+                }
+                assistant_turn += 1;
                 if let Some(c) = content {
                     let t = c.text();
                     if !t.is_empty() {
@@ -157,6 +202,12 @@ fn build(req: &ChatRequest, model_max_output: u64, images: Vec<Image>) -> Result
         inference.insert("stopSequences".into(), json!(s.sequences()));
     }
     body.insert("inferenceConfig".into(), Value::Object(inference));
+    if let Some(t) = thinking {
+        body.insert(
+            "additionalModelRequestFields".into(),
+            json!({ "thinking": t }),
+        );
+    }
     let none = matches!(&req.tool_choice, Some(ToolChoice::Mode(m)) if m == "none");
     if let Some(tools) = req.tools.as_ref().filter(|t| !t.is_empty()) {
         let specs: Vec<Value> = tools
@@ -250,9 +301,17 @@ pub fn completion(body: &[u8], model: &str) -> Result<Completion, UpstreamError>
         .map_err(|e| bad(format!("Converse answer is malformed: {e}")))?;
     let mut text = String::new();
     let mut calls = Vec::new();
+    let mut reasoning: Option<Value> = None;
     for block in r.output.message.map(|m| m.content).unwrap_or_default() {
         if let Some(t) = block.get("text").and_then(Value::as_str) {
             text.push_str(t);
+        } else if let Some(rc) = block.get("reasoningContent") {
+            // The model's thinking: `reasoning_content` (with its signature) in the chat
+            // format, a thinking block on /v1/messages.
+            reasoning = Some(match rc.get("reasoningText") {
+                Some(rt) => json!({"text": rt.get("text"), "signature": rt.get("signature")}),
+                None => json!({"redacted": rc.get("redactedContent")}),
+            });
         } else if let Some(tu) = block.get("toolUse") {
             calls.push(json!({
                 "id": tu.get("toolUseId").cloned().unwrap_or(Value::Null),
@@ -269,6 +328,14 @@ pub fn completion(body: &[u8], model: &str) -> Result<Completion, UpstreamError>
     let mut message = json!({"role": "assistant", "content": content});
     if !calls.is_empty() {
         message["tool_calls"] = Value::Array(calls);
+    }
+    if let Some(r) = reasoning {
+        if let Some(t) = r.get("text").filter(|t| !t.is_null()) {
+            message["reasoning_content"] = t.clone();
+            message["reasoning_signature"] = r["signature"].clone();
+        } else {
+            message["reasoning_redacted"] = r["redacted"].clone();
+        }
     }
     let choices = json!([{"index": 0, "message": message, "logprobs": null, "finish_reason": finish_reason(r.stop_reason.as_deref())}]);
     let raw = |v: Value| to_raw_value(&v).map_err(|e| bad(e.to_string()));
@@ -312,7 +379,7 @@ mod tests {
         .expect("request");
         let f = ImageFetcher::new(false).expect("fetcher");
         let body: Value =
-            serde_json::from_slice(&request(&req, 64000, &f, 0).await.expect("convert"))
+            serde_json::from_slice(&request(&req, 64000, &f, 0, None).await.expect("convert"))
                 .expect("json");
         assert_eq!(body["system"][0]["text"], "be brief");
         assert_eq!(body["inferenceConfig"]["maxTokens"], 50);
@@ -371,7 +438,7 @@ mod tests {
         let req = ChatRequest::parse(body.as_bytes()).expect("request");
         let f = ImageFetcher::new(false).expect("fetcher");
         // Counted first: the count is refused, not the (private) address of a fetch.
-        let e = request(&req, 100, &f, body.len())
+        let e = request(&req, 100, &f, body.len(), None)
             .await
             .expect_err("over the cap");
         assert!(e.contains("at most 20 images"), "{e}");

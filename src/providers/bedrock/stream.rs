@@ -190,6 +190,22 @@ impl State {
                 // generated nor commits the stream to this endpoint.
                 if let Some(t) = d.get("text").and_then(Value::as_str) {
                     vec![self.chunk(json!({ "content": t }), None, u64::from(!t.is_empty()))]
+                } else if let Some(rc) = d.get("reasoningContent") {
+                    // The model's thinking, in the chat format's `reasoning_content`
+                    // (and its signature); thinking tokens are output tokens.
+                    if let Some(t) = rc.get("text").and_then(Value::as_str) {
+                        vec![self.chunk(
+                            json!({ "reasoning_content": t }),
+                            None,
+                            u64::from(!t.is_empty()),
+                        )]
+                    } else if let Some(s) = rc.get("signature").and_then(Value::as_str) {
+                        vec![self.chunk(json!({ "reasoning_signature": s }), None, 0)]
+                    } else if let Some(r) = rc.get("redactedContent") {
+                        vec![self.chunk(json!({ "reasoning_redacted": r }), None, 1)]
+                    } else {
+                        Vec::new()
+                    }
                 } else if let Some(input) = d
                     .get("toolUse")
                     .and_then(|t| t.get("input"))

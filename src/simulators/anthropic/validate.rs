@@ -27,7 +27,14 @@ const KNOWN_FIELDS: &[&str] = &[
     "service_tier",
     "container",
     "mcp_servers",
+    // Context editing (beta `context-management-2025-06-27`) and effort (beta
+    // `effort-2025-11-24`), as Claude Code sends them.
+    "context_management",
+    "output_config",
 ];
+
+/// The beta that lets `system` messages stand inside `messages` (Claude Code sends it).
+const MID_CONVERSATION_SYSTEM_BETA: &str = "mid-conversation-system-";
 
 /// Most `cache_control` breakpoints a request may carry.
 const MAX_CACHE_BREAKPOINTS: usize = 4;
@@ -229,7 +236,8 @@ fn cache_control(block: &Map<String, Value>, path: &str) -> Result<bool, ApiErro
 }
 
 /// Validates a request body. Errors are 400s except an unknown model (404).
-pub(super) fn parse_request(body: &Value) -> Result<MessagesRequest, ApiError> {
+/// `betas` is the request's `anthropic-beta` header (comma-separated), if any.
+pub(super) fn parse_request(body: &Value, betas: &str) -> Result<MessagesRequest, ApiError> {
     let body = object(body, "body")?;
     reject_extra(body, KNOWN_FIELDS, "")?;
     let model = required_string(body, "model", "")?.to_owned();
@@ -274,6 +282,11 @@ pub(super) fn parse_request(body: &Value) -> Result<MessagesRequest, ApiError> {
         }
     }
     validate_thinking(body, max_tokens)?;
+    for key in ["context_management", "output_config"] {
+        if let Some(v) = field(body, key) {
+            object(v, key)?;
+        }
+    }
     let (tools, tool_markers) = validate_tools(body)?;
     let tool_to_call = validate_tool_choice(body, &tools)?;
 
@@ -285,7 +298,10 @@ pub(super) fn parse_request(body: &Value) -> Result<MessagesRequest, ApiError> {
             "messages: at least one message is required".to_owned(),
         ));
     }
-    let conversation = validate_messages(messages, &mut account)?;
+    let mid_conversation_system = betas
+        .split(',')
+        .any(|b| b.trim().starts_with(MID_CONVERSATION_SYSTEM_BETA));
+    let conversation = validate_messages(messages, &mut account, mid_conversation_system)?;
     if account.markers > MAX_CACHE_BREAKPOINTS {
         return Err(invalid(format!(
             "A maximum of {MAX_CACHE_BREAKPOINTS} blocks with cache_control may be provided. Found {}.",
@@ -314,7 +330,7 @@ fn validate_thinking(body: &Map<String, Value>, max_tokens: i64) -> Result<(), A
     };
     let thinking = object(thinking, "thinking")?;
     match required_string(thinking, "type", "thinking")? {
-        "disabled" => Ok(()),
+        "disabled" | "adaptive" => Ok(()),
         "enabled" => {
             let budget = integer(thinking, "budget_tokens", "thinking.enabled", 1024)?
                 .ok_or_else(|| field_required("thinking.enabled.budget_tokens"))?;
@@ -326,7 +342,7 @@ fn validate_thinking(body: &Map<String, Value>, max_tokens: i64) -> Result<(), A
             Ok(())
         }
         other => Err(invalid(format!(
-            "thinking: Input tag '{other}' found using 'type' does not match any of the expected tags: 'disabled', 'enabled'"
+            "thinking: Input tag '{other}' found using 'type' does not match any of the expected tags: 'adaptive', 'disabled', 'enabled'"
         ))),
     }
 }
@@ -464,6 +480,7 @@ struct MessageFacts {
 fn validate_messages(
     messages: &[Value],
     account: &mut PromptAccount,
+    mid_conversation_system: bool,
 ) -> Result<Conversation, ApiError> {
     let mut last_user_text = String::new();
     let mut previous_tool_uses: Vec<String> = Vec::new();
@@ -477,6 +494,14 @@ fn validate_messages(
         let role = required_string(map, "role", &path)?;
         match role {
             "user" | "assistant" => {}
+            "system" if i > 0 && mid_conversation_system => {
+                // Validated and counted as system text; it takes no part in the turns'
+                // alternation or in pairing tool uses with their results.
+                let content = field(map, "content")
+                    .ok_or_else(|| field_required(&join(&path, "content")))?;
+                validate_content(role, content, &path, account)?;
+                continue;
+            }
             "system" => {
                 return Err(invalid(
                     "messages: Unexpected role \"system\". The Messages API accepts a top-level `system` parameter, not \"system\" as an input message role.".to_owned(),
@@ -554,10 +579,10 @@ fn validate_content(
         Value::Array(blocks) => blocks,
         _ => return Err(expected(&join(path, "content"), "a valid list")),
     };
-    let allowed = if role == "user" {
-        USER_BLOCKS
-    } else {
-        ASSISTANT_BLOCKS
+    let allowed = match role {
+        "user" => USER_BLOCKS,
+        "system" => &["text"][..],
+        _ => ASSISTANT_BLOCKS,
     };
     for (j, block) in blocks.iter().enumerate() {
         let path = format!("{path}.content.{j}");

@@ -122,9 +122,12 @@ impl BedrockSimConfig {
         }
     }
 
-    /// The default model table: the Claude 4.x and Nova models are profile-only; Llama 3
-    /// 70B Instruct and Mistral Large 2402 are on-demand only.
+    /// The default model table: the Claude and Nova models are profile-only; Llama 3 70B
+    /// Instruct and Mistral Large 2402 are on-demand only. Each Claude model has the
+    /// profiles the catalog's sources list for it (docs/catalog.md), `jp.` and `au.`
+    /// included, so every Bedrock endpoint of the built-in catalog can be called.
     pub fn default_models() -> Vec<BedrockSimModel> {
+        const ALL_GEOS: &[&str] = &["us", "eu", "jp", "au", "global"];
         const US_EU_GLOBAL: &[&str] = &["us", "eu", "global"];
         const US_EU_APAC_GLOBAL: &[&str] = &["us", "eu", "apac", "global"];
         const US_EU_APAC: &[&str] = &["us", "eu", "apac"];
@@ -135,24 +138,29 @@ impl BedrockSimConfig {
             BedrockSimModel::new(id, false, profiles, name, "Amazon")
         };
         vec![
+            claude("anthropic.claude-opus-4-8", ALL_GEOS, "Claude Opus 4.8"),
+            claude("anthropic.claude-opus-5-5", ALL_GEOS, "Claude Opus 5.5"),
             claude(
-                "anthropic.claude-opus-4-7",
-                &["us", "eu", "global", "jp", "au"],
-                "Claude Opus 4.7",
-            ),
-            claude(
-                "anthropic.claude-sonnet-4-6",
+                "anthropic.claude-sonnet-5-5",
                 US_EU_GLOBAL,
-                "Claude Sonnet 4.6",
+                "Claude Sonnet 5.5",
             ),
+            claude("anthropic.claude-haiku-5-5", ALL_GEOS, "Claude Haiku 5.5"),
+            claude(
+                "anthropic.claude-fable-5-1",
+                &["us", "global"],
+                "Claude Fable 5.1",
+            ),
+            claude("anthropic.claude-opus-4-7", ALL_GEOS, "Claude Opus 4.7"),
+            claude("anthropic.claude-sonnet-4-6", ALL_GEOS, "Claude Sonnet 4.6"),
             claude(
                 "anthropic.claude-haiku-4-5-20251001-v1:0",
-                US_EU_APAC_GLOBAL,
+                ALL_GEOS,
                 "Claude Haiku 4.5",
             ),
             claude(
                 "anthropic.claude-sonnet-4-5-20250929-v1:0",
-                US_EU_APAC_GLOBAL,
+                ALL_GEOS,
                 "Claude Sonnet 4.5",
             ),
             claude(
@@ -162,7 +170,7 @@ impl BedrockSimConfig {
             ),
             claude(
                 "anthropic.claude-opus-4-6-v1",
-                US_EU_GLOBAL,
+                &["us", "eu", "jp", "au", "apac", "global"],
                 "Claude Opus 4.6",
             ),
             nova("amazon.nova-pro-v1:0", US_EU_APAC, "Nova Pro"),
@@ -444,7 +452,8 @@ mod tests {
             ("us.anthropic.claude-sonnet-4-6", "eu-west-1"),
             ("meta.llama3-70b-instruct-v1:0", "eu-west-1"),
             ("anthropic.claude-unknown", "us-east-1"),
-            ("jp.anthropic.claude-sonnet-4-6", "ap-northeast-1"),
+            ("jp.anthropic.claude-sonnet-5-5", "ap-northeast-1"),
+            ("au.anthropic.claude-fable-5-1", "ap-southeast-2"),
         ] {
             assert_eq!(
                 resolve(&config, id, region).map(|(_, h)| h),
@@ -455,6 +464,49 @@ mod tests {
         assert!(resolve(&config, "global.anthropic.claude-opus-4-7", "sa-east-1").is_ok());
         assert!(resolve(&config, "jp.anthropic.claude-opus-4-7", "ap-northeast-3").is_ok());
         assert!(resolve(&config, "au.anthropic.claude-opus-4-7", "ap-southeast-4").is_ok());
+        assert!(resolve(&config, "jp.anthropic.claude-opus-4-8", "ap-northeast-1").is_ok());
+        assert!(resolve(&config, "au.anthropic.claude-haiku-5-5", "ap-southeast-2").is_ok());
+        // A jp. profile is not callable from outside Japan.
+        assert_eq!(
+            resolve(&config, "jp.anthropic.claude-opus-4-8", "ap-southeast-2").map(|(_, h)| h),
+            Err(ModelIdError::Invalid)
+        );
+    }
+
+    /// Regression test for the catalog and the simulator drifting apart: every Bedrock
+    /// endpoint of the built-in catalog resolves here from its source region, in the
+    /// form the catalog sends (profile or on-demand), so tests can call any of them.
+    #[test]
+    fn every_catalog_bedrock_endpoint_is_known_in_its_form() {
+        use crate::catalog::{BedrockInvocation, Catalog, ProviderKind};
+        let config = config();
+        let catalog = Catalog::builtin().expect("catalog");
+        let mut n = 0;
+        for e in catalog
+            .models
+            .iter()
+            .flat_map(|m| m.endpoints.iter())
+            .filter(|e| e.provider == ProviderKind::Bedrock)
+        {
+            let b = e.bedrock.as_ref().expect("bedrock endpoint");
+            let got = resolve(&config, &e.upstream_id, &b.source_region)
+                .map(|(_, how)| how)
+                .unwrap_or_else(|err| {
+                    panic!("{} from {}: {err:?}", e.upstream_id, b.source_region)
+                });
+            match &b.invocation {
+                BedrockInvocation::OnDemand => assert_eq!(got, Invocation::OnDemand),
+                BedrockInvocation::Profile { .. } => {
+                    assert!(
+                        matches!(got, Invocation::Profile { .. }),
+                        "{}",
+                        e.upstream_id
+                    )
+                }
+            }
+            n += 1;
+        }
+        assert!(n >= 60, "{n} Bedrock endpoints");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use super::super::{
     count_words, fragments, json_response, plan_reply, random_id, reset_response, sim_directives,
-    slow_delay, CacheSplit, Finish, RecordedRequest, Reply, StreamFault, Transport,
+    slow_delay, tool_call, CacheSplit, Finish, RecordedRequest, Reply, StreamFault, Transport,
 };
 use super::eventstream::{event_frame, eventstream_response, exception_frame, StreamFrame};
 use super::models::{resolve, ModelIdError, ACCOUNT_ID};
@@ -290,11 +290,14 @@ pub(super) async fn converse(
         return Err(AwsError::new(status, name, message));
     }
     let outcome = match &parsed.tool_to_call {
-        Some(name) => Outcome::ToolUse {
-            id: random_id("tooluse_", 22),
-            name: name.clone(),
-            input: json!({"query": parsed.last_user_text}),
-        },
+        Some(name) => {
+            let (name, input) = tool_call(name, &parsed.last_user_text);
+            Outcome::ToolUse {
+                id: random_id("tooluse_", 22),
+                name,
+                input,
+            }
+        }
         None => Outcome::Text(plan_reply(
             &parsed.last_user_text,
             parsed.max_tokens,
