@@ -24,7 +24,10 @@ use super::{
 };
 use validate::{parse_request, MessagesRequest};
 
-const API_VERSIONS: [&str; 2] = ["2023-06-01", "2023-01-01"];
+/// The `anthropic-version`s accepted: the API's long-standing one, its first, and the one
+/// the official SDKs send from their 2.x releases (`ANTHROPIC_API_VERSION` in the Python
+/// SDK 2.14.0's `_constants.py`).
+const API_VERSIONS: [&str; 3] = ["2023-06-01", "2023-01-01", "2026-10-21"];
 
 struct SimState {
     api_key: String,
