@@ -44,6 +44,13 @@
 //!   (`[[sim:call Read file_path=/tmp/a.txt]]` makes Claude Code read a file) (finish reason `"tool_calls"` /
 //!   `"tool_use"`; token limits and stop sequences do not apply to the call). After a
 //!   tool result it replies `"Simulated reply to: <tool result text>"`.
+//! * **Extended thinking**: when the request turns it on (Anthropic `thinking` of type
+//!   `enabled` or `adaptive`; Bedrock the same in `additionalModelRequestFields`), the
+//!   answer starts with a thinking block `Simulated thinking.` with a random signature
+//!   (its words count as output tokens); in a stream, its deltas come first, then the
+//!   signature, as block 0. The simulated Bedrock then also refuses a conversation
+//!   whose last assistant turn uses a tool without starting with its reasoning, as
+//!   Claude does.
 //! * **Tokens** (`count_words` is the only tokenizer): prompt tokens are the sum of
 //!   the whitespace separated words of every text piece (system prompt, message text,
 //!   tool-call arguments / `tool_use` input as JSON, tool results) plus 3 per message
@@ -401,6 +408,36 @@ impl Reply {
     fn output_tokens(&self) -> u64 {
         self.pieces.len() as u64
     }
+}
+
+/// The simulated model's extended thinking, when a request turns it on: the words
+/// `Simulated thinking.` (one token each, counted as output) and a random signature.
+#[derive(Debug, Clone)]
+struct Thinking {
+    reply: Reply,
+    signature: String,
+}
+
+impl Thinking {
+    fn new() -> Self {
+        Thinking {
+            reply: Reply::from_words("Simulated thinking.".split_whitespace(), Finish::Stop),
+            signature: random_id("sig_", 40),
+        }
+    }
+
+    fn output_tokens(&self) -> u64 {
+        self.reply.output_tokens()
+    }
+}
+
+/// Whether a `thinking` member (Anthropic's, or Bedrock's in
+/// `additionalModelRequestFields`) turns extended thinking on.
+fn thinking_on(thinking: Option<&serde_json::Value>) -> bool {
+    thinking
+        .and_then(|t| t.get("type"))
+        .and_then(serde_json::Value::as_str)
+        .is_some_and(|t| t == "enabled" || t == "adaptive")
 }
 
 /// Plans the reply to `subject` under a token limit and stop sequences.

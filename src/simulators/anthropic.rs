@@ -19,12 +19,15 @@ use serde_json::{json, Value};
 
 use super::{
     count_words, fragments, json_response, plan_reply, random_id, reset_response, sse_response,
-    tool_call, CacheSplit, Finish, PromptCache, RecordedRequest, Reply, RequestLog, SseFrame,
-    Triggers,
+    thinking_on, tool_call, CacheSplit, Finish, PromptCache, RecordedRequest, Reply, RequestLog,
+    SseFrame, Thinking, Triggers,
 };
 use validate::{parse_request, MessagesRequest};
 
-const API_VERSIONS: [&str; 2] = ["2023-06-01", "2023-01-01"];
+/// The `anthropic-version`s accepted: the API's long-standing one, its first, and the one
+/// the official SDKs send from their 2.x releases (`ANTHROPIC_API_VERSION` in the Python
+/// SDK 2.14.0's `_constants.py`).
+const API_VERSIONS: [&str; 3] = ["2023-06-01", "2023-01-01", "2026-10-21"];
 
 struct SimState {
     api_key: String,
@@ -279,6 +282,7 @@ async fn messages(
             .split(parsed.prompt_tokens, &parsed.cache_breakpoints),
         request: parsed,
         outcome,
+        thinking: thinking_on(body.get("thinking")).then(Thinking::new),
     };
     let headers = [("request-id", request_id.to_owned())];
     if message.request.stream {
@@ -305,6 +309,7 @@ struct Message {
     request: MessagesRequest,
     usage: CacheSplit,
     outcome: Outcome,
+    thinking: Option<Thinking>,
 }
 
 impl Message {
@@ -336,6 +341,10 @@ impl Message {
         })
     }
 
+    fn output_tokens(&self) -> u64 {
+        self.outcome.output_tokens() + self.thinking.as_ref().map_or(0, Thinking::output_tokens)
+    }
+
     /// The non-streaming message object.
     fn json(&self) -> Value {
         let block = match &self.outcome {
@@ -344,11 +353,18 @@ impl Message {
                 json!({"type": "tool_use", "id": id, "name": name, "input": input})
             }
         };
+        let mut content = Vec::new();
+        if let Some(t) = &self.thinking {
+            content.push(
+                json!({"type": "thinking", "thinking": t.reply.text, "signature": t.signature}),
+            );
+        }
+        content.push(block);
         self.envelope(
-            json!([block]),
+            Value::Array(content),
             Some(self.outcome.stop_reason()),
             self.outcome.stop_sequence(),
-            self.outcome.output_tokens(),
+            self.output_tokens(),
         )
     }
 
@@ -359,6 +375,25 @@ impl Message {
             "message": self.envelope(json!([]), None, None, 1),
         });
         let mut frames = vec![SseFrame::event("message_start", &start, false)];
+        // The thinking block first (block 0), then the answer's block.
+        let mut index = 0;
+        if let Some(t) = &self.thinking {
+            let block_start = json!({"type": "content_block_start", "index": 0,
+                "content_block": {"type": "thinking", "thinking": ""}});
+            frames.push(SseFrame::event("content_block_start", &block_start, false));
+            frames.push(SseFrame::event("ping", &json!({"type": "ping"}), false));
+            for piece in &t.reply.pieces {
+                let event = json!({"type": "content_block_delta", "index": 0,
+                    "delta": {"type": "thinking_delta", "thinking": piece}});
+                frames.push(SseFrame::event("content_block_delta", &event, true));
+            }
+            let event = json!({"type": "content_block_delta", "index": 0,
+                "delta": {"type": "signature_delta", "signature": t.signature}});
+            frames.push(SseFrame::event("content_block_delta", &event, false));
+            let block_stop = json!({"type": "content_block_stop", "index": 0});
+            frames.push(SseFrame::event("content_block_stop", &block_stop, false));
+            index = 1;
+        }
         let (block, deltas): (Value, Vec<Value>) = match &self.outcome {
             Outcome::Text(reply) => (
                 json!({"type": "text", "text": ""}),
@@ -377,14 +412,16 @@ impl Message {
             ),
         };
         let block_start =
-            json!({"type": "content_block_start", "index": 0, "content_block": block});
+            json!({"type": "content_block_start", "index": index, "content_block": block});
         frames.push(SseFrame::event("content_block_start", &block_start, false));
-        frames.push(SseFrame::event("ping", &json!({"type": "ping"}), false));
+        if index == 0 {
+            frames.push(SseFrame::event("ping", &json!({"type": "ping"}), false));
+        }
         for delta in deltas {
-            let event = json!({"type": "content_block_delta", "index": 0, "delta": delta});
+            let event = json!({"type": "content_block_delta", "index": index, "delta": delta});
             frames.push(SseFrame::event("content_block_delta", &event, true));
         }
-        let block_stop = json!({"type": "content_block_stop", "index": 0});
+        let block_stop = json!({"type": "content_block_stop", "index": index});
         frames.push(SseFrame::event("content_block_stop", &block_stop, false));
         let message_delta = json!({
             "type": "message_delta",
@@ -392,7 +429,7 @@ impl Message {
                 "stop_reason": self.outcome.stop_reason(),
                 "stop_sequence": self.outcome.stop_sequence(),
             },
-            "usage": {"output_tokens": self.outcome.output_tokens()},
+            "usage": {"output_tokens": self.output_tokens()},
         });
         frames.push(SseFrame::event("message_delta", &message_delta, false));
         let stop = json!({"type": "message_stop"});

@@ -520,6 +520,121 @@ async fn a_claude_code_request_passes_through_to_anthropic_and_is_served_by_bedr
     assert_eq!(r.status, 400, "{}", r.text());
 }
 
+/// Extended thinking on both providers that serve Claude: the same event order (the
+/// thinking block, its deltas and signature, then the answer's block), and through
+/// Bedrock a tool round trip that hands the thinking back unmodified.
+#[tokio::test]
+async fn extended_thinking_on_anthropic_and_bedrock() {
+    let gw = Gw::start().await;
+    let (_, key) = gw.account("thinking@example.com").await;
+    let tools = json!([{"name": "lookup", "input_schema": {"type": "object"}}]);
+    let mut sequences = Vec::new();
+    for provider in ["anthropic", "bedrock"] {
+        let first = json!({
+            "model": "claude-sonnet-4-6", "max_tokens": 2000, "stream": true,
+            "thinking": {"type": "enabled", "budget_tokens": 1024},
+            "tools": tools,
+            "messages": [{"role": "user", "content": "find it"}],
+        });
+        let r = messages(&gw, &key, &first, &[("x-gammainfra-provider", provider)]).await;
+        assert_eq!(r.status, 200, "{provider}: {}", r.text());
+        let ev = events(&r);
+        sequences.push(
+            ev.iter()
+                .map(|(n, d)| (n.clone(), d["index"].as_u64(), d["delta"]["type"].clone()))
+                .collect::<Vec<_>>(),
+        );
+        let thinking: String = ev
+            .iter()
+            .filter_map(|(_, d)| d["delta"]["thinking"].as_str())
+            .collect();
+        assert_eq!(thinking, "Simulated thinking.", "{provider}");
+        let signature = ev
+            .iter()
+            .find_map(|(_, d)| d["delta"]["signature"].as_str())
+            .expect("a signature")
+            .to_owned();
+        let tool = &ev
+            .iter()
+            .find(|(n, d)| n == "content_block_start" && d["content_block"]["type"] == "tool_use")
+            .expect("a tool call")
+            .1["content_block"];
+        let delta = &ev
+            .iter()
+            .find(|(n, _)| n == "message_delta")
+            .expect("delta")
+            .1;
+        // The thinking words are output tokens: 2, plus the call's arguments.
+        assert!(
+            delta["usage"]["output_tokens"]
+                .as_u64()
+                .is_some_and(|n| n > 2),
+            "{delta}"
+        );
+        // The next turn hands the thinking back, as Claude requires with tools.
+        let thinking_block =
+            json!({"type": "thinking", "thinking": thinking, "signature": signature});
+        let tool_use = json!({"type": "tool_use", "id": tool["id"], "name": "lookup", "input": {}});
+        let second = |assistant: Vec<Value>| {
+            json!({
+                "model": "claude-sonnet-4-6", "max_tokens": 2000,
+                "thinking": {"type": "enabled", "budget_tokens": 1024},
+                "tools": tools,
+                "messages": [
+                    {"role": "user", "content": "find it"},
+                    {"role": "assistant", "content": assistant},
+                    {"role": "user", "content": [{"type": "tool_result", "tool_use_id": tool["id"], "content": "found"}]},
+                ],
+            })
+        };
+        let r = messages(
+            &gw,
+            &key,
+            &second(vec![thinking_block, tool_use.clone()]),
+            &[("x-gammainfra-provider", provider)],
+        )
+        .await;
+        assert_eq!(r.status, 200, "{provider}: {}", r.text());
+        let m = r.json();
+        assert_eq!(m["content"][0]["type"], "thinking", "{provider}: {m}");
+        assert_eq!(
+            m["content"][1]["text"], "Simulated reply to: found",
+            "{provider}: {m}"
+        );
+        if provider == "bedrock" {
+            let sent = gw
+                .bedrock
+                .requests()
+                .last()
+                .and_then(|r| r.json())
+                .expect("sent");
+            assert_eq!(
+                sent["messages"][1]["content"][0]["reasoningContent"]["reasoningText"]["signature"],
+                json!(signature),
+                "the thinking went back unmodified: {sent}"
+            );
+            assert_eq!(
+                sent["additionalModelRequestFields"]["thinking"]["budget_tokens"],
+                1024
+            );
+            // Without it, Claude (here, the simulated Bedrock) refuses the turn.
+            let r = messages(
+                &gw,
+                &key,
+                &second(vec![tool_use]),
+                &[("x-gammainfra-provider", provider)],
+            )
+            .await;
+            assert_eq!(r.status, 400, "{}", r.text());
+            assert_eq!(r.json()["error"]["type"], "invalid_request_error");
+        }
+    }
+    assert_eq!(
+        sequences[1], sequences[0],
+        "Bedrock's thinking stream in Anthropic's order"
+    );
+}
+
 #[tokio::test]
 async fn every_answer_names_its_request_id_where_anthropics_sdks_read_it() {
     let gw = Gw::start().await;

@@ -561,7 +561,7 @@ fn validate_messages(
 }
 
 const USER_BLOCKS: &[&str] = &["text", "image", "tool_result"];
-const ASSISTANT_BLOCKS: &[&str] = &["text", "tool_use"];
+const ASSISTANT_BLOCKS: &[&str] = &["text", "tool_use", "thinking", "redacted_thinking"];
 
 fn validate_content(
     role: &str,
@@ -627,6 +627,19 @@ fn validate_content(
                     field(map, "input").ok_or_else(|| field_required(&join(&path, "input")))?;
                 object(input, &join(&path, "input"))?;
                 count_words(&input.to_string())
+            }
+            // An earlier turn's thinking, handed back: checked, and (as Claude drops
+            // it from the context) not counted.
+            "thinking" => {
+                reject_extra(map, &["type", "thinking", "signature"], &path)?;
+                required_string(map, "thinking", &path)?;
+                required_string(map, "signature", &path)?;
+                0
+            }
+            "redacted_thinking" => {
+                reject_extra(map, &["type", "data"], &path)?;
+                required_string(map, "data", &path)?;
+                0
             }
             _ => {
                 reject_extra(

@@ -11,7 +11,8 @@ use serde_json::{json, Value};
 
 use super::super::{
     count_words, fragments, json_response, plan_reply, random_id, reset_response, sim_directives,
-    slow_delay, tool_call, CacheSplit, Finish, RecordedRequest, Reply, StreamFault, Transport,
+    slow_delay, thinking_on, tool_call, CacheSplit, Finish, RecordedRequest, Reply, StreamFault,
+    Thinking, Transport,
 };
 use super::eventstream::{event_frame, eventstream_response, exception_frame, StreamFrame};
 use super::models::{resolve, ModelIdError, ACCOUNT_ID};
@@ -211,6 +212,40 @@ impl Outcome {
     }
 }
 
+/// With extended thinking on, Claude requires the last assistant turn that used a tool
+/// to start with its reasoning (passed back unmodified).
+fn check_reasoning_kept(body: &Value) -> Result<(), AwsError> {
+    let Some(last) = body["messages"]
+        .as_array()
+        .and_then(|m| m.iter().rev().find(|m| m["role"] == "assistant"))
+    else {
+        return Ok(());
+    };
+    let content = last["content"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let uses_tool = content.iter().any(|b| b.get("toolUse").is_some());
+    let starts_with_reasoning = content
+        .first()
+        .is_some_and(|b| b.get("reasoningContent").is_some());
+    if uses_tool && !starts_with_reasoning {
+        let kind = content
+            .first()
+            .and_then(|b| b.as_object())
+            .and_then(|o| o.keys().next())
+            .map_or(
+                "nothing",
+                |k| if k == "toolUse" { "tool_use" } else { "text" },
+            );
+        return Err(AwsError::validation(format!(
+            "messages.{}.content.0.type: Expected `thinking` or `redacted_thinking`, but found `{kind}`. When `thinking` is enabled, a final `assistant` message must start with a thinking block.",
+            body["messages"].as_array().map_or(0, |m| m.iter().rposition(|m| m["role"] == "assistant").unwrap_or(0))
+        )));
+    }
+    Ok(())
+}
+
 /// CountTokens with a Converse input (`{"input":{"converse":{"messages","system"}}}`):
 /// the input tokens Converse would charge for them.
 pub(super) fn count_tokens(
@@ -273,6 +308,13 @@ pub(super) async fn converse(
         AwsError::serialization(format!("Unable to parse the request body as JSON: {err}"))
     })?;
     let parsed = parse_request(&body, &model_id)?;
+    let thinking = thinking_on(
+        body.get("additionalModelRequestFields")
+            .and_then(|f| f.get("thinking")),
+    );
+    if thinking {
+        check_reasoning_kept(&body)?;
+    }
     let faults = Faults::parse(&parsed.last_user_text, &model_id);
     if let Some(delay) = faults.slow {
         tokio::time::sleep(delay).await;
@@ -310,6 +352,7 @@ pub(super) async fn converse(
             .split(parsed.prompt_tokens, &parsed.cache_breakpoints),
         outcome,
         latency_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        thinking: thinking.then(Thinking::new),
     };
     let headers = [("x-amzn-requestid", request_id.to_owned())];
     if !stream {
@@ -336,6 +379,7 @@ struct Answer {
     usage: CacheSplit,
     outcome: Outcome,
     latency_ms: u64,
+    thinking: Option<Thinking>,
 }
 
 /// Random-length padding like the `"p"` member of real event payloads.
@@ -347,7 +391,8 @@ fn padding() -> String {
 
 impl Answer {
     fn usage(&self) -> Value {
-        let output = self.outcome.output_tokens();
+        let output = self.outcome.output_tokens()
+            + self.thinking.as_ref().map_or(0, Thinking::output_tokens);
         let usage = &self.usage;
         json!({
             "inputTokens": usage.input,
@@ -366,8 +411,13 @@ impl Answer {
                 json!({"toolUse": {"toolUseId": id, "name": name, "input": input}})
             }
         };
+        let mut content = Vec::new();
+        if let Some(t) = &self.thinking {
+            content.push(json!({"reasoningContent": {"reasoningText": {"text": t.reply.text, "signature": t.signature}}}));
+        }
+        content.push(block);
         json!({
-            "output": {"message": {"role": "assistant", "content": [block]}},
+            "output": {"message": {"role": "assistant", "content": content}},
             "stopReason": self.outcome.stop_reason(),
             "usage": self.usage(),
             "metrics": {"latencyMs": self.latency_ms},
@@ -386,6 +436,23 @@ impl Answer {
             }
         };
         let mut frames = vec![frame("messageStart", json!({"role": "assistant"}), false)];
+        // Reasoning first (block 0): its text, then its signature.
+        let mut index = 0;
+        if let Some(t) = &self.thinking {
+            for piece in &t.reply.pieces {
+                let event =
+                    json!({"contentBlockIndex": 0, "delta": {"reasoningContent": {"text": piece}}});
+                frames.push(frame("contentBlockDelta", event, true));
+            }
+            let event = json!({"contentBlockIndex": 0, "delta": {"reasoningContent": {"signature": t.signature}}});
+            frames.push(frame("contentBlockDelta", event, false));
+            frames.push(frame(
+                "contentBlockStop",
+                json!({"contentBlockIndex": 0}),
+                false,
+            ));
+            index = 1;
+        }
         let deltas: Vec<Value> = match &self.outcome {
             Outcome::Text(reply) => reply
                 .pieces
@@ -394,7 +461,7 @@ impl Answer {
                 .collect(),
             Outcome::ToolUse { id, name, input } => {
                 let start = json!({
-                    "contentBlockIndex": 0,
+                    "contentBlockIndex": index,
                     "start": {"toolUse": {"toolUseId": id, "name": name}},
                 });
                 frames.push(frame("contentBlockStart", start, false));
@@ -406,11 +473,11 @@ impl Answer {
         };
         let has_block = !deltas.is_empty() || matches!(self.outcome, Outcome::ToolUse { .. });
         for delta in deltas {
-            let event = json!({"contentBlockIndex": 0, "delta": delta});
+            let event = json!({"contentBlockIndex": index, "delta": delta});
             frames.push(frame("contentBlockDelta", event, true));
         }
         if has_block {
-            let stop = json!({"contentBlockIndex": 0});
+            let stop = json!({"contentBlockIndex": index});
             frames.push(frame("contentBlockStop", stop, false));
         }
         let stop = json!({"stopReason": self.outcome.stop_reason()});

@@ -692,7 +692,21 @@ fn validate_blocks(
                 account.add(role, block, tokens + tool_result_images(value) * IMAGE_TOKENS);
                 blocks.texts.extend(texts);
             }
-            "toolUse" | "toolResult" => {
+            // An earlier turn's reasoning, handed back (ReasoningContentBlock: a
+            // `reasoningText` with its text and signature, or `redactedContent`): checked,
+            // and (as Claude drops it from the context) not counted.
+            "reasoningContent" if role == "assistant" => {
+                match union_member(value, &member_path, &["reasoningText", "redactedContent"])? {
+                    ("reasoningText", text) => {
+                        let text = object(text, &format!("{member_path}.reasoningText"))?;
+                        required_string(text, "text", &member_path)?;
+                    }
+                    (_, data) => {
+                        string(data, &format!("{member_path}.redactedContent"))?;
+                    }
+                }
+            }
+            "toolUse" | "toolResult" | "reasoningContent" => {
                 return Err(validation(format!(
                     "The model returned the following errors: messages.{message}.content.{j}: {kind} blocks are not allowed in {role} messages"
                 )))
