@@ -30,9 +30,6 @@ from harness import (
 # No retries: an error must surface at once, as the gateway sent it.
 client = anthropic.Anthropic(base_url=URL, api_key=KEY, max_retries=0)
 
-# The SDK raises this for a 402 (releases from 2.0 have PaymentRequiredError; the
-# pinned 1.x raises the base class).
-PAYMENT_REQUIRED = getattr(anthropic, "PaymentRequiredError", anthropic.APIStatusError)
 
 TOOLS = [
     {
@@ -269,7 +266,7 @@ def per_provider(provider, model):
                 ) as s:
                     s.get_final_message()
 
-            e = expect(PAYMENT_REQUIRED, dear, 402, "billing_error")
+            e = expect(anthropic.PaymentRequiredError, dear, 402, "billing_error")
             assert "Top up" in e.body["error"]["message"], e.body
 
     @check(f"anthropic[{provider}] error event mid-stream")
