@@ -99,6 +99,10 @@ pub(super) async fn serve(
     // the client gone).
     presence.delivered();
     if let Ok(v) = HeaderValue::from_str(&request_id) {
+        // Also where OpenAI's SDKs read a request's ID (`_request_id`).
+        if surface == Surface::Chat {
+            resp.headers_mut().insert("x-request-id", v.clone());
+        }
         resp.headers_mut().insert(REQUEST_ID, v);
     }
     resp

@@ -63,6 +63,8 @@ def per_provider(provider, model):
         assert raw.headers["x-gammainfra-provider"] == provider, raw.headers
         r = raw.parse()
         assert r.object == "chat.completion", r
+        # The SDK reads the request's ID from x-request-id.
+        assert r._request_id == raw.headers["x-gammainfra-request-id"], (r._request_id, raw.headers)
         # Like OpenAI's own, the answer names the model that served it: the exact ID
         # the gateway sent upstream.
         assert r.model == raw.headers["x-gammainfra-upstream-model"], (r.model, raw.headers)
