@@ -16,7 +16,10 @@
 //! | `thinking` | not converted: Anthropic gets it as sent, Bedrock in `additionalModelRequestFields` |
 //! | `context_management`, `output_config`, `service_tier`, `container`, `mcp_servers` and unknown members | not converted (passed through to Anthropic only) |
 //!
-//! What has no equivalent outside Anthropic's API (`top_k`, server tools such as web
+//! `top_k` is not converted: Anthropic gets it as sent, Bedrock in
+//! `additionalModelRequestFields`, and OpenAI, which has no equivalent, refuses it (400).
+//!
+//! What has no equivalent outside Anthropic's API (server tools such as web
 //! search, `document` and `search_result` blocks, images inside tool results) is listed
 //! in [`Converted::anthropic_only`]: such a request is served by Anthropic endpoints
 //! only.
@@ -131,9 +134,6 @@ fn convert(body: &[u8], counting: bool) -> Result<Converted, RequestError> {
     }
     if let Some(stop) = body.get("stop_sequences") {
         chat.insert("stop".into(), stop.clone());
-    }
-    if body.get("top_k").is_some_and(|v| !v.is_null()) {
-        only.push("`top_k`".to_owned());
     }
     if let Some(user) = body
         .get("metadata")
@@ -483,17 +483,13 @@ mod tests {
     #[test]
     fn anthropic_only_features_are_named() {
         let (_, only) = chat(json!({
-            "model": "m", "max_tokens": 10, "top_k": 5,
+            "model": "m", "max_tokens": 10,
             "tools": [{"type": "web_search_20250305", "name": "web_search"}],
             "messages": [{"role": "user", "content": [{"type": "document", "source": {}}]}],
         }));
         assert_eq!(
             only,
-            [
-                "`document` blocks",
-                "`top_k`",
-                "the server tool `web_search_20250305`"
-            ]
+            ["`document` blocks", "the server tool `web_search_20250305`"]
         );
     }
 

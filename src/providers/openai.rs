@@ -199,6 +199,16 @@ impl ChunkLite<'_> {
 impl Provider for OpenAi {
     fn call<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<Reply, UpstreamError>> {
         Box::pin(async move {
+            // A Messages request's `top_k` has no equivalent in Chat Completions.
+            if call
+                .native
+                .is_some_and(|n| n.body.get("top_k").is_some_and(|k| !k.is_null()))
+            {
+                return Err(UpstreamError::invalid_input(
+                    &self.name,
+                    "`top_k` has no equivalent in OpenAI's Chat Completions; remove it to use this model.",
+                ));
+            }
             let mut req = Request::post(&self.url)
                 .header(HOST, &self.host)
                 .header(CONTENT_TYPE, "application/json");

@@ -329,14 +329,14 @@ async fn errors_take_anthropics_shape() {
 }
 
 #[tokio::test]
-async fn anthropic_only_features_keep_a_request_on_anthropic() {
+async fn anthropic_only_features_keep_a_request_on_anthropic_and_top_k_goes_where_it_can() {
     let gw = Gw::start().await;
     let (_, key) = gw.account("messages-only@example.com").await;
     let mut b = body("claude-haiku-4-5", "bedrock", "hi", false);
-    b["top_k"] = json!(5);
+    b["tools"] = json!([{"type": "web_search_20250305", "name": "web_search"}]);
     let r = messages(&gw, &key, &b, &[]).await;
     assert_eq!(r.status, 400, "{}", r.text());
-    assert!(r.text().contains("`top_k`"), "{}", r.text());
+    assert!(r.text().contains("web_search_20250305"), "{}", r.text());
     b.as_object_mut().expect("object").remove("provider");
     let r = messages(&gw, &key, &b, &[]).await;
     assert_eq!(r.status, 200, "{}", r.text());
@@ -347,7 +347,41 @@ async fn anthropic_only_features_keep_a_request_on_anthropic() {
         .last()
         .and_then(|r| r.json())
         .expect("sent");
-    assert_eq!(sent["top_k"], 5, "passed through: {sent}");
+    assert_eq!(
+        sent["tools"][0]["type"], "web_search_20250305",
+        "passed through: {sent}"
+    );
+    // top_k: as sent to Anthropic, in additionalModelRequestFields to Bedrock, refused by
+    // OpenAI.
+    for (model, provider) in [
+        ("claude-haiku-4-5", "anthropic"),
+        ("claude-haiku-4-5", "bedrock"),
+        ("openai/gpt-4o-mini", "openai"),
+    ] {
+        let mut b = body(model, provider, "hi", false);
+        b["top_k"] = json!(5);
+        let r = messages(&gw, &key, &b, &[]).await;
+        if provider == "openai" {
+            assert_eq!(r.status, 400, "{}", r.text());
+            assert!(r.text().contains("top_k"), "{}", r.text());
+            continue;
+        }
+        assert_eq!(r.status, 200, "{provider}: {}", r.text());
+    }
+    let sent = gw
+        .anthropic
+        .requests()
+        .last()
+        .and_then(|r| r.json())
+        .expect("sent");
+    assert_eq!(sent["top_k"], 5);
+    let sent = gw
+        .bedrock
+        .requests()
+        .last()
+        .and_then(|r| r.json())
+        .expect("sent");
+    assert_eq!(sent["additionalModelRequestFields"]["top_k"], 5, "{sent}");
 }
 
 #[tokio::test]

@@ -202,10 +202,22 @@ fn build(
         inference.insert("stopSequences".into(), json!(s.sequences()));
     }
     body.insert("inferenceConfig".into(), Value::Object(inference));
+    // Fields Converse passes to the model as they are (a Messages request's `thinking`
+    // and `top_k`).
+    let mut additional = Map::new();
     if let Some(t) = thinking {
+        additional.insert("thinking".into(), t.clone());
+    }
+    if let Some(k) = native
+        .and_then(|n| n.body.get("top_k"))
+        .filter(|k| !k.is_null())
+    {
+        additional.insert("top_k".into(), k.clone());
+    }
+    if !additional.is_empty() {
         body.insert(
             "additionalModelRequestFields".into(),
-            json!({ "thinking": t }),
+            Value::Object(additional),
         );
     }
     let none = matches!(&req.tool_choice, Some(ToolChoice::Mode(m)) if m == "none");
