@@ -14,7 +14,8 @@
 //! | `metadata.user_id` | `user` |
 //! | `provider`, `models` (the gateway's routing members) | the same; removed from what Anthropic gets |
 //! | `thinking` | not converted: Anthropic gets it as sent, Bedrock in `additionalModelRequestFields` |
-//! | `context_management`, `output_config`, `service_tier`, `container`, `mcp_servers` and unknown members | not converted (passed through to Anthropic only) |
+//! | `top_k`, `output_config`, `context_management` | not converted: Anthropic gets them as sent, Bedrock in `additionalModelRequestFields` |
+//! | `service_tier`, `container`, `mcp_servers` and unknown members | not converted (passed through to Anthropic only) |
 //!
 //! `top_k` is not converted: Anthropic gets it as sent, Bedrock in
 //! `additionalModelRequestFields`, and OpenAI, which has no equivalent, refuses it (400).

@@ -522,6 +522,25 @@ async fn a_claude_code_request_passes_through_to_anthropic_and_is_served_by_bedr
             "{provider}"
         );
     }
+    // Bedrock got the fields Converse passes to the model as they are.
+    let converse = gw
+        .bedrock
+        .requests()
+        .into_iter()
+        .find(|r| r.path.ends_with("/converse-stream"))
+        .and_then(|r| r.json())
+        .expect("Bedrock got the request");
+    let additional = &converse["additionalModelRequestFields"];
+    assert_eq!(additional["thinking"], request["thinking"], "{converse}");
+    assert_eq!(additional["output_config"], request["output_config"]);
+    assert_eq!(
+        additional["context_management"],
+        request["context_management"]
+    );
+    assert_eq!(
+        additional["anthropic_beta"],
+        json!(["context-management-2025-06-27"])
+    );
     let sent = gw
         .anthropic
         .requests()

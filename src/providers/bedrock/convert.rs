@@ -38,6 +38,9 @@ pub async fn request(
     off_workers(body_len, || build(req, model_max_output, loaded, native)).await
 }
 
+/// The beta that context editing (`context_management`) needs on Bedrock.
+const CONTEXT_MANAGEMENT_BETA: &str = "context-management-2025-06-27";
+
 /// The `thinking` member of a Messages request that turns extended thinking on.
 fn thinking(native: Option<&NativeMessages>) -> Option<&Value> {
     native.and_then(|n| n.body.get("thinking")).filter(|t| {
@@ -202,17 +205,23 @@ fn build(
         inference.insert("stopSequences".into(), json!(s.sequences()));
     }
     body.insert("inferenceConfig".into(), Value::Object(inference));
-    // Fields Converse passes to the model as they are (a Messages request's `thinking`
-    // and `top_k`).
+    // Fields Converse passes to the model as they are: a Messages request's `thinking`,
+    // `top_k`, `output_config` (effort) and `context_management` (context editing, a
+    // beta on Bedrock, named in `anthropic_beta`).
     let mut additional = Map::new();
     if let Some(t) = thinking {
         additional.insert("thinking".into(), t.clone());
     }
-    if let Some(k) = native
-        .and_then(|n| n.body.get("top_k"))
-        .filter(|k| !k.is_null())
-    {
-        additional.insert("top_k".into(), k.clone());
+    for key in ["top_k", "output_config", "context_management"] {
+        if let Some(v) = native
+            .and_then(|n| n.body.get(key))
+            .filter(|v| !v.is_null())
+        {
+            additional.insert(key.into(), v.clone());
+        }
+    }
+    if additional.contains_key("context_management") {
+        additional.insert("anthropic_beta".into(), json!([CONTEXT_MANAGEMENT_BETA]));
     }
     if !additional.is_empty() {
         body.insert(
