@@ -793,7 +793,10 @@ impl Store {
                     // conflict (a primary key behind its sequence) is an error, never a
                     // silently lost charge.
                     q.push(" ON CONFLICT (request_id) WHERE kind = 'usage' DO NOTHING");
-                    q.build().execute(&mut *$tx).await?;
+                    // Not kept as a prepared statement: each batch has its own number of
+                    // rows, so each would be a new statement in the connection's cache,
+                    // and the cache alone grew the process to 180-200 MB under load.
+                    q.build().persistent(false).execute(&mut *$tx).await?;
                 }
             };
         }
