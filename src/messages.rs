@@ -39,3 +39,23 @@ pub struct NativeMessages {
     /// that take them back (Bedrock's `reasoningContent`).
     pub thinking_history: Vec<Vec<serde_json::Value>>,
 }
+
+impl NativeMessages {
+    /// A converted request split into its chat-format body and the client's own
+    /// request, with the client's `anthropic-version` and `anthropic-beta`.
+    pub fn split(
+        converted: request::Converted,
+        version: Option<String>,
+        beta: Option<String>,
+    ) -> (Vec<u8>, Self) {
+        let native = NativeMessages {
+            body: converted.body,
+            version,
+            beta,
+            anthropic_only: converted.anthropic_only,
+            model: converted.model,
+            thinking_history: converted.thinking_history,
+        };
+        (converted.chat, native)
+    }
+}

@@ -81,6 +81,20 @@ impl Bedrock {
 }
 
 impl Bedrock {
+    /// The Converse body of a call (images fetched, large bodies built off the async
+    /// workers); a request Bedrock cannot take is the client's error.
+    async fn converse_body(&self, call: &Call<'_>) -> Result<Vec<u8>, UpstreamError> {
+        convert::request(
+            call.req,
+            call.model.max_output_tokens,
+            &self.images,
+            call.body_len,
+            call.native,
+        )
+        .await
+        .map_err(|e| UpstreamError::invalid_input(NAME, e))
+    }
+
     /// Sends a signed JSON body to an operation on a model; a refusal becomes its
     /// [`UpstreamError`] (read from AWS's error type and body).
     async fn post(
@@ -131,15 +145,7 @@ impl Provider for Bedrock {
                 ));
             };
             let region = b.source_region.as_str();
-            let body = convert::request(
-                call.req,
-                call.model.max_output_tokens,
-                &self.images,
-                call.body_len,
-                call.native,
-            )
-            .await
-            .map_err(|e| UpstreamError::invalid_input(NAME, e))?;
+            let body = self.converse_body(&call).await?;
             let stream = call.req.is_stream();
             let op = if stream {
                 "converse-stream"
@@ -174,7 +180,8 @@ impl Provider for Bedrock {
     }
 
     /// CountTokens (`POST /model/{modelId}/count-tokens`) with the Converse request's
-    /// messages and system prompt, in the endpoint's source region. The operation takes
+    /// messages, system prompt, tool configuration and additional model fields (the
+    /// members of ConverseTokensRequest), in the endpoint's source region. The operation takes
     /// a foundation model's ID: a profile's geography prefix is dropped.
     fn count_tokens<'a>(
         &'a self,
@@ -185,15 +192,7 @@ impl Provider for Bedrock {
                 return Ok(None);
             };
             let region = b.source_region.as_str();
-            let converse = convert::request(
-                call.req,
-                call.model.max_output_tokens,
-                &self.images,
-                call.body_len,
-                call.native,
-            )
-            .await
-            .map_err(|e| UpstreamError::invalid_input(NAME, e))?;
+            let converse = self.converse_body(&call).await?;
             let mut converse: serde_json::Value =
                 serde_json::from_slice(&converse).map_err(|e| {
                     UpstreamError::new(UpstreamErrorKind::Protocol, NAME, e.to_string())

@@ -220,15 +220,8 @@ async fn handle(
             let converted =
                 limits::off_workers(body.len(), || crate::messages::request::to_chat(&body))
                     .await?;
-            let native = crate::messages::NativeMessages {
-                body: converted.body,
-                version: header_str(headers, "anthropic-version"),
-                beta: header_str(headers, "anthropic-beta"),
-                anthropic_only: converted.anthropic_only,
-                model: converted.model,
-                thinking_history: converted.thinking_history,
-            };
-            (Bytes::from(converted.chat), Some(native))
+            let (chat, native) = super::messages::native(converted, headers);
+            (Bytes::from(chat), Some(native))
         }
     };
     // Parsing grows with the body (0.18–0.4 s for 32 MiB in a debug build; several times
@@ -260,13 +253,8 @@ async fn handle(
             a.param = Some(at.map_or_else(|| "model".to_owned(), |i| format!("models[{i}]")));
             a
         })?;
-        // On /v1/messages an Anthropic model ID is the model's name in the client's
-        // dialect (Anthropic clients have no other), not a choice of provider: every
-        // endpoint of the model stays eligible (`provider.only` still pins one).
-        if surface == Surface::Messages
-            && res.pinned_provider == Some(crate::catalog::ProviderKind::Anthropic)
-        {
-            res.pinned_provider = None;
+        if surface == Surface::Messages {
+            super::messages::unpin_anthropic(&mut res);
         }
         resolved.push(res);
     }
@@ -312,13 +300,7 @@ async fn handle(
         }
         candidates.retain(|c| !c.plan.is_empty());
         if candidates.is_empty() {
-            return Err(ApiError::bad_request(
-                "anthropic_only_feature",
-                format!(
-                    "This request uses {}, which only Anthropic's API serves, and no Anthropic endpoint of {first} is eligible for it (check the region constraint and the provider preferences).",
-                    n.anthropic_only.join(", ")
-                ),
-            ));
+            return Err(super::messages::anthropic_only_refusal(n, &first));
         }
     }
     // The most this request can use, at whichever model serves it: every input-side

@@ -33,6 +33,43 @@ fn with_request_id(mut r: Response) -> Response {
     r
 }
 
+/// A Messages request split into its chat-format body and the client's own request,
+/// with the client's `anthropic-version` and `anthropic-beta`.
+pub(super) fn native(
+    converted: crate::messages::request::Converted,
+    headers: &HeaderMap,
+) -> (Vec<u8>, crate::messages::NativeMessages) {
+    crate::messages::NativeMessages::split(
+        converted,
+        super::chat::header_str(headers, "anthropic-version"),
+        super::chat::header_str(headers, "anthropic-beta"),
+    )
+}
+
+/// On /v1/messages an Anthropic model ID is the model's name in the client's dialect
+/// (Anthropic clients have no other), not a choice of provider: every endpoint of the
+/// model stays eligible (`provider.only` or `X-GammaInfra-Provider` still pin one).
+pub(super) fn unpin_anthropic(res: &mut crate::catalog::Resolution) {
+    if res.pinned_provider == Some(ProviderKind::Anthropic) {
+        res.pinned_provider = None;
+    }
+}
+
+/// The 400 for a request using what only Anthropic's API serves, when no Anthropic
+/// endpoint of `model` is eligible.
+pub(super) fn anthropic_only_refusal(
+    native: &crate::messages::NativeMessages,
+    model: &str,
+) -> ApiError {
+    ApiError::bad_request(
+        "anthropic_only_feature",
+        format!(
+            "This request uses {}, which only Anthropic's API serves, and no Anthropic endpoint of {model} is eligible for it (check the region constraint and the provider preferences).",
+            native.anthropic_only.join(", ")
+        ),
+    )
+}
+
 /// An error in Anthropic's shape, with the same status and headers.
 pub(super) fn error_response(e: ApiError, request_id: &str) -> Response {
     let body = crate::messages::encode::error_body(e.status, &e.message, Some(request_id));
@@ -92,20 +129,11 @@ async fn count(
         crate::messages::request::to_chat_for_count(&body)
     })
     .await?;
-    let native = crate::messages::NativeMessages {
-        body: converted.body,
-        version: super::chat::header_str(headers, "anthropic-version"),
-        beta: super::chat::header_str(headers, "anthropic-beta"),
-        anthropic_only: converted.anthropic_only,
-        model: converted.model,
-        thinking_history: converted.thinking_history,
-    };
-    let mut req = crate::chat::ChatRequest::parse(&converted.chat)?;
+    let (chat, native) = native(converted, headers);
+    let mut req = crate::chat::ChatRequest::parse(&chat)?;
     super::chat::provider_header(headers, &mut req)?;
     let mut res = st.catalog.resolve(&req.model)?;
-    if res.pinned_provider == Some(ProviderKind::Anthropic) {
-        res.pinned_provider = None;
-    }
+    unpin_anthropic(&mut res);
     let region = super::chat::header_region(st, headers)?;
     let mut plan = super::chat::plan_for(
         st,
@@ -118,14 +146,7 @@ async fn count(
     if !native.anthropic_only.is_empty() {
         plan.retain(|e| e.provider == ProviderKind::Anthropic);
         if plan.is_empty() {
-            return Err(ApiError::bad_request(
-                "anthropic_only_feature",
-                format!(
-                    "This request uses {}, which only Anthropic's API serves, and no Anthropic endpoint of {} is eligible for it.",
-                    native.anthropic_only.join(", "),
-                    res.model.id
-                ),
-            ));
+            return Err(anthropic_only_refusal(&native, &res.model.id));
         }
     }
     let mut last = None;
