@@ -43,6 +43,7 @@ pub fn load_catalog(config: &Config) -> Result<Catalog, CatalogError> {
 pub async fn providers(config: &Config) -> Result<Providers, StartError> {
     let client = HttpClient::new(config.timeouts)?;
     let mut p = Providers::default();
+    p.upstream_connections = Some(client.connections.clone());
     if let Some(b) = &config.bedrock {
         let signer = crate::providers::bedrock::auth::Signer::from_config(&b.auth).await;
         let images =

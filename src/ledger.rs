@@ -276,6 +276,8 @@ pub struct Ledger {
     key_in_flight: Mutex<HashMap<Arc<str>, u32>>,
     /// To parse residency policies reloaded after another replica's change.
     catalog: Arc<Catalog>,
+    /// How long the writer's group commits take (for `/metrics`).
+    commits: crate::metrics::Histogram,
 }
 
 impl Ledger {
@@ -316,7 +318,8 @@ impl Ledger {
             ok: AtomicBool::new(true),
             ..WriterHealth::default()
         });
-        tokio::spawn(writer(store.clone(), rx, health.clone()));
+        let commits = crate::metrics::Histogram::new(crate::metrics::COMMIT_BUCKETS);
+        tokio::spawn(writer(store.clone(), rx, health.clone(), commits.clone()));
         let shared = store.shared().then(|| lease::Shared::new(&billing));
         let ledger = Arc::new(Self {
             store,
@@ -334,6 +337,7 @@ impl Ledger {
             max_concurrent: (AtomicU32::new(u32::MAX), AtomicU32::new(u32::MAX)),
             key_in_flight: Mutex::default(),
             catalog,
+            commits,
         });
         if ledger.shared.is_some() {
             ledger.start_leases().await?;
@@ -479,6 +483,11 @@ impl Ledger {
     /// Usage entries settled and not yet committed.
     pub fn pending_writes(&self) -> usize {
         self.health.pending.load(Ordering::Relaxed)
+    }
+
+    /// The durations of the writer's successful group commits.
+    pub fn commit_latency(&self) -> &crate::metrics::Histogram {
+        &self.commits
     }
 
     /// Requests admitted and not yet settled.
@@ -1282,7 +1291,12 @@ const MAX_BATCH: usize = 20_000;
 
 /// Appends usage entries in batches. A failed batch is retried (entries are idempotent
 /// by request ID), so a transient database error delays but never drops a charge.
-async fn writer(store: Store, mut rx: mpsc::UnboundedReceiver<WriteOp>, health: Arc<WriterHealth>) {
+async fn writer(
+    store: Store,
+    mut rx: mpsc::UnboundedReceiver<WriteOp>,
+    health: Arc<WriterHealth>,
+    commits: crate::metrics::Histogram,
+) {
     let window = if store.shared() {
         GROUP_COMMIT_POSTGRES
     } else {
@@ -1315,8 +1329,10 @@ async fn writer(store: Store, mut rx: mpsc::UnboundedReceiver<WriteOp>, health: 
         }
         let mut delay = Duration::from_millis(50);
         while !entries.is_empty() {
+            let started = std::time::Instant::now();
             match store.append_usage(&entries).await {
                 Ok(()) => {
+                    commits.observe(started.elapsed());
                     health.pending.fetch_sub(entries.len(), Ordering::Relaxed);
                     health.ok.store(true, Ordering::Relaxed);
                     if let Ok(mut l) = health.last_error.lock() {

@@ -14,6 +14,7 @@
 //! * [`providers`]: the `Provider` trait and one adapter per upstream API.
 //! * [`ledger`]: accounts, keys, reservations and the append-only ledger.
 //! * [`money`]: exact USD amounts and prices.
+//! * [`metrics`]: the Prometheus series served at `/metrics`.
 //! * [`config`]: the TOML file and environment, validated.
 //! * [`gateway`]: wires configuration, catalog, providers and ledger into a server.
 //! * [`simulators`]: simulated upstream providers for tests and `serve --demo`.
@@ -29,6 +30,7 @@ pub mod demo;
 pub mod gateway;
 pub mod ledger;
 pub mod messages;
+pub mod metrics;
 pub mod money;
 pub mod providers;
 pub mod ratelimit;

@@ -226,6 +226,8 @@ pub fn translate_stream<T: StreamTranslator>(
 #[derive(Clone, Default)]
 pub struct Providers {
     map: HashMap<ProviderKind, Arc<dyn Provider>>,
+    /// The shared connection pool's connections, for `/metrics`.
+    pub upstream_connections: Option<Arc<crate::metrics::UpstreamConnections>>,
 }
 
 impl Providers {

@@ -337,6 +337,23 @@ impl Router {
         msg
     }
 
+    /// Every endpoint requests can be routed to, with whether its circuit is open now.
+    pub fn circuits(&self) -> impl Iterator<Item = (&Arc<Endpoint>, bool)> + '_ {
+        let now = crate::clock::unix_millis();
+        self.catalog
+            .models
+            .iter()
+            .flat_map(|m| m.endpoints.iter())
+            .filter(|e| self.routable(e))
+            .map(move |e| {
+                let open = self
+                    .health
+                    .get(&e.key)
+                    .is_some_and(|h| h.open_until_ms.load(Ordering::Relaxed) > now);
+                (e, open)
+            })
+    }
+
     /// What this process has observed of the endpoint `key` (None: no such endpoint).
     pub fn observed(&self, key: &str) -> Option<Observation> {
         let h = self.health.get(key)?;

@@ -7,7 +7,8 @@
 //! * [`chat`]: `POST /v1/chat/completions`, the attempt/fail-over loop and billing.
 //! * [`stream`]: the SSE body of a streamed completion, settled when it ends or drops.
 //! * [`usage`]: `GET /v1/usage[/daily]` and the admin view of an account's usage.
-//! * [`models`], [`credits`], [`admin`]: the rest of the API.
+//! * [`models`], [`credits`], [`admin`]: the rest of the API (`/metrics` is in
+//!   [`admin`], its series in [`crate::metrics`]).
 
 pub mod admin;
 pub mod auth;
@@ -48,6 +49,8 @@ pub struct AppState {
     pub models_json: Bytes,
     /// Client connections open now (see [`serve`]).
     pub connections: Arc<std::sync::atomic::AtomicUsize>,
+    /// The Prometheus series of `GET /metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl AppState {
@@ -64,6 +67,9 @@ impl AppState {
             config.bedrock.as_ref().map(|b| b.regions.clone()),
         ));
         let models_json = models::render_list(&catalog, &router);
+        let metrics = Arc::new(crate::metrics::Metrics::new(
+            ledger.commit_latency().clone(),
+        ));
         Self {
             config: Arc::new(config),
             catalog,
@@ -73,6 +79,7 @@ impl AppState {
             limiter: Arc::new(limiter),
             models_json,
             connections: Arc::default(),
+            metrics,
         }
     }
 }
@@ -91,6 +98,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/usage/daily", get(usage::daily))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(admin::metrics))
         .route("/admin/v1/runtime", get(admin::runtime))
         .route("/admin/v1/accounts", post(admin::create_account))
         .route(

@@ -66,13 +66,15 @@ impl Default for Timeouts {
     }
 }
 
-type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+type Connector = crate::metrics::pool::Counted<hyper_rustls::HttpsConnector<HttpConnector>>;
 
 /// A cheap-to-clone handle on the shared connection pool.
 #[derive(Clone)]
 pub struct HttpClient {
     inner: Client<Connector, Full<Bytes>>,
     pub timeouts: Timeouts,
+    /// The pool's connections, counted by the connector (for `/metrics`).
+    pub connections: std::sync::Arc<crate::metrics::UpstreamConnections>,
 }
 
 /// Largest non-streamed upstream body we accept.
@@ -90,6 +92,8 @@ impl HttpClient {
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
+        let connections = std::sync::Arc::default();
+        let https = crate::metrics::pool::Counted::new(https, std::sync::Arc::clone(&connections));
         // The pool needs a timer to close idle connections once `pool_idle` has passed;
         // without one it only notices on the next checkout, and the connections of a
         // burst stay open (a task and a descriptor each) until the provider closes them.
@@ -98,7 +102,11 @@ impl HttpClient {
             .pool_idle_timeout(timeouts.pool_idle)
             .pool_max_idle_per_host(1024)
             .build(https);
-        Ok(Self { inner, timeouts })
+        Ok(Self {
+            inner,
+            timeouts,
+            connections,
+        })
     }
 
     /// Sends a request and waits for the response head (first-byte timeout).

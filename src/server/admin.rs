@@ -298,6 +298,33 @@ pub async fn runtime(State(st): State<AppState>, h: HeaderMap) -> Result<Json<Va
     })))
 }
 
+/// `GET /metrics`: the Prometheus series (see [`crate::metrics`]), with the admin token.
+pub async fn metrics(
+    State(st): State<AppState>,
+    h: HeaderMap,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    auth::admin(&st, &h)?;
+    let live = crate::metrics::Live {
+        connections: st.connections.load(std::sync::atomic::Ordering::Relaxed),
+        ledger: &st.ledger,
+        router: &st.router,
+        upstream: st.providers.upstream_connections.as_deref(),
+    };
+    let body = st
+        .metrics
+        .render(&live)
+        .map_err(|_| ApiError::internal("The metrics could not be encoded."))?;
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            crate::metrics::CONTENT_TYPE,
+        )],
+        body,
+    )
+        .into_response())
+}
+
 pub async fn show_account(
     State(st): State<AppState>,
     h: HeaderMap,

@@ -33,6 +33,7 @@ use crate::chat::raw::RawObject;
 use crate::chat::request::{input_token_bound, ProviderPrefs, SortBy};
 use crate::chat::{ChatRequest, Completion, Reply, StreamItem};
 use crate::ledger::{keys, Charge, ClientHandle, Presence, Reservation, UsageStatus};
+use crate::metrics::{Route, Tally};
 use crate::money::{CostAccumulator, Nanos};
 use crate::providers::Call;
 
@@ -68,12 +69,27 @@ pub(super) async fn serve(
     // client hangs up, hyper drops this future, the presence with it, and the task goes
     // on: it is billed from the provider's usage and counted as detached meanwhile.
     let (presence, client) = Presence::new();
+    let mut tally = st.metrics.tally(match surface {
+        Surface::Chat => Route::ChatCompletions,
+        Surface::Messages => Route::Messages,
+    });
     let task = {
         let request_id = request_id.clone();
         tokio::spawn(async move {
-            match handle(&st, &headers, body, &request_id, client, surface).await {
+            match handle(
+                &st,
+                &headers,
+                body,
+                &request_id,
+                client,
+                surface,
+                &mut tally,
+            )
+            .await
+            {
                 Ok(r) => r,
                 Err(e) => {
+                    tally.failed(e.status.as_u16(), e.code);
                     // The one place a failed request is logged (conversion never logs).
                     if e.status.is_server_error() {
                         tracing::warn!(request_id, status = e.status.as_u16(), code = %e.code, message = %e.message, "request failed");
@@ -202,6 +218,7 @@ async fn handle(
     request_id: &str,
     client: ClientHandle,
     surface: Surface,
+    tally: &mut Tally,
 ) -> Result<Response, ApiError> {
     // The key first: a request without a valid one is answered without its body read.
     let key = match auth::customer(st, headers) {
@@ -344,6 +361,7 @@ async fn handle(
         native.as_ref(),
         request_id,
         client,
+        tally,
     )
     .await;
     match out {
@@ -484,6 +502,7 @@ async fn attempt(
     native: Option<&crate::messages::NativeMessages>,
     request_id: &str,
     client: ClientHandle,
+    tally: &mut Tally,
 ) -> Result<Response, ApiError> {
     let sort = req
         .provider
@@ -517,6 +536,7 @@ async fn attempt(
             native,
         };
         let started = Instant::now();
+        tally.calling(ep, started);
         match provider.call(call).await {
             Ok(Reply::Complete(c)) => {
                 st.router.record_success(&ep.key);
@@ -526,7 +546,7 @@ async fn attempt(
                     .record_throughput(&ep.key, c.usage.output_tokens, started.elapsed());
                 route.ok(&res.model.id, ep);
                 let ledger = reservation.ledger().clone();
-                let mut resp = complete(cand, ep, c, reservation, native, request_id);
+                let mut resp = complete(cand, ep, c, reservation, native, request_id, tally);
                 route.set_on(&mut resp);
                 ledger.commit_before_answer().await;
                 return Ok(resp);
@@ -547,14 +567,14 @@ async fn attempt(
                 };
                 match first {
                     Some(Err(e)) if e.retryable() && more => {
-                        note_failure(st, ep, &e, request_id);
+                        note_failure(st, ep, &e, request_id, tally);
                         route.failed(&res.model.id, ep, &e);
                         tracing::warn!(request_id, endpoint = %ep.key, error = %e, "failing over");
                         last_err = Some((ep, e));
                         continue;
                     }
                     Some(Err(e)) => {
-                        note_failure(st, ep, &e, request_id);
+                        note_failure(st, ep, &e, request_id, tally);
                         route.failed(&res.model.id, ep, &e);
                         return Err(answered_failure(ep, &e, request_id, route));
                     }
@@ -565,6 +585,7 @@ async fn attempt(
                         let timer = matches!(first, Some(Ok(_))).then(|| {
                             let now = Instant::now();
                             st.router.record_ttft(&ep.key, now - started);
+                            tally.first_token(now - started);
                             Throughput {
                                 router: st.router.clone(),
                                 since: now,
@@ -584,7 +605,8 @@ async fn attempt(
                             request_id.to_owned(),
                             timer,
                             native.map(|n| super::stream::MessagesOut::new(n, request_id, ep)),
-                        );
+                        )
+                        .with_tally(tally.take());
                         let mut resp = streamed(cand, ep, billed);
                         route.set_on(&mut resp);
                         return Ok(resp);
@@ -592,7 +614,7 @@ async fn attempt(
                 }
             }
             Err(e) => {
-                note_failure(st, ep, &e, request_id);
+                note_failure(st, ep, &e, request_id, tally);
                 route.failed(&res.model.id, ep, &e);
                 if e.retryable() && more {
                     tracing::warn!(request_id, endpoint = %ep.key, error = %e, "failing over");
@@ -647,7 +669,9 @@ fn note_failure(
     ep: &Endpoint,
     e: &crate::providers::UpstreamError,
     request_id: &str,
+    tally: &Tally,
 ) {
+    tally.upstream_error(e.kind);
     if e.kind == crate::providers::UpstreamErrorKind::CatalogFault {
         tracing::error!(request_id, endpoint = %ep.key, error = %e, "catalog fault: the provider refused this endpoint's model ID; circuit opened");
         st.router.trip(&ep.key);
@@ -688,6 +712,7 @@ fn complete(
     reservation: Reservation,
     native: Option<&crate::messages::NativeMessages>,
     request_id: &str,
+    tally: &mut Tally,
 ) -> Response {
     let res = &cand.res;
     let (status, note) = if reservation.client_left() {
@@ -706,6 +731,7 @@ fn complete(
         status,
         note,
     ));
+    tally.answered(&c.usage, charged, None);
     if let Some(n) = native {
         // A Messages answer: Anthropic's own as it came, or the converted one encoded.
         let out = match c.native {

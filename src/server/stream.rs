@@ -67,6 +67,8 @@ pub struct BilledStream {
     throughput: Option<Throughput>,
     /// For `/v1/messages`: how the stream is written in Anthropic's dialect.
     messages: Option<MessagesOut>,
+    /// The request's measurements, recorded when it is settled.
+    tally: Option<crate::metrics::Tally>,
 }
 
 /// How a `/v1/messages` stream is written: an Anthropic endpoint's own events as they
@@ -120,6 +122,7 @@ impl BilledStream {
             commit: None,
             throughput,
             messages,
+            tally: None,
         };
         for item in prefetched {
             s.accept(Ok(item));
@@ -129,6 +132,12 @@ impl BilledStream {
             None => s.finish(None),
         }
         s
+    }
+
+    /// Records the request's metrics when the stream is settled.
+    pub fn with_tally(mut self, tally: crate::metrics::Tally) -> Self {
+        self.tally = Some(tally);
+        self
     }
 
     /// The unfinished rest of this stream, moved out to be read to its end without a
@@ -153,6 +162,7 @@ impl BilledStream {
             commit: None,
             throughput: self.throughput.take(),
             messages: None,
+            tally: self.tally.take(),
         };
         self.finished = true;
         rest
@@ -321,14 +331,19 @@ impl BilledStream {
             ));
         }
         self.usage = usage;
-        r.settle(Charge::for_endpoint(
+        let charged = r.settle(Charge::for_endpoint(
             &self.endpoint,
             &self.model,
             usage,
             Some(self.meta.0.clone()),
             status,
             note,
-        ))
+        ));
+        if let Some(mut t) = self.tally.take() {
+            let broke = matches!(status, UsageStatus::UpstreamError | UsageStatus::CutShort);
+            t.answered(&usage, charged, broke.then(|| status.as_str()));
+        }
+        charged
     }
 }
 
