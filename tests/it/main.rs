@@ -15,6 +15,7 @@ mod hostile;
 mod limits;
 mod listener;
 mod messages;
+mod metrics;
 mod migrate;
 mod priced;
 mod provider_errors;
