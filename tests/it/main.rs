@@ -23,4 +23,5 @@ mod replicas;
 mod residency;
 mod routing;
 mod settlement;
+mod telemetry;
 mod usage;
