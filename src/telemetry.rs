@@ -115,6 +115,14 @@ impl Traces {
                     let tracer = opentelemetry::global::tracer_with_scope(scope);
                     let propagator =
                         Box::new(opentelemetry_sdk::propagation::TraceContextPropagator::new());
+                    // The URL without any credentials in it (`user:pass@`).
+                    let endpoint = match endpoint.split_once('@') {
+                        Some((scheme_user, host)) => match scheme_user.split_once("://") {
+                            Some((scheme, _)) => format!("{scheme}://{host}"),
+                            None => host.to_owned(),
+                        },
+                        None => endpoint,
+                    };
                     if OTEL.set(Otel { tracer, propagator }).is_ok() {
                         tracing::info!(%endpoint, protocol, "exporting traces over OTLP");
                     }
@@ -123,14 +131,15 @@ impl Traces {
                     }
                 }
                 Err(e) => {
-                    tracing::error!(%endpoint, error = %e, "cannot export traces; tracing is off");
+                    tracing::error!(error = %e, "cannot export traces; tracing is off");
                     Self { provider: None }
                 }
             }
         }
         #[cfg(not(feature = "otlp"))]
         {
-            tracing::warn!(%endpoint, "an OTLP endpoint is set but this build has no OTLP exporter (cargo feature `otlp`); tracing is off");
+            let _ = endpoint;
+            tracing::warn!("an OTLP endpoint is set but this build has no OTLP exporter (cargo feature `otlp`); tracing is off");
             Self {}
         }
     }
@@ -575,7 +584,14 @@ impl Attempt {
     /// The call failed; `failing_over` says whether another endpoint is tried next.
     pub fn failed(mut self, e: &UpstreamError, failing_over: bool) {
         if let Some(mut s) = self.span.take() {
-            let kind = format!("{:?}", e.kind).to_ascii_lowercase();
+            // `RateLimited` → `rate_limited`.
+            let mut kind = String::new();
+            for (n, c) in format!("{:?}", e.kind).chars().enumerate() {
+                if c.is_ascii_uppercase() && n > 0 {
+                    kind.push('_');
+                }
+                kind.push(c.to_ascii_lowercase());
+            }
             if let Some(status) = e.status {
                 s.set_attribute(KeyValue::new(
                     "http.response.status_code",
