@@ -19,6 +19,7 @@
 //! * [`simulators`]: simulated upstream providers for tests and `serve --demo`.
 //! * [`demo`]: the offline demo.
 //! * [`verify`]: `catalog verify`, the catalog's Bedrock IDs checked against AWS.
+//! * [`telemetry`]: logs (text or JSON) and OpenTelemetry traces over OTLP.
 
 pub mod catalog;
 pub mod chat;
@@ -35,4 +36,5 @@ pub mod ratelimit;
 pub mod router;
 pub mod server;
 pub mod simulators;
+pub mod telemetry;
 pub mod verify;

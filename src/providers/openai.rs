@@ -197,6 +197,10 @@ impl ChunkLite<'_> {
 }
 
 impl Provider for OpenAi {
+    fn server_address(&self, _ep: &crate::catalog::Endpoint) -> Option<String> {
+        Some(crate::telemetry::host_of(&self.host))
+    }
+
     fn call<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<Reply, UpstreamError>> {
         Box::pin(async move {
             // A Messages request's `top_k` has no equivalent in Chat Completions.

@@ -35,6 +35,7 @@ use crate::chat::{ChatRequest, Completion, Reply, StreamItem};
 use crate::ledger::{keys, Charge, ClientHandle, Presence, Reservation, UsageStatus};
 use crate::money::{CostAccumulator, Nanos};
 use crate::providers::Call;
+use crate::telemetry::RequestTrace;
 
 pub const REQUEST_ID: &str = "x-gammainfra-request-id";
 
@@ -64,6 +65,11 @@ pub(super) async fn serve(
     surface: Surface,
 ) -> Response {
     let request_id = keys::random_request_id();
+    let route = match surface {
+        Surface::Chat => "/v1/chat/completions",
+        Surface::Messages => "/v1/messages",
+    };
+    let mut trace = RequestTrace::start(&headers, &request_id, route);
     // The handler holds the presence; the request's task holds the other end. If the
     // client hangs up, hyper drops this future, the presence with it, and the task goes
     // on: it is billed from the provider's usage and counted as detached meanwhile.
@@ -71,9 +77,24 @@ pub(super) async fn serve(
     let task = {
         let request_id = request_id.clone();
         tokio::spawn(async move {
-            match handle(&st, &headers, body, &request_id, client, surface).await {
-                Ok(r) => r,
+            match handle(
+                &st,
+                &headers,
+                body,
+                &request_id,
+                client,
+                surface,
+                &mut trace,
+            )
+            .await
+            {
+                Ok(r) => {
+                    // A stream took the trace: it finishes when the stream is settled.
+                    trace.finish(r.status().as_u16(), None);
+                    r
+                }
                 Err(e) => {
+                    trace.finish(e.status.as_u16(), Some(e.code));
                     // The one place a failed request is logged (conversion never logs).
                     if e.status.is_server_error() {
                         tracing::warn!(request_id, status = e.status.as_u16(), code = %e.code, message = %e.message, "request failed");
@@ -202,6 +223,7 @@ async fn handle(
     request_id: &str,
     client: ClientHandle,
     surface: Surface,
+    trace: &mut RequestTrace,
 ) -> Result<Response, ApiError> {
     // The key first: a request without a valid one is answered without its body read.
     let key = match auth::customer(st, headers) {
@@ -211,6 +233,7 @@ async fn handle(
             return Err(e);
         }
     };
+    trace.key(&key.account_id, &key.key_id);
     let body = read_body(st, headers, body).await?;
     // A Messages request is converted to the chat format; the client's own request is
     // kept for Anthropic endpoints (see `crate::messages`).
@@ -246,6 +269,11 @@ async fn handle(
     // Every model the request names is resolved first: an unknown one is refused
     // naming it, before anything else.
     let chain = req.model_chain();
+    trace.request(
+        chain.first().map_or("", |&(_, name)| name),
+        req.output_cap(),
+        req.is_stream(),
+    );
     let mut resolved = Vec::with_capacity(chain.len());
     for &(at, name) in &chain {
         let mut res = st.catalog.resolve(name).map_err(|e| {
@@ -344,6 +372,7 @@ async fn handle(
         native.as_ref(),
         request_id,
         client,
+        trace,
     )
     .await;
     match out {
@@ -484,6 +513,7 @@ async fn attempt(
     native: Option<&crate::messages::NativeMessages>,
     request_id: &str,
     client: ClientHandle,
+    trace: &mut RequestTrace,
 ) -> Result<Response, ApiError> {
     let sort = req
         .provider
@@ -517,8 +547,10 @@ async fn attempt(
             native,
         };
         let started = Instant::now();
+        let span = trace.attempt(ep, || provider.server_address(ep));
         match provider.call(call).await {
             Ok(Reply::Complete(c)) => {
+                span.answered(&c.usage);
                 st.router.record_success(&ep.key);
                 // A non-streamed answer's throughput is over the whole call; it has no
                 // first token to time.
@@ -526,7 +558,7 @@ async fn attempt(
                     .record_throughput(&ep.key, c.usage.output_tokens, started.elapsed());
                 route.ok(&res.model.id, ep);
                 let ledger = reservation.ledger().clone();
-                let mut resp = complete(cand, ep, c, reservation, native, request_id);
+                let mut resp = complete(cand, ep, c, reservation, native, request_id, trace);
                 route.set_on(&mut resp);
                 ledger.commit_before_answer().await;
                 return Ok(resp);
@@ -547,6 +579,7 @@ async fn attempt(
                 };
                 match first {
                     Some(Err(e)) if e.retryable() && more => {
+                        span.failed(&e, true);
                         note_failure(st, ep, &e, request_id);
                         route.failed(&res.model.id, ep, &e);
                         tracing::warn!(request_id, endpoint = %ep.key, error = %e, "failing over");
@@ -554,6 +587,7 @@ async fn attempt(
                         continue;
                     }
                     Some(Err(e)) => {
+                        span.failed(&e, false);
                         note_failure(st, ep, &e, request_id);
                         route.failed(&res.model.id, ep, &e);
                         return Err(answered_failure(ep, &e, request_id, route));
@@ -570,6 +604,7 @@ async fn attempt(
                                 since: now,
                             }
                         });
+                        trace.streaming(span, timer.as_ref().map(|t| t.since - started));
                         route.ok(&res.model.id, ep);
                         let billed = BilledStream::new(
                             s,
@@ -584,6 +619,7 @@ async fn attempt(
                             request_id.to_owned(),
                             timer,
                             native.map(|n| super::stream::MessagesOut::new(n, request_id, ep)),
+                            trace.take(),
                         );
                         let mut resp = streamed(cand, ep, billed);
                         route.set_on(&mut resp);
@@ -592,6 +628,7 @@ async fn attempt(
                 }
             }
             Err(e) => {
+                span.failed(&e, e.retryable() && more);
                 note_failure(st, ep, &e, request_id);
                 route.failed(&res.model.id, ep, &e);
                 if e.retryable() && more {
@@ -683,11 +720,12 @@ fn proxied_headers(resp: &mut Response, cand: &Candidate, ep: &Endpoint) {
 
 fn complete(
     cand: &Candidate,
-    ep: &Endpoint,
+    ep: &Arc<Endpoint>,
     c: Completion,
     reservation: Reservation,
     native: Option<&crate::messages::NativeMessages>,
     request_id: &str,
+    trace: &mut RequestTrace,
 ) -> Response {
     let res = &cand.res;
     let (status, note) = if reservation.client_left() {
@@ -706,6 +744,7 @@ fn complete(
         status,
         note,
     ));
+    trace.billed(&res.model.id, ep, &c.usage, charged, status.as_str());
     if let Some(n) = native {
         // A Messages answer: Anthropic's own as it came, or the converted one encoded.
         let out = match c.native {

@@ -67,6 +67,8 @@ pub struct BilledStream {
     throughput: Option<Throughput>,
     /// For `/v1/messages`: how the stream is written in Anthropic's dialect.
     messages: Option<MessagesOut>,
+    /// The request's trace and log line, finished at settlement.
+    trace: crate::telemetry::RequestTrace,
 }
 
 /// How a `/v1/messages` stream is written: an Anthropic endpoint's own events as they
@@ -100,6 +102,7 @@ impl BilledStream {
         request_id: String,
         throughput: Option<Throughput>,
         messages: Option<MessagesOut>,
+        trace: crate::telemetry::RequestTrace,
     ) -> Self {
         let mut s = Self {
             inner,
@@ -120,6 +123,7 @@ impl BilledStream {
             commit: None,
             throughput,
             messages,
+            trace,
         };
         for item in prefetched {
             s.accept(Ok(item));
@@ -153,6 +157,7 @@ impl BilledStream {
             commit: None,
             throughput: self.throughput.take(),
             messages: None,
+            trace: self.trace.take(),
         };
         self.finished = true;
         rest
@@ -321,14 +326,25 @@ impl BilledStream {
             ));
         }
         self.usage = usage;
-        r.settle(Charge::for_endpoint(
+        let charged = r.settle(Charge::for_endpoint(
             &self.endpoint,
             &self.model,
             usage,
             Some(self.meta.0.clone()),
             status,
             note,
-        ))
+        ));
+        // The request ends with its stream (its 200 went out long ago).
+        self.trace.billed(
+            &self.model,
+            &self.endpoint,
+            &usage,
+            charged,
+            status.as_str(),
+        );
+        let error = (status == UsageStatus::UpstreamError).then_some("upstream_error");
+        self.trace.finish(200, error);
+        charged
     }
 }
 
@@ -462,6 +478,7 @@ mod tests {
             "req_dropped".into(),
             None,
             None,
+            crate::telemetry::RequestTrace::default(),
         );
         let mut billed = billed;
         assert!(billed.next().await.is_some(), "the first frame");

@@ -23,4 +23,6 @@ mod replicas;
 mod residency;
 mod routing;
 mod settlement;
+#[cfg(feature = "otlp")]
+mod telemetry;
 mod usage;
