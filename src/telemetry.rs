@@ -477,38 +477,41 @@ impl RequestTrace {
         let Some(mut i) = self.inner.take() else {
             return;
         };
-        let elapsed = i.started.elapsed();
-        let usage = i.usage.unwrap_or_default();
-        let (model, provider, region, endpoint) = match &i.answered {
-            Some((m, ep)) => (
-                m.as_str(),
-                Some(ep.provider.to_string()),
-                ep.served_region(),
-                ep.key.as_str(),
-            ),
-            None => (i.requested.as_deref().unwrap_or(""), None, "", ""),
-        };
-        tracing::info!(
-            target: "gammainfra::requests",
-            request_id = %i.request_id,
-            route = i.route,
-            account_id = i.account_id.as_deref(),
-            key_id = i.key_id.as_deref(),
-            model,
-            provider = provider.as_deref(),
-            endpoint,
-            region,
-            stream = i.stream,
-            status,
-            error,
-            attempts = i.attempts,
-            input_tokens = usage.prompt_tokens(),
-            output_tokens = usage.output_tokens,
-            cost_usd = %i.cost,
-            billing = i.billing,
-            duration_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
-            "request finished"
-        );
+        // Nothing is formatted for a line that is not written.
+        if tracing::enabled!(target: "gammainfra::requests", tracing::Level::INFO) {
+            let elapsed = i.started.elapsed();
+            let usage = i.usage.unwrap_or_default();
+            let (model, provider, region, endpoint) = match &i.answered {
+                Some((m, ep)) => (
+                    m.as_str(),
+                    Some(ep.provider.to_string()),
+                    ep.served_region(),
+                    ep.key.as_str(),
+                ),
+                None => (i.requested.as_deref().unwrap_or(""), None, "", ""),
+            };
+            tracing::info!(
+                target: "gammainfra::requests",
+                request_id = %i.request_id,
+                route = i.route,
+                account_id = i.account_id.as_deref(),
+                key_id = i.key_id.as_deref(),
+                model,
+                provider = provider.as_deref(),
+                endpoint,
+                region,
+                stream = i.stream,
+                status,
+                error,
+                attempts = i.attempts,
+                input_tokens = usage.prompt_tokens(),
+                output_tokens = usage.output_tokens,
+                cost_usd = %i.cost,
+                billing = i.billing,
+                duration_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
+                "request finished"
+            );
+        }
         if let Some(mut a) = i.upstream.take() {
             a.close(i.usage.as_ref(), error);
         }
