@@ -218,9 +218,10 @@ async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
 ///
 /// On shutdown, accepting stops and open connections finish the requests they carry
 /// (idle ones close) for at most `shutdown_grace_ms`; connections still open then are
-/// cut, and their requests settled for what was delivered, as when a client leaves.
-/// Then requests still running are waited for (`billing.shutdown_drain_ms`) and the
-/// ledger is flushed and closed.
+/// cut, and their requests settled for what was delivered, as when a client leaves
+/// (streams read for billing after their clients left stop then too). Then requests
+/// still running upstream are waited for (`billing.shutdown_drain_ms`) and the ledger
+/// is flushed and closed.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
@@ -287,7 +288,8 @@ pub async fn serve(
             "shutting down: waiting up to {grace:?} for requests in flight"
         );
     }
-    if tokio::time::timeout(grace, graceful.shutdown())
+    let deadline = tokio::time::Instant::now() + grace;
+    if tokio::time::timeout_at(deadline, graceful.shutdown())
         .await
         .is_err()
     {
@@ -296,11 +298,15 @@ pub async fn serve(
             connections = open,
             "requests still in flight after the shutdown grace period of {grace:?}; cutting them (each is billed for what was delivered)"
         );
-        // Streams read for billing after their clients left stop too, and every one
-        // cut is settled from what was seen (see `stream.rs`).
-        ledger.cut();
-        cut.send_replace(true);
     }
+    // Streams still read for billing after their clients left have the same grace
+    // period. Then they stop, and so do the connections still open; every stream cut
+    // is settled from what was seen (see `stream.rs`).
+    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+    if ledger.wait_settled(left).await > 0 {
+        ledger.cut();
+    }
+    cut.send_replace(true);
     // Requests whose clients left are still running: let them finish and settle, then
     // commit every settlement before the process exits, each for a bounded time.
     let drain = ledger.billing().shutdown_drain;
