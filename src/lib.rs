@@ -16,6 +16,7 @@
 //! * [`money`]: exact USD amounts and prices.
 //! * [`config`]: the TOML file and environment, validated.
 //! * [`gateway`]: wires configuration, catalog, providers and ledger into a server.
+//! * [`reload`]: the catalog and configuration reloaded while serving.
 //! * [`simulators`]: simulated upstream providers for tests and `serve --demo`.
 //! * [`demo`]: the offline demo.
 //! * [`verify`]: `catalog verify`, the catalog's Bedrock IDs checked against AWS.
@@ -33,6 +34,7 @@ pub mod messages;
 pub mod money;
 pub mod providers;
 pub mod ratelimit;
+pub mod reload;
 pub mod router;
 pub mod server;
 pub mod simulators;

@@ -20,7 +20,7 @@ use hyper_util::rt::TokioExecutor;
 use super::{UpstreamError, UpstreamErrorKind};
 
 /// Upstream timeouts.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeouts {
     pub connect: Duration,
     /// From sending the request to the response head.

@@ -10,7 +10,9 @@
 //! the provider's own final usage rather than an estimate. That costs at most the output
 //! cap the reservation already holds, and the upstream idle timeout bounds how long a
 //! stalled provider can keep it. Only if that task cannot run (the runtime is shutting
-//! down) is the stream settled from what was seen, with estimated usage.
+//! down), or shutdown's grace period ends first (connections still open then are cut
+//! and their streams dropped the same way), is the stream settled from what was seen,
+//! with estimated usage.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -260,7 +262,7 @@ impl BilledStream {
             .reservation
             .as_ref()
             .map(|r| r.ledger().clone())
-            .filter(|l| l.billing.commit_before_answer)
+            .filter(|l| l.billing().commit_before_answer)
         {
             self.commit = Some(Box::pin(async move { ledger.commit_before_answer().await }));
         }
@@ -398,7 +400,22 @@ impl Drop for BilledStream {
                 self.client.mark_left();
                 tracing::debug!("client left mid-stream; reading the stream to its end to bill it");
                 let mut rest = self.take_rest();
-                rt.spawn(async move { while rest.next().await.is_some() {} });
+                let ledger = rest.reservation.as_ref().map(|r| r.ledger().clone());
+                rt.spawn(async move {
+                    let Some(ledger) = ledger else { return };
+                    // Until shutdown's grace period ends (see `Ledger::cut`): then what
+                    // was seen is billed, the rest estimated.
+                    let ended = tokio::select! {
+                        () = async { while rest.next().await.is_some() {} } => true,
+                        () = ledger.until_cut() => false,
+                    };
+                    if !ended {
+                        rest.settle(
+                            Some("the gateway shut down".to_owned()),
+                            UsageStatus::CutShort,
+                        );
+                    }
+                });
                 return;
             }
         }

@@ -19,6 +19,7 @@ mod migrate;
 mod priced;
 mod provider_errors;
 mod regions;
+mod reload;
 mod replicas;
 mod residency;
 mod routing;
