@@ -302,7 +302,7 @@ impl OpenAi {
 /// one with empty `choices`).
 fn chunk_items(
     provider: &str,
-    ev: Result<eventsource_stream::Event, UpstreamError>,
+    ev: Result<super::http::Event, UpstreamError>,
 ) -> [Option<Result<StreamItem, UpstreamError>>; 2] {
     let ev = match ev {
         Ok(ev) => ev,
@@ -361,7 +361,7 @@ mod tests {
     use super::*;
 
     fn items(data: &str) -> Vec<StreamItem> {
-        let ev = eventsource_stream::Event {
+        let ev = crate::providers::http::Event {
             data: data.to_owned(),
             ..Default::default()
         };
