@@ -1,6 +1,6 @@
 //! The `gammainfra` command line. `serve` runs the gateway; `catalog check` validates a
-//! catalog file; `accounts`, `keys`, `topups` and `credits` call a running gateway's
-//! admin API (so that the gateway's in-memory keys and balances stay exact); `db
+//! catalog file; `accounts`, `keys`, `topups`, `credits` and `reload` call a running
+//! gateway's admin API (so that the gateway's in-memory keys and balances stay exact); `db
 //! migrate-to` copies a stopped gateway's SQLite database into PostgreSQL.
 
 use std::net::SocketAddr;
@@ -63,6 +63,12 @@ pub enum Command {
     Credits {
         #[command(subcommand)]
         command: CreditsCommand,
+    },
+    /// Reload a running gateway's catalog and configuration (through its admin API;
+    /// the same as sending it SIGHUP). A refused reload changes nothing.
+    Reload {
+        #[command(flatten)]
+        admin: Admin,
     },
     /// Database tools (on a stopped gateway's database).
     Db {
@@ -424,6 +430,7 @@ pub async fn run(cli: Cli) -> i32 {
             )
             .await
         }
+        Command::Reload { admin } => admin_call(&admin, "POST", "/admin/v1/reload", None).await,
         Command::Db {
             command: DbCommand::MigrateTo { to, from, config },
         } => db_migrate_to(&to, from, config).await,
@@ -532,23 +539,27 @@ async fn db_migrate_to(to: &str, from: Option<String>, config_path: Option<PathB
 }
 
 async fn serve(config_path: Option<PathBuf>, listen: Option<SocketAddr>, demo: bool) -> i32 {
+    let source = crate::reload::ConfigSource {
+        file: config_path,
+        listen,
+    };
+    // The configuration, its catalog and what depends on both are validated together:
+    // every problem of all three is reported at once.
     let started = if demo {
         match crate::demo::prepare(listen).await {
-            Ok((d, c)) => Ok((Some(d), c)),
-            Err(e) => Err(e.to_string()),
+            Ok((d, c)) => {
+                crate::gateway::validate(Ok(c), None).map(|(c, catalog)| (Some(d), c, catalog))
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                return 2;
+            }
         }
     } else {
-        match Config::load(config_path.as_deref(), &process_env) {
-            Ok(mut c) => {
-                if let Some(l) = listen {
-                    c.listen = l;
-                }
-                Ok((None, c))
-            }
-            Err(e) => Err(e.to_string()),
-        }
+        let (config, hint) = source.load();
+        crate::gateway::validate(config, hint).map(|(c, catalog)| (None, c, catalog))
     };
-    let (demo_handle, config) = match started {
+    let (demo_handle, config, catalog) = match started {
         Ok(x) => x,
         Err(e) => {
             eprintln!("{e}");
@@ -557,7 +568,9 @@ async fn serve(config_path: Option<PathBuf>, listen: Option<SocketAddr>, demo: b
     };
     let addr = config.listen;
     let admin_token = config.admin_token.as_ref().map(|t| t.expose().to_owned());
-    let state = match crate::gateway::build(config).await {
+    let state = match crate::gateway::build_with(config, catalog).await {
+        // The demo's configuration is made up, not read: a reload re-reads the catalog.
+        Ok(s) if demo_handle.is_none() => s.reloading_from(source),
         Ok(s) => s,
         Err(e) => {
             eprintln!("gammainfra: {e}");
@@ -597,7 +610,9 @@ async fn serve(config_path: Option<PathBuf>, listen: Option<SocketAddr>, demo: b
         Err(e) => tracing::warn!(error = %e, "could not raise the open-files limit"),
     }
     tracing::info!(%local, models = state.catalog.models.len(), "gateway listening");
+    let sighup = crate::reload::spawn_on_sighup(state.clone());
     let result = crate::server::serve(listener, state, crate::gateway::shutdown_signal()).await;
+    sighup.abort();
     drop(demo_handle);
     match result {
         Ok(()) => 0,

@@ -52,6 +52,7 @@ struct RawConfig {
     max_connections: Option<usize>,
     lingering_close_bytes: Option<usize>,
     lingering_close_ms: Option<u64>,
+    shutdown_grace_ms: Option<u64>,
     #[serde(default)]
     bedrock: RawBedrock,
     #[serde(default)]
@@ -185,13 +186,17 @@ pub struct Config {
     /// lingering close).
     pub lingering_close_bytes: usize,
     pub lingering_close: Duration,
+    /// At shutdown, how long requests in flight (streams included) may take to finish
+    /// once accepting has stopped; then their connections are cut and they are settled
+    /// for what was delivered.
+    pub shutdown_grace: Duration,
     pub bedrock: Option<BedrockConfig>,
     pub limits: LimitsConfig,
 }
 
 /// Rate limits: the defaults for every key and every account (overridable per key and
 /// account through the admin API), and the Redis that shares counters across replicas.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LimitsConfig {
     pub key: crate::ratelimit::Rates,
     pub account: crate::ratelimit::Rates,
@@ -222,7 +227,7 @@ impl Default for LimitsConfig {
 }
 
 /// How this deployment calls AWS Bedrock.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BedrockConfig {
     /// Source regions where the account has model access (default `us-east-1`).
     pub regions: Vec<String>,
@@ -234,7 +239,7 @@ pub struct BedrockConfig {
     pub allow_private_image_urls: bool,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum BedrockAuthConfig {
     /// `AWS_BEARER_TOKEN_BEDROCK`: a Bedrock API key, sent as a bearer token.
     BearerToken(Secret),
@@ -248,14 +253,14 @@ pub enum BedrockAuthConfig {
     },
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ProviderConfig {
     pub base_url: String,
     pub api_key: Option<Secret>,
 }
 
 /// The billing rules that are configuration, not code.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Billing {
     pub trial: Nanos,
     pub min_topup: Nanos,
@@ -290,7 +295,7 @@ pub struct Billing {
     pub commit_before_answer: bool,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FeeStep {
     pub from: time::OffsetDateTime,
     /// Hundredths of a percent.
@@ -378,6 +383,122 @@ impl Config {
             None => RawConfig::default(),
         };
         Self::validate(raw, env)
+    }
+
+    /// The catalog file `file` and the environment name, read leniently: for checking
+    /// the catalog too when the configuration itself is invalid, so that a start or a
+    /// reload reports the problems of both at once.
+    pub fn catalog_path_of(file: Option<&Path>, env: Env<'_>) -> Option<PathBuf> {
+        if let Some(p) = env("GAMMAINFRA_CATALOG") {
+            return Some(PathBuf::from(p));
+        }
+        let text = std::fs::read_to_string(file?).ok()?;
+        let table: toml::Table = toml::from_str(&text).ok()?;
+        table
+            .get("catalog")
+            .and_then(toml::Value::as_str)
+            .map(PathBuf::from)
+    }
+
+    /// The settings that differ in `new` and that a reload does not apply: they are
+    /// read once, when the gateway starts (docs/operations.md, "Reloading").
+    pub fn restart_only_changes(&self, new: &Config) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        let mut check = |differs: bool, name: &'static str| {
+            if differs {
+                v.push(name);
+            }
+        };
+        check(self.listen != new.listen, "listen");
+        check(self.database_url != new.database_url, "database_url");
+        check(self.replica_id != new.replica_id, "replica_id");
+        check(self.admin_token != new.admin_token, "admin_token");
+        check(self.anthropic != new.anthropic, "providers.anthropic");
+        check(self.openai != new.openai, "providers.openai");
+        check(
+            self.openai_compatible != new.openai_compatible,
+            "providers.openai_compatible",
+        );
+        let bedrock_rest = |b: &Option<BedrockConfig>| {
+            b.as_ref().map(|b| {
+                (
+                    b.endpoint_url.clone(),
+                    b.control_endpoint_url.clone(),
+                    b.auth.clone(),
+                    b.allow_private_image_urls,
+                )
+            })
+        };
+        check(
+            bedrock_rest(&self.bedrock) != bedrock_rest(&new.bedrock),
+            "bedrock (other than regions)",
+        );
+        check(self.timeouts != new.timeouts, "timeouts");
+        check(self.max_body_bytes != new.max_body_bytes, "max_body_bytes");
+        check(
+            self.header_read_timeout != new.header_read_timeout,
+            "header_read_timeout_ms",
+        );
+        check(
+            self.max_connections != new.max_connections,
+            "max_connections",
+        );
+        check(self.body_timeout != new.body_timeout, "body_timeout_ms");
+        check(
+            (self.lingering_close_bytes, self.lingering_close)
+                != (new.lingering_close_bytes, new.lingering_close),
+            "lingering_close_bytes / lingering_close_ms",
+        );
+        check(
+            (
+                &self.limits.redis_url,
+                self.limits.redis_timeout,
+                &self.limits.redis_prefix,
+            ) != (
+                &new.limits.redis_url,
+                new.limits.redis_timeout,
+                &new.limits.redis_prefix,
+            ),
+            "limits.redis_*",
+        );
+        check(
+            (
+                self.billing.lease_ttl,
+                self.billing.lease_slice,
+                self.billing.lease_idle,
+            ) != (
+                new.billing.lease_ttl,
+                new.billing.lease_slice,
+                new.billing.lease_idle,
+            ),
+            "billing.lease_*",
+        );
+        v
+    }
+
+    /// The settings that differ in `new` and that a reload applies.
+    pub fn reloadable_changes(&self, new: &Config) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        if self.catalog_path != new.catalog_path {
+            v.push("catalog");
+        }
+        if self.bedrock.as_ref().map(|b| &b.regions) != new.bedrock.as_ref().map(|b| &b.regions) {
+            v.push("bedrock.regions");
+        }
+        let rates = |l: &LimitsConfig| (l.key, l.account, l.key_concurrent, l.account_concurrent);
+        if rates(&self.limits) != rates(&new.limits) {
+            v.push("limits");
+        }
+        let mut a = self.billing.clone();
+        let b = &new.billing;
+        (a.lease_ttl, a.lease_slice, a.lease_idle) = (b.lease_ttl, b.lease_slice, b.lease_idle);
+        if a != *b {
+            v.push("billing");
+        }
+        if self.shutdown_grace != new.shutdown_grace {
+            v.push("shutdown_grace_ms");
+        }
+        v
     }
 
     fn validate(raw: RawConfig, env: Env<'_>) -> Result<Self, ConfigError> {
@@ -618,6 +739,9 @@ impl Config {
                 lingering_close: raw
                     .lingering_close_ms
                     .map_or(Duration::from_secs(5), Duration::from_millis),
+                shutdown_grace: raw
+                    .shutdown_grace_ms
+                    .map_or(Duration::from_secs(30), Duration::from_millis),
             })
         } else {
             Err(ConfigError(errs))

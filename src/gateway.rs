@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use crate::catalog::{Catalog, CatalogError, ProviderKind};
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::ledger::{Ledger, Store, StoreError};
 use crate::providers::anthropic::Anthropic;
 use crate::providers::http::HttpClient;
@@ -23,11 +23,18 @@ pub enum StartError {
     Limits(String),
     #[error("TLS setup failed: {0}")]
     Tls(#[from] rustls::Error),
+    #[error("{0}")]
+    Invalid(#[from] ConfigError),
 }
 
 /// The catalog named by the configuration, or the built-in one.
 pub fn load_catalog(config: &Config) -> Result<Catalog, CatalogError> {
-    match &config.catalog_path {
+    load_catalog_at(config.catalog_path.as_deref())
+}
+
+/// The catalog file `path`, or the built-in catalog.
+pub fn load_catalog_at(path: Option<&std::path::Path>) -> Result<Catalog, CatalogError> {
+    match path {
         Some(p) => {
             let text = std::fs::read_to_string(p).map_err(|source| CatalogError::Read {
                 path: p.display().to_string(),
@@ -100,9 +107,57 @@ pub async fn providers(config: &Config) -> Result<Providers, StartError> {
     Ok(p)
 }
 
-/// Builds the application state: catalog, providers, database (migrated) and ledger.
-pub async fn build(config: Config) -> Result<AppState, StartError> {
-    let catalog = Arc::new(load_catalog(&config)?);
+/// Validates a configuration (as loaded: valid, or its problems) together with the
+/// catalog it names and what depends on both, as a start and a reload do, reporting
+/// every problem of all three at once. `catalog_hint` names the catalog file when the
+/// configuration is invalid (see [`Config::catalog_path_of`]).
+pub fn validate(
+    config: Result<Config, ConfigError>,
+    catalog_hint: Option<std::path::PathBuf>,
+) -> Result<(Config, Catalog), ConfigError> {
+    let (config, mut errs) = match config {
+        Ok(c) => (Some(c), Vec::new()),
+        Err(ConfigError(e)) => (None, e),
+    };
+    let path = match &config {
+        Some(c) => c.catalog_path.clone(),
+        None => catalog_hint,
+    };
+    let catalog = match load_catalog_at(path.as_deref()) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            errs.extend(catalog_problems(path.as_deref(), e));
+            None
+        }
+    };
+    if let (Some(config), Some(catalog)) = (&config, &catalog) {
+        errs.extend(deployment_problems(config, catalog));
+    }
+    match (config, catalog) {
+        (Some(config), Some(catalog)) if errs.is_empty() => Ok((config, catalog)),
+        _ => Err(ConfigError(errs)),
+    }
+}
+
+/// A catalog's problems, one line each, naming the file.
+fn catalog_problems(path: Option<&std::path::Path>, e: CatalogError) -> Vec<String> {
+    let name = path.map_or_else(
+        || "the built-in catalog".to_owned(),
+        |p| format!("catalog {}", p.display()),
+    );
+    match e {
+        CatalogError::Invalid(problems) => problems
+            .into_iter()
+            .map(|p| format!("{name}: {p}"))
+            .collect(),
+        CatalogError::Read { source, .. } => vec![format!("{name}: cannot read it: {source}")],
+        e @ CatalogError::Parse(_) => vec![format!("{name}: {e}")],
+    }
+}
+
+/// What the configuration asks of the catalog, and settings checked only when used.
+fn deployment_problems(config: &Config, catalog: &Catalog) -> Vec<String> {
+    let mut errs = Vec::new();
     if let Some(b) = &config.bedrock {
         let unknown: Vec<&str> = b
             .regions
@@ -111,12 +166,30 @@ pub async fn build(config: Config) -> Result<AppState, StartError> {
             .map(String::as_str)
             .collect();
         if !unknown.is_empty() {
-            return Err(StartError::Provider(format!(
-                "GAMMAINFRA_BEDROCK_REGIONS / bedrock.regions name regions that are in no geography of the catalog: {}",
+            errs.push(format!(
+                "bedrock.regions / GAMMAINFRA_BEDROCK_REGIONS: regions in no geography of the catalog: {}",
                 unknown.join(", ")
-            )));
+            ));
         }
     }
+    if let Some(u) = &config.limits.redis_url {
+        if let Err(e) = redis::Client::open(u.expose()) {
+            errs.push(format!("limits.redis_url / GAMMAINFRA_REDIS_URL: {e}"));
+        }
+    }
+    errs
+}
+
+/// Builds the application state: catalog, providers, database (migrated) and ledger,
+/// after validating the configuration with its catalog (every problem at once).
+pub async fn build(config: Config) -> Result<AppState, StartError> {
+    let (config, catalog) = validate(Ok(config), None)?;
+    build_with(config, catalog).await
+}
+
+/// [`build`] with a configuration and catalog already validated by [`validate`].
+pub async fn build_with(config: Config, catalog: Catalog) -> Result<AppState, StartError> {
+    let catalog = Arc::new(catalog);
     let providers = providers(&config).await?;
     let store = Store::open_replica(&config.database_url, config.replica_id.as_deref()).await?;
     let ledger = Ledger::open(store, config.billing.clone(), catalog.clone()).await?;

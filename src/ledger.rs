@@ -51,6 +51,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::catalog::{Catalog, RegionConstraint, Residency};
@@ -257,7 +258,8 @@ pub struct Ledger {
     /// must never wait or be dropped; bounded in practice by admission, which stops at
     /// `billing.max_unwritten_usage` pending entries (plus the requests in flight then).
     writer: mpsc::UnboundedSender<WriteOp>,
-    pub billing: Billing,
+    /// The billing rules; replaced by a configuration reload (see [`Ledger::set_billing`]).
+    billing: ArcSwap<Billing>,
     health: Arc<WriterHealth>,
     /// Every key's spending limits and spend. Taken after `accounts` when both are
     /// held (admission), alone otherwise.
@@ -274,8 +276,12 @@ pub struct Ledger {
     max_concurrent: (AtomicU32, AtomicU32),
     /// Requests in flight per key. Taken after `accounts` and `spending` when held together.
     key_in_flight: Mutex<HashMap<Arc<str>, u32>>,
-    /// To parse residency policies reloaded after another replica's change.
-    catalog: Arc<Catalog>,
+    /// To parse residency policies reloaded after another replica's change; replaced
+    /// by a catalog reload (see [`Ledger::set_catalog`]).
+    catalog: ArcSwap<Catalog>,
+    /// Set when shutdown's grace period is over: requests still being read for billing
+    /// after their clients left stop, and are settled from what was seen.
+    cut: tokio::sync::watch::Sender<bool>,
     /// How long the writer's group commits take (for `/metrics`).
     commits: crate::metrics::Histogram,
 }
@@ -328,7 +334,7 @@ impl Ledger {
             policy_changes: tokio::sync::Mutex::new(()),
             spending: Mutex::new(spending),
             writer: tx,
-            billing,
+            billing: ArcSwap::from_pointee(billing),
             health,
             open: AtomicUsize::new(0),
             idle: tokio::sync::Notify::new(),
@@ -336,7 +342,8 @@ impl Ledger {
             closing: AtomicBool::new(false),
             max_concurrent: (AtomicU32::new(u32::MAX), AtomicU32::new(u32::MAX)),
             key_in_flight: Mutex::default(),
-            catalog,
+            catalog: ArcSwap::new(catalog),
+            cut: tokio::sync::watch::Sender::new(false),
             commits,
         });
         if ledger.shared.is_some() {
@@ -387,7 +394,7 @@ impl Ledger {
         let policy = row
             .as_ref()
             .and_then(|r| r.residency.as_deref())
-            .map(|p| stored_policy(&self.catalog, p, "account", account));
+            .map(|p| stored_policy(&self.catalog.load(), p, "account", account));
         {
             let mut spending = self.spending.lock().unwrap_or_else(PoisonError::into_inner);
             for k in &keys {
@@ -402,7 +409,7 @@ impl Ledger {
             let own = k
                 .residency
                 .as_deref()
-                .map(|p| stored_policy(&self.catalog, p, "key", &k.id));
+                .map(|p| stored_policy(&self.catalog.load(), p, "key", &k.id));
             t.insert(k.hash, &k.id, &k.account_id, own, k.limits.rates);
         }
         Ok(())
@@ -410,7 +417,7 @@ impl Ledger {
 
     /// Reloads every key, residency policy and limit from the database.
     async fn reload_all(&self) -> Result<(), StoreError> {
-        let (keys, limits) = load_keys(&self.store, &self.catalog).await?;
+        let (keys, limits) = load_keys(&self.store, &self.catalog.load()).await?;
         self.spending
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -451,6 +458,68 @@ impl Ledger {
         self.max_concurrent.1.store(account, Ordering::Relaxed);
     }
 
+    /// The billing rules in force.
+    pub fn billing(&self) -> Arc<Billing> {
+        self.billing.load_full()
+    }
+
+    /// Replaces the billing rules (a configuration reload): new requests, accounts and
+    /// top-ups follow them; requests in flight keep the amounts they reserved. The
+    /// credit-lease settings (`lease_*`) are fixed when the ledger opens and are kept.
+    pub fn set_billing(&self, mut billing: Billing) {
+        let old = self.billing.load();
+        billing.lease_ttl = old.lease_ttl;
+        billing.lease_slice = old.lease_slice;
+        billing.lease_idle = old.lease_idle;
+        self.billing.store(Arc::new(billing));
+    }
+
+    /// The catalog residency policies are parsed with.
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.catalog.load_full()
+    }
+
+    /// Every stored residency policy (accounts' and active keys') that `catalog` does
+    /// not accept, described; empty when it accepts them all.
+    pub async fn policies_refused_by(&self, catalog: &Catalog) -> Result<Vec<String>, StoreError> {
+        let mut refused = Vec::new();
+        for (account, policy) in self.store.account_policies().await? {
+            if let (_, Some(e)) = RegionConstraint::stored(&policy, catalog) {
+                refused.push(format!(
+                    "account {account}: residency policy `{policy}`: {e}"
+                ));
+            }
+        }
+        for k in self.store.active_keys().await? {
+            if let Some(policy) = k.residency.as_deref() {
+                if let (_, Some(e)) = RegionConstraint::stored(policy, catalog) {
+                    refused.push(format!("key {}: residency policy `{policy}`: {e}", k.id));
+                }
+            }
+        }
+        Ok(refused)
+    }
+
+    /// Replaces the catalog (a catalog reload) and parses every key's and account's
+    /// residency policy again with it.
+    pub async fn set_catalog(&self, catalog: Arc<Catalog>) -> Result<(), StoreError> {
+        let _serial = self.policy_changes.lock().await;
+        self.catalog.store(catalog);
+        self.reload_all().await
+    }
+
+    /// Ends shutdown's grace period: requests still read to their end for billing after
+    /// their clients left stop now and are settled from what was seen.
+    pub fn cut(&self) {
+        self.cut.send_replace(true);
+    }
+
+    /// Resolves once [`Ledger::cut`] was called (at once if it was).
+    pub async fn until_cut(&self) {
+        let mut rx = self.cut.subscribe();
+        let _ = rx.wait_for(|cut| *cut).await;
+    }
+
     /// Why the ledger fails closed right now, if it does.
     pub fn unavailable(&self) -> Option<String> {
         if let Some(why) = self.store.one_writer_lost() {
@@ -472,11 +541,9 @@ impl Ledger {
                 "the database refuses usage charges: {cause}; {pending} charges waiting"
             ));
         }
-        (pending >= self.billing.max_unwritten_usage).then(|| {
-            format!(
-                "{pending} usage charges are waiting to be written, at the limit of {}",
-                self.billing.max_unwritten_usage
-            )
+        let max = self.billing.load().max_unwritten_usage;
+        (pending >= max).then(|| {
+            format!("{pending} usage charges are waiting to be written, at the limit of {max}")
         })
     }
 
@@ -577,7 +644,7 @@ impl Ledger {
         let email = normalize_email(email);
         let id = keys::random_id("acct_");
         let key = keys::generate();
-        let trial = self.billing.trial;
+        let trial = self.billing.load().trial;
         let _serial = self.policy_changes.lock().await;
         self.store
             .create_account(
@@ -805,9 +872,9 @@ impl Ledger {
         idem: Option<&Idempotency>,
     ) -> Result<TopupReceipt, StoreError> {
         let now = time::OffsetDateTime::now_utc();
-        let fee = self.billing.topup_fee(credited, now);
-        let bp = self
-            .billing
+        let billing = self.billing.load_full();
+        let fee = billing.topup_fee(credited, now);
+        let bp = billing
             .topup_fees
             .iter()
             .rev()
@@ -864,7 +931,7 @@ impl Ledger {
             .lock()
             .map_err(|_| AdmitError::LedgerUnavailable("the ledger's lock is poisoned".into()))?;
         let b = a.entry(key.account_id.clone()).or_default();
-        if b.detached >= self.billing.max_detached_per_account {
+        if b.detached >= self.billing.load().max_detached_per_account {
             return Err(AdmitError::TooManyDetached(b.detached));
         }
         let account_max = self.max_concurrent.1.load(Ordering::Relaxed);
@@ -938,7 +1005,7 @@ impl Ledger {
     /// within `billing.flush_timeout` is logged and the answer goes out anyway: the
     /// request was served and its charge stays queued.
     pub async fn commit_before_answer(&self) {
-        if !self.billing.commit_before_answer {
+        if !self.billing.load().commit_before_answer {
             return;
         }
         if let Err(e) = self.flush_timeout().await {
@@ -948,7 +1015,7 @@ impl Ledger {
 
     /// [`Ledger::flush`], giving up after `billing.flush_timeout`.
     pub async fn flush_timeout(&self) -> Result<(), FlushTimeout> {
-        let timeout = self.billing.flush_timeout;
+        let timeout = self.billing.load().flush_timeout;
         if tokio::time::timeout(timeout, self.flush()).await.is_ok() {
             return Ok(());
         }

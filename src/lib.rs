@@ -17,9 +17,11 @@
 //! * [`metrics`]: the Prometheus series served at `/metrics`.
 //! * [`config`]: the TOML file and environment, validated.
 //! * [`gateway`]: wires configuration, catalog, providers and ledger into a server.
+//! * [`reload`]: the catalog and configuration reloaded while serving.
 //! * [`simulators`]: simulated upstream providers for tests and `serve --demo`.
 //! * [`demo`]: the offline demo.
 //! * [`verify`]: `catalog verify`, the catalog's Bedrock IDs checked against AWS.
+//! * [`telemetry`]: logs (text or JSON) and OpenTelemetry traces over OTLP.
 
 pub mod catalog;
 pub mod chat;
@@ -34,7 +36,9 @@ pub mod metrics;
 pub mod money;
 pub mod providers;
 pub mod ratelimit;
+pub mod reload;
 pub mod router;
 pub mod server;
 pub mod simulators;
+pub mod telemetry;
 pub mod verify;

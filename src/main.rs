@@ -1,15 +1,9 @@
-//! The `gammainfra` binary: parses flags, sets up logging, runs the library.
+//! The `gammainfra` binary: parses flags, sets up logging and tracing, runs the library.
 
 use clap::Parser;
 
 fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("GAMMAINFRA_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    gammainfra::telemetry::init_logs();
     let cli = gammainfra::cli::Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -21,6 +15,12 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let code = runtime.block_on(gammainfra::cli::run(cli));
+    let code = runtime.block_on(async {
+        // Traces are exported while the command runs, and the last ones before exit.
+        let traces = gammainfra::telemetry::Traces::start();
+        let code = gammainfra::cli::run(cli).await;
+        traces.shutdown().await;
+        code
+    });
     std::process::exit(code);
 }

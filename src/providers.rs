@@ -57,6 +57,11 @@ pub trait Provider: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<Option<u64>, UpstreamError>> {
         Box::pin(async { Ok(None) })
     }
+
+    /// The host a call to `ep` goes to (`server.address` in traces).
+    fn server_address(&self, _ep: &Endpoint) -> Option<String> {
+        None
+    }
 }
 
 /// What went wrong upstream, classified so that the router knows whether to fail over

@@ -51,6 +51,38 @@ impl Rates {
     }
 }
 
+/// [`Rates`] in atomics (0: no limit; a configured limit is at least 1).
+struct AtomicRates {
+    rpm: std::sync::atomic::AtomicU64,
+    tpm: std::sync::atomic::AtomicU64,
+}
+
+impl AtomicRates {
+    fn new(r: Rates) -> Self {
+        let a = Self {
+            rpm: std::sync::atomic::AtomicU64::new(0),
+            tpm: std::sync::atomic::AtomicU64::new(0),
+        };
+        a.set(r);
+        a
+    }
+
+    fn set(&self, r: Rates) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.rpm.store(r.rpm.unwrap_or(0), Relaxed);
+        self.tpm.store(r.tpm.unwrap_or(0), Relaxed);
+    }
+
+    fn get(&self) -> Rates {
+        use std::sync::atomic::Ordering::Relaxed;
+        let some = |v: u64| (v > 0).then_some(v);
+        Rates {
+            rpm: some(self.rpm.load(Relaxed)),
+            tpm: some(self.tpm.load(Relaxed)),
+        }
+    }
+}
+
 /// How long the limiter keeps to its local counters after Redis failed before trying
 /// it again: a dead Redis costs one timeout per this period, not one per request.
 pub const REDIS_RETRY: Duration = Duration::from_secs(2);
@@ -186,8 +218,8 @@ struct RedisState {
 }
 
 pub struct RateLimiter {
-    key_default: Rates,
-    account_default: Rates,
+    /// The configured defaults (key, account), replaced by a configuration reload.
+    defaults: [AtomicRates; 2],
     /// `scope:kind` → (window, count).
     local: Mutex<HashMap<String, (i64, u64)>>,
     /// The last window in which `local` was swept of past windows (once per window, so
@@ -212,12 +244,18 @@ impl RateLimiter {
             None => None,
         };
         Ok(Self {
-            key_default: cfg.key,
-            account_default: cfg.account,
+            defaults: [AtomicRates::new(cfg.key), AtomicRates::new(cfg.account)],
             local: Mutex::new(HashMap::new()),
             swept: std::sync::atomic::AtomicI64::new(i64::MIN),
             redis,
         })
+    }
+
+    /// Replaces the default limits of every key and every account (a configuration
+    /// reload); counts so far are kept.
+    pub fn set_defaults(&self, key: Rates, account: Rates) {
+        self.defaults[0].set(key);
+        self.defaults[1].set(account);
     }
 
     /// Where counters are kept now: local, Redis, or local because Redis fails.
@@ -241,8 +279,8 @@ impl RateLimiter {
         account_rates: Rates,
         tokens: u64,
     ) -> Result<Option<RateStatus>, RateLimited> {
-        let k = key_rates.or(self.key_default);
-        let a = account_rates.or(self.account_default);
+        let k = key_rates.or(self.defaults[0].get());
+        let a = account_rates.or(self.defaults[1].get());
         if k.is_none() && a.is_none() {
             return Ok(None);
         }

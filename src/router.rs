@@ -58,8 +58,9 @@ pub struct Router {
     /// Bedrock source regions where this deployment has model access (None: Bedrock is
     /// not configured, and its endpoints are refused as such).
     bedrock_regions: Option<Vec<String>>,
-    /// Circuit state per endpoint key. Built once; atomics, so no lock on the hot path.
-    health: HashMap<String, Health>,
+    /// Circuit state per endpoint key. Built once per catalog (a reload carries each
+    /// surviving endpoint's over); atomics, so no lock on the hot path.
+    health: HashMap<String, Arc<Health>>,
 }
 
 impl Router {
@@ -72,7 +73,7 @@ impl Router {
             .models
             .iter()
             .flat_map(|m| m.endpoints.iter())
-            .map(|e| (e.key.clone(), Health::default()))
+            .map(|e| (e.key.clone(), Arc::default()))
             .collect();
         Self {
             catalog,
@@ -80,6 +81,24 @@ impl Router {
             bedrock_regions,
             health,
         }
+    }
+
+    /// A router for a reloaded catalog: the endpoints `previous` also had keep their
+    /// circuit state and observations (shared, so what requests still routed by
+    /// `previous` record counts here too); new endpoints start afresh.
+    pub fn reloaded(
+        previous: &Router,
+        catalog: Arc<Catalog>,
+        configured: Vec<ProviderKind>,
+        bedrock_regions: Option<Vec<String>>,
+    ) -> Self {
+        let mut r = Self::new(catalog, configured, bedrock_regions);
+        for (key, h) in &mut r.health {
+            if let Some(old) = previous.health.get(key) {
+                *h = old.clone();
+            }
+        }
+        r
     }
 
     pub fn catalog(&self) -> &Arc<Catalog> {

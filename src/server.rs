@@ -23,7 +23,7 @@ pub mod usage;
 
 use std::sync::Arc;
 
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, FromRef, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{delete, get, post};
@@ -35,9 +35,13 @@ use crate::config::Config;
 use crate::ledger::Ledger;
 use crate::providers::Providers;
 
-/// Everything a handler needs; cloned per request (all `Arc`s).
+/// Everything a handler needs; cloned per request (all `Arc`s). The catalog, the
+/// router and `models_json` are those in force when the request arrived (a reload
+/// replaces them for later requests: see [`crate::reload`]).
 #[derive(Clone)]
 pub struct AppState {
+    /// The configuration the gateway started with. Settings a reload changes are read
+    /// from [`crate::reload::Snapshot::config`] instead.
     pub config: Arc<Config>,
     pub catalog: Arc<Catalog>,
     pub router: Arc<crate::router::Router>,
@@ -45,10 +49,12 @@ pub struct AppState {
     pub ledger: Arc<Ledger>,
     /// Rate limits (requests and tokens per minute), local or shared through Redis.
     pub limiter: Arc<crate::ratelimit::RateLimiter>,
-    /// `GET /v1/models`, rendered once (the catalog does not change while serving).
+    /// `GET /v1/models`, rendered once per catalog.
     pub models_json: Bytes,
     /// Client connections open now (see [`serve`]).
     pub connections: Arc<std::sync::atomic::AtomicUsize>,
+    /// The snapshot in force, replaced by a reload.
+    pub live: Arc<crate::reload::Live>,
     /// The Prometheus series of `GET /metrics`.
     pub metrics: Arc<crate::metrics::Metrics>,
 }
@@ -61,26 +67,64 @@ impl AppState {
         ledger: Arc<Ledger>,
         limiter: crate::ratelimit::RateLimiter,
     ) -> Self {
-        let router = Arc::new(crate::router::Router::new(
-            catalog.clone(),
-            providers.kinds().cloned().collect(),
-            config.bedrock.as_ref().map(|b| b.regions.clone()),
-        ));
-        let models_json = models::render_list(&catalog, &router);
+        let config = Arc::new(config);
+        let snapshot = crate::reload::Snapshot::new(config.clone(), catalog, &providers, None);
         let metrics = Arc::new(crate::metrics::Metrics::new(
             ledger.commit_latency().clone(),
         ));
         Self {
-            config: Arc::new(config),
-            catalog,
-            router,
+            config,
+            catalog: snapshot.catalog.clone(),
+            router: snapshot.router.clone(),
             providers: Arc::new(providers),
             ledger,
             limiter: Arc::new(limiter),
-            models_json,
+            models_json: snapshot.models_json.clone(),
             connections: Arc::default(),
+            live: Arc::new(crate::reload::Live::new(snapshot, None)),
             metrics,
         }
+    }
+
+    /// This state, reloading its configuration from `source` (see [`crate::reload`]).
+    /// Call it before serving.
+    pub fn reloading_from(mut self, source: crate::reload::ConfigSource) -> Self {
+        let snapshot = crate::reload::Snapshot {
+            config: self.live.config(),
+            catalog: self.catalog.clone(),
+            router: self.router.clone(),
+            models_json: self.models_json.clone(),
+        };
+        self.live = Arc::new(crate::reload::Live::new(snapshot, Some(source)));
+        self
+    }
+
+    /// This state with the snapshot in force now.
+    pub fn current(&self) -> AppState {
+        let now = self.live.load();
+        AppState {
+            config: self.config.clone(),
+            catalog: now.catalog.clone(),
+            router: now.router.clone(),
+            providers: self.providers.clone(),
+            ledger: self.ledger.clone(),
+            limiter: self.limiter.clone(),
+            models_json: now.models_json.clone(),
+            connections: self.connections.clone(),
+            live: self.live.clone(),
+            metrics: self.metrics.clone(),
+        }
+    }
+}
+
+/// The routes' state: each request's [`AppState`] is taken from it with the snapshot in
+/// force when the request arrives.
+#[derive(Clone)]
+struct Serving(AppState);
+
+impl FromRef<Serving> for AppState {
+    fn from_ref(s: &Serving) -> AppState {
+        s.0.current()
     }
 }
 
@@ -100,6 +144,7 @@ pub fn app(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(admin::metrics))
         .route("/admin/v1/runtime", get(admin::runtime))
+        .route("/admin/v1/reload", post(admin::reload))
         .route("/admin/v1/accounts", post(admin::create_account))
         .route(
             "/admin/v1/accounts/{id}",
@@ -122,7 +167,7 @@ pub fn app(state: AppState) -> Router {
         // The limit is enforced by the handlers' body extraction (a 413 in our shape);
         // axum's own default of 2 MiB is replaced by the configured one.
         .layer(DefaultBodyLimit::max(limit))
-        .with_state(state)
+        .with_state(Serving(state))
 }
 
 async fn not_found() -> error::ApiError {
@@ -178,13 +223,21 @@ async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
 /// at most `max_connections` connections at once (beyond it new ones wait in the
 /// kernel's accept queue), and `header_read_timeout` for a request's headers, counted
 /// from the connection's opening or its previous answer (so also the idle keep-alive
-/// timeout). On shutdown, accepting stops and open connections finish their requests.
+/// timeout).
+///
+/// On shutdown, accepting stops and open connections finish the requests they carry
+/// (idle ones close) for at most `shutdown_grace_ms`; connections still open then are
+/// cut, and their requests settled for what was delivered, as when a client leaves
+/// (streams read for billing after their clients left stop then too). Then requests
+/// still running upstream are waited for (`billing.shutdown_drain_ms`) and the ledger
+/// is flushed and closed.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let ledger = state.ledger.clone();
+    let live = state.live.clone();
     let connections = state.connections.clone();
     let slots = Arc::new(tokio::sync::Semaphore::new(state.config.max_connections));
     let mut http = hyper::server::conn::http1::Builder::new();
@@ -192,6 +245,8 @@ pub async fn serve(
         .header_read_timeout(state.config.header_read_timeout);
     let router = app(state);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    // Set when the grace period is over: every connection still open is dropped.
+    let (cut, _) = tokio::sync::watch::channel(false);
     tokio::pin!(shutdown);
     loop {
         let slot = tokio::select! {
@@ -221,24 +276,54 @@ pub async fn serve(
             graceful.watch(http.serve_connection(hyper_util::rt::TokioIo::new(tcp), service));
         let open = connections.clone();
         open.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut cut = cut.subscribe();
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "connection ended with an error");
+            tokio::select! {
+                r = conn => if let Err(e) = r {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                },
+                _ = cut.wait_for(|c| *c) => {}
             }
             open.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
             drop(slot);
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    let grace = live.config().shutdown_grace;
+    let open = connections.load(std::sync::atomic::Ordering::Relaxed);
+    if open > 0 {
+        tracing::info!(
+            connections = open,
+            "shutting down: waiting up to {grace:?} for requests in flight"
+        );
+    }
+    let deadline = tokio::time::Instant::now() + grace;
+    if tokio::time::timeout_at(deadline, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        let open = connections.load(std::sync::atomic::Ordering::Relaxed);
+        tracing::warn!(
+            connections = open,
+            "requests still in flight after the shutdown grace period of {grace:?}; cutting them (each is billed for what was delivered)"
+        );
+    }
+    // Streams still read for billing after their clients left have the same grace
+    // period. Then they stop, and so do the connections still open; every stream cut
+    // is settled from what was seen (see `stream.rs`).
+    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+    if ledger.wait_settled(left).await > 0 {
+        ledger.cut();
+    }
+    cut.send_replace(true);
     // Requests whose clients left are still running: let them finish and settle, then
     // commit every settlement before the process exits, each for a bounded time.
-    let grace = ledger.billing.shutdown_drain;
-    let open = ledger.wait_settled(grace).await;
+    let drain = ledger.billing().shutdown_drain;
+    let open = ledger.wait_settled(drain).await;
     if open > 0 {
         tracing::error!(
             open,
-            "requests still running at shutdown after {grace:?}; they are not billed"
+            "requests still running at shutdown after {drain:?}; they are not billed"
         );
     }
     // Commits every settlement, hands back the credit leases (PostgreSQL) and releases

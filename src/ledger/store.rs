@@ -272,6 +272,32 @@ const USAGE_COLUMNS: [&str; 19] = [
     "lease_id",
 ];
 
+/// The most rows one usage INSERT carries: 256 × 19 binds stays far under SQLite's limit
+/// on bound parameters (32,766).
+const MAX_ROWS_PER_INSERT: usize = 256;
+const _: () = assert!(MAX_ROWS_PER_INSERT * USAGE_COLUMNS.len() <= SQLITE_MAX_PARAMS);
+
+/// How a group commit of `n` usage entries is split into INSERTs: the largest power of
+/// two that fits, up to [`MAX_ROWS_PER_INSERT`], again and again. Every statement then
+/// has one of nine shapes (1 to 256 rows), each prepared once per connection and reused:
+/// a statement per distinct batch length would grow every connection's statement cache
+/// without bound (one cause of memory growth under load), and not caching them would
+/// parse SQL on every commit.
+fn insert_chunks(mut n: usize) -> impl Iterator<Item = usize> {
+    std::iter::from_fn(move || {
+        if n == 0 {
+            return None;
+        }
+        let size = if n >= MAX_ROWS_PER_INSERT {
+            MAX_ROWS_PER_INSERT
+        } else {
+            1 << (usize::BITS - 1 - n.leading_zeros())
+        };
+        n -= size;
+        Some(size)
+    })
+}
+
 /// The schema's migrations, per backend, in version order.
 fn migrator(postgres: bool) -> Migrator {
     let m = |v: i64, name: &'static str, sql: &'static str| {
@@ -758,14 +784,16 @@ impl Store {
     /// lease was closed meanwhile is charged at most the account's unleased credit
     /// ([`lease::cover`]), so that no account goes below zero.
     pub async fn append_usage(&self, entries: &[UsageEntry]) -> Result<(), StoreError> {
-        // Multi-row INSERTs with as many rows per statement as SQLite's limit on bound
-        // parameters allows (32,766 / 19 columns = 1,724 rows; PostgreSQL allows more),
-        // in one transaction.
-        const ROWS_PER_INSERT: usize = SQLITE_MAX_PARAMS / USAGE_COLUMNS.len();
+        // Multi-row INSERTs in one transaction, of 1, 2, 4, … or MAX_ROWS_PER_INSERT rows
+        // each (see `insert_chunks`): few enough shapes that each connection keeps every
+        // one prepared, so a commit parses no SQL and the statement cache stays bounded.
         let insert = format!("INSERT INTO ledger_entries ({}) ", USAGE_COLUMNS.join(", "));
         macro_rules! insert_usage {
             ($tx:ident, $Db:ty, $entries:expr) => {
-                for chunk in $entries.chunks(ROWS_PER_INSERT) {
+                let mut rest: &[UsageEntry] = $entries;
+                for n in insert_chunks(rest.len()) {
+                    let (chunk, tail) = rest.split_at(n);
+                    rest = tail;
                     let mut q = sqlx::QueryBuilder::<$Db>::new(&insert);
                     // One bind per name in USAGE_COLUMNS, in that order.
                     q.push_values(chunk, |mut b, e| {
@@ -793,10 +821,7 @@ impl Store {
                     // conflict (a primary key behind its sequence) is an error, never a
                     // silently lost charge.
                     q.push(" ON CONFLICT (request_id) WHERE kind = 'usage' DO NOTHING");
-                    // Not kept as a prepared statement: each batch has its own number of
-                    // rows, so each would be a new statement in the connection's cache,
-                    // and the cache alone grew the process to 180-200 MB under load.
-                    q.build().persistent(false).execute(&mut *$tx).await?;
+                    q.build().execute(&mut *$tx).await?;
                 }
             };
         }
@@ -1098,6 +1123,30 @@ use insert_key;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn usage_inserts_come_in_nine_shapes_that_cover_every_entry() {
+        let mut shapes = std::collections::BTreeSet::new();
+        for n in 0..=3_000usize {
+            let sizes: Vec<usize> = insert_chunks(n).collect();
+            assert_eq!(
+                sizes.iter().sum::<usize>(),
+                n,
+                "every entry of {n} is inserted"
+            );
+            for &s in &sizes {
+                assert!(
+                    s.is_power_of_two() && s <= MAX_ROWS_PER_INSERT,
+                    "{n}: {sizes:?}"
+                );
+                shapes.insert(s);
+            }
+            // Largest first, and at most one statement per bit below the cap.
+            assert!(sizes.windows(2).all(|w| w[0] >= w[1]), "{n}: {sizes:?}");
+            assert!(sizes.len() <= n / MAX_ROWS_PER_INSERT + 8, "{n}: {sizes:?}");
+        }
+        assert_eq!(shapes.len(), 9, "{shapes:?}");
+    }
 
     #[tokio::test]
     async fn topups_are_durable_and_idempotent() {

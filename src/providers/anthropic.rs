@@ -76,6 +76,10 @@ impl Anthropic {
 }
 
 impl Provider for Anthropic {
+    fn server_address(&self, _ep: &crate::catalog::Endpoint) -> Option<String> {
+        Some(crate::telemetry::host_of(&self.host))
+    }
+
     fn call<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<Reply, UpstreamError>> {
         Box::pin(async move {
             let upstream_id = &call.endpoint.upstream_id;

@@ -135,6 +135,13 @@ impl Bedrock {
 }
 
 impl Provider for Bedrock {
+    fn server_address(&self, ep: &crate::catalog::Endpoint) -> Option<String> {
+        let b = ep.bedrock.as_ref()?;
+        Some(crate::telemetry::host_of(
+            &self.target(&b.source_region, &ep.upstream_id, "converse").1,
+        ))
+    }
+
     fn call<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<Reply, UpstreamError>> {
         Box::pin(async move {
             let Some(b) = &call.endpoint.bedrock else {

@@ -8,9 +8,8 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use eventsource_stream::{Event, Eventsource};
 use futures_util::{Stream, StreamExt};
-use http_body_util::{BodyDataStream, BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -20,7 +19,7 @@ use hyper_util::rt::TokioExecutor;
 use super::{UpstreamError, UpstreamErrorKind};
 
 /// Upstream timeouts.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeouts {
     pub connect: Duration,
     /// From sending the request to the response head.
@@ -169,17 +168,17 @@ impl HttpClient {
     }
 
     /// Server-sent events of a streamed body, each within the idle timeout and all within
-    /// the total one. The stream ends with an `Interrupted` error if the body breaks, and
-    /// a `Timeout` error if it stalls or runs past the total timeout.
+    /// the total one. The stream ends with an `Interrupted` error if the body breaks (or
+    /// is not SSE), and a `Timeout` error if it stalls or runs past the total timeout.
     pub fn sse(
         &self,
         body: Incoming,
         provider: &str,
     ) -> impl Stream<Item = Result<Event, UpstreamError>> + Send + 'static {
-        let events = BodyDataStream::new(body).eventsource();
+        let events = sse_stream::SseStream::new(body);
         let timeouts = self.timeouts;
         let started = tokio::time::Instant::now();
-        let provider = provider.to_owned();
+        let provider: std::sync::Arc<str> = provider.into();
         futures_util::stream::unfold(Some(events), move |state| {
             let provider = provider.clone();
             async move {
@@ -194,7 +193,7 @@ impl HttpClient {
                         None,
                     )),
                     Ok(None) => None,
-                    Ok(Some(Ok(ev))) => Some((Ok(ev), Some(events))),
+                    Ok(Some(Ok(ev))) => Some((Ok(Event::from(ev)), Some(events))),
                     Ok(Some(Err(e))) => Some((
                         Err(UpstreamError::new(
                             UpstreamErrorKind::Interrupted,
@@ -206,6 +205,24 @@ impl HttpClient {
                 }
             }
         })
+    }
+}
+
+/// One server-sent event as the adapters read it: its type (`message` when the event
+/// names none, as the SSE standard dispatches it) and its data lines joined by `\n`
+/// (empty for an event without data, which the adapters skip).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Event {
+    pub event: String,
+    pub data: String,
+}
+
+impl From<sse_stream::Sse> for Event {
+    fn from(s: sse_stream::Sse) -> Self {
+        Event {
+            event: s.event.unwrap_or_else(|| "message".to_owned()),
+            data: s.data.unwrap_or_default(),
+        }
     }
 }
 

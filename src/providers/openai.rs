@@ -197,6 +197,10 @@ impl ChunkLite<'_> {
 }
 
 impl Provider for OpenAi {
+    fn server_address(&self, _ep: &crate::catalog::Endpoint) -> Option<String> {
+        Some(crate::telemetry::host_of(&self.host))
+    }
+
     fn call<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<Reply, UpstreamError>> {
         Box::pin(async move {
             // A Messages request's `top_k` has no equivalent in Chat Completions.
@@ -298,7 +302,7 @@ impl OpenAi {
 /// one with empty `choices`).
 fn chunk_items(
     provider: &str,
-    ev: Result<eventsource_stream::Event, UpstreamError>,
+    ev: Result<super::http::Event, UpstreamError>,
 ) -> [Option<Result<StreamItem, UpstreamError>>; 2] {
     let ev = match ev {
         Ok(ev) => ev,
@@ -357,7 +361,7 @@ mod tests {
     use super::*;
 
     fn items(data: &str) -> Vec<StreamItem> {
-        let ev = eventsource_stream::Event {
+        let ev = crate::providers::http::Event {
             data: data.to_owned(),
             ..Default::default()
         };

@@ -325,6 +325,36 @@ pub async fn metrics(
         .into_response())
 }
 
+/// `POST /admin/v1/reload`: reads the configuration and the catalog again and applies
+/// them (see [`crate::reload`]): what changed, or `422 invalid_configuration` listing
+/// every problem in `error.errors` (the catalog and configuration in force keep
+/// serving). Runs to completion even if the admin client hangs up.
+pub async fn reload(
+    State(st): State<AppState>,
+    h: HeaderMap,
+) -> Result<Json<Value>, axum::response::Response> {
+    use axum::response::IntoResponse;
+    auth::admin(&st, &h).map_err(IntoResponse::into_response)?;
+    let result = to_completion(async move { crate::reload::reload(&st).await })
+        .await
+        .map_err(IntoResponse::into_response)?;
+    match result {
+        Ok(report) => Ok(Json(serde_json::to_value(report).unwrap_or_default())),
+        Err(e) => {
+            let message = format!(
+                "The reload was refused; the catalog and configuration in force keep serving. {} problem(s): {}",
+                e.0.len(),
+                e.0.join("; ")
+            );
+            let body = json!({"error": {
+                "message": message, "type": "invalid_request_error",
+                "code": "invalid_configuration", "param": null, "errors": e.0,
+            }});
+            Err((StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response())
+        }
+    }
+}
+
 pub async fn show_account(
     State(st): State<AppState>,
     h: HeaderMap,
@@ -551,7 +581,7 @@ pub async fn topup(
         MoneyError::TooLarge(_) => bad(format!("The maximum single top-up is ${max}; got ${s}.")),
         e => bad(format!("`amount_usd`: {e}")),
     })?;
-    let min = st.ledger.billing.min_topup;
+    let min = st.ledger.billing().min_topup;
     if amount < min {
         return Err(bad(format!("The minimum top-up is ${min}; got ${amount}.")));
     }

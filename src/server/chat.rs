@@ -36,6 +36,7 @@ use crate::ledger::{keys, Charge, ClientHandle, Presence, Reservation, UsageStat
 use crate::metrics::{Route, Tally};
 use crate::money::{CostAccumulator, Nanos};
 use crate::providers::Call;
+use crate::telemetry::RequestTrace;
 
 pub const REQUEST_ID: &str = "x-gammainfra-request-id";
 
@@ -65,6 +66,11 @@ pub(super) async fn serve(
     surface: Surface,
 ) -> Response {
     let request_id = keys::random_request_id();
+    let route = match surface {
+        Surface::Chat => "/v1/chat/completions",
+        Surface::Messages => "/v1/messages",
+    };
+    let mut trace = RequestTrace::start(&headers, &request_id, route);
     // The handler holds the presence; the request's task holds the other end. If the
     // client hangs up, hyper drops this future, the presence with it, and the task goes
     // on: it is billed from the provider's usage and counted as detached meanwhile.
@@ -83,13 +89,19 @@ pub(super) async fn serve(
                 &request_id,
                 client,
                 surface,
+                &mut trace,
                 &mut tally,
             )
             .await
             {
-                Ok(r) => r,
+                Ok(r) => {
+                    // A stream took the trace: it finishes when the stream is settled.
+                    trace.finish(r.status().as_u16(), None);
+                    r
+                }
                 Err(e) => {
                     tally.failed(e.status.as_u16(), e.code);
+                    trace.finish(e.status.as_u16(), Some(e.code));
                     // The one place a failed request is logged (conversion never logs).
                     if e.status.is_server_error() {
                         tracing::warn!(request_id, status = e.status.as_u16(), code = %e.code, message = %e.message, "request failed");
@@ -211,6 +223,7 @@ pub fn linger(st: &AppState, body: axum::body::Body) {
     });
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn handle(
     st: &AppState,
     headers: &HeaderMap,
@@ -218,6 +231,7 @@ async fn handle(
     request_id: &str,
     client: ClientHandle,
     surface: Surface,
+    trace: &mut RequestTrace,
     tally: &mut Tally,
 ) -> Result<Response, ApiError> {
     // The key first: a request without a valid one is answered without its body read.
@@ -228,6 +242,7 @@ async fn handle(
             return Err(e);
         }
     };
+    trace.key(&key.account_id, &key.key_id);
     let body = read_body(st, headers, body).await?;
     // A Messages request is converted to the chat format; the client's own request is
     // kept for Anthropic endpoints (see `crate::messages`).
@@ -263,6 +278,11 @@ async fn handle(
     // Every model the request names is resolved first: an unknown one is refused
     // naming it, before anything else.
     let chain = req.model_chain();
+    trace.request(
+        chain.first().map_or("", |&(_, name)| name),
+        req.output_cap(),
+        req.is_stream(),
+    );
     let mut resolved = Vec::with_capacity(chain.len());
     for &(at, name) in &chain {
         let mut res = st.catalog.resolve(name).map_err(|e| {
@@ -361,6 +381,7 @@ async fn handle(
         native.as_ref(),
         request_id,
         client,
+        trace,
         tally,
     )
     .await;
@@ -502,6 +523,7 @@ async fn attempt(
     native: Option<&crate::messages::NativeMessages>,
     request_id: &str,
     client: ClientHandle,
+    trace: &mut RequestTrace,
     tally: &mut Tally,
 ) -> Result<Response, ApiError> {
     let sort = req
@@ -537,8 +559,10 @@ async fn attempt(
         };
         let started = Instant::now();
         tally.calling(ep, started);
+        let span = trace.attempt(ep, || provider.server_address(ep));
         match provider.call(call).await {
             Ok(Reply::Complete(c)) => {
+                span.answered(&c.usage);
                 st.router.record_success(&ep.key);
                 // A non-streamed answer's throughput is over the whole call; it has no
                 // first token to time.
@@ -546,7 +570,7 @@ async fn attempt(
                     .record_throughput(&ep.key, c.usage.output_tokens, started.elapsed());
                 route.ok(&res.model.id, ep);
                 let ledger = reservation.ledger().clone();
-                let mut resp = complete(cand, ep, c, reservation, native, request_id, tally);
+                let mut resp = complete(cand, ep, c, reservation, native, request_id, trace, tally);
                 route.set_on(&mut resp);
                 ledger.commit_before_answer().await;
                 return Ok(resp);
@@ -567,6 +591,7 @@ async fn attempt(
                 };
                 match first {
                     Some(Err(e)) if e.retryable() && more => {
+                        span.failed(&e, true);
                         note_failure(st, ep, &e, request_id, tally);
                         route.failed(&res.model.id, ep, &e);
                         tracing::warn!(request_id, endpoint = %ep.key, error = %e, "failing over");
@@ -574,6 +599,7 @@ async fn attempt(
                         continue;
                     }
                     Some(Err(e)) => {
+                        span.failed(&e, false);
                         note_failure(st, ep, &e, request_id, tally);
                         route.failed(&res.model.id, ep, &e);
                         return Err(answered_failure(ep, &e, request_id, route));
@@ -591,6 +617,7 @@ async fn attempt(
                                 since: now,
                             }
                         });
+                        trace.streaming(span, timer.as_ref().map(|t| t.since - started));
                         route.ok(&res.model.id, ep);
                         let billed = BilledStream::new(
                             s,
@@ -605,6 +632,7 @@ async fn attempt(
                             request_id.to_owned(),
                             timer,
                             native.map(|n| super::stream::MessagesOut::new(n, request_id, ep)),
+                            trace.take(),
                         )
                         .with_tally(tally.take());
                         let mut resp = streamed(cand, ep, billed);
@@ -614,6 +642,7 @@ async fn attempt(
                 }
             }
             Err(e) => {
+                span.failed(&e, e.retryable() && more);
                 note_failure(st, ep, &e, request_id, tally);
                 route.failed(&res.model.id, ep, &e);
                 if e.retryable() && more {
@@ -705,13 +734,15 @@ fn proxied_headers(resp: &mut Response, cand: &Candidate, ep: &Endpoint) {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn complete(
     cand: &Candidate,
-    ep: &Endpoint,
+    ep: &Arc<Endpoint>,
     c: Completion,
     reservation: Reservation,
     native: Option<&crate::messages::NativeMessages>,
     request_id: &str,
+    trace: &mut RequestTrace,
     tally: &mut Tally,
 ) -> Response {
     let res = &cand.res;
@@ -731,6 +762,7 @@ fn complete(
         status,
         note,
     ));
+    trace.billed(&res.model.id, ep, &c.usage, charged, status.as_str());
     tally.answered(&c.usage, charged, None);
     if let Some(n) = native {
         // A Messages answer: Anthropic's own as it came, or the converted one encoded.

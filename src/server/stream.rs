@@ -10,7 +10,9 @@
 //! the provider's own final usage rather than an estimate. That costs at most the output
 //! cap the reservation already holds, and the upstream idle timeout bounds how long a
 //! stalled provider can keep it. Only if that task cannot run (the runtime is shutting
-//! down) is the stream settled from what was seen, with estimated usage.
+//! down), or shutdown's grace period ends first (connections still open then are cut
+//! and their streams dropped the same way), is the stream settled from what was seen,
+//! with estimated usage.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -67,6 +69,8 @@ pub struct BilledStream {
     throughput: Option<Throughput>,
     /// For `/v1/messages`: how the stream is written in Anthropic's dialect.
     messages: Option<MessagesOut>,
+    /// The request's trace and log line, finished at settlement.
+    trace: crate::telemetry::RequestTrace,
     /// The request's measurements, recorded when it is settled.
     tally: Option<crate::metrics::Tally>,
 }
@@ -102,6 +106,7 @@ impl BilledStream {
         request_id: String,
         throughput: Option<Throughput>,
         messages: Option<MessagesOut>,
+        trace: crate::telemetry::RequestTrace,
     ) -> Self {
         let mut s = Self {
             inner,
@@ -122,6 +127,7 @@ impl BilledStream {
             commit: None,
             throughput,
             messages,
+            trace,
             tally: None,
         };
         for item in prefetched {
@@ -162,6 +168,7 @@ impl BilledStream {
             commit: None,
             throughput: self.throughput.take(),
             messages: None,
+            trace: self.trace.take(),
             tally: self.tally.take(),
         };
         self.finished = true;
@@ -265,7 +272,7 @@ impl BilledStream {
             .reservation
             .as_ref()
             .map(|r| r.ledger().clone())
-            .filter(|l| l.billing.commit_before_answer)
+            .filter(|l| l.billing().commit_before_answer)
         {
             self.commit = Some(Box::pin(async move { ledger.commit_before_answer().await }));
         }
@@ -339,6 +346,16 @@ impl BilledStream {
             status,
             note,
         ));
+        // The request ends with its stream (its 200 went out long ago).
+        self.trace.billed(
+            &self.model,
+            &self.endpoint,
+            &usage,
+            charged,
+            status.as_str(),
+        );
+        let error = (status == UsageStatus::UpstreamError).then_some("upstream_error");
+        self.trace.finish(200, error);
         if let Some(mut t) = self.tally.take() {
             let broke = matches!(status, UsageStatus::UpstreamError | UsageStatus::CutShort);
             t.answered(&usage, charged, broke.then(|| status.as_str()));
@@ -397,7 +414,22 @@ impl Drop for BilledStream {
                 self.client.mark_left();
                 tracing::debug!("client left mid-stream; reading the stream to its end to bill it");
                 let mut rest = self.take_rest();
-                rt.spawn(async move { while rest.next().await.is_some() {} });
+                let ledger = rest.reservation.as_ref().map(|r| r.ledger().clone());
+                rt.spawn(async move {
+                    let Some(ledger) = ledger else { return };
+                    // Until shutdown's grace period ends (see `Ledger::cut`): then what
+                    // was seen is billed, the rest estimated.
+                    let ended = tokio::select! {
+                        () = async { while rest.next().await.is_some() {} } => true,
+                        () = ledger.until_cut() => false,
+                    };
+                    if !ended {
+                        rest.settle(
+                            Some("the gateway shut down".to_owned()),
+                            UsageStatus::CutShort,
+                        );
+                    }
+                });
                 return;
             }
         }
@@ -477,6 +509,7 @@ mod tests {
             "req_dropped".into(),
             None,
             None,
+            crate::telemetry::RequestTrace::default(),
         );
         let mut billed = billed;
         assert!(billed.next().await.is_some(), "the first frame");

@@ -160,7 +160,7 @@ fn chat_body() -> impl Strategy<Value = Value> {
 }
 
 /// An Anthropic SSE event: a known type with plausible or random data.
-fn anthropic_event() -> impl Strategy<Value = eventsource_stream::Event> {
+fn anthropic_event() -> impl Strategy<Value = gammainfra::providers::http::Event> {
     let data = prop_oneof![
         (0u64..4, ".{0,10}").prop_map(|(i, t)| json!({"type": "content_block_delta", "index": i, "delta": {"type": "text_delta", "text": t}}).to_string()),
         (0u64..4, ".{0,10}").prop_map(|(i, t)| json!({"type": "content_block_delta", "index": i, "delta": {"type": "input_json_delta", "partial_json": t}}).to_string()),
@@ -185,12 +185,7 @@ fn anthropic_event() -> impl Strategy<Value = eventsource_stream::Event> {
         ]),
         data,
     )
-        .prop_map(|(event, data)| eventsource_stream::Event {
-            event,
-            data,
-            id: String::new(),
-            retry: None,
-        })
+        .prop_map(|(event, data)| gammainfra::providers::http::Event { event, data })
 }
 
 /// A Bedrock ConverseStream event-stream message: known or random headers and payload.

@@ -20,8 +20,11 @@ mod migrate;
 mod priced;
 mod provider_errors;
 mod regions;
+mod reload;
 mod replicas;
 mod residency;
 mod routing;
 mod settlement;
+#[cfg(feature = "otlp")]
+mod telemetry;
 mod usage;

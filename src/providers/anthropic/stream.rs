@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use eventsource_stream::Event;
+use crate::providers::http::Event;
 use futures_util::Stream;
 use serde_json::{json, Value};
 
