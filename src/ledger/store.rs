@@ -276,6 +276,9 @@ const USAGE_COLUMNS: [&str; 19] = [
 /// on bound parameters (32,766).
 const MAX_ROWS_PER_INSERT: usize = 256;
 const _: () = assert!(MAX_ROWS_PER_INSERT * USAGE_COLUMNS.len() <= SQLITE_MAX_PARAMS);
+/// The most rows of one PostgreSQL usage INSERT: as many as SQLite's limit on bound
+/// parameters would allow (1,724), far more than a group commit gathers in practice.
+const MAX_ROWS_PER_STATEMENT: usize = SQLITE_MAX_PARAMS / USAGE_COLUMNS.len();
 
 /// How a group commit of `n` usage entries is split into INSERTs: the largest power of
 /// two that fits, up to [`MAX_ROWS_PER_INSERT`], again and again. Every statement then
@@ -784,14 +787,20 @@ impl Store {
     /// lease was closed meanwhile is charged at most the account's unleased credit
     /// ([`lease::cover`]), so that no account goes below zero.
     pub async fn append_usage(&self, entries: &[UsageEntry]) -> Result<(), StoreError> {
-        // Multi-row INSERTs in one transaction, of 1, 2, 4, … or MAX_ROWS_PER_INSERT rows
-        // each (see `insert_chunks`): few enough shapes that each connection keeps every
-        // one prepared, so a commit parses no SQL and the statement cache stays bounded.
+        // Multi-row INSERTs in one transaction. On SQLite, of 1, 2, 4, … or
+        // MAX_ROWS_PER_INSERT rows each (see `insert_chunks`): few enough shapes that the
+        // connection keeps every one prepared, so a commit parses no SQL and the statement
+        // cache stays bounded. On PostgreSQL, one statement per commit (up to
+        // MAX_ROWS_PER_STATEMENT rows), not kept prepared (each length would be a new
+        // statement in the connection's cache): the credit trigger runs once per
+        // statement and locks the statement's accounts in ID order, so a commit split
+        // into several statements would lock them out of order and could deadlock with
+        // another replica's commit. PostgreSQL parses it on its own side.
         let insert = format!("INSERT INTO ledger_entries ({}) ", USAGE_COLUMNS.join(", "));
         macro_rules! insert_usage {
-            ($tx:ident, $Db:ty, $entries:expr) => {
+            ($tx:ident, $Db:ty, $entries:expr, $chunks:expr, $persistent:expr) => {
                 let mut rest: &[UsageEntry] = $entries;
-                for n in insert_chunks(rest.len()) {
+                for n in $chunks(rest.len()) {
                     let (chunk, tail) = rest.split_at(n);
                     rest = tail;
                     let mut q = sqlx::QueryBuilder::<$Db>::new(&insert);
@@ -821,20 +830,26 @@ impl Store {
                     // conflict (a primary key behind its sequence) is an error, never a
                     // silently lost charge.
                     q.push(" ON CONFLICT (request_id) WHERE kind = 'usage' DO NOTHING");
-                    q.build().execute(&mut *$tx).await?;
+                    q.build().persistent($persistent).execute(&mut *$tx).await?;
                 }
             };
         }
         match &self.pool {
             Pool::Sqlite(p) => {
                 let mut tx = p.begin_write().await?;
-                insert_usage!(tx, sqlx::Sqlite, entries);
+                insert_usage!(tx, sqlx::Sqlite, entries, insert_chunks, true);
                 tx.commit().await?;
             }
             Pool::Postgres(p) => {
                 let mut tx = p.begin_write().await?;
                 let clamped = lease::cover(&mut tx, entries).await?;
-                insert_usage!(tx, sqlx::Postgres, clamped.as_deref().unwrap_or(entries));
+                let entries = clamped.as_deref().unwrap_or(entries);
+                let whole = |n: usize| {
+                    (0..n)
+                        .step_by(MAX_ROWS_PER_STATEMENT)
+                        .map(move |i| MAX_ROWS_PER_STATEMENT.min(n - i))
+                };
+                insert_usage!(tx, sqlx::Postgres, entries, whole, false);
                 tx.commit().await?;
             }
         }
