@@ -13,10 +13,12 @@
 //!   stay unparsed, so a body that passes through is never re-serialised.
 //! * this file: usage and the reply types providers return.
 
+pub mod disclosure;
 pub mod estimate;
 pub mod limits;
 pub mod raw;
 pub mod request;
+pub mod upstream;
 
 use std::pin::Pin;
 
@@ -182,7 +184,7 @@ impl Turns {
 }
 
 pub type ChunkStream =
-    Pin<Box<dyn Stream<Item = Result<StreamItem, crate::providers::UpstreamError>> + Send>>;
+    Pin<Box<dyn Stream<Item = Result<StreamItem, upstream::UpstreamError>> + Send>>;
 
 /// What a provider returns for one call.
 pub enum Reply {

@@ -30,6 +30,7 @@ pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod gateway;
+pub mod ids;
 pub mod ledger;
 pub mod messages;
 pub mod metrics;

@@ -54,12 +54,7 @@ pub fn random_request_id() -> String {
     format!("req_{:012x}{}", crate::clock::unix_millis(), hex::encode(b))
 }
 
-/// `prefix` + 16 random hex characters.
-pub fn random_id(prefix: &str) -> String {
-    let mut b = [0u8; 8];
-    rand::thread_rng().fill_bytes(&mut b);
-    format!("{prefix}{}", hex::encode(b))
-}
+pub use crate::ids::random_id;
 
 #[cfg(test)]
 mod tests {

@@ -11,7 +11,7 @@
 //! written for the gateway's account and can carry its AWS account ID, role ARN,
 //! organisation and quotas; it is logged with the request ID instead. The one
 //! exception is a refusal of the client's own input, whose text the adapter may pass
-//! on redacted ([`UpstreamError::client_message`], see [`crate::providers::disclosure`]).
+//! on redacted ([`UpstreamError::client_message`], see [`crate::chat::disclosure`]).
 
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -459,7 +459,7 @@ impl ApiError {
             provider_code: e
                 .code
                 .as_deref()
-                .and_then(crate::providers::disclosure::identifier)
+                .and_then(crate::chat::disclosure::identifier)
                 .map(str::to_owned),
         }));
         a

@@ -364,10 +364,7 @@ pub fn completion(body: &[u8], model: &str) -> Result<Completion, UpstreamError>
         fields: vec![
             (
                 "id".into(),
-                raw(json!(format!(
-                    "chatcmpl-{}",
-                    crate::ledger::keys::random_id("")
-                )))?,
+                raw(json!(format!("chatcmpl-{}", crate::ids::random_id(""))))?,
             ),
             ("object".into(), raw(json!("chat.completion"))?),
             ("created".into(), raw(json!(crate::clock::unix_now()))?),

@@ -254,7 +254,7 @@ pub fn translate(
     region: String,
 ) -> ChunkStream {
     let st = State {
-        id: format!("chatcmpl-{}", crate::ledger::keys::random_id("")),
+        id: format!("chatcmpl-{}", crate::ids::random_id("")),
         created: crate::clock::unix_now(),
         model,
         region,
