@@ -427,6 +427,17 @@ impl Gw {
 }
 
 /// `{"model": model, "messages": [{"role":"user","content": text}]}` plus extra fields.
+/// Sends `signal` (`-TERM`, `-HUP`, …) to the process `pid` with kill(1), and checks it
+/// was delivered.
+pub async fn signal(pid: u32, signal: &str) {
+    let s = tokio::process::Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .await
+        .expect("kill");
+    assert!(s.success(), "kill {signal} {pid}");
+}
+
 pub fn chat_body(model: &str, text: &str, extra: &str) -> String {
     let sep = if extra.is_empty() { "" } else { "," };
     format!(

@@ -417,7 +417,7 @@ async fn sighup_reloads_the_real_binary_and_refuses_a_broken_catalog() {
         .kill_on_drop(true)
         .spawn()
         .expect("spawn gammainfra serve");
-    let pid = child.id().expect("pid").to_string();
+    let pid = child.id().expect("pid");
     let logs = || std::fs::read_to_string(&log).unwrap_or_default();
     let deadline = Instant::now() + Duration::from_secs(30);
     while get(&url, "/readyz", None).await.map(|r| r.0) != Some(200) {
@@ -443,14 +443,7 @@ async fn sighup_reloads_the_real_binary_and_refuses_a_broken_catalog() {
     };
     let initial = models().await;
     assert!(initial.contains("test/first") && !initial.contains("test/second"));
-    let hup = || async {
-        let s = tokio::process::Command::new("kill")
-            .args(["-HUP", &pid])
-            .status()
-            .await
-            .expect("kill");
-        assert!(s.success());
-    };
+    let hup = || crate::harness::signal(pid, "-HUP");
 
     std::fs::write(
         &catalog_path,
@@ -545,12 +538,7 @@ async fn sighup_reloads_the_real_binary_and_refuses_a_broken_catalog() {
     );
 
     // SIGTERM: a graceful exit.
-    let s = tokio::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .await
-        .expect("kill");
-    assert!(s.success());
+    crate::harness::signal(pid, "-TERM").await;
     let mut child = child;
     let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
         .await

@@ -538,13 +538,7 @@ async fn sigkill_run(commit_before_answer: bool) {
     }
     // A graceful stop of every replica hands back their leases.
     for r in &mut replicas {
-        let pid = r.child.id().expect("pid");
-        let s = tokio::process::Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status()
-            .await
-            .expect("kill");
-        assert!(s.success());
+        crate::harness::signal(r.child.id().expect("pid"), "-TERM").await;
         let st = tokio::time::timeout(Duration::from_secs(60), r.child.wait())
             .await
             .expect("the replica stops")

@@ -135,13 +135,7 @@ impl Gateway {
 
     /// SIGTERM, and the exit (after the last spans are exported); returns the log.
     async fn stop(mut self) -> String {
-        let pid = self.child.id().expect("pid");
-        let s = tokio::process::Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status()
-            .await
-            .expect("kill");
-        assert!(s.success());
+        crate::harness::signal(self.child.id().expect("pid"), "-TERM").await;
         let st = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
             .await
             .expect("the gateway stops")
