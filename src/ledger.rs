@@ -443,6 +443,7 @@ impl Ledger {
             tracing::error!(error = %e, "shutting down with usage charges not written");
         }
         if self.shared.is_some() {
+            self.wait_prefetches(self.billing().flush_timeout).await;
             self.return_idle_leases(true).await;
         }
         self.store.close().await;

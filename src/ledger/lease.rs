@@ -277,6 +277,24 @@ impl Ledger {
         });
     }
 
+    /// Waits, at most `timeout`, for the background grants [`Ledger::prefetch`] started:
+    /// at shutdown, a grant still running would open a lease after the leases were
+    /// handed back (the sweep skips an account whose grant is busy), and it would stay
+    /// open until it expired.
+    pub(super) async fn wait_prefetches(&self, timeout: Duration) {
+        let Some(shared) = self.shared() else { return };
+        let deadline = Instant::now() + timeout;
+        while !shared
+            .prefetching
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_empty()
+            && Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     /// Hands back the unused credit of leases idle for `billing.lease_idle_ms` (all of
     /// them with `all`, at shutdown, once nothing is in flight), closing each lease
     /// once nothing of it is outstanding.
