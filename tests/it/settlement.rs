@@ -241,13 +241,15 @@ async fn detached_requests_are_bounded_per_account(backend: Backend) {
     let gw = Gw::start_on(backend, |c| c.billing.max_detached_per_account = 2).await;
     let (id, key) = gw.account("detached@example.com").await;
     let (_, other) = gw.account("other@example.com").await;
-    let slow = chat_body("openai/gpt-4o-mini", "hi [[sim:slow 1500]]", "");
+    let slow = chat_body("openai/gpt-4o-mini", "hi [[sim:slow 8000]]", "");
     for _ in 0..2 {
         raw_chat(&gw, &key, &slow, Leave::After(Duration::from_millis(50))).await;
     }
-    // Give the gateway a moment to see the hang-ups (more under a loaded test run; the
-    // upstream holds both for 1.5 s).
-    let seen = std::time::Instant::now() + Duration::from_millis(1_000);
+    // Give the gateway time to admit both and see the hang-ups: on PostgreSQL under a
+    // loaded test run the first admission waits for a lease from the database, which
+    // has taken over a second. The upstream holds both for 8 s, so neither is settled
+    // before the checks below.
+    let seen = std::time::Instant::now() + Duration::from_millis(6_000);
     while gw.state.ledger.balance(&id).expect("balance").detached < 2
         && std::time::Instant::now() < seen
     {
