@@ -575,3 +575,71 @@ async fn the_demo_serves_all_six_seed_models_offline() {
     }
     assert!(!demo.bedrock.requests().is_empty());
 }
+
+/// The AWS credential chain, with its own HTTP client (rustls on ring), as the binary
+/// runs it: credentials come from a container credentials endpoint, and `catalog verify`
+/// signs the simulated Bedrock's control plane with them.
+#[cfg(feature = "aws-credential-chain")]
+#[tokio::test]
+async fn the_credential_chain_fetches_container_credentials_and_signs_with_them() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A simulated Bedrock that accepts only these credentials with this session token.
+    let mut sim = gammainfra::simulators::BedrockSimConfig::new(AWS_KEY, AWS_SECRET);
+    sim.session_token = Some("container-token".to_owned());
+    let bedrock = gammainfra::simulators::start_bedrock(sim)
+        .await
+        .expect("bedrock sim");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let creds_url = format!(
+        "http://{}/v2/credentials/test",
+        listener.local_addr().expect("addr")
+    );
+    let served = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = served.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut buf = vec![0u8; 8192];
+            let _ = s.read(&mut buf).await;
+            let body = format!(
+                r#"{{"AccessKeyId":"{AWS_KEY}","SecretAccessKey":"{AWS_SECRET}","Token":"container-token","Expiration":"2099-01-01T00:00:00Z"}}"#
+            );
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = s.write_all(answer.as_bytes()).await;
+        }
+    });
+    let home = tempfile::tempdir().expect("home");
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_gammainfra"))
+        .args(["catalog", "verify"])
+        .env_clear()
+        .env("HOME", home.path())
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AWS_REGION", "us-east-1")
+        .env("GAMMAINFRA_BEDROCK_REGIONS", "us-east-1")
+        .env("AWS_ENDPOINT_URL_BEDROCK", bedrock.base_url())
+        .env("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", bedrock.base_url())
+        .env("AWS_CONTAINER_CREDENTIALS_FULL_URI", &creds_url)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(60), out)
+        .await
+        .expect("verify finishes")
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        served.load(std::sync::atomic::Ordering::SeqCst) >= 1,
+        "the chain asked the container endpoint"
+    );
+    // Signed with the container's credentials and token: the simulator, which refuses
+    // any other, accepted every call.
+    assert!(!bedrock.requests().is_empty(), "{stdout}");
+    assert!(stdout.contains(" OK"), "{stdout}");
+}

@@ -75,7 +75,17 @@ impl Signer {
             crate::config::BedrockAuthConfig::CredentialChain => {
                 #[cfg(feature = "aws-credential-chain")]
                 {
+                    use aws_smithy_http_client::tls;
+                    let http = aws_smithy_http_client::Builder::new()
+                        .tls_provider(tls::Provider::Rustls(
+                            tls::rustls_provider::CryptoMode::Ring,
+                        ))
+                        .build_https();
                     let chain = aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
+                        .configure(
+                            aws_config::provider_config::ProviderConfig::default()
+                                .with_http_client(http),
+                        )
                         .build()
                         .await;
                     Self::sigv4(CredentialSource::Chain(
