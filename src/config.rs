@@ -12,24 +12,11 @@ use serde::Deserialize;
 use crate::money::Nanos;
 use crate::providers::http::Timeouts;
 
-/// A secret value: shown as `[redacted]` by `Debug`, never serialised.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+pub use crate::ledger::{Billing, FeeStep};
+pub use crate::providers::bedrock::auth::BedrockAuthConfig;
+pub use crate::ratelimit::LimitsConfig;
+pub use crate::secret::Secret;
 
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Self {
-        Self(s.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -194,37 +181,6 @@ pub struct Config {
     pub limits: LimitsConfig,
 }
 
-/// Rate limits: the defaults for every key and every account (overridable per key and
-/// account through the admin API), and the Redis that shares counters across replicas.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LimitsConfig {
-    pub key: crate::ratelimit::Rates,
-    pub account: crate::ratelimit::Rates,
-    /// `GAMMAINFRA_REDIS_URL`: counters in Redis, shared by every replica using it.
-    pub redis_url: Option<Secret>,
-    /// The most a request waits for Redis before counting locally.
-    pub redis_timeout: Duration,
-    /// Prefix of the counters' Redis keys (separates deployments sharing one Redis).
-    pub redis_prefix: String,
-    /// Requests of one key admitted and not yet settled, at most (per process).
-    pub key_concurrent: u32,
-    /// Requests of one account admitted and not yet settled, at most (per process).
-    pub account_concurrent: u32,
-}
-
-impl Default for LimitsConfig {
-    fn default() -> Self {
-        Self {
-            key: crate::ratelimit::Rates::default(),
-            account: crate::ratelimit::Rates::default(),
-            redis_url: None,
-            redis_timeout: Duration::from_millis(100),
-            redis_prefix: "gammainfra:rl".to_owned(),
-            key_concurrent: 1_024,
-            account_concurrent: 2_048,
-        }
-    }
-}
 
 /// How this deployment calls AWS Bedrock.
 #[derive(Debug, Clone, PartialEq)]
@@ -239,19 +195,6 @@ pub struct BedrockConfig {
     pub allow_private_image_urls: bool,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub enum BedrockAuthConfig {
-    /// `AWS_BEARER_TOKEN_BEDROCK`: a Bedrock API key, sent as a bearer token.
-    BearerToken(Secret),
-    /// SigV4 with the standard AWS credential chain.
-    CredentialChain,
-    /// SigV4 with fixed credentials (the demo and tests, against the simulated Bedrock).
-    Static {
-        access_key_id: String,
-        secret_access_key: Secret,
-        session_token: Option<Secret>,
-    },
-}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProviderConfig {
@@ -259,97 +202,6 @@ pub struct ProviderConfig {
     pub api_key: Option<Secret>,
 }
 
-/// The billing rules that are configuration, not code.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Billing {
-    pub trial: Nanos,
-    pub min_topup: Nanos,
-    /// Sorted by `from`; the last step whose `from` is not after now applies.
-    pub topup_fees: Vec<FeeStep>,
-    /// Requests of one account whose client has gone while the gateway still serves them
-    /// upstream (to bill them from the provider's own usage). At this many, the account's
-    /// new requests are refused with 429 until some finish.
-    pub max_detached_per_account: u32,
-    /// Usage charges settled but not yet committed to the database. At this many (or
-    /// while the database refuses writes) new requests are refused with 503: the ledger
-    /// fails closed, and what a crash can lose stays bounded.
-    pub max_unwritten_usage: usize,
-    /// How long admin reads and shutdown wait for queued charges to be committed.
-    pub flush_timeout: std::time::Duration,
-    /// How long shutdown waits for requests still running (those whose clients left
-    /// included) to finish and settle.
-    pub shutdown_drain: std::time::Duration,
-    /// PostgreSQL: how long a replica's credit lease lives without being renewed (its
-    /// heartbeat renews it every third of this). A dead replica's unused credit returns
-    /// to its accounts after this, plus at most a third of it.
-    pub lease_ttl: std::time::Duration,
-    /// PostgreSQL: the most credit a replica leases on an account at once beyond what a
-    /// request needs (a quarter of the account's unleased credit, if less).
-    pub lease_slice: Nanos,
-    /// PostgreSQL: a replica hands back the unused credit of an account it has not
-    /// admitted a request for in this long.
-    pub lease_idle: std::time::Duration,
-    /// Hold the end of each answer (a non-streamed body, a stream's last frames) until
-    /// its charge is committed, so that a process killed outright has billed every
-    /// answer a client received in full. Costs a commit's wait on every request.
-    pub commit_before_answer: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct FeeStep {
-    pub from: time::OffsetDateTime,
-    /// Hundredths of a percent.
-    pub basis_points: i64,
-}
-
-impl Billing {
-    /// The top-up fee at `at` for `amount` (whole cents), rounded half-up to the cent.
-    /// The product is formed in `i128` (cents and basis points are each `i64`, so it
-    /// cannot overflow there) and the fee saturates at [`Nanos::MAX`]; the top-up handler
-    /// refuses any amount whose charge would not fit before it gets here.
-    pub fn topup_fee(&self, amount: Nanos, at: time::OffsetDateTime) -> Nanos {
-        let bp = self
-            .topup_fees
-            .iter()
-            .rev()
-            .find(|s| s.from <= at)
-            .map_or(0, |s| s.basis_points);
-        let cents = i128::from(amount.whole_cents().unwrap_or(0));
-        let fee_cents = (cents * i128::from(bp) + 5_000).div_euclid(10_000);
-        Nanos::from_cents(i64::try_from(fee_cents).unwrap_or(i64::MAX))
-    }
-}
-
-impl Default for Billing {
-    fn default() -> Self {
-        Self {
-            trial: Nanos::from_cents(300),
-            min_topup: Nanos::from_cents(1000),
-            topup_fees: default_fees(),
-            max_detached_per_account: 8,
-            max_unwritten_usage: 100_000,
-            flush_timeout: Duration::from_secs(10),
-            shutdown_drain: Duration::from_secs(60),
-            lease_ttl: Duration::from_secs(15),
-            lease_slice: Nanos::from_cents(500),
-            lease_idle: Duration::from_secs(2),
-            commit_before_answer: false,
-        }
-    }
-}
-
-fn default_fees() -> Vec<FeeStep> {
-    vec![
-        FeeStep {
-            from: time::macros::datetime!(2000-01-01 0:00 UTC),
-            basis_points: 300,
-        },
-        FeeStep {
-            from: time::macros::datetime!(2026-06-24 0:00 UTC),
-            basis_points: 500,
-        },
-    ]
-}
 
 /// Every problem found in the configuration.
 #[derive(Debug, thiserror::Error)]
@@ -531,8 +383,8 @@ impl Config {
         }
         let admin_token = env("GAMMAINFRA_ADMIN_TOKEN")
             .or(raw.admin_token)
-            .map(Secret);
-        if admin_token.as_ref().is_some_and(|t| t.0.len() < 16) {
+            .map(Secret::new);
+        if admin_token.as_ref().is_some_and(|t| t.expose().len() < 16) {
             errs.push(
                 "admin_token / GAMMAINFRA_ADMIN_TOKEN: must be at least 16 characters".to_owned(),
             );
@@ -542,7 +394,7 @@ impl Config {
         let provider =
             |raw: Option<RawProvider>, key_var: &str, url_var: &str, default_url: &str| {
                 let raw = raw.unwrap_or_default();
-                let api_key = env(key_var).or(raw.api_key).map(Secret);
+                let api_key = env(key_var).or(raw.api_key).map(Secret::new);
                 let base_url = env(url_var).or(raw.base_url);
                 // A provider is configured when it has a key, or an explicit base URL.
                 (api_key.is_some() || base_url.is_some()).then(|| ProviderConfig {
@@ -580,7 +432,7 @@ impl Config {
             }
             let api_key = match (&c.api_key_env, c.api_key) {
                 (Some(var), _) => match env(var) {
-                    Some(k) => Some(Secret(k)),
+                    Some(k) => Some(Secret::new(k)),
                     None => {
                         errs.push(format!(
                             "providers.openai_compatible[{i}].api_key_env: ${var} is not set"
@@ -588,7 +440,7 @@ impl Config {
                         None
                     }
                 },
-                (None, k) => k.map(Secret),
+                (None, k) => k.map(Secret::new),
             };
             openai_compatible.push((
                 c.name,
@@ -782,7 +634,7 @@ fn limits_config(raw: RawLimits, env: Env<'_>, errs: &mut Vec<String>) -> Limits
     LimitsConfig {
         key,
         account,
-        redis_url: redis_url.map(Secret),
+        redis_url: redis_url.map(Secret::new),
         redis_timeout: raw
             .redis_timeout_ms
             .map_or(d.redis_timeout, Duration::from_millis),
@@ -824,7 +676,7 @@ const AWS_CREDENTIAL_VARS: &[&str] = &[
 ];
 
 fn bedrock_config(raw: RawBedrock, env: Env<'_>, errs: &mut Vec<String>) -> Option<BedrockConfig> {
-    let bearer = env("AWS_BEARER_TOKEN_BEDROCK").map(Secret);
+    let bearer = env("AWS_BEARER_TOKEN_BEDROCK").map(Secret::new);
     let has_creds = bearer.is_some() || AWS_CREDENTIAL_VARS.iter().any(|v| env(v).is_some());
     if !raw.enabled.unwrap_or(has_creds) {
         return None;

@@ -28,7 +28,7 @@
 //! # Failing closed
 //! The writer counts the usage entries settled but not yet committed. While the
 //! database refuses them, or while that backlog is at
-//! [`Billing::max_unwritten_usage`](crate::config::Billing), [`Ledger::reserve`] refuses
+//! [`Billing::max_unwritten_usage`](crate::ledger::Billing), [`Ledger::reserve`] refuses
 //! new requests ([`AdmitError::LedgerUnavailable`]); requests already admitted finish and
 //! their charges join the backlog, which the writer keeps retrying until the database
 //! takes it. Nothing is dropped, and the backlog a crash could lose stays bounded.
@@ -37,9 +37,10 @@
 //! A request is settled by the gateway, not by the client's connection: once admitted
 //! it runs to its end in its own task and is billed from the provider's usage even if
 //! the client hung up. Such *detached* requests still hold their reservations, and an
-//! account may have at most [`Billing::max_detached_per_account`](crate::config::Billing)
+//! account may have at most [`Billing::max_detached_per_account`](crate::ledger::Billing)
 //! of them at a time ([`AdmitError::TooManyDetached`]).
 
+mod billing;
 pub mod keys;
 mod lease;
 pub mod limits;
@@ -55,7 +56,7 @@ use arc_swap::ArcSwap;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::catalog::{Catalog, RegionConstraint, Residency};
-use crate::config::Billing;
+pub use billing::{Billing, FeeStep};
 use crate::money::Nanos;
 use crate::ratelimit::Rates;
 use keys::{KeyHash, NewKey};
@@ -283,7 +284,7 @@ pub struct Ledger {
     /// after their clients left stop, and are settled from what was seen.
     cut: tokio::sync::watch::Sender<bool>,
     /// How long the writer's group commits take (for `/metrics`).
-    commits: crate::metrics::Histogram,
+    commits: crate::histogram::Histogram,
 }
 
 impl Ledger {
@@ -324,7 +325,7 @@ impl Ledger {
             ok: AtomicBool::new(true),
             ..WriterHealth::default()
         });
-        let commits = crate::metrics::Histogram::new(crate::metrics::COMMIT_BUCKETS);
+        let commits = crate::histogram::Histogram::new(crate::histogram::COMMIT_BUCKETS);
         tokio::spawn(writer(store.clone(), rx, health.clone(), commits.clone()));
         let shared = store.shared().then(|| lease::Shared::new(&billing));
         let ledger = Arc::new(Self {
@@ -554,7 +555,7 @@ impl Ledger {
     }
 
     /// The durations of the writer's successful group commits.
-    pub fn commit_latency(&self) -> &crate::metrics::Histogram {
+    pub fn commit_latency(&self) -> &crate::histogram::Histogram {
         &self.commits
     }
 
@@ -1363,7 +1364,7 @@ async fn writer(
     store: Store,
     mut rx: mpsc::UnboundedReceiver<WriteOp>,
     health: Arc<WriterHealth>,
-    commits: crate::metrics::Histogram,
+    commits: crate::histogram::Histogram,
 ) {
     let window = if store.shared() {
         GROUP_COMMIT_POSTGRES

@@ -13,8 +13,6 @@
 //! process (tests) count apart. The exact record of money is the ledger; the cost
 //! counter is in integer nanodollars, for monitoring.
 
-mod histogram;
-pub mod pool;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -27,8 +25,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::registry::{Registry, Unit};
 
-pub use histogram::{Histogram, COMMIT_BUCKETS, OVERHEAD_BUCKETS, REQUEST_BUCKETS};
-pub use pool::UpstreamConnections;
+pub use crate::histogram::{Histogram, COMMIT_BUCKETS, OVERHEAD_BUCKETS, REQUEST_BUCKETS};
+pub use crate::providers::pool::{self, UpstreamConnections};
 
 use crate::catalog::Endpoint;
 use crate::chat::Usage;

@@ -19,6 +19,7 @@ pub mod anthropic;
 pub mod bedrock;
 pub mod http;
 pub mod openai;
+pub mod pool;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -104,7 +105,7 @@ pub fn translate_stream<T: StreamTranslator>(
 pub struct Providers {
     map: HashMap<ProviderKind, Arc<dyn Provider>>,
     /// The shared connection pool's connections, for `/metrics`.
-    pub upstream_connections: Option<Arc<crate::metrics::UpstreamConnections>>,
+    pub upstream_connections: Option<Arc<pool::UpstreamConnections>>,
 }
 
 impl Providers {

@@ -27,7 +27,39 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::config::LimitsConfig;
+use crate::secret::Secret;
+
+/// Rate limits: the defaults for every key and every account (overridable per key and
+/// account through the admin API), and the Redis that shares counters across replicas.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LimitsConfig {
+    pub key: Rates,
+    pub account: Rates,
+    /// `GAMMAINFRA_REDIS_URL`: counters in Redis, shared by every replica using it.
+    pub redis_url: Option<Secret>,
+    /// The most a request waits for Redis before counting locally.
+    pub redis_timeout: Duration,
+    /// Prefix of the counters' Redis keys (separates deployments sharing one Redis).
+    pub redis_prefix: String,
+    /// Requests of one key admitted and not yet settled, at most (per process).
+    pub key_concurrent: u32,
+    /// Requests of one account admitted and not yet settled, at most (per process).
+    pub account_concurrent: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            key: Rates::default(),
+            account: Rates::default(),
+            redis_url: None,
+            redis_timeout: Duration::from_millis(100),
+            redis_prefix: "gammainfra:rl".to_owned(),
+            key_concurrent: 1_024,
+            account_concurrent: 2_048,
+        }
+    }
+}
 
 /// Rate limits of one key or account; `None` is no limit (or, for an override, "use
 /// the configured default").

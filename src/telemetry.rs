@@ -26,6 +26,8 @@ use crate::chat::Usage;
 use crate::money::Nanos;
 use crate::providers::UpstreamError;
 
+pub use crate::providers::http::host_of;
+
 /// Sets up logging from `GAMMAINFRA_LOG` (the filter, default `info`) and
 /// `GAMMAINFRA_LOG_FORMAT` (`text`, the default, or `json`).
 pub fn init_logs() {
@@ -271,12 +273,6 @@ impl Extractor for Headers<'_> {
     }
 }
 
-/// The host of an `authority` (`host[:port]`), for `server.address`.
-pub fn host_of(authority: &str) -> String {
-    authority
-        .parse::<axum::http::uri::Authority>()
-        .map_or_else(|_| authority.to_owned(), |a| a.host().to_owned())
-}
 
 /// `gen_ai.provider.name` of a provider, per the GenAI semantic conventions.
 pub fn genai_provider(p: &ProviderKind) -> &'static str {

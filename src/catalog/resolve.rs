@@ -10,7 +10,11 @@
 use std::sync::Arc;
 
 use super::{Catalog, Model, ProviderKind};
-use crate::chat::limits::MAX_MODEL_BYTES;
+
+/// Longest `model` accepted, in bytes. The longest catalog or provider model ID is under
+/// 100 bytes (`us.anthropic.claude-3-5-sonnet-20241022-v2:0` is 44); checked before any
+/// lookup or fuzzy matching, whose cost grows with the string's length.
+pub const MAX_MODEL_BYTES: usize = 256;
 
 #[derive(Debug, Clone)]
 pub struct Resolution {
@@ -215,7 +219,7 @@ mod tests {
             t.elapsed()
         );
         assert!(e.close.is_empty());
-        assert!(e.requested.len() <= crate::chat::limits::MAX_MODEL_BYTES + 3);
+        assert!(e.requested.len() <= super::MAX_MODEL_BYTES + 3);
     }
 
     /// The names Anthropic clients send: Claude Code's default (`claude-opus-4-8`, sent

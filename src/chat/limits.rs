@@ -23,10 +23,7 @@ use std::sync::Arc;
 use super::RequestError;
 use crate::catalog::{Endpoint, ProviderKind};
 
-/// Longest `model` accepted, in bytes. The longest catalog or provider model ID is under
-/// 100 bytes (`us.anthropic.claude-3-5-sonnet-20241022-v2:0` is 44); checked before any
-/// lookup or fuzzy matching, whose cost grows with the string's length.
-pub const MAX_MODEL_BYTES: usize = 256;
+pub use crate::catalog::resolve::MAX_MODEL_BYTES;
 
 /// Most messages per request: the Anthropic Messages API's limit (100,000 messages in a
 /// single request), the only provider limit documented; OpenAI and Bedrock document none.

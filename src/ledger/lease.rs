@@ -57,7 +57,7 @@ pub(super) struct Shared {
 }
 
 impl Shared {
-    pub fn new(billing: &crate::config::Billing) -> Self {
+    pub fn new(billing: &crate::ledger::Billing) -> Self {
         Self {
             ttl: billing.lease_ttl,
             slice: billing.lease_slice,

@@ -19,7 +19,7 @@ use super::http::{BaseUrl, HttpClient};
 use super::{Call, Provider, UpstreamError, UpstreamErrorKind};
 use crate::chat::limits::off_workers;
 use crate::chat::Reply;
-use crate::config::Secret;
+use crate::secret::Secret;
 
 /// The API version we speak.
 pub const ANTHROPIC_VERSION: &str = "2023-06-01";
@@ -77,7 +77,7 @@ impl Anthropic {
 
 impl Provider for Anthropic {
     fn server_address(&self, _ep: &crate::catalog::Endpoint) -> Option<String> {
-        Some(crate::telemetry::host_of(&self.host))
+        Some(crate::providers::http::host_of(&self.host))
     }
 
     fn call<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<Reply, UpstreamError>> {

@@ -137,7 +137,7 @@ impl Bedrock {
 impl Provider for Bedrock {
     fn server_address(&self, ep: &crate::catalog::Endpoint) -> Option<String> {
         let b = ep.bedrock.as_ref()?;
-        Some(crate::telemetry::host_of(
+        Some(crate::providers::http::host_of(
             &self.target(&b.source_region, &ep.upstream_id, "converse").1,
         ))
     }

@@ -65,7 +65,7 @@ impl Default for Timeouts {
     }
 }
 
-type Connector = crate::metrics::pool::Counted<hyper_rustls::HttpsConnector<HttpConnector>>;
+type Connector = crate::providers::pool::Counted<hyper_rustls::HttpsConnector<HttpConnector>>;
 
 /// A cheap-to-clone handle on the shared connection pool.
 #[derive(Clone)]
@@ -73,7 +73,7 @@ pub struct HttpClient {
     inner: Client<Connector, Full<Bytes>>,
     pub timeouts: Timeouts,
     /// The pool's connections, counted by the connector (for `/metrics`).
-    pub connections: std::sync::Arc<crate::metrics::UpstreamConnections>,
+    pub connections: std::sync::Arc<crate::providers::pool::UpstreamConnections>,
 }
 
 /// Largest non-streamed upstream body we accept.
@@ -92,7 +92,7 @@ impl HttpClient {
             .enable_http1()
             .wrap_connector(http);
         let connections = std::sync::Arc::default();
-        let https = crate::metrics::pool::Counted::new(https, std::sync::Arc::clone(&connections));
+        let https = crate::providers::pool::Counted::new(https, std::sync::Arc::clone(&connections));
         // The pool needs a timer to close idle connections once `pool_idle` has passed;
         // without one it only notices on the next checkout, and the connections of a
         // burst stay open (a task and a descriptor each) until the provider closes them.
@@ -270,4 +270,11 @@ impl BaseUrl {
     pub fn url(&self, suffix: &str) -> String {
         format!("{}{}{}", self.origin, self.path, suffix)
     }
+}
+
+/// The host of an `authority` (`host[:port]`), for `server.address`.
+pub fn host_of(authority: &str) -> String {
+    authority
+        .parse::<hyper::http::uri::Authority>()
+        .map_or_else(|_| authority.to_owned(), |a| a.host().to_owned())
 }

@@ -27,7 +27,7 @@ use crate::chat::limits::off_workers;
 use crate::chat::raw::RawObject;
 use crate::chat::request::FORWARDED_FIELDS;
 use crate::chat::{Completion, Reply, StreamItem, Usage};
-use crate::config::Secret;
+use crate::secret::Secret;
 
 pub struct OpenAi {
     /// `openai` or `openai_compatible:<name>`: names this provider in errors.
@@ -198,7 +198,7 @@ impl ChunkLite<'_> {
 
 impl Provider for OpenAi {
     fn server_address(&self, _ep: &crate::catalog::Endpoint) -> Option<String> {
-        Some(crate::telemetry::host_of(&self.host))
+        Some(crate::providers::http::host_of(&self.host))
     }
 
     fn call<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<Reply, UpstreamError>> {

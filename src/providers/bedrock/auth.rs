@@ -14,7 +14,7 @@ use http_body_util::Full;
 use hyper::Request;
 use tokio::sync::RwLock;
 
-use crate::config::Secret;
+use crate::secret::Secret;
 use crate::providers::{UpstreamError, UpstreamErrorKind};
 
 /// The SigV4 signing name of Bedrock (runtime and control plane alike).
@@ -46,6 +46,21 @@ pub enum Signer {
     Bearer(Secret),
 }
 
+/// How this deployment authenticates to AWS Bedrock.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BedrockAuthConfig {
+    /// `AWS_BEARER_TOKEN_BEDROCK`: a Bedrock API key, sent as a bearer token.
+    BearerToken(Secret),
+    /// SigV4 with the standard AWS credential chain.
+    CredentialChain,
+    /// SigV4 with fixed credentials (the demo and tests, against the simulated Bedrock).
+    Static {
+        access_key_id: String,
+        secret_access_key: Secret,
+        session_token: Option<Secret>,
+    },
+}
+
 /// Refresh credentials this long before they expire.
 const REFRESH_BEFORE: Duration = Duration::from_secs(300);
 
@@ -58,10 +73,10 @@ impl Signer {
     }
 
     /// The signer this deployment's configuration asks for.
-    pub async fn from_config(auth: &crate::config::BedrockAuthConfig) -> Self {
+    pub async fn from_config(auth: &BedrockAuthConfig) -> Self {
         match auth {
-            crate::config::BedrockAuthConfig::BearerToken(t) => Signer::Bearer(t.clone()),
-            crate::config::BedrockAuthConfig::Static {
+            BedrockAuthConfig::BearerToken(t) => Signer::Bearer(t.clone()),
+            BedrockAuthConfig::Static {
                 access_key_id,
                 secret_access_key,
                 session_token,
@@ -72,7 +87,7 @@ impl Signer {
                 None,
                 "static",
             ))),
-            crate::config::BedrockAuthConfig::CredentialChain => {
+            BedrockAuthConfig::CredentialChain => {
                 #[cfg(feature = "aws-credential-chain")]
                 {
                     use aws_smithy_http_client::tls;
