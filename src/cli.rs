@@ -10,9 +10,9 @@ use bytes::Bytes;
 use clap::{Parser, Subcommand};
 use http_body_util::Full;
 
-use crate::catalog::Catalog;
-use crate::config::{process_env, Config};
-use crate::providers::http::{HttpClient, Timeouts};
+use gammainfra::catalog::Catalog;
+use gammainfra::config::{process_env, Config};
+use gammainfra::providers::http::{HttpClient, Timeouts};
 
 #[derive(Parser)]
 #[command(
@@ -407,8 +407,8 @@ pub async fn run(cli: Cli) -> i32 {
                     admin,
                 },
         } => {
-            let key =
-                idempotency_key.unwrap_or_else(|| crate::ledger::keys::random_id("topup-cli-"));
+            let key = idempotency_key
+                .unwrap_or_else(|| gammainfra::ledger::keys::random_id("topup-cli-"));
             eprintln!("Idempotency-Key: {key}");
             admin_call_idempotent(
                 &admin,
@@ -477,16 +477,16 @@ async fn catalog_verify(file: Option<PathBuf>, config_path: Option<PathBuf>, inv
     if file.is_some() {
         config.catalog_path = file;
     }
-    let catalog = match crate::gateway::load_catalog(&config) {
+    let catalog = match gammainfra::gateway::load_catalog(&config) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("{e}");
             return 2;
         }
     };
-    match crate::verify::verify(&catalog, &config, invoke).await {
+    match gammainfra::verify::verify(&catalog, &config, invoke).await {
         Ok(rows) => {
-            print!("{}", crate::verify::render(&rows));
+            print!("{}", gammainfra::verify::render(&rows));
             let bad = rows.iter().filter(|r| !r.ok).count();
             println!("{} entries checked, {bad} mismatch(es)", rows.len());
             i32::from(bad > 0)
@@ -509,7 +509,7 @@ async fn db_migrate_to(to: &str, from: Option<String>, config_path: Option<PathB
             }
         },
     };
-    match crate::ledger::migrate::migrate_to(&from, to).await {
+    match gammainfra::ledger::migrate::migrate_to(&from, to).await {
         Ok(s) => {
             println!(
                 "Copied {} to {}, and verified: every table's row count, and every account's ledger entries (count and sum), match the source.",
@@ -529,7 +529,7 @@ async fn db_migrate_to(to: &str, from: Option<String>, config_path: Option<PathB
         Err(e) => {
             eprintln!("db migrate-to: {e}");
             // 1: the copy was made but did not verify (and was not committed).
-            if matches!(e, crate::ledger::migrate::MigrateError::Mismatch(_)) {
+            if matches!(e, gammainfra::ledger::migrate::MigrateError::Mismatch(_)) {
                 1
             } else {
                 2
@@ -538,17 +538,39 @@ async fn db_migrate_to(to: &str, from: Option<String>, config_path: Option<PathB
     }
 }
 
+#[cfg(feature = "demo")]
+use gammainfra::demo;
+
+/// A build without the `demo` feature has no simulated providers: `serve --demo` says so.
+#[cfg(not(feature = "demo"))]
+mod demo {
+    use std::net::SocketAddr;
+
+    use gammainfra::config::Config;
+    use gammainfra::gateway::StartError;
+
+    pub enum Demo {}
+
+    pub async fn prepare(_: Option<SocketAddr>) -> Result<(Demo, Config), StartError> {
+        Err(StartError::NoDemo)
+    }
+
+    pub fn banner(_: SocketAddr, _: &str, _: &str) -> String {
+        String::new()
+    }
+}
+
 async fn serve(config_path: Option<PathBuf>, listen: Option<SocketAddr>, demo: bool) -> i32 {
-    let source = crate::reload::ConfigSource {
+    let source = gammainfra::reload::ConfigSource {
         file: config_path,
         listen,
     };
     // The configuration, its catalog and what depends on both are validated together:
     // every problem of all three is reported at once.
     let started = if demo {
-        match crate::demo::prepare(listen).await {
+        match demo::prepare(listen).await {
             Ok((d, c)) => {
-                crate::gateway::validate(Ok(c), None).map(|(c, catalog)| (Some(d), c, catalog))
+                gammainfra::gateway::validate(Ok(c), None).map(|(c, catalog)| (Some(d), c, catalog))
             }
             Err(e) => {
                 eprintln!("{e}");
@@ -557,7 +579,7 @@ async fn serve(config_path: Option<PathBuf>, listen: Option<SocketAddr>, demo: b
         }
     } else {
         let (config, hint) = source.load();
-        crate::gateway::validate(config, hint).map(|(c, catalog)| (None, c, catalog))
+        gammainfra::gateway::validate(config, hint).map(|(c, catalog)| (None, c, catalog))
     };
     let (demo_handle, config, catalog) = match started {
         Ok(x) => x,
@@ -568,7 +590,7 @@ async fn serve(config_path: Option<PathBuf>, listen: Option<SocketAddr>, demo: b
     };
     let addr = config.listen;
     let admin_token = config.admin_token.as_ref().map(|t| t.expose().to_owned());
-    let state = match crate::gateway::build_with(config, catalog).await {
+    let state = match gammainfra::gateway::build_with(config, catalog).await {
         // The demo's configuration is made up, not read: a reload re-reads the catalog.
         Ok(s) if demo_handle.is_none() => s.reloading_from(source),
         Ok(s) => s,
@@ -589,7 +611,7 @@ async fn serve(config_path: Option<PathBuf>, listen: Option<SocketAddr>, demo: b
         match state.ledger.create_account("demo@gammainfra.local").await {
             Ok((_, key, _)) => println!(
                 "{}",
-                crate::demo::banner(
+                demo::banner(
                     local,
                     &key.plain,
                     admin_token.as_deref().unwrap_or_default()
@@ -601,7 +623,7 @@ async fn serve(config_path: Option<PathBuf>, listen: Option<SocketAddr>, demo: b
             }
         }
     }
-    match crate::server::raise_open_files_limit() {
+    match gammainfra::server::raise_open_files_limit() {
         Ok(n) if n < 4096 => tracing::warn!(
             open_files = n,
             "the open-files limit is low: each connection, client or upstream, takes one (raise `ulimit -n`)"
@@ -610,9 +632,12 @@ async fn serve(config_path: Option<PathBuf>, listen: Option<SocketAddr>, demo: b
         Err(e) => tracing::warn!(error = %e, "could not raise the open-files limit"),
     }
     tracing::info!(%local, models = state.catalog.models.len(), "gateway listening");
-    let sighup = crate::reload::spawn_on_sighup(state.clone());
-    let result = crate::server::serve(listener, state, crate::gateway::shutdown_signal()).await;
+    let sighup = gammainfra::reload::spawn_on_sighup(state.clone());
+    let result =
+        gammainfra::server::serve(listener, state, gammainfra::gateway::shutdown_signal()).await;
     sighup.abort();
+    // The simulated providers stop only once the gateway has.
+    #[cfg(feature = "demo")]
     drop(demo_handle);
     match result {
         Ok(()) => 0,

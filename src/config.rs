@@ -17,7 +17,6 @@ pub use crate::providers::bedrock::auth::BedrockAuthConfig;
 pub use crate::ratelimit::LimitsConfig;
 pub use crate::secret::Secret;
 
-
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
@@ -181,7 +180,6 @@ pub struct Config {
     pub limits: LimitsConfig,
 }
 
-
 /// How this deployment calls AWS Bedrock.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BedrockConfig {
@@ -195,13 +193,11 @@ pub struct BedrockConfig {
     pub allow_private_image_urls: bool,
 }
 
-
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProviderConfig {
     pub base_url: String,
     pub api_key: Option<Secret>,
 }
-
 
 /// Every problem found in the configuration.
 #[derive(Debug, thiserror::Error)]

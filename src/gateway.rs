@@ -25,6 +25,9 @@ pub enum StartError {
     Tls(#[from] rustls::Error),
     #[error("{0}")]
     Invalid(#[from] ConfigError),
+    /// `serve --demo` on a binary built without the `demo` feature.
+    #[error("this binary was built without the demo (the `demo` feature, on by default); build it with `--features demo` to run `serve --demo`")]
+    NoDemo,
 }
 
 /// The catalog named by the configuration, or the built-in one.

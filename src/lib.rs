@@ -4,44 +4,46 @@
 //! credits billed exactly at pass-through provider rates.
 //!
 //! # Layout
-//! The path of a request, in the order it meets these modules:
+//! This crate is the top of a workspace (docs/architecture.md, "Crates"); it re-exports
+//! the lower crates' modules, so every module is reachable as `gammainfra::<module>`.
+//! The path of a request, in the order it meets them:
 //! * [`server`]: the axum surface (routes, auth, error shape, streaming bodies).
-//! * [`chat`]: the one internal chat format every dialect converts to and from.
-//! * [`messages`]: the Anthropic Messages API (`/v1/messages`) on the same pipeline.
+//! * [`chat`]: the one internal chat format every dialect converts to and from
+//!   (`gammainfra-chat`).
+//! * [`messages`]: the Anthropic Messages API (`/v1/messages`) on the same pipeline
+//!   (`gammainfra-chat`).
 //! * [`catalog`]: models, endpoints, prices, geographies, region constraints, model-ID
-//!   resolution and the catalog check.
+//!   resolution and the catalog check (`gammainfra-catalog`).
 //! * [`router`]: which endpoints may serve a request and in which order; circuit breakers.
-//! * [`providers`]: the `Provider` trait and one adapter per upstream API.
-//! * [`ledger`]: accounts, keys, reservations and the append-only ledger.
-//! * [`money`]: exact USD amounts and prices.
+//! * [`providers`]: the `Provider` trait and one adapter per upstream API
+//!   (`gammainfra-providers`).
+//! * [`ledger`]: accounts, keys, reservations and the append-only ledger
+//!   (`gammainfra-ledger`, with [`ratelimit`] and [`histogram`]).
+//! * [`money`]: exact USD amounts and prices (`gammainfra-catalog`).
 //! * [`metrics`]: the Prometheus series served at `/metrics`.
 //! * [`config`]: the TOML file and environment, validated.
 //! * [`gateway`]: wires configuration, catalog, providers and ledger into a server.
 //! * [`reload`]: the catalog and configuration reloaded while serving.
-//! * [`simulators`]: simulated upstream providers for tests and `serve --demo`.
-//! * [`demo`]: the offline demo.
+//! * `simulators`: simulated upstream providers for tests and `serve --demo`
+//!   (`gammainfra-simulators`, through the `demo` feature).
+//! * `demo`: the offline demo (the `demo` feature).
 //! * [`verify`]: `catalog verify`, the catalog's Bedrock IDs checked against AWS.
 //! * [`telemetry`]: logs (text or JSON) and OpenTelemetry traces over OTLP.
 
-pub mod catalog;
-pub mod chat;
-pub mod cli;
-pub mod clock;
+pub use gammainfra_catalog::{catalog, clock, ids, money, secret};
+pub use gammainfra_chat::{chat, messages};
+pub use gammainfra_ledger::{histogram, ledger, ratelimit};
+pub use gammainfra_providers::providers;
+#[cfg(any(test, feature = "demo"))]
+pub use gammainfra_simulators::simulators;
+
 pub mod config;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod gateway;
-pub mod histogram;
-pub mod ids;
-pub mod ledger;
-pub mod messages;
 pub mod metrics;
-pub mod money;
-pub mod providers;
-pub mod ratelimit;
 pub mod reload;
 pub mod router;
-pub mod secret;
 pub mod server;
-pub mod simulators;
 pub mod telemetry;
 pub mod verify;

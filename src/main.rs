@@ -2,9 +2,11 @@
 
 use clap::Parser;
 
+mod cli;
+
 fn main() {
     gammainfra::telemetry::init_logs();
-    let cli = gammainfra::cli::Cli::parse();
+    let cli = cli::Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -18,7 +20,7 @@ fn main() {
     let code = runtime.block_on(async {
         // Traces are exported while the command runs, and the last ones before exit.
         let traces = gammainfra::telemetry::Traces::start();
-        let code = gammainfra::cli::run(cli).await;
+        let code = cli::run(cli).await;
         traces.shutdown().await;
         code
     });

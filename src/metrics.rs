@@ -13,7 +13,6 @@
 //! process (tests) count apart. The exact record of money is the ledger; the cost
 //! counter is in integer nanodollars, for monitoring.
 
-
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock};

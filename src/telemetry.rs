@@ -273,7 +273,6 @@ impl Extractor for Headers<'_> {
     }
 }
 
-
 /// `gen_ai.provider.name` of a provider, per the GenAI semantic conventions.
 pub fn genai_provider(p: &ProviderKind) -> &'static str {
     match p {

@@ -7,7 +7,7 @@ The gateway is `gammainfra serve --demo` (tests/sdk/run.sh starts it), given by:
 * GAMMAINFRA_API_KEY: the demo account's API key;
 * GAMMAINFRA_ADMIN_TOKEN: the demo's admin token (to make fresh accounts).
 
-The simulated providers (src/simulators.rs) reply "Simulated reply to: <last user text>"
+The simulated providers (crates/simulators/src/simulators.rs) reply "Simulated reply to: <last user text>"
 and count one token per whitespace-separated word: input tokens are the words of every
 text piece plus 3 per message plus 85 per image, output tokens the words of the reply
 (of a tool call: the words of its JSON arguments).

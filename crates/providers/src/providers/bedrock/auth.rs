@@ -14,8 +14,8 @@ use http_body_util::Full;
 use hyper::Request;
 use tokio::sync::RwLock;
 
-use crate::secret::Secret;
 use crate::providers::{UpstreamError, UpstreamErrorKind};
+use crate::secret::Secret;
 
 /// The SigV4 signing name of Bedrock (runtime and control plane alike).
 pub const SERVICE: &str = "bedrock";
@@ -238,7 +238,7 @@ mod tests {
     #[test]
     fn signatures_match_botocore_for_bedrock_requests() {
         let data: serde_json::Value = serde_json::from_str(include_str!(
-            "../../simulators/bedrock/testdata/botocore_signed_examples.json"
+            "../../../../simulators/src/simulators/bedrock/testdata/botocore_signed_examples.json"
         ))
         .expect("json");
         let ak = data["credentials"]["access_key"].as_str().expect("ak");

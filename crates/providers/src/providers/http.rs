@@ -92,7 +92,8 @@ impl HttpClient {
             .enable_http1()
             .wrap_connector(http);
         let connections = std::sync::Arc::default();
-        let https = crate::providers::pool::Counted::new(https, std::sync::Arc::clone(&connections));
+        let https =
+            crate::providers::pool::Counted::new(https, std::sync::Arc::clone(&connections));
         // The pool needs a timer to close idle connections once `pool_idle` has passed;
         // without one it only notices on the next checkout, and the connections of a
         // burst stay open (a task and a descriptor each) until the provider closes them.

@@ -6,8 +6,8 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use axum::http::StatusCode;
 use bytes::Bytes;
+use http::StatusCode;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 

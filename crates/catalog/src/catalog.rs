@@ -26,7 +26,7 @@ pub use region::{Asked, OutsidePolicy, RegionConstraint, RegionError, Residency}
 pub use resolve::{Resolution, ResolveError};
 
 /// The catalog compiled into the binary.
-pub const DEFAULT_CATALOG: &str = include_str!("../catalog/catalog.toml");
+pub const DEFAULT_CATALOG: &str = include_str!("../../../catalog/catalog.toml");
 
 /// A validated catalog. Built only by [`Catalog::from_toml`] / [`check::validate`].
 #[derive(Debug)]

@@ -56,9 +56,9 @@ use arc_swap::ArcSwap;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::catalog::{Catalog, RegionConstraint, Residency};
-pub use billing::{Billing, FeeStep};
 use crate::money::Nanos;
 use crate::ratelimit::Rates;
+pub use billing::{Billing, FeeStep};
 use keys::{KeyHash, NewKey};
 pub use lease::LocalLease;
 use limits::{SpendLimitReached, SpendView, Spending};

@@ -317,61 +317,65 @@ fn migrator(postgres: bool) -> Migrator {
             m(
                 1,
                 "init",
-                include_str!("../../migrations/postgres/0001_init.sql"),
+                include_str!("../../../../migrations/postgres/0001_init.sql"),
             ),
             m(
                 2,
                 "usage details",
-                include_str!("../../migrations/postgres/0002_usage_details.sql"),
+                include_str!("../../../../migrations/postgres/0002_usage_details.sql"),
             ),
             m(
                 3,
                 "idempotency",
-                include_str!("../../migrations/postgres/0003_idempotency.sql"),
+                include_str!("../../../../migrations/postgres/0003_idempotency.sql"),
             ),
             m(
                 4,
                 "residency",
-                include_str!("../../migrations/postgres/0004_residency.sql"),
+                include_str!("../../../../migrations/postgres/0004_residency.sql"),
             ),
             m(
                 5,
                 "limits",
-                include_str!("../../migrations/postgres/0005_limits.sql"),
+                include_str!("../../../../migrations/postgres/0005_limits.sql"),
             ),
             m(
                 6,
                 "leases",
-                include_str!("../../migrations/postgres/0006_leases.sql"),
+                include_str!("../../../../migrations/postgres/0006_leases.sql"),
             ),
         ]
     } else {
         vec![
-            m(1, "init", include_str!("../../migrations/0001_init.sql")),
+            m(
+                1,
+                "init",
+                include_str!("../../../../migrations/0001_init.sql"),
+            ),
             m(
                 2,
                 "usage details",
-                include_str!("../../migrations/0002_usage_details.sql"),
+                include_str!("../../../../migrations/0002_usage_details.sql"),
             ),
             m(
                 3,
                 "idempotency",
-                include_str!("../../migrations/0003_idempotency.sql"),
+                include_str!("../../../../migrations/0003_idempotency.sql"),
             ),
             m(
                 4,
                 "residency",
-                include_str!("../../migrations/0004_residency.sql"),
+                include_str!("../../../../migrations/0004_residency.sql"),
             ),
             m(
                 5,
                 "limits",
-                include_str!("../../migrations/0005_limits.sql"),
+                include_str!("../../../../migrations/0005_limits.sql"),
             ),
             m(
                 6,
                 "leases",
-                include_str!("../../migrations/0006_leases.sql"),
+                include_str!("../../../../migrations/0006_leases.sql"),
             ),
         ]
     };
