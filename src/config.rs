@@ -43,6 +43,18 @@ struct RawConfig {
     bedrock: RawBedrock,
     #[serde(default)]
     limits: RawLimits,
+    #[serde(default)]
+    payments: RawPayments,
+}
+
+/// `[payments]`: card top-ups through Stripe Checkout (docs/payments.md).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPayments {
+    stripe_secret_key: Option<String>,
+    stripe_webhook_secret: Option<String>,
+    stripe_api_base: Option<String>,
+    public_url: Option<String>,
 }
 
 /// `[limits]`: default rate limits (none unless set) and where counters are shared.
@@ -178,6 +190,22 @@ pub struct Config {
     pub shutdown_grace: Duration,
     pub bedrock: Option<BedrockConfig>,
     pub limits: LimitsConfig,
+    /// Card top-ups through Stripe Checkout, when configured.
+    pub payments: Option<PaymentsConfig>,
+}
+
+/// Card top-ups through Stripe Checkout (docs/payments.md).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PaymentsConfig {
+    /// `STRIPE_SECRET_KEY`: `sk_test_…`, `sk_live_…` or a restricted `rk_…` key.
+    pub secret_key: Secret,
+    /// `STRIPE_WEBHOOK_SECRET`: the webhook endpoint's signing secret, `whsec_…`.
+    pub webhook_secret: Secret,
+    /// `GAMMAINFRA_STRIPE_API_BASE`: Stripe's API root (`https://api.stripe.com`).
+    pub api_base: String,
+    /// `GAMMAINFRA_PUBLIC_URL`: the gateway as customers' browsers reach it, for the
+    /// pages Stripe sends them back to (default `http://` and the listen address).
+    pub public_url: String,
 }
 
 /// How this deployment calls AWS Bedrock.
@@ -561,10 +589,12 @@ impl Config {
         };
         let bedrock = bedrock_config(raw.bedrock, env, &mut errs);
         let limits = limits_config(raw.limits, env, &mut errs);
+        let payments = payments_config(raw.payments, env, listen, &mut errs);
         if errs.is_empty() {
             Ok(Config {
                 bedrock,
                 limits,
+                payments,
                 listen,
                 database_url,
                 replica_id,
@@ -595,6 +625,57 @@ impl Config {
             Err(ConfigError(errs))
         }
     }
+}
+
+fn payments_config(
+    raw: RawPayments,
+    env: Env<'_>,
+    listen: SocketAddr,
+    errs: &mut Vec<String>,
+) -> Option<PaymentsConfig> {
+    let key = env("STRIPE_SECRET_KEY").or(raw.stripe_secret_key);
+    let secret = env("STRIPE_WEBHOOK_SECRET").or(raw.stripe_webhook_secret);
+    let api_base = env("GAMMAINFRA_STRIPE_API_BASE")
+        .or(raw.stripe_api_base)
+        .unwrap_or_else(|| "https://api.stripe.com".to_owned());
+    let public_url = env("GAMMAINFRA_PUBLIC_URL")
+        .or(raw.public_url)
+        .unwrap_or_else(|| format!("http://{listen}"));
+    let (key, secret) = match (key, secret) {
+        (None, None) => return None,
+        (Some(_), None) => {
+            errs.push("payments: STRIPE_SECRET_KEY is set but STRIPE_WEBHOOK_SECRET is not; top-ups are credited only from signed webhooks, so both are needed".to_owned());
+            return None;
+        }
+        (None, Some(_)) => {
+            errs.push("payments: STRIPE_WEBHOOK_SECRET is set but STRIPE_SECRET_KEY is not; both are needed".to_owned());
+            return None;
+        }
+        (Some(k), Some(s)) => (k, s),
+    };
+    if !["sk_test_", "sk_live_", "rk_test_", "rk_live_"]
+        .iter()
+        .any(|p| key.starts_with(p))
+    {
+        errs.push("payments.stripe_secret_key / STRIPE_SECRET_KEY: a Stripe secret key starts with sk_test_, sk_live_ (or a restricted rk_test_, rk_live_); the publishable pk_ key cannot create Checkout Sessions".to_owned());
+    }
+    if !secret.starts_with("whsec_") {
+        errs.push("payments.stripe_webhook_secret / STRIPE_WEBHOOK_SECRET: a webhook signing secret starts with whsec_ (the Dashboard shows it on the webhook endpoint; `stripe listen` prints one)".to_owned());
+    }
+    if let Err(e) = crate::providers::http::BaseUrl::parse(&api_base) {
+        errs.push(format!(
+            "payments.stripe_api_base / GAMMAINFRA_STRIPE_API_BASE: {e}"
+        ));
+    }
+    if let Err(e) = crate::providers::http::BaseUrl::parse(&public_url) {
+        errs.push(format!("payments.public_url / GAMMAINFRA_PUBLIC_URL: {e}"));
+    }
+    Some(PaymentsConfig {
+        secret_key: Secret::new(key),
+        webhook_secret: Secret::new(secret),
+        api_base,
+        public_url: public_url.trim_end_matches('/').to_owned(),
+    })
 }
 
 fn limits_config(raw: RawLimits, env: Env<'_>, errs: &mut Vec<String>) -> LimitsConfig {

@@ -21,6 +21,7 @@
 //!   (`gammainfra-ledger`, with [`ratelimit`] and [`histogram`]).
 //! * [`money`]: exact USD amounts and prices (`gammainfra-catalog`).
 //! * [`metrics`]: the Prometheus series served at `/metrics`.
+//! * [`payments`]: card top-ups through Stripe Checkout and its signed webhooks.
 //! * [`config`]: the TOML file and environment, validated.
 //! * [`gateway`]: wires configuration, catalog, providers and ledger into a server.
 //! * [`reload`]: the catalog and configuration reloaded while serving.
@@ -42,6 +43,7 @@ pub mod config;
 pub mod demo;
 pub mod gateway;
 pub mod metrics;
+pub mod payments;
 pub mod reload;
 pub mod router;
 pub mod server;

@@ -17,6 +17,7 @@ pub mod credits;
 pub mod error;
 pub mod messages;
 pub mod models;
+pub mod payments;
 pub mod route;
 pub mod stream;
 pub mod usage;
@@ -57,6 +58,8 @@ pub struct AppState {
     pub live: Arc<crate::reload::Live>,
     /// The Prometheus series of `GET /metrics`.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Card top-ups through Stripe Checkout, when configured.
+    pub payments: Option<Arc<crate::payments::Stripe>>,
 }
 
 impl AppState {
@@ -68,6 +71,16 @@ impl AppState {
         limiter: crate::ratelimit::RateLimiter,
     ) -> Self {
         let config = Arc::new(config);
+        let payments = config
+            .payments
+            .as_ref()
+            .and_then(|p| match crate::payments::Stripe::new(p) {
+                Ok(s) => Some(Arc::new(s)),
+                Err(e) => {
+                    tracing::error!(error = %e, "card top-ups disabled: the Stripe client could not be built");
+                    None
+                }
+            });
         let snapshot = crate::reload::Snapshot::new(config.clone(), catalog, &providers, None);
         let metrics = Arc::new(crate::metrics::Metrics::new(
             ledger.commit_latency().clone(),
@@ -83,6 +96,7 @@ impl AppState {
             connections: Arc::default(),
             live: Arc::new(crate::reload::Live::new(snapshot, None)),
             metrics,
+            payments,
         }
     }
 
@@ -113,6 +127,7 @@ impl AppState {
             connections: self.connections.clone(),
             live: self.live.clone(),
             metrics: self.metrics.clone(),
+            payments: self.payments.clone(),
         }
     }
 }
@@ -138,6 +153,11 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/models", get(models::list))
         .route("/v1/models/{*id}", get(models::one))
         .route("/v1/credits", get(credits::show))
+        .route("/v1/credits/checkout", post(payments::checkout))
+        .route("/webhooks/stripe", post(payments::webhook))
+        .route("/payments/done", get(payments::done))
+        .route("/payments/cancelled", get(payments::cancelled))
+        .route("/admin/v1/stripe/events", get(payments::events))
         .route("/v1/usage", get(usage::list))
         .route("/v1/usage/daily", get(usage::daily))
         .route("/healthz", get(healthz))
@@ -152,6 +172,7 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/admin/v1/accounts/{id}/keys", post(admin::create_key))
         .route("/admin/v1/accounts/{id}/topups", post(admin::topup))
+        .route("/admin/v1/accounts/{id}/grants", post(payments::grant))
         .route("/admin/v1/accounts/{id}/usage", get(usage::admin_list))
         .route(
             "/admin/v1/accounts/{id}/usage/daily",

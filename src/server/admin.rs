@@ -384,6 +384,7 @@ async fn account_view(st: &AppState, id: String) -> Result<Value, ApiError> {
         "limits": limits_json(&KeyLimits { rates: account.rates, ..KeyLimits::default() }, false),
         "balance_usd": b.balance, "reserved_usd": b.reserved,
         "trial_usd": b.trial, "topups_usd": b.topups, "spent_usd": b.spent,
+        "adjustments_usd": b.adjustments,
         "ledger_sum_usd": sum, "ledger_entries": entries,
     }))
 }
@@ -564,32 +565,12 @@ pub async fn topup(
             "a JSON body with `amount_usd` is required",
         ));
     };
+    let amount = topup_amount(&st, amount_usd)?;
     let bad = |m: String| {
         let mut a = ApiError::bad_request("invalid_amount", m);
         a.param = Some("amount_usd".into());
         a
     };
-    let Value::String(s) = amount_usd else {
-        return Err(bad(
-            "`amount_usd` must be a decimal string in whole cents, e.g. \"10.00\"".into(),
-        ));
-    };
-    let max = Nanos::from_cents(MAX_TOPUP_CENTS);
-    // Parsing is checked: an amount beyond the ledger's range is refused here, never
-    // wrapped into one that passes the range check below.
-    let amount = Nanos::parse_cents(&s).map_err(|e| match e {
-        MoneyError::TooLarge(_) => bad(format!("The maximum single top-up is ${max}; got ${s}.")),
-        e => bad(format!("`amount_usd`: {e}")),
-    })?;
-    let min = st.ledger.billing().min_topup;
-    if amount < min {
-        return Err(bad(format!("The minimum top-up is ${min}; got ${amount}.")));
-    }
-    if amount > max {
-        return Err(bad(format!(
-            "The maximum single top-up is ${max}; got ${amount}."
-        )));
-    }
     if let Some(b) = st.ledger.account_balance(&id).await? {
         if !fits_the_ledger(&b, amount) {
             return Err(bad(format!(
@@ -616,6 +597,38 @@ pub async fn topup(
     ))
 }
 
+/// A top-up's `amount_usd`: a decimal string in whole cents, between the configured
+/// minimum and [`MAX_TOPUP_CENTS`]; otherwise `400 invalid_amount` naming the field.
+pub(super) fn topup_amount(st: &AppState, amount_usd: Value) -> Result<Nanos, ApiError> {
+    let bad = |m: String| {
+        let mut a = ApiError::bad_request("invalid_amount", m);
+        a.param = Some("amount_usd".into());
+        a
+    };
+    let Value::String(s) = amount_usd else {
+        return Err(bad(
+            "`amount_usd` must be a decimal string in whole cents, e.g. \"10.00\"".into(),
+        ));
+    };
+    let max = Nanos::from_cents(MAX_TOPUP_CENTS);
+    // Parsing is checked: an amount beyond the ledger's range is refused here, never
+    // wrapped into one that passes the range check below.
+    let amount = Nanos::parse_cents(&s).map_err(|e| match e {
+        MoneyError::TooLarge(_) => bad(format!("The maximum single top-up is ${max}; got ${s}.")),
+        e => bad(format!("`amount_usd`: {e}")),
+    })?;
+    let min = st.ledger.billing().min_topup;
+    if amount < min {
+        return Err(bad(format!("The minimum top-up is ${min}; got ${amount}.")));
+    }
+    if amount > max {
+        return Err(bad(format!(
+            "The maximum single top-up is ${max}; got ${amount}."
+        )));
+    }
+    Ok(amount)
+}
+
 /// Runs a change of the database and the in-memory ledger in its own task, so that it
 /// completes even if the admin client hangs up meanwhile (hyper then drops the handler):
 /// a commit whose in-memory half never ran would leave the balance short of the ledger.
@@ -637,6 +650,18 @@ fn idempotency(
     account_id: &str,
     amount: Nanos,
 ) -> Result<Option<crate::ledger::Idempotency>, ApiError> {
+    idempotency_for(h, "topup", account_id, amount, "")
+}
+
+/// The `Idempotency-Key` header of a money movement of kind `scope`, fingerprinted with
+/// the account, the amount and `extra` (what else the request asked for).
+pub(super) fn idempotency_for(
+    h: &HeaderMap,
+    scope: &str,
+    account_id: &str,
+    amount: Nanos,
+    extra: &str,
+) -> Result<Option<crate::ledger::Idempotency>, ApiError> {
     let Some(v) = h.get("idempotency-key") else {
         return Ok(None);
     };
@@ -656,10 +681,15 @@ fn idempotency(
     }
     use sha2::Digest;
     let mut d = sha2::Sha256::new();
-    d.update(b"topup\0");
+    d.update(scope.as_bytes());
+    d.update([0]);
     d.update(account_id.as_bytes());
     d.update([0]);
     d.update(amount.nanos().to_be_bytes());
+    if !extra.is_empty() {
+        d.update([0]);
+        d.update(extra.as_bytes());
+    }
     Ok(Some(crate::ledger::Idempotency {
         key: key.to_owned(),
         fingerprint: hex::encode(d.finalize()),
@@ -667,7 +697,7 @@ fn idempotency(
 }
 
 /// The largest single top-up, in cents ($1,000,000.00).
-const MAX_TOPUP_CENTS: i64 = 100_000_000;
+pub(super) const MAX_TOPUP_CENTS: i64 = 100_000_000;
 
 /// Whether crediting `amount` keeps every running total of the account (balance, top-up
 /// total) inside the ledger's `i64` range, so that nothing downstream saturates. (Two

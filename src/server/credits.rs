@@ -24,5 +24,6 @@ pub async fn show(State(st): State<AppState>, h: HeaderMap) -> Result<Json<Value
         "trial_usd": b.trial,
         "topups_usd": b.topups,
         "spent_usd": b.spent,
+        "adjustments_usd": b.adjustments,
     })))
 }

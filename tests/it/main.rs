@@ -17,6 +17,7 @@ mod listener;
 mod messages;
 mod metrics;
 mod migrate;
+mod payments;
 mod priced;
 mod provider_errors;
 mod regions;

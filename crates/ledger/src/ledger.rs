@@ -63,8 +63,9 @@ use keys::{KeyHash, NewKey};
 pub use lease::LocalLease;
 use limits::{SpendLimitReached, SpendView, Spending};
 pub use store::{
-    DailyUsage, Idempotency, KeyDetails, KeyLimits, Store, StoreError, TopupReceipt, UsageEntry,
-    UsageFilter, UsageOrder, UsageRecord,
+    AdjustmentReceipt, BalanceChange, CheckoutRecord, DailyUsage, EventOutcome, Idempotency,
+    KeyDetails, KeyLimits, Store, StoreError, StripeEvent, StripeEventKind, StripeEventRow,
+    TopupReceipt, UsageEntry, UsageFilter, UsageOrder, UsageRecord,
 };
 
 /// The account behind an API key.
@@ -169,6 +170,9 @@ pub struct Balance {
     pub trial: Nanos,
     pub topups: Nanos,
     pub spent: Nanos,
+    /// Operator grants (positive) and credit taken back for refunded or disputed card
+    /// payments (negative).
+    pub adjustments: Nanos,
     /// Requests whose client has left and that are still being served and billed.
     pub detached: u32,
     /// Requests admitted and not yet settled (in this process).
@@ -307,6 +311,7 @@ impl Ledger {
                         trial: s.trial,
                         topups: s.topups,
                         spent: s.spent,
+                        adjustments: s.adjustments,
                         ..Balance::default()
                     },
                 );
@@ -388,8 +393,11 @@ impl Ledger {
         Ok(())
     }
 
-    /// Reloads one account's keys, residency policy and limits from the database.
+    /// Reloads one account's keys, residency policy and limits from the database, and
+    /// hands back the unreserved credit of this replica's lease on it (credit may have
+    /// been taken back from the account).
     async fn reload_account(&self, account: &str) -> Result<(), StoreError> {
+        self.hand_back(account).await;
         let row = self.store.account(account).await?;
         let keys = self.store.active_keys_of(Some(account)).await?;
         let policy = row
@@ -622,6 +630,7 @@ impl Ledger {
             trial: s.trial,
             topups: s.topups,
             spent: s.spent,
+            adjustments: s.adjustments,
             detached: local.detached,
             in_flight: local.in_flight,
             lease: None,
@@ -876,12 +885,7 @@ impl Ledger {
         let now = time::OffsetDateTime::now_utc();
         let billing = self.billing.load_full();
         let fee = billing.topup_fee(credited, now);
-        let bp = billing
-            .topup_fees
-            .iter()
-            .rev()
-            .find(|s| s.from <= now)
-            .map_or(0, |s| s.basis_points);
+        let bp = billing.fee_basis_points(now);
         let current = if self.store.shared() {
             self.store.ledger_sum(account_id).await?
         } else {
@@ -911,6 +915,80 @@ impl Ledger {
         // this (its balance is the one predicted just before the commit; requests
         // settling meanwhile may have moved the live balance since).
         Ok(receipt)
+    }
+
+    /// Grants `amount` of credit to the account, with the operator's reason, as an
+    /// `adjustment` entry (at most once per idempotency key).
+    pub async fn grant_credit(
+        &self,
+        account_id: &str,
+        amount: Nanos,
+        reason: &str,
+        idem: Option<&Idempotency>,
+    ) -> Result<AdjustmentReceipt, StoreError> {
+        let receipt = AdjustmentReceipt {
+            adjustment_id: keys::random_id("adj_"),
+            account_id: account_id.to_owned(),
+            amount_nanos: amount.nanos(),
+            reason: reason.to_owned(),
+            created_at: crate::clock::now_rfc3339(),
+        };
+        if let Some(first) = self.store.adjust(&receipt, idem).await? {
+            return Ok(first);
+        }
+        self.apply_changes(account_id, &[BalanceChange::Adjustment(amount)]);
+        Ok(receipt)
+    }
+
+    /// Records a Checkout Session created for a top-up of the account.
+    pub async fn record_checkout(&self, c: &CheckoutRecord) -> Result<(), StoreError> {
+        self.store.record_checkout(c).await
+    }
+
+    /// Applies a verified Stripe event (see `store::payments`): at most once per event,
+    /// at most one credit per paid checkout, refunds and disputes taken back.
+    pub async fn apply_stripe_event(&self, e: &StripeEvent) -> Result<EventOutcome, StoreError> {
+        let outcome = self
+            .store
+            .apply_stripe_event(e, &crate::clock::now_rfc3339())
+            .await?;
+        if let Some(account) = &outcome.account_id {
+            self.apply_changes(account, &outcome.changes);
+            // Credit taken back on PostgreSQL: the replicas' leases on the account hand
+            // back what they hold unreserved, so that new requests are admitted against
+            // what the database has left.
+            let took_back = outcome
+                .changes
+                .iter()
+                .any(|c| matches!(c, BalanceChange::Adjustment(n) if *n < Nanos::ZERO));
+            if took_back && self.store.shared() {
+                self.hand_back(account).await;
+                self.announce(account).await;
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// What the database just recorded, in the in-memory balances (SQLite; on
+    /// PostgreSQL the credit is in the database, to be leased from there).
+    fn apply_changes(&self, account_id: &str, changes: &[BalanceChange]) {
+        if self.store.shared() || changes.is_empty() {
+            return;
+        }
+        let mut a = self.accounts.lock().unwrap_or_else(PoisonError::into_inner);
+        let b = a.entry(Arc::from(account_id)).or_default();
+        for c in changes {
+            match *c {
+                BalanceChange::Topup(n) => {
+                    b.balance = b.balance + n;
+                    b.topups = b.topups + n;
+                }
+                BalanceChange::Adjustment(n) => {
+                    b.balance = b.balance + n;
+                    b.adjustments = b.adjustments + n;
+                }
+            }
+        }
     }
 
     /// Holds `amount` of the account's available credit for one request. Fails closed

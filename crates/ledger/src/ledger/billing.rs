@@ -49,17 +49,21 @@ pub struct FeeStep {
 }
 
 impl Billing {
+    /// The top-up fee in force at `at`, in hundredths of a percent.
+    pub fn fee_basis_points(&self, at: time::OffsetDateTime) -> i64 {
+        self.topup_fees
+            .iter()
+            .rev()
+            .find(|s| s.from <= at)
+            .map_or(0, |s| s.basis_points)
+    }
+
     /// The top-up fee at `at` for `amount` (whole cents), rounded half-up to the cent.
     /// The product is formed in `i128` (cents and basis points are each `i64`, so it
     /// cannot overflow there) and the fee saturates at [`Nanos::MAX`]; the top-up handler
     /// refuses any amount whose charge would not fit before it gets here.
     pub fn topup_fee(&self, amount: Nanos, at: time::OffsetDateTime) -> Nanos {
-        let bp = self
-            .topup_fees
-            .iter()
-            .rev()
-            .find(|s| s.from <= at)
-            .map_or(0, |s| s.basis_points);
+        let bp = self.fee_basis_points(at);
         let cents = i128::from(amount.whole_cents().unwrap_or(0));
         let fee_cents = (cents * i128::from(bp) + 5_000).div_euclid(10_000);
         Nanos::from_cents(i64::try_from(fee_cents).unwrap_or(i64::MAX))

@@ -333,31 +333,66 @@ impl Ledger {
                 .collect()
         };
         for (account, lease, r) in idle {
-            match self.store.lease_return(&lease, r).await {
-                Ok(closed) => {
-                    if closed {
-                        let mut a = self.accounts.lock().unwrap_or_else(PoisonError::into_inner);
-                        if let Some(b) = a.get_mut(&account) {
-                            if b.lease.as_ref().is_some_and(|l| l.id == lease)
-                                && b.reserved == Nanos::ZERO
-                            {
-                                b.lease = None;
-                            }
+            let result = self.store.lease_return(&lease, r).await;
+            self.returned(shared, &account, &lease, r, result);
+        }
+    }
+
+    /// Hands back at once the credit this replica's lease on `account` holds and no
+    /// request has reserved (after credit was taken back from the account, so that its
+    /// next requests are admitted against what the database has left).
+    pub(super) async fn hand_back(&self, account: &str) {
+        let Some(shared) = self.shared() else { return };
+        let taken = {
+            let mut a = self.accounts.lock().unwrap_or_else(PoisonError::into_inner);
+            a.get_mut(account).and_then(|b| {
+                let l = b.lease.as_ref()?;
+                let r = (b.balance - b.reserved).max(Nanos::ZERO);
+                let id = l.id.clone();
+                b.balance = b.balance - r;
+                Some((Arc::<str>::from(account), id, r))
+            })
+        };
+        if let Some((account, lease, r)) = taken {
+            let result = self.store.lease_return(&lease, r).await;
+            self.returned(shared, &account, &lease, r, result);
+        }
+    }
+
+    /// After `r` of `lease` was handed back (or not): the lease is forgotten once
+    /// closed; a failed return gives the credit back to the lease.
+    fn returned(
+        &self,
+        shared: &Shared,
+        account: &Arc<str>,
+        lease: &Arc<str>,
+        r: Nanos,
+        result: Result<bool, GrantError>,
+    ) {
+        match result {
+            Ok(closed) => {
+                if closed {
+                    let mut a = self.accounts.lock().unwrap_or_else(PoisonError::into_inner);
+                    if let Some(b) = a.get_mut(account) {
+                        if b.lease.as_ref().is_some_and(|l| &l.id == lease)
+                            && b.reserved == Nanos::ZERO
+                        {
+                            b.lease = None;
                         }
                     }
                 }
-                Err(GrantError::Closed(_)) => {
-                    tracing::error!(%account, %lease, "a credit lease of this replica was closed by another replica; no request is accepted until this replica restarts");
-                    shared.lost.store(true, Ordering::Relaxed);
-                    self.forget_lease(&account, &lease);
-                }
-                Err(GrantError::Store(e)) => {
-                    tracing::warn!(%account, %lease, error = %e, "could not hand back idle lease credit; will retry");
-                    let mut a = self.accounts.lock().unwrap_or_else(PoisonError::into_inner);
-                    if let Some(b) = a.get_mut(&account) {
-                        if b.lease.as_ref().is_some_and(|l| l.id == lease) {
-                            b.balance = b.balance + r;
-                        }
+            }
+            Err(GrantError::Closed(_)) => {
+                tracing::error!(%account, %lease, "a credit lease of this replica was closed by another replica; no request is accepted until this replica restarts");
+                shared.lost.store(true, Ordering::Relaxed);
+                self.forget_lease(account, lease);
+            }
+            Err(GrantError::Store(e)) => {
+                tracing::warn!(%account, %lease, error = %e, "could not hand back lease credit; will retry");
+                let mut a = self.accounts.lock().unwrap_or_else(PoisonError::into_inner);
+                if let Some(b) = a.get_mut(account) {
+                    if b.lease.as_ref().is_some_and(|l| &l.id == lease) {
+                        b.balance = b.balance + r;
                     }
                 }
             }

@@ -17,6 +17,7 @@
 //! differ.
 
 mod lease;
+mod payments;
 mod usage;
 
 use std::borrow::Cow;
@@ -33,6 +34,10 @@ use super::UsageStatus;
 use crate::money::Nanos;
 use crate::ratelimit::Rates;
 pub use lease::{AccountCredit, Grant, GrantError, LeaseClosed, CHANGES_CHANNEL};
+pub use payments::{
+    AdjustmentReceipt, BalanceChange, CheckoutRecord, EventOutcome, StripeEvent, StripeEventKind,
+    StripeEventRow,
+};
 pub use usage::{DailyUsage, UsageFilter, UsageOrder, UsageRecord};
 
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +94,9 @@ pub struct AccountSums {
     pub trial: Nanos,
     pub topups: Nanos,
     pub spent: Nanos,
+    /// Operator grants (positive) and credit taken back for refunded or disputed card
+    /// payments (negative).
+    pub adjustments: Nanos,
 }
 
 #[derive(Debug, Clone)]
@@ -344,6 +352,11 @@ fn migrator(postgres: bool) -> Migrator {
                 "leases",
                 include_str!("../../../../migrations/postgres/0006_leases.sql"),
             ),
+            m(
+                7,
+                "adjustments and payments",
+                include_str!("../../../../migrations/postgres/0007_adjustments_payments.sql"),
+            ),
         ]
     } else {
         vec![
@@ -376,6 +389,11 @@ fn migrator(postgres: bool) -> Migrator {
                 6,
                 "leases",
                 include_str!("../../../../migrations/0006_leases.sql"),
+            ),
+            m(
+                7,
+                "adjustments and payments",
+                include_str!("../../../../migrations/0007_adjustments_payments.sql"),
             ),
         ]
     };
@@ -767,7 +785,11 @@ impl Store {
     }
 
     /// The first result recorded for an idempotency key, if the request is the same.
-    async fn replay(&self, scope: &str, i: &Idempotency) -> Result<TopupReceipt, StoreError> {
+    async fn replay<T: serde::de::DeserializeOwned>(
+        &self,
+        scope: &str,
+        i: &Idempotency,
+    ) -> Result<T, StoreError> {
         let (fingerprint, result): (String, String) = on_pool!(self, |p, Db| {
             let row = sqlx::query(
                 "SELECT fingerprint, result FROM idempotency_keys WHERE scope = $1 AND idem_key = $2",
@@ -876,7 +898,8 @@ impl Store {
                         CAST(COALESCE(SUM(l.amount_nanos), 0) AS BIGINT),
                         CAST(COALESCE(SUM(CASE WHEN l.kind = 'trial' THEN l.amount_nanos END), 0) AS BIGINT),
                         CAST(COALESCE(SUM(CASE WHEN l.kind = 'topup' THEN l.amount_nanos END), 0) AS BIGINT),
-                        CAST(COALESCE(-SUM(CASE WHEN l.kind = 'usage' THEN l.amount_nanos END), 0) AS BIGINT)
+                        CAST(COALESCE(-SUM(CASE WHEN l.kind = 'usage' THEN l.amount_nanos END), 0) AS BIGINT),
+                        CAST(COALESCE(SUM(CASE WHEN l.kind = 'adjustment' THEN l.amount_nanos END), 0) AS BIGINT)
                  FROM accounts a LEFT JOIN ledger_entries l ON l.account_id = a.id
                  WHERE $1 IS NULL OR a.id = $1
                  GROUP BY a.id",
@@ -892,6 +915,7 @@ impl Store {
                     trial: Nanos::from_nanos(r.get(2)),
                     topups: Nanos::from_nanos(r.get(3)),
                     spent: Nanos::from_nanos(r.get(4)),
+                    adjustments: Nanos::from_nanos(r.get(5)),
                 })
                 .collect())
         })
@@ -1142,6 +1166,106 @@ use insert_key;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Migration 7 rebuilds `ledger_entries` on SQLite (to allow the `adjustment` kind):
+    /// a database written by version 6 keeps every row, sequence number and column, its
+    /// append-only triggers and unique indexes, and its sequence goes on from the last.
+    #[tokio::test]
+    async fn the_sqlite_ledger_rebuild_keeps_every_entry_and_rule() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("v6.db").display());
+        {
+            let opts = SqliteConnectOptions::from_str(&url)
+                .expect("url")
+                .create_if_missing(true)
+                .foreign_keys(true);
+            let pool = SqlitePoolOptions::new()
+                .connect_with(opts)
+                .await
+                .expect("pool");
+            let all = migrator(false);
+            let six = Migrator {
+                migrations: Cow::Owned(all.migrations[..6].to_vec()),
+                ..Migrator::DEFAULT
+            };
+            six.run(&pool).await.expect("migrations 1-6");
+            for q in [
+                "INSERT INTO accounts (id, email, created_at) VALUES ('acct_a', 'a@example.com', '2026-01-01T00:00:00Z')",
+                "INSERT INTO ledger_entries (account_id, kind, amount_nanos, note, created_at) VALUES ('acct_a', 'trial', 3000000000, 'signup trial credit', '2026-01-01T00:00:00Z')",
+                "INSERT INTO ledger_entries (account_id, kind, amount_nanos, request_id, key_id, model, endpoint, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, note, created_at, provider, upstream_model, upstream_request_id, region, status, lease_id) VALUES ('acct_a', 'usage', -1234, 'req_1', 'key_1', 'm', 'openai:m', 10, 20, 3, 4, 'n', '2026-01-01T00:00:01Z', 'openai', 'm', 'up_1', 'us-east-1', 'ok', NULL)",
+                "INSERT INTO ledger_entries (account_id, kind, amount_nanos, created_at) VALUES ('acct_a', 'topup', 1000000000, '2026-01-01T00:00:02Z')",
+            ] {
+                sqlx::query(q).execute(&pool).await.expect(q);
+            }
+            pool.close().await;
+        }
+        let store = Store::open(&url).await.expect("migrated to 7");
+        let Pool::Sqlite(p) = &store.pool else {
+            panic!("sqlite")
+        };
+        type EntryRow = (
+            i64,
+            String,
+            i64,
+            Option<String>,
+            Option<i64>,
+            Option<String>,
+        );
+        let rows: Vec<EntryRow> =
+            sqlx::query_as("SELECT seq, kind, amount_nanos, request_id, cache_write_tokens, region FROM ledger_entries ORDER BY seq")
+                .fetch_all(p)
+                .await
+                .expect("rows");
+        assert_eq!(
+            rows,
+            vec![
+                (1, "trial".into(), 3_000_000_000, None, None, None),
+                (
+                    2,
+                    "usage".into(),
+                    -1234,
+                    Some("req_1".into()),
+                    Some(4),
+                    Some("us-east-1".into())
+                ),
+                (3, "topup".into(), 1_000_000_000, None, None, None),
+            ]
+        );
+        let sums = store
+            .account_sums_of("acct_a")
+            .await
+            .expect("sums")
+            .expect("account");
+        assert_eq!(sums.balance, Nanos::from_nanos(3_999_998_766));
+        // Still append-only.
+        for q in [
+            "UPDATE ledger_entries SET amount_nanos = 0 WHERE seq = 1",
+            "DELETE FROM ledger_entries WHERE seq = 1",
+        ] {
+            let e = sqlx::query(q).execute(p).await.expect_err(q).to_string();
+            assert!(e.contains("append-only"), "{q}: {e}");
+        }
+        // Still one trial per account and one charge per request.
+        for q in [
+            "INSERT INTO ledger_entries (account_id, kind, amount_nanos, created_at) VALUES ('acct_a', 'trial', 1, 'x')",
+            "INSERT INTO ledger_entries (account_id, kind, amount_nanos, request_id, created_at) VALUES ('acct_a', 'usage', -1, 'req_1', 'x')",
+            "INSERT INTO ledger_entries (account_id, kind, amount_nanos, created_at) VALUES ('acct_a', 'bonus', 1, 'x')",
+        ] {
+            assert!(sqlx::query(q).execute(p).await.is_err(), "{q}");
+        }
+        // The new kind is accepted, and numbered after the last entry.
+        let seq: i64 = sqlx::query_scalar("INSERT INTO ledger_entries (account_id, kind, amount_nanos, note, created_at) VALUES ('acct_a', 'adjustment', -5, 'x', 'x') RETURNING seq")
+            .fetch_one(p)
+            .await
+            .expect("adjustment");
+        assert_eq!(seq, 4);
+        let sums = store
+            .account_sums_of("acct_a")
+            .await
+            .expect("sums")
+            .expect("account");
+        assert_eq!(sums.adjustments, Nanos::from_nanos(-5));
+    }
 
     #[test]
     fn usage_inserts_come_in_nine_shapes_that_cover_every_entry() {

@@ -1,0 +1,302 @@
+//! Card top-ups through Stripe Checkout (docs/payments.md):
+//!
+//! * `POST /v1/credits/checkout`: a customer (API key) asks for a Checkout Session for
+//!   an amount; the answer has the URL to pay at, the amount credited and the fee.
+//! * `POST /webhooks/stripe`: Stripe's signed events. A top-up is credited only from a
+//!   verified `checkout.session.completed` (or `…async_payment_succeeded`) event, each
+//!   event at most once; refunds and disputes take the credit back.
+//! * `GET /payments/done` and `/payments/cancelled`: where Stripe sends the customer back.
+//! * `GET /admin/v1/stripe/events`: every event received and what it did.
+//! * `POST /admin/v1/accounts/{id}/grants`: credit an operator grants, with a reason.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::error::ApiError;
+use super::{admin, auth, AppState};
+use crate::ledger::CheckoutRecord;
+use crate::money::Nanos;
+
+fn parse<T: serde::de::DeserializeOwned>(
+    st: &AppState,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<T, ApiError> {
+    let body = body.map_err(|r| super::chat::body_error(r, st.config.max_body_bytes))?;
+    serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request("invalid_request", format!("Invalid request body: {e}")))
+}
+
+fn not_configured() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_IMPLEMENTED,
+        "invalid_request_error",
+        "payments_not_configured",
+        "Card top-ups are not configured on this gateway (STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET); ask its operator for credit.",
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewCheckout {
+    amount_usd: Value,
+}
+
+pub async fn checkout(
+    State(st): State<AppState>,
+    h: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let key = auth::customer(&st, &h)?;
+    let Some(stripe) = st.payments.clone() else {
+        return Err(not_configured());
+    };
+    let NewCheckout { amount_usd } = parse(&st, body)?;
+    let credited = admin::topup_amount(&st, amount_usd)?;
+    let now = time::OffsetDateTime::now_utc();
+    let (fee, bp) = {
+        let billing = st.ledger.billing();
+        (
+            billing.topup_fee(credited, now),
+            billing.fee_basis_points(now),
+        )
+    };
+    // A client's retry with the same Idempotency-Key gets the same session from Stripe.
+    let idem = match h.get("idempotency-key").map(|v| v.to_str()) {
+        None => crate::ids::random_id("checkout-"),
+        Some(Ok(k)) if !k.trim().is_empty() && k.len() <= 200 => {
+            format!("{}-{}-{}", key.account_id, credited.nanos(), k.trim())
+        }
+        Some(_) => {
+            let mut a = ApiError::bad_request(
+                "invalid_idempotency_key",
+                "The Idempotency-Key header must be 1 to 200 printable ASCII characters.",
+            );
+            a.param = Some("Idempotency-Key".into());
+            return Err(a);
+        }
+    };
+    let base = st
+        .config
+        .payments
+        .as_ref()
+        .map(|p| p.public_url.clone())
+        .unwrap_or_default();
+    let success = format!("{base}/payments/done?session_id={{CHECKOUT_SESSION_ID}}");
+    let cancel = format!("{base}/payments/cancelled");
+    let email = st.ledger.store().account_email(&key.account_id).await?;
+    let lines = crate::payments::TopupLines {
+        account_id: &key.account_id,
+        email: email.as_deref(),
+        credited,
+        fee,
+        success_url: &success,
+        cancel_url: &cancel,
+        idempotency_key: &idem,
+    };
+    let session = stripe.create_checkout(&lines).await.map_err(|e| {
+        tracing::warn!(error = %e, "Stripe Checkout Session not created");
+        match e {
+            crate::payments::CheckoutError::Unreachable(_) => ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "server_error",
+                "payments_unavailable",
+                format!("{e}. Nothing was charged; retry later."),
+            ),
+            crate::payments::CheckoutError::Refused(_) => ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "server_error",
+                "payments_refused",
+                format!("{e}. Nothing was charged."),
+            ),
+        }
+    })?;
+    st.ledger
+        .record_checkout(&CheckoutRecord {
+            session_id: session.id.clone(),
+            account_id: key.account_id.to_string(),
+            credited,
+            fee,
+            fee_basis_points: bp,
+            created_at: crate::clock::now_rfc3339(),
+        })
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "object": "checkout",
+            "id": session.id,
+            "url": session.url,
+            "account_id": &*key.account_id,
+            "credit_usd": credited,
+            "fee_usd": fee,
+            "total_usd": credited + fee,
+            "fee_percent": format!("{}.{:02}", bp / 100, bp % 100),
+        })),
+    ))
+}
+
+pub async fn webhook(
+    State(st): State<AppState>,
+    h: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Some(stripe) = st.payments.clone() else {
+        return Err(ApiError::not_found(
+            "not_found",
+            "Card top-ups are not configured on this gateway.",
+        ));
+    };
+    let body = body.map_err(|r| super::chat::body_error(r, st.config.max_body_bytes))?;
+    let signature = h.get("stripe-signature").and_then(|v| v.to_str().ok());
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    if let Err(e) =
+        crate::payments::verify_signature(signature, &body, stripe.webhook_secret.expose(), now)
+    {
+        tracing::warn!(error = %e, "Stripe webhook refused: signature");
+        let mut a = ApiError::bad_request("invalid_signature", format!("{e}; nothing was done."));
+        a.param = Some("Stripe-Signature".into());
+        return Err(a);
+    }
+    let event = crate::payments::parse_event(&body)
+        .map_err(|e| ApiError::bad_request("invalid_event", format!("{e}; nothing was done.")))?;
+    let ledger = st.ledger.clone();
+    let e = event.clone();
+    // Applied on its own task: a delivery Stripe gives up on midway still completes, so
+    // that the database and the in-memory balance agree.
+    let outcome = tokio::spawn(async move { ledger.apply_stripe_event(&e).await })
+        .await
+        .map_err(|_| {
+            ApiError::internal("The event failed inside the gateway; Stripe will retry it.")
+        })??;
+    if outcome.outcome.starts_with("refused") {
+        tracing::warn!(event = %event.id, r#type = %event.event_type, outcome = %outcome.outcome, "Stripe event not applied");
+    } else {
+        tracing::info!(event = %event.id, r#type = %event.event_type, replayed = outcome.replayed, outcome = %outcome.outcome, "Stripe event");
+    }
+    Ok(Json(json!({
+        "received": true,
+        "event": event.id,
+        "replayed": outcome.replayed,
+        "outcome": outcome.outcome,
+    })))
+}
+
+#[derive(Deserialize)]
+pub struct DoneQuery {
+    session_id: Option<String>,
+}
+
+/// Where Stripe sends the customer after paying. The credit itself comes from the
+/// webhook, usually within seconds.
+pub async fn done(Query(q): Query<DoneQuery>) -> Html<String> {
+    let session = q
+        .session_id
+        .filter(|s| s.len() <= 200 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or_default();
+    Html(format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Payment received — GammaInfra</title></head><body><main><h1>Payment received</h1><p>Thank you. Your credit is added as soon as Stripe confirms the payment, usually within seconds; <code>GET /v1/credits</code> shows it.</p><p>Checkout session: <code>{session}</code></p></main></body></html>"
+    ))
+}
+
+pub async fn cancelled() -> Html<&'static str> {
+    Html("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Payment cancelled — GammaInfra</title></head><body><main><h1>Payment cancelled</h1><p>Nothing was charged and no credit was added.</p></main></body></html>")
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsQuery {
+    limit: Option<i64>,
+    before: Option<String>,
+}
+
+pub async fn events(
+    State(st): State<AppState>,
+    h: HeaderMap,
+    Query(q): Query<EventsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    auth::admin(&st, &h)?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        let mut a = ApiError::bad_request("invalid_request", "`limit` must be 1 to 1000.");
+        a.param = Some("limit".into());
+        return Err(a);
+    }
+    let rows = st
+        .ledger
+        .store()
+        .stripe_events(limit, q.before.as_deref())
+        .await?;
+    Ok(Json(json!({
+        "object": "list",
+        "has_more": rows.len() as i64 == limit,
+        "data": rows,
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewGrant {
+    amount_usd: Value,
+    reason: String,
+}
+
+pub async fn grant(
+    State(st): State<AppState>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    auth::admin(&st, &h)?;
+    let NewGrant { amount_usd, reason } = parse(&st, body)?;
+    let bad = |param: &str, m: String| {
+        let mut a = ApiError::bad_request("invalid_request", m);
+        a.param = Some(param.into());
+        a
+    };
+    let Value::String(s) = amount_usd else {
+        return Err(bad(
+            "amount_usd",
+            "`amount_usd` must be a decimal string in whole cents, e.g. \"5.00\"".into(),
+        ));
+    };
+    let amount =
+        Nanos::parse_cents(&s).map_err(|e| bad("amount_usd", format!("`amount_usd`: {e}")))?;
+    let max = Nanos::from_cents(admin::MAX_TOPUP_CENTS);
+    if amount <= Nanos::ZERO || amount > max {
+        return Err(bad(
+            "amount_usd",
+            format!("A grant is more than $0.00 and at most ${max}; got ${amount}."),
+        ));
+    }
+    let reason = reason.trim().to_owned();
+    if reason.is_empty() || reason.chars().count() > 500 {
+        return Err(bad(
+            "reason",
+            "`reason` must be 1 to 500 characters.".into(),
+        ));
+    }
+    let idem = admin::idempotency_for(&h, "grant", &id, amount, &reason)?;
+    let ledger = st.ledger.clone();
+    let (account, why) = (id.clone(), reason.clone());
+    let r = tokio::spawn(async move {
+        ledger
+            .grant_credit(&account, amount, &why, idem.as_ref())
+            .await
+    })
+    .await
+    .map_err(|_| ApiError::internal("The change failed inside the gateway."))??;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "id": r.adjustment_id, "object": "grant", "account_id": r.account_id,
+            "amount_usd": Nanos::from_nanos(r.amount_nanos), "reason": r.reason,
+            "created_at": r.created_at,
+        })),
+    ))
+}
