@@ -1,6 +1,6 @@
 //! Simulated upstream LLM providers for integration tests and the offline demo mode.
 //!
-//! Three in-process HTTP servers speak the public wire formats of the providers the
+//! Four in-process HTTP servers speak the public wire formats of the providers the
 //! gateway talks to:
 //!
 //! * [`start_openai`]: OpenAI Chat Completions (`POST /v1/chat/completions`,
@@ -13,6 +13,9 @@
 //!   the control-plane calls for inference profiles and foundation models;
 //!   [`Simulator::base_url`] is the endpoint root (`AWS_ENDPOINT_URL_BEDROCK_RUNTIME`).
 //!   See [`BedrockSimConfig`] and the module docs of `bedrock.rs` for its rules.
+//! * [`start_stripe`]: Stripe Checkout Sessions, a stand-in hosted payment page and
+//!   signed webhook events with delivery modes and retries; see [`StripeSim`] and the
+//!   module docs of `stripe.rs`.
 //!
 //! They are written independently of the gateway's adapters (own `serde_json::Value`
 //! parsing) so that the adapters are tested against an outside view of each API:
@@ -97,8 +100,12 @@
 mod anthropic;
 mod bedrock;
 mod openai;
+mod stripe;
 
 pub use bedrock::{BedrockSimConfig, BedrockSimModel};
+pub use stripe::{
+    ControlError, Delivery, DeliveryMode, DeliveryOutcome, StripeSim, StripeSimConfig,
+};
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -223,6 +230,13 @@ pub async fn start_bedrock(config: BedrockSimConfig) -> std::io::Result<Simulato
     let log = RequestLog::default();
     let router = bedrock::router(config, log.clone());
     spawn(router, log, "").await
+}
+
+/// Starts a simulated Stripe (Checkout Sessions, the hosted payment page, signed
+/// webhooks) on `127.0.0.1:0`; [`StripeSim::base_url`] stands in for
+/// `https://api.stripe.com`.
+pub async fn start_stripe(config: StripeSimConfig) -> std::io::Result<StripeSim> {
+    stripe::start(config).await
 }
 
 async fn spawn(
