@@ -6,6 +6,7 @@
 use crate::harness::*;
 use gammainfra::ledger::CheckoutRecord;
 use gammainfra::money::Nanos;
+use gammainfra::simulators;
 
 const WEBHOOK_SECRET: &str = "whsec_gammainfra_test_secret";
 
@@ -407,7 +408,170 @@ async fn without_stripe_configured_checkout_is_501_and_the_webhook_404() {
     assert_eq!(deliver(&gw, &body).await.status, 404);
 }
 
+/// A gateway with card top-ups against the simulated Stripe, which delivers its events
+/// to the gateway's webhook.
+async fn with_stripe(backend: Backend) -> (Gw, simulators::StripeSim) {
+    let sim = simulators::start_stripe(simulators::StripeSimConfig::new(
+        "sk_test_gammainfra_sim",
+        WEBHOOK_SECRET,
+    ))
+    .await
+    .expect("stripe sim");
+    let api_base = sim.base_url();
+    let gw = Gw::start_on(backend, |c| {
+        with_payments(c);
+        if let Some(p) = c.payments.as_mut() {
+            p.secret_key = gammainfra::config::Secret::new("sk_test_gammainfra_sim");
+            p.api_base = api_base;
+            p.public_url = "https://gateway.example.com".to_owned();
+        }
+    })
+    .await;
+    sim.set_webhook_url(format!("{}/webhooks/stripe", gw.url));
+    (gw, sim)
+}
+
+async fn start_checkout(gw: &Gw, key: &str, amount: &str, idem: Option<&str>) -> Resp {
+    let body = format!(r#"{{"amount_usd":"{amount}"}}"#);
+    let headers: Vec<(&str, &str)> = idem.map(|k| ("idempotency-key", k)).into_iter().collect();
+    gw.send(
+        "POST",
+        "/v1/credits/checkout",
+        Some(key),
+        Some(&body),
+        &headers,
+    )
+    .await
+}
+
+/// Waits until every event of the simulated Stripe was delivered successfully `times`
+/// times in all.
+async fn delivered(sim: &simulators::StripeSim, times: usize) {
+    let ok = sim
+        .wait_deliveries(std::time::Duration::from_secs(20), |log| {
+            log.iter().filter(|d| d.outcome.is_success()).count() >= times
+        })
+        .await;
+    assert!(ok, "{:?}", sim.deliveries());
+}
+
+async fn a_card_top_up_through_checkout_is_credited_exactly_once(backend: Backend) {
+    let (gw, sim) = with_stripe(backend).await;
+    let (id, key) = gw.account("card@example.com").await;
+    let r = start_checkout(&gw, &key, "10.00", Some("order-1")).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let v = r.json();
+    // 5% from 2026-06-24 (3% before): the fee is shown before paying.
+    assert_eq!(v["credit_usd"], "10.00");
+    assert_eq!(v["fee_usd"], "0.50");
+    assert_eq!(v["total_usd"], "10.50");
+    let session = v["id"].as_str().expect("id").to_owned();
+    assert!(v["url"]
+        .as_str()
+        .expect("url")
+        .ends_with(&format!("/pay/{session}")));
+    // Stripe was asked for the credit and the fee as two line items, in cents, and
+    // will send the customer back to the gateway's public URL.
+    let sent = sim
+        .requests()
+        .into_iter()
+        .find(|q| q.path == "/v1/checkout/sessions" && q.method == "POST")
+        .expect("session created");
+    let form = String::from_utf8_lossy(&sent.body).into_owned();
+    for part in [
+        "line_items%5B0%5D%5Bprice_data%5D%5Bunit_amount%5D=1000",
+        "line_items%5B1%5D%5Bprice_data%5D%5Bunit_amount%5D=50",
+        "mode=payment",
+        "success_url=https%3A%2F%2Fgateway.example.com%2Fpayments%2Fdone%3Fsession_id%3D%7BCHECKOUT_SESSION_ID%7D",
+    ] {
+        assert!(form.contains(part), "{part} in {form}");
+    }
+    assert_eq!(
+        sim.session(&session).expect("session")["amount_total"],
+        1050
+    );
+    // A retry with the same Idempotency-Key is the same session.
+    let again = start_checkout(&gw, &key, "10.00", Some("order-1")).await;
+    assert_eq!(again.status, 201);
+    assert_eq!(again.json()["id"], session.as_str());
+    // Nothing is credited before the payment.
+    assert_books(&gw.account_view(&id).await, "3.00");
+    // Paid; Stripe delivers the event twice.
+    sim.set_delivery(simulators::DeliveryMode::Duplicate);
+    sim.pay(&session).expect("paid");
+    delivered(&sim, 2).await;
+    let view = gw.account_view(&id).await;
+    assert_books(&view, "13.00");
+    assert_eq!(view["topups_usd"], "10.00");
+    // And once more by hand, as from the Dashboard.
+    let event = sim.events()[0]["id"].as_str().expect("event id").to_owned();
+    sim.set_delivery(simulators::DeliveryMode::Immediate);
+    sim.redeliver(&event).expect("redeliver");
+    delivered(&sim, 3).await;
+    assert_books(&gw.account_view(&id).await, "13.00");
+    // Refused before Stripe is called: below the minimum, not whole cents, no key.
+    for amount in ["5.00", "10.001"] {
+        let r = start_checkout(&gw, &key, amount, None).await;
+        assert_eq!(r.status, 400, "{amount}: {}", r.text());
+        assert_eq!(r.error_code(), "invalid_amount");
+    }
+    let r = gw
+        .send(
+            "POST",
+            "/v1/credits/checkout",
+            None,
+            Some(r#"{"amount_usd":"10.00"}"#),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        sim.requests()
+            .iter()
+            .filter(|q| q.path == "/v1/checkout/sessions")
+            .count(),
+        2
+    );
+}
+
+async fn a_payment_and_its_refunds_delivered_in_reverse_leave_exact_books(backend: Backend) {
+    let (gw, sim) = with_stripe(backend).await;
+    let (id, key) = gw.account("reverse@example.com").await;
+    let r = start_checkout(&gw, &key, "10.00", None).await;
+    let session = r.json()["id"].as_str().expect("id").to_owned();
+    sim.set_delivery(simulators::DeliveryMode::Held);
+    sim.pay(&session).expect("paid");
+    sim.refund(&session, Some(400)).expect("partial refund");
+    sim.refund(&session, None).expect("the rest");
+    // Delivered last event first: the full refund, the partial one, then the payment.
+    assert_eq!(sim.release_held_in_reverse(), 3);
+    delivered(&sim, 3).await;
+    let view = gw.account_view(&id).await;
+    assert_books(&view, "3.00");
+    assert_eq!(view["topups_usd"], "10.00");
+    assert_eq!(view["adjustments_usd"], "-10.00");
+    let events = gw
+        .admin("GET", "/admin/v1/stripe/events", None)
+        .await
+        .json();
+    let outcomes: Vec<String> = events["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|e| e["outcome"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(outcomes.len(), 3, "{outcomes:?}");
+    assert!(
+        outcomes
+            .iter()
+            .any(|o| o.starts_with("credited 10.00") && o.ends_with("took back 10.00")),
+        "{outcomes:?}"
+    );
+}
+
 on_both_backends!(
+    a_card_top_up_through_checkout_is_credited_exactly_once,
+    a_payment_and_its_refunds_delivered_in_reverse_leave_exact_books,
     a_paid_checkout_is_credited_once_however_often_it_is_delivered,
     forged_tampered_stale_or_unsigned_deliveries_change_nothing,
     unknown_unpaid_and_mismatched_events_are_acknowledged_without_effect,
