@@ -558,6 +558,10 @@ mod demo {
     pub fn banner(_: SocketAddr, _: &str, _: &str) -> String {
         String::new()
     }
+
+    impl Demo {
+        pub fn listening(&self, _: SocketAddr) {}
+    }
 }
 
 async fn serve(config_path: Option<PathBuf>, listen: Option<SocketAddr>, demo: bool) -> i32 {
@@ -607,6 +611,9 @@ async fn serve(config_path: Option<PathBuf>, listen: Option<SocketAddr>, demo: b
         }
     };
     let local = listener.local_addr().unwrap_or(addr);
+    if let Some(d) = &demo_handle {
+        d.listening(local);
+    }
     if demo_handle.is_some() {
         match state.ledger.create_account("demo@gammainfra.local").await {
             Ok((_, key, _)) => println!(

@@ -1,6 +1,7 @@
 //! `gammainfra serve --demo`: the whole path offline. Simulated Bedrock (SigV4 checked,
 //! profile rules enforced, event-stream framing), Anthropic and OpenAI servers on loopback (the same ones the tests use), a fresh database in a temporary
-//! directory, an account with the trial credit, and a curl line that works.
+//! directory, an account with the trial credit, and a curl line that works; a simulated
+//! Stripe takes card top-ups and delivers its signed events to the gateway.
 
 use std::net::SocketAddr;
 
@@ -14,6 +15,8 @@ pub struct Demo {
     pub bedrock: Simulator,
     pub anthropic: Simulator,
     pub openai: Simulator,
+    /// Card top-ups: Checkout Sessions, a payment page and signed webhooks.
+    pub stripe: simulators::StripeSim,
     /// Holds the demo database until the demo ends.
     _dir: DemoDir,
 }
@@ -71,15 +74,38 @@ pub async fn prepare(listen: Option<SocketAddr>) -> Result<(Demo, Config), Start
         base_url: openai.base_url(),
         api_key: Some(Secret::new(openai_key)),
     });
+    let stripe_key = keys::random_id("sk_test_demo");
+    let webhook_secret = keys::random_id("whsec_demo");
+    let stripe = simulators::start_stripe(simulators::StripeSimConfig::new(
+        &stripe_key,
+        &webhook_secret,
+    ))
+    .await
+    .map_err(io)?;
+    config.payments = Some(crate::config::PaymentsConfig {
+        secret_key: Secret::new(stripe_key),
+        webhook_secret: Secret::new(webhook_secret),
+        api_base: stripe.base_url(),
+        public_url: format!("http://{}", config.listen),
+    });
     Ok((
         Demo {
             bedrock,
             anthropic,
             openai,
+            stripe,
             _dir: DemoDir(dir),
         },
         config,
     ))
+}
+
+impl Demo {
+    /// The gateway listens on `addr`: the simulated Stripe delivers its events there.
+    pub fn listening(&self, addr: SocketAddr) {
+        self.stripe
+            .set_webhook_url(format!("http://{addr}/webhooks/stripe"));
+    }
 }
 
 /// What the demo prints once it listens.
@@ -102,6 +128,11 @@ Credits: curl -s http://{addr}/v1/credits -H "Authorization: Bearer {api_key}"
 Bedrock, with its verified IDs and a region constraint:
 
 curl -s http://{addr}/v1/chat/completions -H "Authorization: Bearer {api_key}" -H "Content-Type: application/json" -H "X-GammaInfra-Region: us-east-1" -d '{{"model":"meta/llama3-70b-instruct","messages":[{{"role":"user","content":"Hello!"}}]}}'
+
+A $10.00 card top-up through the simulated Stripe (open the "url" it answers, press Pay):
+
+curl -s http://{addr}/v1/credits/checkout -H "Authorization: Bearer {api_key}" -H "Content-Type: application/json" -d '{{"amount_usd":"10.00"}}'
+
 Press Ctrl-C to stop."#
     )
 }
