@@ -78,6 +78,8 @@ CREATE TABLE stripe_events (
     -- 'checkout', 'refund', 'dispute' or 'other'
     kind            TEXT NOT NULL,
     session_id      TEXT,
+    -- the event's object: the session, the charge refunded or the dispute
+    object_id       TEXT,
     payment_intent  TEXT,
     account_id      TEXT,
     -- refund: the charge's cumulative amount refunded; dispute: its amount (cents)

@@ -1,5 +1,5 @@
 //! The `gammainfra` command line. `serve` runs the gateway; `catalog check` validates a
-//! catalog file; `accounts`, `keys`, `topups`, `credits` and `reload` call a running
+//! catalog file; `accounts`, `keys`, `topups`, `grants`, `stripe`, `credits` and `reload` call a running
 //! gateway's admin API (so that the gateway's in-memory keys and balances stay exact); `db
 //! migrate-to` copies a stopped gateway's SQLite database into PostgreSQL.
 
@@ -58,6 +58,18 @@ pub enum Command {
     Topups {
         #[command(subcommand)]
         command: TopupsCommand,
+    },
+    /// Credit granted by an operator, with a reason (through a running gateway's admin
+    /// API).
+    Grants {
+        #[command(subcommand)]
+        command: GrantsCommand,
+    },
+    /// Stripe: the webhook events received and what each did (through a running
+    /// gateway's admin API).
+    Stripe {
+        #[command(subcommand)]
+        command: StripeCommand,
     },
     /// Credits (through a running gateway's admin API).
     Credits {
@@ -281,6 +293,41 @@ pub enum TopupsCommand {
 }
 
 #[derive(Subcommand)]
+pub enum GrantsCommand {
+    /// Grant an account credit (no fee), recorded with its reason.
+    Create {
+        #[arg(long)]
+        account: String,
+        /// Amount in USD, whole cents, e.g. 5.00.
+        #[arg(long)]
+        amount: String,
+        /// Why (1 to 500 characters), kept in the ledger with the grant.
+        #[arg(long)]
+        reason: String,
+        /// The grant's Idempotency-Key (default: a new random key, printed on stderr).
+        #[arg(long)]
+        idempotency_key: Option<String>,
+        #[command(flatten)]
+        admin: Admin,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum StripeCommand {
+    /// List the Stripe events received, newest first.
+    Events {
+        /// How many (1 to 1000).
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        /// Only events received before this event ID (the next page).
+        #[arg(long)]
+        before: Option<String>,
+        #[command(flatten)]
+        admin: Admin,
+    },
+}
+
+#[derive(Subcommand)]
 pub enum CreditsCommand {
     /// Show an account's balance, reservations and ledger sum.
     Show {
@@ -418,6 +465,43 @@ pub async fn run(cli: Cli) -> i32 {
                 Some(&key),
             )
             .await
+        }
+        Command::Grants {
+            command:
+                GrantsCommand::Create {
+                    account,
+                    amount,
+                    reason,
+                    idempotency_key,
+                    admin,
+                },
+        } => {
+            let key = idempotency_key
+                .unwrap_or_else(|| gammainfra::ledger::keys::random_id("grant-cli-"));
+            eprintln!("Idempotency-Key: {key}");
+            admin_call_idempotent(
+                &admin,
+                "POST",
+                &format!("/admin/v1/accounts/{account}/grants"),
+                Some(serde_json::json!({"amount_usd": amount, "reason": reason})),
+                Some(&key),
+            )
+            .await
+        }
+        Command::Stripe {
+            command:
+                StripeCommand::Events {
+                    limit,
+                    before,
+                    admin,
+                },
+        } => {
+            let mut path = format!("/admin/v1/stripe/events?limit={limit}");
+            if let Some(b) = before {
+                path.push_str("&before=");
+                path.push_str(&percent_encode(&b));
+            }
+            admin_call(&admin, "GET", &path, None).await
         }
         Command::Credits {
             command: CreditsCommand::Show { account, admin },
@@ -749,4 +833,9 @@ async fn admin_call_once(
             2
         }
     }
+}
+
+/// `s` as a URL query value.
+fn percent_encode(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }

@@ -285,10 +285,12 @@ pub fn parse_event(body: &[u8]) -> Result<StripeEvent, EventError> {
             }
         }
         "charge.refunded" => StripeEventKind::Refund {
+            charge_id: s("id").ok_or_else(|| missing("id"))?,
             payment_intent: s("payment_intent").ok_or_else(|| missing("payment_intent"))?,
             refunded_cents: n("amount_refunded").ok_or_else(|| missing("amount_refunded"))?,
         },
         "charge.dispute.created" => StripeEventKind::Dispute {
+            dispute_id: s("id").ok_or_else(|| missing("id"))?,
             payment_intent: s("payment_intent").ok_or_else(|| missing("payment_intent"))?,
             disputed_cents: n("amount").ok_or_else(|| missing("amount"))?,
         },
@@ -439,6 +441,7 @@ mod tests {
         assert_eq!(
             e.kind,
             StripeEventKind::Refund {
+                charge_id: "ch_1".into(),
                 payment_intent: "pi_1".into(),
                 refunded_cents: 500
             }

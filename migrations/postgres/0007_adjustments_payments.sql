@@ -29,6 +29,8 @@ CREATE TABLE stripe_events (
     type            TEXT NOT NULL,
     kind            TEXT NOT NULL,
     session_id      TEXT,
+    -- the event's object: the session, the charge refunded or the dispute
+    object_id       TEXT,
     payment_intent  TEXT,
     account_id      TEXT,
     reported_cents  BIGINT NOT NULL DEFAULT 0,

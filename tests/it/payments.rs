@@ -287,6 +287,19 @@ async fn refunds_and_disputes_take_credit_back_in_any_order_never_more_than_cred
     let r = deliver(&gw, &disputed("evt_d_disp", "pi_dispute", 650)).await;
     assert_eq!(r.json()["replayed"], true);
     assert_books(&gw.account_view(&id).await, "3.00");
+
+    // A dispute Stripe sends in two Event objects is taken back once.
+    let (id, _) = checkout(&gw, "twice@example.com", "cs_test_twice").await;
+    deliver(
+        &gw,
+        &completed("evt_t_paid", "cs_test_twice", "pi_twice", 1050, true),
+    )
+    .await;
+    let r = deliver(&gw, &disputed("evt_t_disp_1", "pi_twice", 300)).await;
+    assert_eq!(r.json()["outcome"], "took back 3.00");
+    let r = deliver(&gw, &disputed("evt_t_disp_2", "pi_twice", 300)).await;
+    assert_eq!(r.json()["outcome"], "no change: already taken back");
+    assert_books(&gw.account_view(&id).await, "10.00");
 }
 
 async fn a_refund_after_spending_leaves_the_balance_negative_and_blocks_requests(backend: Backend) {
@@ -579,3 +592,58 @@ on_both_backends!(
     a_refund_after_spending_leaves_the_balance_negative_and_blocks_requests,
     operators_grant_credit_with_a_reason_once_per_idempotency_key,
 );
+
+/// `gammainfra grants create` and `gammainfra stripe events` through the admin API.
+#[tokio::test]
+async fn the_cli_grants_credit_and_lists_stripe_events() {
+    let gw = Gw::start_with(with_payments).await;
+    let (id, _) = checkout(&gw, "cli-grant@example.com", "cs_test_cli").await;
+    deliver(
+        &gw,
+        &completed("evt_cli_paid", "cs_test_cli", "pi_cli", 1050, true),
+    )
+    .await;
+    let run = |args: Vec<String>| {
+        let url = gw.url.clone();
+        async move {
+            tokio::process::Command::new(env!("CARGO_BIN_EXE_gammainfra"))
+                .args(&args)
+                .env("GAMMAINFRA_URL", url)
+                .env("GAMMAINFRA_ADMIN_TOKEN", ADMIN)
+                .kill_on_drop(true)
+                .output()
+                .await
+                .expect("run")
+        }
+    };
+    let grant = |key: &str| {
+        [
+            "grants",
+            "create",
+            "--account",
+            &id,
+            "--amount",
+            "1.25",
+            "--reason",
+            "credit for an outage",
+            "--idempotency-key",
+            key,
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    };
+    let a = run(grant("cli-grant-1")).await;
+    assert!(a.status.success(), "{}", String::from_utf8_lossy(&a.stderr));
+    let b = run(grant("cli-grant-1")).await;
+    assert_eq!(a.stdout, b.stdout, "the same key answers the first grant");
+    let v: serde_json::Value = serde_json::from_slice(&a.stdout).expect("json");
+    assert_eq!(v["reason"], "credit for an outage");
+    assert_books(&gw.account_view(&id).await, "14.25");
+    let e = run(["stripe", "events", "--limit", "10"]
+        .map(str::to_owned)
+        .to_vec())
+    .await;
+    assert!(e.status.success(), "{}", String::from_utf8_lossy(&e.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&e.stdout).expect("json");
+    assert_eq!(v["data"][0]["event_id"], "evt_cli_paid");
+}

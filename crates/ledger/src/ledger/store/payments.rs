@@ -52,11 +52,13 @@ pub enum StripeEventKind {
     },
     /// `charge.refunded`: the charge's cumulative `amount_refunded`.
     Refund {
+        charge_id: String,
         payment_intent: String,
         refunded_cents: i64,
     },
     /// `charge.dispute.created`: the dispute's `amount`.
     Dispute {
+        dispute_id: String,
         payment_intent: String,
         disputed_cents: i64,
     },
@@ -137,7 +139,8 @@ impl Store {
         e: &StripeEvent,
         received_at: &str,
     ) -> Result<EventOutcome, StoreError> {
-        let (kind, session, intent, reported) = match &e.kind {
+        // (kind, session, object, payment intent, amount reported)
+        let (kind, session, object, intent, reported) = match &e.kind {
             StripeEventKind::Checkout {
                 session_id,
                 payment_intent,
@@ -145,38 +148,45 @@ impl Store {
             } => (
                 "checkout",
                 Some(session_id.as_str()),
+                Some(session_id.as_str()),
                 payment_intent.as_deref(),
                 0,
             ),
             StripeEventKind::Refund {
+                charge_id,
                 payment_intent,
                 refunded_cents,
             } => (
                 "refund",
                 None,
+                Some(charge_id.as_str()),
                 Some(payment_intent.as_str()),
                 *refunded_cents,
             ),
             StripeEventKind::Dispute {
+                dispute_id,
                 payment_intent,
                 disputed_cents,
             } => (
                 "dispute",
                 None,
+                Some(dispute_id.as_str()),
                 Some(payment_intent.as_str()),
                 *disputed_cents,
             ),
-            StripeEventKind::Other => ("other", None, None, 0),
+            StripeEventKind::Other => ("other", None, None, None, 0),
         };
+        let shared = self.shared();
         on_pool!(self, |p, Db| {
             let mut tx = p.begin_write().await?;
             // First, and a write: a concurrent delivery of the same event waits for this
             // transaction and then finds the ID taken.
-            let claimed = sqlx::query("INSERT INTO stripe_events (event_id, type, kind, session_id, payment_intent, account_id, reported_cents, amount_nanos, outcome, created, received_at) VALUES ($1, $2, $3, $4, $5, NULL, $6, 0, 'pending', $7, $8)")
+            let claimed = sqlx::query("INSERT INTO stripe_events (event_id, type, kind, session_id, object_id, payment_intent, account_id, reported_cents, amount_nanos, outcome, created, received_at) VALUES ($1, $2, $3, $4, $5, $6, NULL, $7, 0, 'pending', $8, $9)")
                 .bind(&e.id)
                 .bind(&e.event_type)
                 .bind(kind)
                 .bind(session)
+                .bind(object)
                 .bind(intent)
                 .bind(reported)
                 .bind(e.created)
@@ -202,6 +212,17 @@ impl Store {
                 r => {
                     r?;
                 }
+            }
+            // One payment's events one after the other (PostgreSQL; SQLite's write
+            // transactions are serialised already): a refund committed while its
+            // payment's event is being applied would otherwise be missed by both.
+            if let (Some(pi), true) = (intent, shared) {
+                sqlx::query(
+                    "SELECT pg_advisory_xact_lock(hashtextextended('gammainfra.stripe.' || $1, 0))",
+                )
+                .bind(pi)
+                .execute(&mut *tx)
+                .await?;
             }
             let mut changes = Vec::new();
             let mut account: Option<String> = None;
@@ -301,7 +322,10 @@ impl Store {
                         let credited: i64 = pay.get(2);
                         let taken: i64 = pay.get(3);
                         account = Some(acct.clone());
-                        let row = sqlx::query("SELECT CAST(COALESCE(MAX(CASE WHEN kind = 'refund' THEN reported_cents END), 0) AS BIGINT), CAST(COALESCE(SUM(CASE WHEN kind = 'dispute' THEN reported_cents END), 0) AS BIGINT) FROM stripe_events WHERE payment_intent = $1")
+                        // Refunds: the charge's running total, so the largest reported.
+                        // Disputes: each dispute once, even if Stripe sent it in two
+                        // Event objects.
+                        let row = sqlx::query("SELECT CAST(COALESCE((SELECT MAX(reported_cents) FROM stripe_events WHERE payment_intent = $1 AND kind = 'refund'), 0) AS BIGINT), CAST(COALESCE((SELECT SUM(d.amount) FROM (SELECT MAX(reported_cents) AS amount FROM stripe_events WHERE payment_intent = $1 AND kind = 'dispute' GROUP BY object_id) d), 0) AS BIGINT)")
                             .bind(pi)
                             .fetch_one(&mut *tx)
                             .await?;
