@@ -49,6 +49,9 @@ BEGIN SELECT RAISE(ABORT, 'ledger_entries is append-only'); END;
 CREATE TRIGGER ledger_no_delete BEFORE DELETE ON ledger_entries
 BEGIN SELECT RAISE(ABORT, 'ledger_entries is append-only'); END;
 
+-- An account an operator disabled: its keys are refused until it is enabled again.
+ALTER TABLE accounts ADD COLUMN disabled_at TEXT;
+
 -- Checkout Sessions created for top-ups: what paying one credits, and its fee.
 CREATE TABLE stripe_checkouts (
     session_id        TEXT PRIMARY KEY,

@@ -166,6 +166,10 @@ pub enum AccountsCommand {
         /// Tokens per minute for all the account's keys together, or `none`.
         #[arg(long)]
         tpm: Option<String>,
+        /// `true` disables the account (its keys are refused with 403
+        /// account_disabled), `false` enables it again.
+        #[arg(long)]
+        disabled: Option<bool>,
         #[command(flatten)]
         admin: Admin,
     },
@@ -376,6 +380,7 @@ pub async fn run(cli: Cli) -> i32 {
                 residency,
                 rpm,
                 tpm,
+                disabled,
                 admin,
             } => {
                 let mut body = serde_json::Map::new();
@@ -392,8 +397,11 @@ pub async fn run(cli: Cli) -> i32 {
                 if !limits.is_empty() {
                     body.insert("limits".into(), serde_json::Value::Object(limits));
                 }
+                if let Some(d) = disabled {
+                    body.insert("disabled".into(), serde_json::json!(d));
+                }
                 if body.is_empty() {
-                    eprintln!("nothing to change: give --residency, --rpm or --tpm");
+                    eprintln!("nothing to change: give --residency, --rpm, --tpm or --disabled");
                     return 2;
                 }
                 admin_call(

@@ -5,6 +5,8 @@ ALTER TABLE ledger_entries DROP CONSTRAINT ledger_entries_kind_check;
 ALTER TABLE ledger_entries ADD CONSTRAINT ledger_entries_kind_check
     CHECK (kind IN ('trial', 'topup', 'usage', 'adjustment'));
 
+ALTER TABLE accounts ADD COLUMN disabled_at TEXT;
+
 CREATE TABLE stripe_checkouts (
     session_id        TEXT PRIMARY KEY,
     account_id        TEXT NOT NULL REFERENCES accounts(id),

@@ -116,6 +116,9 @@ pub struct AccountPatch {
     /// Rate-limit overrides to change (see [`apply_limits`]); `null` clears them all.
     #[serde(default, deserialize_with = "present")]
     limits: Option<Value>,
+    /// `true` disables the account (its keys are refused), `false` enables it again.
+    #[serde(default)]
+    disabled: Option<bool>,
 }
 
 /// The spending-limit fields of a `limits` object, and the rate-limit fields.
@@ -243,10 +246,15 @@ pub async fn update_account(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
     auth::admin(&st, &h)?;
-    let Some(AccountPatch { residency, limits }) = parse(&st, body, false)? else {
+    let Some(AccountPatch {
+        residency,
+        limits,
+        disabled,
+    }) = parse(&st, body, false)?
+    else {
         return Err(ApiError::bad_request(
             "invalid_request",
-            "a JSON body with the fields to change (`residency`, `limits`) is required",
+            "a JSON body with the fields to change (`residency`, `limits`, `disabled`) is required",
         ));
     };
     // Validated before anything is changed.
@@ -277,6 +285,11 @@ pub async fn update_account(
     if let Some(residency) = residency {
         let (ledger, account) = (st.ledger.clone(), id.clone());
         to_completion(async move { ledger.set_account_residency(&account, residency).await })
+            .await??;
+    }
+    if let Some(disabled) = disabled {
+        let (ledger, account) = (st.ledger.clone(), id.clone());
+        to_completion(async move { ledger.set_account_disabled(&account, disabled).await })
             .await??;
     }
     account_view(&st, id).await.map(Json)
@@ -381,6 +394,7 @@ async fn account_view(st: &AppState, id: String) -> Result<Value, ApiError> {
     Ok(json!({
         "id": id, "object": "account", "email": account.email,
         "residency": account.residency,
+        "disabled": account.disabled_at.is_some(), "disabled_at": account.disabled_at,
         "limits": limits_json(&KeyLimits { rates: account.rates, ..KeyLimits::default() }, false),
         "balance_usd": b.balance, "reserved_usd": b.reserved,
         "trial_usd": b.trial, "topups_usd": b.topups, "spent_usd": b.spent,

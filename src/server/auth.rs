@@ -28,9 +28,18 @@ pub fn customer(st: &AppState, h: &HeaderMap) -> Result<KeyInfo, ApiError> {
             "You didn't provide an API key. Send it as `Authorization: Bearer <key>`.",
         ));
     };
-    st.ledger.authenticate(key).ok_or_else(|| {
+    let info = st.ledger.authenticate(key).ok_or_else(|| {
         ApiError::invalid_api_key("Incorrect API key provided, or the key has been revoked.")
-    })
+    })?;
+    if st.ledger.account_disabled(&info.account_id) {
+        return Err(ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "permission_error",
+            "account_disabled",
+            "This account is disabled; contact the gateway's operator.",
+        ));
+    }
+    Ok(info)
 }
 
 /// Checks the admin token. Without a configured token the admin API is disabled.

@@ -249,6 +249,26 @@ async fn admin_changes_on_one_replica_reach_the_others() {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    // An account disabled on A is refused on B, and enabled again.
+    let path = format!("/admin/v1/accounts/{id}");
+    let r = a.admin("PATCH", &path, Some(r#"{"disabled":true}"#)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !b.state.ledger.account_disabled(&id) {
+        assert!(Instant::now() < deadline, "the disable never reached B");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        b.chat(&key, &body, &[]).await.error_code(),
+        "account_disabled"
+    );
+    let r = a.admin("PATCH", &path, Some(r#"{"disabled":false}"#)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while b.state.ledger.account_disabled(&id) {
+        assert!(Instant::now() < deadline, "the enable never reached B");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     // A key revoked on A stops working on B.
     let key_id = b.state.ledger.authenticate(&key).expect("key").key_id;
     let r = a

@@ -92,6 +92,8 @@ struct KeyTable {
     account_policy: HashMap<Arc<str>, RegionConstraint>,
     /// The rate-limit overrides of the accounts that have some.
     account_rates: HashMap<Arc<str>, Rates>,
+    /// The accounts an operator disabled.
+    disabled: std::collections::HashSet<Arc<str>>,
 }
 
 impl KeyTable {
@@ -411,6 +413,11 @@ impl Ledger {
             }
         }
         let mut t = self.keys.write().unwrap_or_else(PoisonError::into_inner);
+        if row.as_ref().is_some_and(|r| r.disabled_at.is_some()) {
+            t.disabled.insert(Arc::from(account));
+        } else {
+            t.disabled.remove(account);
+        }
         t.by_hash.retain(|_, k| &*k.account_id != account);
         t.set_account_policy(account, policy);
         t.set_account_rates(account, row.map(|r| r.rates).unwrap_or_default());
@@ -592,6 +599,44 @@ impl Ledger {
     pub fn authenticate(&self, key: &str) -> Option<KeyInfo> {
         let h = KeyHash::of(key);
         self.keys.read().ok()?.by_hash.get(&h).cloned()
+    }
+
+    /// Whether an operator disabled the account (its keys are then refused).
+    pub fn account_disabled(&self, account: &str) -> bool {
+        self.keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .disabled
+            .contains(account)
+    }
+
+    /// Disables the account (its keys are refused from the next request on; requests in
+    /// flight finish and are billed) or enables it again.
+    pub async fn set_account_disabled(
+        &self,
+        account_id: &str,
+        disabled: bool,
+    ) -> Result<(), StoreError> {
+        let _serial = self.policy_changes.lock().await;
+        let at = disabled.then(crate::clock::now_rfc3339);
+        self.store
+            .set_account_disabled(account_id, at.as_deref())
+            .await?;
+        tracing::info!(
+            account_id,
+            disabled,
+            "account disabled or enabled by an operator"
+        );
+        {
+            let mut t = self.keys.write().unwrap_or_else(PoisonError::into_inner);
+            if disabled {
+                t.disabled.insert(Arc::from(account_id));
+            } else {
+                t.disabled.remove(account_id);
+            }
+        }
+        self.announce(account_id).await;
+        Ok(())
     }
 
     /// The account's residency policy, as in force now.
@@ -1514,6 +1559,9 @@ async fn load_keys(
     catalog: &Catalog,
 ) -> Result<(KeyTable, Vec<(String, limits::SpendLimits)>), StoreError> {
     let mut keys = KeyTable::default();
+    for account in store.disabled_accounts().await? {
+        keys.disabled.insert(account.into());
+    }
     for (account, rates) in store.account_rates().await? {
         keys.account_rates.insert(account.into(), rates);
     }

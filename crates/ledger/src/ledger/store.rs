@@ -136,6 +136,8 @@ pub struct AccountRow {
     pub residency: Option<String>,
     /// The account's rate-limit overrides.
     pub rates: Rates,
+    /// When an operator disabled the account (its keys are refused), if they did.
+    pub disabled_at: Option<String>,
 }
 
 #[derive(Clone)]
@@ -600,7 +602,7 @@ impl Store {
     pub async fn account(&self, id: &str) -> Result<Option<AccountRow>, StoreError> {
         on_pool!(self, |p, Db| {
             Ok(sqlx::query(
-            "SELECT email, residency, requests_per_minute, tokens_per_minute FROM accounts WHERE id = $1"
+            "SELECT email, residency, requests_per_minute, tokens_per_minute, disabled_at FROM accounts WHERE id = $1"
         )
         .bind(id)
         .fetch_optional(p)
@@ -612,6 +614,7 @@ impl Store {
                 rpm: count(r.get(2)),
                 tpm: count(r.get(3)),
             },
+            disabled_at: r.get(4),
         }))
         })
     }

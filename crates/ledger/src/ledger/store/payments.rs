@@ -391,6 +391,39 @@ impl Store {
         })
     }
 
+    /// Disables the account (its keys are refused) at `at`, or enables it (`None`).
+    pub async fn set_account_disabled(
+        &self,
+        account_id: &str,
+        at: Option<&str>,
+    ) -> Result<(), StoreError> {
+        on_pool!(self, |p, Db| {
+            let r = sqlx::query("UPDATE accounts SET disabled_at = $1 WHERE id = $2")
+                .bind(at)
+                .bind(account_id)
+                .execute(p)
+                .await?;
+            if r.rows_affected() == 0 {
+                return Err(StoreError::NoAccount);
+            }
+            Ok(())
+        })
+    }
+
+    /// The accounts an operator disabled.
+    pub async fn disabled_accounts(&self) -> Result<Vec<String>, StoreError> {
+        on_pool!(self, |p, Db| {
+            Ok(
+                sqlx::query("SELECT id FROM accounts WHERE disabled_at IS NOT NULL")
+                    .fetch_all(p)
+                    .await?
+                    .into_iter()
+                    .map(|r| r.get(0))
+                    .collect(),
+            )
+        })
+    }
+
     /// The account's email, if the account exists.
     pub async fn account_email(&self, account_id: &str) -> Result<Option<String>, StoreError> {
         on_pool!(self, |p, Db| {
