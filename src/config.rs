@@ -204,8 +204,9 @@ pub struct PaymentsConfig {
     /// `GAMMAINFRA_STRIPE_API_BASE`: Stripe's API root (`https://api.stripe.com`).
     pub api_base: String,
     /// `GAMMAINFRA_PUBLIC_URL`: the gateway as customers' browsers reach it, for the
-    /// pages Stripe sends them back to (default `http://` and the listen address).
-    pub public_url: String,
+    /// pages Stripe sends them back to. Unset: `http://` and the `Host` the checkout
+    /// request was sent to.
+    pub public_url: Option<String>,
 }
 
 /// How this deployment calls AWS Bedrock.
@@ -589,7 +590,7 @@ impl Config {
         };
         let bedrock = bedrock_config(raw.bedrock, env, &mut errs);
         let limits = limits_config(raw.limits, env, &mut errs);
-        let payments = payments_config(raw.payments, env, listen, &mut errs);
+        let payments = payments_config(raw.payments, env, &mut errs);
         if errs.is_empty() {
             Ok(Config {
                 bedrock,
@@ -630,7 +631,6 @@ impl Config {
 fn payments_config(
     raw: RawPayments,
     env: Env<'_>,
-    listen: SocketAddr,
     errs: &mut Vec<String>,
 ) -> Option<PaymentsConfig> {
     let key = env("STRIPE_SECRET_KEY").or(raw.stripe_secret_key);
@@ -638,9 +638,7 @@ fn payments_config(
     let api_base = env("GAMMAINFRA_STRIPE_API_BASE")
         .or(raw.stripe_api_base)
         .unwrap_or_else(|| "https://api.stripe.com".to_owned());
-    let public_url = env("GAMMAINFRA_PUBLIC_URL")
-        .or(raw.public_url)
-        .unwrap_or_else(|| format!("http://{listen}"));
+    let public_url = env("GAMMAINFRA_PUBLIC_URL").or(raw.public_url);
     let (key, secret) = match (key, secret) {
         (None, None) => return None,
         (Some(_), None) => {
@@ -667,14 +665,17 @@ fn payments_config(
             "payments.stripe_api_base / GAMMAINFRA_STRIPE_API_BASE: {e}"
         ));
     }
-    if let Err(e) = crate::providers::http::BaseUrl::parse(&public_url) {
+    if let Some(Err(e)) = public_url
+        .as_deref()
+        .map(crate::providers::http::BaseUrl::parse)
+    {
         errs.push(format!("payments.public_url / GAMMAINFRA_PUBLIC_URL: {e}"));
     }
     Some(PaymentsConfig {
         secret_key: Secret::new(key),
         webhook_secret: Secret::new(secret),
         api_base,
-        public_url: public_url.trim_end_matches('/').to_owned(),
+        public_url: public_url.map(|u| u.trim_end_matches('/').to_owned()),
     })
 }
 
@@ -851,6 +852,40 @@ mod tests {
         )
         .expect_err("invalid");
         assert_eq!(e.0.len(), 5, "{e}");
+    }
+
+    #[test]
+    fn payments_need_both_stripe_secrets_of_the_right_kinds() {
+        let c = load("", &[]).expect("no payments");
+        assert!(c.payments.is_none());
+        let c = load(
+            "[payments]\nstripe_secret_key = \"sk_test_file\"\npublic_url = \"https://gw.example.com/\"",
+            &[("STRIPE_WEBHOOK_SECRET", "whsec_env")],
+        )
+        .expect("valid");
+        let p = c.payments.expect("payments");
+        assert_eq!(p.secret_key.expose(), "sk_test_file");
+        assert_eq!(p.webhook_secret.expose(), "whsec_env");
+        assert_eq!(p.api_base, "https://api.stripe.com");
+        assert_eq!(p.public_url.as_deref(), Some("https://gw.example.com"));
+        let one = load("", &[("STRIPE_SECRET_KEY", "sk_test_x")]).expect_err("one secret");
+        assert!(
+            one.to_string().contains("STRIPE_WEBHOOK_SECRET is not"),
+            "{one}"
+        );
+        let kinds = load(
+            "",
+            &[
+                ("STRIPE_SECRET_KEY", "pk_test_x"),
+                ("STRIPE_WEBHOOK_SECRET", "secret"),
+                ("GAMMAINFRA_STRIPE_API_BASE", "ftp://x"),
+                ("GAMMAINFRA_PUBLIC_URL", "gw.example.com"),
+            ],
+        )
+        .expect_err("wrong kinds");
+        assert_eq!(kinds.0.len(), 4, "{kinds}");
+        assert!(kinds.to_string().contains("publishable pk_ key"), "{kinds}");
+        assert!(kinds.to_string().contains("starts with whsec_"), "{kinds}");
     }
 
     #[test]

@@ -86,7 +86,8 @@ pub async fn prepare(listen: Option<SocketAddr>) -> Result<(Demo, Config), Start
         secret_key: Secret::new(stripe_key),
         webhook_secret: Secret::new(webhook_secret),
         api_base: stripe.base_url(),
-        public_url: format!("http://{}", config.listen),
+        // The pages Stripe sends customers back to: on the Host they used.
+        public_url: None,
     });
     Ok((
         Demo {

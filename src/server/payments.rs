@@ -81,12 +81,7 @@ pub async fn checkout(
             return Err(a);
         }
     };
-    let base = st
-        .config
-        .payments
-        .as_ref()
-        .map(|p| p.public_url.clone())
-        .unwrap_or_default();
+    let base = public_base(&st, &h);
     let success = format!("{base}/payments/done?session_id={{CHECKOUT_SESSION_ID}}");
     let cancel = format!("{base}/payments/cancelled");
     let email = st.ledger.store().account_email(&key.account_id).await?;
@@ -139,6 +134,26 @@ pub async fn checkout(
             "fee_percent": format!("{}.{:02}", bp / 100, bp % 100),
         })),
     ))
+}
+
+/// Where the customer's browser reaches the gateway: `GAMMAINFRA_PUBLIC_URL`, or else
+/// `http://` and the `Host` the checkout request was sent to (the listen address
+/// without one).
+fn public_base(st: &AppState, h: &HeaderMap) -> String {
+    if let Some(u) = st
+        .config
+        .payments
+        .as_ref()
+        .and_then(|p| p.public_url.clone())
+    {
+        return u;
+    }
+    let host = h
+        .get(axum::http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.parse::<axum::http::uri::Authority>().is_ok())
+        .map_or_else(|| st.config.listen.to_string(), str::to_owned);
+    format!("http://{host}")
 }
 
 pub async fn webhook(

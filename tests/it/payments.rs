@@ -16,7 +16,7 @@ fn with_payments(c: &mut gammainfra::config::Config) {
         webhook_secret: gammainfra::config::Secret::new(WEBHOOK_SECRET),
         // Not called by these tests: checkouts are recorded directly.
         api_base: "http://127.0.0.1:9".to_owned(),
-        public_url: "http://127.0.0.1:8080".to_owned(),
+        public_url: None,
     });
 }
 
@@ -436,7 +436,7 @@ async fn with_stripe(backend: Backend) -> (Gw, simulators::StripeSim) {
         if let Some(p) = c.payments.as_mut() {
             p.secret_key = gammainfra::config::Secret::new("sk_test_gammainfra_sim");
             p.api_base = api_base;
-            p.public_url = "https://gateway.example.com".to_owned();
+            p.public_url = Some("https://gateway.example.com".to_owned());
         }
     })
     .await;
@@ -646,4 +646,40 @@ async fn the_cli_grants_credit_and_lists_stripe_events() {
     assert!(e.status.success(), "{}", String::from_utf8_lossy(&e.stderr));
     let v: serde_json::Value = serde_json::from_slice(&e.stdout).expect("json");
     assert_eq!(v["data"][0]["event_id"], "evt_cli_paid");
+}
+
+/// Without `GAMMAINFRA_PUBLIC_URL`, Stripe sends the customer back to the host the
+/// checkout request was sent to.
+#[tokio::test]
+async fn without_a_public_url_the_return_pages_are_on_the_requests_host() {
+    let sim = simulators::start_stripe(simulators::StripeSimConfig::new(
+        "sk_test_gammainfra_sim",
+        WEBHOOK_SECRET,
+    ))
+    .await
+    .expect("stripe sim");
+    let api_base = sim.base_url();
+    let gw = Gw::start_with(|c| {
+        with_payments(c);
+        if let Some(p) = c.payments.as_mut() {
+            p.secret_key = gammainfra::config::Secret::new("sk_test_gammainfra_sim");
+            p.api_base = api_base;
+        }
+    })
+    .await;
+    let (_, key) = gw.account("host@example.com").await;
+    let r = start_checkout(&gw, &key, "10.00", None).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let session = sim
+        .session(r.json()["id"].as_str().expect("id"))
+        .expect("session");
+    let host = gw.url.trim_start_matches("http://");
+    assert_eq!(
+        session["success_url"],
+        format!("http://{host}/payments/done?session_id={{CHECKOUT_SESSION_ID}}")
+    );
+    assert_eq!(
+        session["cancel_url"],
+        format!("http://{host}/payments/cancelled")
+    );
 }
