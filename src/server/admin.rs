@@ -17,7 +17,7 @@ use crate::ratelimit::Rates;
 
 type Created = (StatusCode, Json<Value>);
 
-fn parse<T: serde::de::DeserializeOwned>(
+pub(super) fn parse<T: serde::de::DeserializeOwned>(
     st: &AppState,
     body: Result<Bytes, BytesRejection>,
     optional: bool,
@@ -646,7 +646,7 @@ pub(super) fn topup_amount(st: &AppState, amount_usd: Value) -> Result<Nanos, Ap
 /// Runs a change of the database and the in-memory ledger in its own task, so that it
 /// completes even if the admin client hangs up meanwhile (hyper then drops the handler):
 /// a commit whose in-memory half never ran would leave the balance short of the ledger.
-async fn to_completion<T: Send + 'static>(
+pub(super) async fn to_completion<T: Send + 'static>(
     f: impl std::future::Future<Output = T> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::spawn(f).await.map_err(|e| {

@@ -23,13 +23,13 @@ use super::{admin, auth, AppState};
 use crate::ledger::CheckoutRecord;
 use crate::money::Nanos;
 
+/// A required JSON body (the admin API's parsing).
 fn parse<T: serde::de::DeserializeOwned>(
     st: &AppState,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<T, ApiError> {
-    let body = body.map_err(|r| super::chat::body_error(r, st.config.max_body_bytes))?;
-    serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request("invalid_request", format!("Invalid request body: {e}")))
+    admin::parse(st, body, false)?
+        .ok_or_else(|| ApiError::bad_request("invalid_request", "a JSON body is required"))
 }
 
 fn not_configured() -> ApiError {
@@ -299,13 +299,12 @@ pub async fn grant(
     let idem = admin::idempotency_for(&h, "grant", &id, amount, &reason)?;
     let ledger = st.ledger.clone();
     let (account, why) = (id.clone(), reason.clone());
-    let r = tokio::spawn(async move {
+    let r = admin::to_completion(async move {
         ledger
             .grant_credit(&account, amount, &why, idem.as_ref())
             .await
     })
-    .await
-    .map_err(|_| ApiError::internal("The change failed inside the gateway."))??;
+    .await??;
     Ok((
         StatusCode::CREATED,
         Json(json!({

@@ -948,14 +948,7 @@ impl Ledger {
         if let Some(first) = self.store.topup(&receipt, bp, idem).await? {
             return Ok(first);
         }
-        // On PostgreSQL the credit is in the database, to be leased from there.
-        if self.store.shared() {
-            return Ok(receipt);
-        }
-        let mut a = self.accounts.lock().unwrap_or_else(PoisonError::into_inner);
-        let b = a.entry(Arc::from(account_id)).or_default();
-        b.balance = b.balance + credited;
-        b.topups = b.topups + credited;
+        self.apply_changes(account_id, &[BalanceChange::Topup(credited)]);
         // The receipt as stored with the idempotency key, so that a retry answers exactly
         // this (its balance is the one predicted just before the commit; requests
         // settling meanwhile may have moved the live balance since).

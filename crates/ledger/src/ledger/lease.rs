@@ -348,6 +348,10 @@ impl Ledger {
             a.get_mut(account).and_then(|b| {
                 let l = b.lease.as_ref()?;
                 let r = (b.balance - b.reserved).max(Nanos::ZERO);
+                // Nothing to hand back, and the lease stays open for what is reserved.
+                if r == Nanos::ZERO && b.reserved != Nanos::ZERO {
+                    return None;
+                }
                 let id = l.id.clone();
                 b.balance = b.balance - r;
                 Some((Arc::<str>::from(account), id, r))

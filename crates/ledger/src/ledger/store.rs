@@ -193,6 +193,53 @@ macro_rules! on_pool {
 }
 pub(crate) use on_pool;
 
+/// The start of a money movement's write transaction `$tx`: claims its idempotency key
+/// (when `$idem` is given) with `$receipt` as the first result, and checks that the
+/// account exists. Evaluates to `Some(key)` when the key was already used (nothing is
+/// to be written: the first result is replayed), `None` when the movement is to be
+/// written now; returns `NoAccount` from the enclosing function for an unknown account.
+macro_rules! claim_money_movement {
+    ($tx:ident, $scope:literal, $idem:expr, $receipt:expr, $account:expr) => {{
+        let mut replay = None;
+        if let Some(i) = $idem {
+            // First statement of the transaction, and a write: a concurrent retry of
+            // the same key waits for this one to commit (SQLite's write lock,
+            // PostgreSQL's unique index), so the key decides which of two racing
+            // retries moves the money.
+            let result = serde_json::to_string($receipt)
+                .map_err(|e| StoreError::Db(sqlx::Error::Protocol(e.to_string())))?;
+            let r = sqlx::query(concat!(
+                "INSERT INTO idempotency_keys (scope, idem_key, fingerprint, result, created_at) VALUES ('",
+                $scope,
+                "', $1, $2, $3, $4)"
+            ))
+            .bind(&i.key)
+            .bind(&i.fingerprint)
+            .bind(result)
+            .bind(&$receipt.created_at)
+            .execute(&mut *$tx)
+            .await;
+            match &r {
+                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => replay = Some(i),
+                _ => {
+                    r?;
+                }
+            }
+        }
+        if replay.is_none()
+            && sqlx::query("SELECT 1 FROM accounts WHERE id = $1")
+                .bind($account)
+                .fetch_optional(&mut *$tx)
+                .await?
+                .is_none()
+        {
+            return Err(StoreError::NoAccount);
+        }
+        replay
+    }};
+}
+pub(crate) use claim_money_movement;
+
 /// Opening a write transaction, per backend.
 trait WriteTx {
     type Db: sqlx::Database;
@@ -728,37 +775,8 @@ impl Store {
     ) -> Result<Option<TopupReceipt>, StoreError> {
         let replay = on_pool!(self, |p, Db| {
             let mut tx = p.begin_write().await?;
-            let mut replay = None;
-            if let Some(i) = idem {
-                // First statement of the transaction, and a write: a concurrent retry of
-                // the same key waits for this one to commit (SQLite's write lock,
-                // PostgreSQL's unique index), so the key decides which of two racing
-                // retries credits.
-                let result = serde_json::to_string(receipt)
-                    .map_err(|e| StoreError::Db(sqlx::Error::Protocol(e.to_string())))?;
-                let r = sqlx::query("INSERT INTO idempotency_keys (scope, idem_key, fingerprint, result, created_at) VALUES ('topup', $1, $2, $3, $4)")
-                    .bind(&i.key)
-                    .bind(&i.fingerprint)
-                    .bind(result)
-                    .bind(&receipt.created_at)
-                    .execute(&mut *tx)
-                    .await;
-                match &r {
-                    Err(sqlx::Error::Database(e)) if e.is_unique_violation() => replay = Some(i),
-                    _ => {
-                        r?;
-                    }
-                }
-            }
+            let replay = claim_money_movement!(tx, "topup", idem, receipt, &receipt.account_id);
             if replay.is_none() {
-                if sqlx::query("SELECT 1 FROM accounts WHERE id = $1")
-                    .bind(&receipt.account_id)
-                    .fetch_optional(&mut *tx)
-                    .await?
-                    .is_none()
-                {
-                    return Err(StoreError::NoAccount);
-                }
                 sqlx::query("INSERT INTO topups (id, account_id, credited_nanos, fee_nanos, charged_nanos, fee_basis_points, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
                     .bind(&receipt.topup_id)
                     .bind(&receipt.account_id)

@@ -12,7 +12,7 @@
 
 use sqlx::Row;
 
-use super::{on_pool, Pool, Store, StoreError, WriteTx};
+use super::{claim_money_movement, on_pool, Pool, Store, StoreError, WriteTx};
 use crate::money::Nanos;
 
 /// Nano-dollars per cent.
@@ -301,12 +301,6 @@ impl Store {
             // Refunds and disputes, including ones that arrived before their payment.
             let mut outcome = outcome;
             if let Some(pi) = intent {
-                // A no-op update first: on PostgreSQL it locks the payment's row, so two
-                // events of one payment take credit back one after the other.
-                sqlx::query("UPDATE stripe_payments SET taken_nanos = taken_nanos WHERE payment_intent = $1")
-                    .bind(pi)
-                    .execute(&mut *tx)
-                    .await?;
                 let payment = sqlx::query("SELECT session_id, account_id, credited_nanos, taken_nanos FROM stripe_payments WHERE payment_intent = $1")
                     .bind(pi)
                     .fetch_optional(&mut *tx)
@@ -484,33 +478,9 @@ impl Store {
     ) -> Result<Option<AdjustmentReceipt>, StoreError> {
         let replay = on_pool!(self, |p, Db| {
             let mut tx = p.begin_write().await?;
-            let mut replay = None;
-            if let Some(i) = idem {
-                let result = serde_json::to_string(receipt)
-                    .map_err(|e| StoreError::Db(sqlx::Error::Protocol(e.to_string())))?;
-                let r = sqlx::query("INSERT INTO idempotency_keys (scope, idem_key, fingerprint, result, created_at) VALUES ('adjustment', $1, $2, $3, $4)")
-                    .bind(&i.key)
-                    .bind(&i.fingerprint)
-                    .bind(result)
-                    .bind(&receipt.created_at)
-                    .execute(&mut *tx)
-                    .await;
-                match &r {
-                    Err(sqlx::Error::Database(e)) if e.is_unique_violation() => replay = Some(i),
-                    _ => {
-                        r?;
-                    }
-                }
-            }
+            let replay =
+                claim_money_movement!(tx, "adjustment", idem, receipt, &receipt.account_id);
             if replay.is_none() {
-                if sqlx::query("SELECT 1 FROM accounts WHERE id = $1")
-                    .bind(&receipt.account_id)
-                    .fetch_optional(&mut *tx)
-                    .await?
-                    .is_none()
-                {
-                    return Err(StoreError::NoAccount);
-                }
                 sqlx::query("INSERT INTO ledger_entries (account_id, kind, amount_nanos, note, created_at) VALUES ($1, 'adjustment', $2, $3, $4)")
                     .bind(&receipt.account_id)
                     .bind(receipt.amount_nanos)
