@@ -45,6 +45,27 @@ struct RawConfig {
     limits: RawLimits,
     #[serde(default)]
     payments: RawPayments,
+    public_url: Option<String>,
+    #[serde(default)]
+    mail: RawMail,
+    #[serde(default)]
+    console: RawConsole,
+}
+
+/// `[mail]`: how the console's messages are sent (docs/console.md).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMail {
+    smtp_url: Option<String>,
+    from: Option<String>,
+}
+
+/// `[console]`: the customers' web console (docs/console.md).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConsole {
+    signup: Option<bool>,
+    session_hours: Option<u64>,
 }
 
 /// `[payments]`: card top-ups through Stripe Checkout (docs/payments.md).
@@ -54,7 +75,6 @@ struct RawPayments {
     stripe_secret_key: Option<String>,
     stripe_webhook_secret: Option<String>,
     stripe_api_base: Option<String>,
-    public_url: Option<String>,
 }
 
 /// `[limits]`: default rate limits (none unless set) and where counters are shared.
@@ -192,6 +212,42 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Card top-ups through Stripe Checkout, when configured.
     pub payments: Option<PaymentsConfig>,
+    /// `GAMMAINFRA_PUBLIC_URL`: the gateway as customers' browsers reach it, for the
+    /// links in the console's emails and the pages Stripe sends customers back to.
+    /// Unset: `http://` and the `Host` of the request that needs it.
+    pub public_url: Option<String>,
+    /// SMTP for the console's emails; `None`: they go to the log and the outbox.
+    pub mail: Option<MailConfig>,
+    pub console: ConsoleConfig,
+}
+
+/// SMTP for the console's emails (docs/console.md).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MailConfig {
+    /// `GAMMAINFRA_SMTP_URL`: `smtps://user:password@host:465` or
+    /// `smtp://user:password@host:587?tls=required` (lettre's URL form).
+    pub smtp_url: Secret,
+    /// `GAMMAINFRA_MAIL_FROM`: the sender, `GammaInfra <billing@example.com>`.
+    pub from: String,
+}
+
+/// The customers' web console.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConsoleConfig {
+    /// Whether anyone may sign up (default true); without it, customers of accounts an
+    /// operator made can still log in after setting a password through a reset link.
+    pub signup: bool,
+    /// How long a login lasts (default 7 days).
+    pub session: Duration,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        Self {
+            signup: true,
+            session: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
 }
 
 /// Card top-ups through Stripe Checkout (docs/payments.md).
@@ -203,10 +259,6 @@ pub struct PaymentsConfig {
     pub webhook_secret: Secret,
     /// `GAMMAINFRA_STRIPE_API_BASE`: Stripe's API root (`https://api.stripe.com`).
     pub api_base: String,
-    /// `GAMMAINFRA_PUBLIC_URL`: the gateway as customers' browsers reach it, for the
-    /// pages Stripe sends them back to. Unset: `http://` and the `Host` the checkout
-    /// request was sent to.
-    pub public_url: Option<String>,
 }
 
 /// How this deployment calls AWS Bedrock.
@@ -591,11 +643,34 @@ impl Config {
         let bedrock = bedrock_config(raw.bedrock, env, &mut errs);
         let limits = limits_config(raw.limits, env, &mut errs);
         let payments = payments_config(raw.payments, env, &mut errs);
+        let public_url = env("GAMMAINFRA_PUBLIC_URL").or(raw.public_url);
+        if let Some(Err(e)) = public_url
+            .as_deref()
+            .map(crate::providers::http::BaseUrl::parse)
+        {
+            errs.push(format!("public_url / GAMMAINFRA_PUBLIC_URL: {e}"));
+        }
+        let public_url = public_url.map(|u| u.trim_end_matches('/').to_owned());
+        let mail = mail_config(raw.mail, env, &mut errs);
+        let console = ConsoleConfig {
+            signup: raw.console.signup.unwrap_or(true),
+            session: match raw.console.session_hours {
+                Some(0) => {
+                    errs.push("console.session_hours: must be at least 1".to_owned());
+                    ConsoleConfig::default().session
+                }
+                Some(h) => Duration::from_secs(h.saturating_mul(3600)),
+                None => ConsoleConfig::default().session,
+            },
+        };
         if errs.is_empty() {
             Ok(Config {
                 bedrock,
                 limits,
                 payments,
+                public_url,
+                mail,
+                console,
                 listen,
                 database_url,
                 replica_id,
@@ -638,7 +713,6 @@ fn payments_config(
     let api_base = env("GAMMAINFRA_STRIPE_API_BASE")
         .or(raw.stripe_api_base)
         .unwrap_or_else(|| "https://api.stripe.com".to_owned());
-    let public_url = env("GAMMAINFRA_PUBLIC_URL").or(raw.public_url);
     let (key, secret) = match (key, secret) {
         (None, None) => return None,
         (Some(_), None) => {
@@ -665,17 +739,31 @@ fn payments_config(
             "payments.stripe_api_base / GAMMAINFRA_STRIPE_API_BASE: {e}"
         ));
     }
-    if let Some(Err(e)) = public_url
-        .as_deref()
-        .map(crate::providers::http::BaseUrl::parse)
-    {
-        errs.push(format!("payments.public_url / GAMMAINFRA_PUBLIC_URL: {e}"));
-    }
     Some(PaymentsConfig {
         secret_key: Secret::new(key),
         webhook_secret: Secret::new(secret),
         api_base,
-        public_url: public_url.map(|u| u.trim_end_matches('/').to_owned()),
+    })
+}
+
+fn mail_config(raw: RawMail, env: Env<'_>, errs: &mut Vec<String>) -> Option<MailConfig> {
+    let url = env("GAMMAINFRA_SMTP_URL").or(raw.smtp_url)?;
+    let from = env("GAMMAINFRA_MAIL_FROM").or(raw.from);
+    if let Err(e) = crate::mail::smtp_transport(&url) {
+        errs.push(format!("mail.smtp_url / GAMMAINFRA_SMTP_URL: {e}"));
+    }
+    let Some(from) = from else {
+        errs.push("mail.from / GAMMAINFRA_MAIL_FROM: the sender is required with an SMTP server, e.g. `GammaInfra <billing@example.com>`".to_owned());
+        return None;
+    };
+    if let Err(e) = from.parse::<lettre::message::Mailbox>() {
+        errs.push(format!(
+            "mail.from / GAMMAINFRA_MAIL_FROM: `{from}` is not an address such as `GammaInfra <billing@example.com>` ({e})"
+        ));
+    }
+    Some(MailConfig {
+        smtp_url: Secret::new(url),
+        from,
     })
 }
 
@@ -859,7 +947,7 @@ mod tests {
         let c = load("", &[]).expect("no payments");
         assert!(c.payments.is_none());
         let c = load(
-            "[payments]\nstripe_secret_key = \"sk_test_file\"\npublic_url = \"https://gw.example.com/\"",
+            "public_url = \"https://gw.example.com/\"\n[payments]\nstripe_secret_key = \"sk_test_file\"",
             &[("STRIPE_WEBHOOK_SECRET", "whsec_env")],
         )
         .expect("valid");
@@ -867,7 +955,7 @@ mod tests {
         assert_eq!(p.secret_key.expose(), "sk_test_file");
         assert_eq!(p.webhook_secret.expose(), "whsec_env");
         assert_eq!(p.api_base, "https://api.stripe.com");
-        assert_eq!(p.public_url.as_deref(), Some("https://gw.example.com"));
+        assert_eq!(c.public_url.as_deref(), Some("https://gw.example.com"));
         let one = load("", &[("STRIPE_SECRET_KEY", "sk_test_x")]).expect_err("one secret");
         assert!(
             one.to_string().contains("STRIPE_WEBHOOK_SECRET is not"),

@@ -86,8 +86,6 @@ pub async fn prepare(listen: Option<SocketAddr>) -> Result<(Demo, Config), Start
         secret_key: Secret::new(stripe_key),
         webhook_secret: Secret::new(webhook_secret),
         api_base: stripe.base_url(),
-        // The pages Stripe sends customers back to: on the Host they used.
-        public_url: None,
     });
     Ok((
         Demo {
@@ -133,6 +131,12 @@ curl -s http://{addr}/v1/chat/completions -H "Authorization: Bearer {api_key}" -
 A $10.00 card top-up through the simulated Stripe (open the "url" it answers, press Pay):
 
 curl -s http://{addr}/v1/credits/checkout -H "Authorization: Bearer {api_key}" -H "Content-Type: application/json" -d '{{"amount_usd":"10.00"}}'
+
+The web console, where a new customer signs up (the verification link is in the
+server's log, and in the outbox: GET /admin/v1/outbox), creates keys, watches usage and
+tops up through the simulated Stripe:
+
+http://{addr}/console/signup
 
 Press Ctrl-C to stop."#
     )

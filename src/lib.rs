@@ -21,6 +21,7 @@
 //!   (`gammainfra-ledger`, with [`ratelimit`] and [`histogram`]).
 //! * [`money`]: exact USD amounts and prices (`gammainfra-catalog`).
 //! * [`metrics`]: the Prometheus series served at `/metrics`.
+//! * [`mail`]: the console's emails, over SMTP or to the log and the outbox.
 //! * [`payments`]: card top-ups through Stripe Checkout and its signed webhooks.
 //! * [`config`]: the TOML file and environment, validated.
 //! * [`gateway`]: wires configuration, catalog, providers and ledger into a server.
@@ -42,6 +43,7 @@ pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod gateway;
+pub mod mail;
 pub mod metrics;
 pub mod payments;
 pub mod reload;

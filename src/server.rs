@@ -7,12 +7,14 @@
 //! * [`chat`]: `POST /v1/chat/completions`, the attempt/fail-over loop and billing.
 //! * [`stream`]: the SSE body of a streamed completion, settled when it ends or drops.
 //! * [`usage`]: `GET /v1/usage[/daily]` and the admin view of an account's usage.
+//! * `console`: the customers' web console under `/console` (HTML pages).
 //! * [`models`], [`credits`], [`admin`]: the rest of the API (`/metrics` is in
 //!   [`admin`], its series in [`crate::metrics`]).
 
 pub mod admin;
 pub mod auth;
 pub mod chat;
+mod console;
 pub mod credits;
 pub mod error;
 pub mod messages;
@@ -60,6 +62,8 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Card top-ups through Stripe Checkout, when configured.
     pub payments: Option<Arc<crate::payments::Stripe>>,
+    /// The console's emails: SMTP, or the log and the outbox.
+    pub mailer: Arc<crate::mail::Mailer>,
 }
 
 impl AppState {
@@ -81,6 +85,10 @@ impl AppState {
                     None
                 }
             });
+        let mailer = crate::mail::Mailer::new(config.mail.as_ref()).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "console mail goes to the outbox: the SMTP settings could not be used");
+            crate::mail::Mailer::Outbox
+        });
         let snapshot = crate::reload::Snapshot::new(config.clone(), catalog, &providers, None);
         let metrics = Arc::new(crate::metrics::Metrics::new(
             ledger.commit_latency().clone(),
@@ -97,6 +105,7 @@ impl AppState {
             live: Arc::new(crate::reload::Live::new(snapshot, None)),
             metrics,
             payments,
+            mailer: Arc::new(mailer),
         }
     }
 
@@ -128,6 +137,7 @@ impl AppState {
             live: self.live.clone(),
             metrics: self.metrics.clone(),
             payments: self.payments.clone(),
+            mailer: self.mailer.clone(),
         }
     }
 }
@@ -158,6 +168,7 @@ pub fn app(state: AppState) -> Router {
         .route("/payments/done", get(payments::done))
         .route("/payments/cancelled", get(payments::cancelled))
         .route("/admin/v1/stripe/events", get(payments::events))
+        .route("/admin/v1/outbox", get(admin::outbox))
         .route("/v1/usage", get(usage::list))
         .route("/v1/usage/daily", get(usage::daily))
         .route("/healthz", get(healthz))
@@ -184,6 +195,7 @@ pub fn app(state: AppState) -> Router {
                 .get(admin::show_key)
                 .patch(admin::update_key),
         )
+        .merge(console::routes())
         .fallback(not_found)
         // The limit is enforced by the handlers' body extraction (a 413 in our shape);
         // axum's own default of 2 MiB is replaced by the configured one.

@@ -406,13 +406,13 @@ async fn account_view(st: &AppState, id: String) -> Result<Value, ApiError> {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct NewKey {
-    name: Option<String>,
+    pub name: Option<String>,
     /// The key's residency policy (an `X-GammaInfra-Region` value), if any.
-    residency: Option<String>,
+    pub residency: Option<String>,
     /// Deprecated alias of `residency`, from when it was (mis)named a default.
-    default_region: Option<String>,
+    pub default_region: Option<String>,
     /// Spending and rate limits (see [`apply_limits`]).
-    limits: Option<Value>,
+    pub limits: Option<Value>,
 }
 
 pub async fn create_key(
@@ -423,6 +423,12 @@ pub async fn create_key(
 ) -> Result<Created, ApiError> {
     auth::admin(&st, &h)?;
     let nk: NewKey = parse(&st, body, true)?.unwrap_or_default();
+    Ok((StatusCode::CREATED, Json(new_key(&st, &id, nk).await?)))
+}
+
+/// Creates a key for the account (the admin API's and the console's): its answer, with
+/// the key in plain text (shown this once).
+pub(super) async fn new_key(st: &AppState, id: &str, nk: NewKey) -> Result<Value, ApiError> {
     let limits = match &nk.limits {
         Some(v) => apply_limits(v, KeyLimits::default(), true)?,
         None => KeyLimits::default(),
@@ -442,11 +448,11 @@ pub async fn create_key(
     };
     let residency = match given {
         Some((field, value)) => {
-            let key_policy = policy(&st, field, value)?;
+            let key_policy = policy(st, field, value)?;
             // A key whose policy has no region inside its account's could serve
             // nothing: refused rather than created unusable. (A key policy partly
             // outside is allowed; requests are held to the intersection.)
-            if let Some(account) = st.ledger.account_residency(&id) {
+            if let Some(account) = st.ledger.account_residency(id) {
                 if key_policy.intersect(&account).is_empty() {
                     let mut a = ApiError::bad_request(
                         "invalid_region",
@@ -465,7 +471,7 @@ pub async fn create_key(
         None => None,
     };
     let shown = residency.as_ref().map(|r| r.as_str().to_owned());
-    let (ledger, account) = (st.ledger.clone(), id.clone());
+    let (ledger, account) = (st.ledger.clone(), id.to_owned());
     let name = nk.name.clone();
     let key = to_completion(async move {
         ledger
@@ -473,15 +479,12 @@ pub async fn create_key(
             .await
     })
     .await??;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({
-            "key_id": key.id, "object": "api_key", "account_id": id, "api_key": key.plain,
-            "name": nk.name, "residency": shown, "limits": limits_json(&limits, true),
-            // Deprecated: the same value, for clients written against the old name.
-            "default_region": shown,
-        })),
-    ))
+    Ok(json!({
+        "key_id": key.id, "object": "api_key", "account_id": id, "api_key": key.plain,
+        "name": nk.name, "residency": shown, "limits": limits_json(&limits, true),
+        // Deprecated: the same value, for clients written against the old name.
+        "default_region": shown,
+    }))
 }
 
 /// What `GET /admin/v1/keys/{key_id}` answers (and a `PATCH` of it): the key's
@@ -719,4 +722,37 @@ pub(super) const MAX_TOPUP_CENTS: i64 = 100_000_000;
 /// saturating sum; that is the only way left to reach it.)
 fn fits_the_ledger(b: &crate::ledger::Balance, amount: Nanos) -> bool {
     b.balance.checked_add(amount).is_some() && b.topups.checked_add(amount).is_some()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxQuery {
+    to: Option<String>,
+    limit: Option<i64>,
+}
+
+/// `GET /admin/v1/outbox`: the console's emails written to the outbox (no SMTP server
+/// configured), newest first; `to` keeps one address's.
+pub async fn outbox(
+    State(st): State<AppState>,
+    h: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<OutboxQuery>,
+) -> Result<Json<Value>, ApiError> {
+    auth::admin(&st, &h)?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        let mut a = ApiError::bad_request("invalid_request", "`limit` must be 1 to 1000.");
+        a.param = Some("limit".into());
+        return Err(a);
+    }
+    let to = q.to.as_deref().map(crate::ledger::normalize_email);
+    let rows = st.ledger.store().outbox(to.as_deref(), limit).await?;
+    Ok(Json(json!({
+        "object": "list",
+        "smtp": !st.mailer.is_outbox(),
+        "data": rows.iter().map(|m| json!({
+            "id": m.seq, "to": m.to_address, "subject": m.subject, "body": m.body,
+            "created_at": m.created_at,
+        })).collect::<Vec<_>>(),
+    })))
 }

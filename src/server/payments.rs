@@ -32,7 +32,7 @@ fn parse<T: serde::de::DeserializeOwned>(
         .ok_or_else(|| ApiError::bad_request("invalid_request", "a JSON body is required"))
 }
 
-fn not_configured() -> ApiError {
+pub(super) fn not_configured() -> ApiError {
     ApiError::new(
         StatusCode::NOT_IMPLEMENTED,
         "invalid_request_error",
@@ -53,25 +53,15 @@ pub async fn checkout(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let key = auth::customer(&st, &h)?;
-    let Some(stripe) = st.payments.clone() else {
+    if st.payments.is_none() {
         return Err(not_configured());
-    };
+    }
     let NewCheckout { amount_usd } = parse(&st, body)?;
     let credited = admin::topup_amount(&st, amount_usd)?;
-    let now = time::OffsetDateTime::now_utc();
-    let (fee, bp) = {
-        let billing = st.ledger.billing();
-        (
-            billing.topup_fee(credited, now),
-            billing.fee_basis_points(now),
-        )
-    };
     // A client's retry with the same Idempotency-Key gets the same session from Stripe.
     let idem = match h.get("idempotency-key").map(|v| v.to_str()) {
-        None => crate::ids::random_id("checkout-"),
-        Some(Ok(k)) if !k.trim().is_empty() && k.len() <= 200 => {
-            format!("{}-{}-{}", key.account_id, credited.nanos(), k.trim())
-        }
+        None => None,
+        Some(Ok(k)) if !k.trim().is_empty() && k.len() <= 200 => Some(k.trim()),
         Some(_) => {
             let mut a = ApiError::bad_request(
                 "invalid_idempotency_key",
@@ -82,16 +72,78 @@ pub async fn checkout(
         }
     };
     let base = public_base(&st, &h);
-    let success = format!("{base}/payments/done?session_id={{CHECKOUT_SESSION_ID}}");
-    let cancel = format!("{base}/payments/cancelled");
-    let email = st.ledger.store().account_email(&key.account_id).await?;
+    let c = start_checkout(
+        &st,
+        &key.account_id,
+        credited,
+        idem,
+        &format!("{base}/payments/done?session_id={{CHECKOUT_SESSION_ID}}"),
+        &format!("{base}/payments/cancelled"),
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "object": "checkout",
+            "id": c.session_id,
+            "url": c.url,
+            "account_id": &*key.account_id,
+            "credit_usd": c.credited,
+            "fee_usd": c.fee,
+            "total_usd": c.credited + c.fee,
+            "fee_percent": fee_percent(c.fee_basis_points),
+        })),
+    ))
+}
+
+/// `300` → `3.00`.
+pub fn fee_percent(basis_points: i64) -> String {
+    format!("{}.{:02}", basis_points / 100, basis_points % 100)
+}
+
+/// A Checkout Session created for a top-up.
+pub struct StartedCheckout {
+    pub session_id: String,
+    /// Where to send the customer to pay.
+    pub url: String,
+    pub credited: Nanos,
+    pub fee: Nanos,
+    pub fee_basis_points: i64,
+}
+
+/// Creates a Checkout Session for `credited` of credit plus today's fee and records
+/// it. `idem`: the client's idempotency key (a retry with it gets the same session).
+pub(super) async fn start_checkout(
+    st: &AppState,
+    account_id: &str,
+    credited: Nanos,
+    idem: Option<&str>,
+    success_url: &str,
+    cancel_url: &str,
+) -> Result<StartedCheckout, ApiError> {
+    let Some(stripe) = st.payments.clone() else {
+        return Err(not_configured());
+    };
+    let now = time::OffsetDateTime::now_utc();
+    let (fee, bp) = {
+        let billing = st.ledger.billing();
+        (
+            billing.topup_fee(credited, now),
+            billing.fee_basis_points(now),
+        )
+    };
+    let idem = match idem {
+        None => crate::ids::random_id("checkout-"),
+        Some(k) => format!("{account_id}-{}-{k}", credited.nanos()),
+    };
+    let email = st.ledger.store().account_email(account_id).await?;
     let lines = crate::payments::TopupLines {
-        account_id: &key.account_id,
+        account_id,
         email: email.as_deref(),
         credited,
         fee,
-        success_url: &success,
-        cancel_url: &cancel,
+        success_url,
+        cancel_url,
         idempotency_key: &idem,
     };
     let session = stripe.create_checkout(&lines).await.map_err(|e| {
@@ -114,39 +166,28 @@ pub async fn checkout(
     st.ledger
         .record_checkout(&CheckoutRecord {
             session_id: session.id.clone(),
-            account_id: key.account_id.to_string(),
+            account_id: account_id.to_owned(),
             credited,
             fee,
             fee_basis_points: bp,
             created_at: crate::clock::now_rfc3339(),
         })
         .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({
-            "object": "checkout",
-            "id": session.id,
-            "url": session.url,
-            "account_id": &*key.account_id,
-            "credit_usd": credited,
-            "fee_usd": fee,
-            "total_usd": credited + fee,
-            "fee_percent": format!("{}.{:02}", bp / 100, bp % 100),
-        })),
-    ))
+    Ok(StartedCheckout {
+        session_id: session.id,
+        url: session.url,
+        credited,
+        fee,
+        fee_basis_points: bp,
+    })
 }
 
 /// Where the customer's browser reaches the gateway: `GAMMAINFRA_PUBLIC_URL`, or else
 /// `http://` and the `Host` the checkout request was sent to (the listen address
 /// without one).
-fn public_base(st: &AppState, h: &HeaderMap) -> String {
-    if let Some(u) = st
-        .config
-        .payments
-        .as_ref()
-        .and_then(|p| p.public_url.clone())
-    {
-        return u;
+pub(super) fn public_base(st: &AppState, h: &HeaderMap) -> String {
+    if let Some(u) = &st.config.public_url {
+        return u.clone();
     }
     let host = h
         .get(axum::http::header::HOST)

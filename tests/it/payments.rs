@@ -16,7 +16,6 @@ fn with_payments(c: &mut gammainfra::config::Config) {
         webhook_secret: gammainfra::config::Secret::new(WEBHOOK_SECRET),
         // Not called by these tests: checkouts are recorded directly.
         api_base: "http://127.0.0.1:9".to_owned(),
-        public_url: None,
     });
 }
 
@@ -436,8 +435,8 @@ async fn with_stripe(backend: Backend) -> (Gw, simulators::StripeSim) {
         if let Some(p) = c.payments.as_mut() {
             p.secret_key = gammainfra::config::Secret::new("sk_test_gammainfra_sim");
             p.api_base = api_base;
-            p.public_url = Some("https://gateway.example.com".to_owned());
         }
+        c.public_url = Some("https://gateway.example.com".to_owned());
     })
     .await;
     sim.set_webhook_url(format!("{}/webhooks/stripe", gw.url));

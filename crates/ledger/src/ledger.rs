@@ -63,9 +63,10 @@ use keys::{KeyHash, NewKey};
 pub use lease::LocalLease;
 use limits::{SpendLimitReached, SpendView, Spending};
 pub use store::{
-    AdjustmentReceipt, BalanceChange, CheckoutRecord, DailyUsage, EventOutcome, Idempotency,
-    KeyDetails, KeyLimits, Store, StoreError, StripeEvent, StripeEventKind, StripeEventRow,
-    TopupReceipt, UsageEntry, UsageFilter, UsageOrder, UsageRecord,
+    AdjustmentReceipt, BalanceChange, CheckoutRecord, CustomerRow, DailyUsage, EventOutcome,
+    Idempotency, KeyDetails, KeyLimits, LoginRow, OutboxMessage, PaymentReceipt, SessionRow, Store,
+    StoreError, StripeEvent, StripeEventKind, StripeEventRow, TokenPurpose, TopupReceipt,
+    UsageEntry, UsageFilter, UsageOrder, UsageRecord,
 };
 
 /// The account behind an API key.
@@ -734,6 +735,40 @@ impl Ledger {
         Ok((id, key, bal))
     }
 
+    /// Creates an account that signed up in the console, with its password's hash: no
+    /// key and no trial until its email is verified ([`Ledger::verify_email`]).
+    pub async fn create_customer(
+        &self,
+        email: &str,
+        password_hash: &str,
+    ) -> Result<String, StoreError> {
+        let email = normalize_email(email);
+        let id = keys::random_id("acct_");
+        self.store
+            .create_customer(&id, &email, password_hash, &crate::clock::now_rfc3339())
+            .await?;
+        if !self.store.shared() {
+            if let Ok(mut a) = self.accounts.lock() {
+                a.insert(Arc::from(id.as_str()), Balance::default());
+            }
+        }
+        Ok(id)
+    }
+
+    /// Marks the account's email verified and grants the trial, once per account: the
+    /// amount granted now (zero if it was granted before).
+    pub async fn verify_email(&self, account_id: &str) -> Result<Nanos, StoreError> {
+        let trial = self.billing.load().trial;
+        let granted = self
+            .store
+            .verify_email(account_id, trial, &crate::clock::now_rfc3339())
+            .await?;
+        if granted > Nanos::ZERO {
+            self.apply_changes(account_id, &[BalanceChange::Trial(granted)]);
+        }
+        Ok(granted)
+    }
+
     /// Creates a key, restricted to `residency` (within its account's policy, which
     /// applies to it as well).
     pub async fn create_key(
@@ -1024,6 +1059,10 @@ impl Ledger {
                 BalanceChange::Adjustment(n) => {
                     b.balance = b.balance + n;
                     b.adjustments = b.adjustments + n;
+                }
+                BalanceChange::Trial(n) => {
+                    b.balance = b.balance + n;
+                    b.trial = b.trial + n;
                 }
             }
         }

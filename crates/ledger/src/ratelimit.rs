@@ -348,6 +348,30 @@ impl RateLimiter {
         Ok(Some(verdict(&counters, refused, &counts, reset_ms)?))
     }
 
+    /// Counts one attempt of something limited to `limit` per minute per `scope` (the
+    /// console's logins per email, say), shared through Redis like the request limits.
+    /// `Err` with the seconds until the next minute when the limit is reached.
+    pub async fn attempt(&self, scope: &str, limit: u64) -> Result<(), u64> {
+        let counters = [Counter {
+            scope: scope.to_owned(),
+            kind: Kind::Requests,
+            limit,
+            add: 1,
+        }];
+        let now_ms = crate::clock::unix_millis();
+        let window = now_ms.div_euclid(WINDOW_MS);
+        let (refused, _) = match self.redis_check(&counters, window).await {
+            Some(r) => r,
+            None => self.local_check(&counters, window),
+        };
+        if refused == 0 {
+            Ok(())
+        } else {
+            let reset_ms = (window + 1) * WINDOW_MS - now_ms;
+            Err(u64::try_from(reset_ms.div_euclid(1000) + 1).unwrap_or(1))
+        }
+    }
+
     fn local_check(&self, counters: &[Counter], window: i64) -> (usize, Vec<u64>) {
         let mut m = self
             .local
@@ -537,6 +561,21 @@ mod tests {
         assert_eq!(format_reset(Duration::from_millis(17_000)), "17s");
         assert_eq!(format_reset(Duration::from_millis(17_500)), "17.5s");
         assert_eq!(format_reset(Duration::from_millis(60_000)), "1m0s");
+    }
+
+    #[tokio::test]
+    async fn attempts_are_limited_per_scope_and_minute() {
+        let l = limiter(Rates::default(), Rates::default());
+        for _ in 0..3 {
+            l.attempt("login:a@example.com", 3).await.expect("within");
+        }
+        let wait = l
+            .attempt("login:a@example.com", 3)
+            .await
+            .expect_err("the fourth in a minute");
+        assert!((1..=60).contains(&wait), "{wait}");
+        // Another scope counts apart.
+        l.attempt("login:b@example.com", 3).await.expect("other");
     }
 
     #[tokio::test]

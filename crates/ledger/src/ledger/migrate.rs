@@ -20,7 +20,7 @@
 //!    source's snapshot: the row count of every table, and per account the count and
 //!    the sum of its ledger entries. Any difference rolls everything back.
 //!
-//! Only the base tables of migrations 0001–0005 and 0007 are copied ([`TABLES`]); anything a
+//! Only the base tables of migrations 0001–0005, 0007 and 0008 are copied ([`TABLES`]); anything a
 //! later PostgreSQL migration derives from them (maintained by triggers on insert) is
 //! built by the inserts themselves.
 //!
@@ -39,7 +39,7 @@ use super::store::{Store, StoreError};
 use crate::money::Nanos;
 
 /// The tables copied, each after the tables its foreign keys point to.
-pub const TABLES: [&str; 8] = [
+pub const TABLES: [&str; 11] = [
     "accounts",
     "api_keys",
     "ledger_entries",
@@ -48,6 +48,9 @@ pub const TABLES: [&str; 8] = [
     "stripe_checkouts",
     "stripe_payments",
     "stripe_events",
+    "console_sessions",
+    "email_tokens",
+    "mail_outbox",
 ];
 
 /// PostgreSQL's limit on the parameters of one statement (a 16-bit count).

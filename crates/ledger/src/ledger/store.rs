@@ -16,6 +16,7 @@
 //! lock (one process per SQLite file, one per replica ID on PostgreSQL) and the leases
 //! differ.
 
+mod console;
 mod lease;
 mod payments;
 mod usage;
@@ -33,6 +34,7 @@ use super::limits::{LoadedSpend, SpendLimits};
 use super::UsageStatus;
 use crate::money::Nanos;
 use crate::ratelimit::Rates;
+pub use console::{CustomerRow, LoginRow, OutboxMessage, PaymentReceipt, SessionRow, TokenPurpose};
 pub use lease::{AccountCredit, Grant, GrantError, LeaseClosed, CHANGES_CHANNEL};
 pub use payments::{
     AdjustmentReceipt, BalanceChange, CheckoutRecord, EventOutcome, StripeEvent, StripeEventKind,
@@ -406,6 +408,11 @@ fn migrator(postgres: bool) -> Migrator {
                 "adjustments and payments",
                 include_str!("../../../../migrations/postgres/0007_adjustments_payments.sql"),
             ),
+            m(
+                8,
+                "console",
+                include_str!("../../../../migrations/postgres/0008_console.sql"),
+            ),
         ]
     } else {
         vec![
@@ -443,6 +450,11 @@ fn migrator(postgres: bool) -> Migrator {
                 7,
                 "adjustments and payments",
                 include_str!("../../../../migrations/0007_adjustments_payments.sql"),
+            ),
+            m(
+                8,
+                "console",
+                include_str!("../../../../migrations/0008_console.sql"),
             ),
         ]
     };
@@ -1009,20 +1021,35 @@ impl Store {
 
     /// One key's stored details, revoked or not.
     pub async fn key(&self, key_id: &str) -> Result<Option<KeyDetails>, StoreError> {
+        Ok(self
+            .keys_where("id = $1 LIMIT 1", key_id)
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    /// The account's keys, revoked or not, newest first.
+    pub async fn keys_of(&self, account_id: &str) -> Result<Vec<KeyDetails>, StoreError> {
+        self.keys_where("account_id = $1 ORDER BY created_at DESC, id", account_id)
+            .await
+    }
+
+    async fn keys_where(&self, cond: &str, arg: &str) -> Result<Vec<KeyDetails>, StoreError> {
+        let sql = format!("SELECT id, account_id, name, default_region, created_at, revoked_at, limit_total_nanos, limit_daily_nanos, limit_monthly_nanos, requests_per_minute, tokens_per_minute FROM api_keys WHERE {cond}");
         on_pool!(self, |p, Db| {
-            let r = sqlx::query("SELECT id, account_id, name, default_region, created_at, revoked_at, limit_total_nanos, limit_daily_nanos, limit_monthly_nanos, requests_per_minute, tokens_per_minute FROM api_keys WHERE id = $1")
-                .bind(key_id)
-                .fetch_optional(p)
-                .await?;
-            Ok(r.map(|r| KeyDetails {
-                id: r.get(0),
-                account_id: r.get(1),
-                name: r.get(2),
-                residency: r.get(3),
-                created_at: r.get(4),
-                revoked_at: r.get(5),
-                limits: key_limits(r.get(6), r.get(7), r.get(8), r.get(9), r.get(10)),
-            }))
+            let rows = sqlx::query(&sql).bind(arg).fetch_all(p).await?;
+            Ok(rows
+                .into_iter()
+                .map(|r| KeyDetails {
+                    id: r.get(0),
+                    account_id: r.get(1),
+                    name: r.get(2),
+                    residency: r.get(3),
+                    created_at: r.get(4),
+                    revoked_at: r.get(5),
+                    limits: key_limits(r.get(6), r.get(7), r.get(8), r.get(9), r.get(10)),
+                })
+                .collect())
         })
     }
 

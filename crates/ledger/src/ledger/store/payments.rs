@@ -71,6 +71,8 @@ pub enum StripeEventKind {
 pub enum BalanceChange {
     Topup(Nanos),
     Adjustment(Nanos),
+    /// The signup trial, granted when the email is verified.
+    Trial(Nanos),
 }
 
 /// What applying an event did.
@@ -364,7 +366,9 @@ impl Store {
             let amount: i64 = changes
                 .iter()
                 .map(|c| match c {
-                    BalanceChange::Topup(n) | BalanceChange::Adjustment(n) => n.nanos(),
+                    BalanceChange::Topup(n)
+                    | BalanceChange::Adjustment(n)
+                    | BalanceChange::Trial(n) => n.nanos(),
                 })
                 .sum();
             // The claim inserted above gets its outcome, in the same transaction.
