@@ -977,6 +977,52 @@ mod tests {
     }
 
     #[test]
+    fn mail_needs_a_valid_smtp_url_and_sender_and_console_settings_are_checked() {
+        let c = load("", &[]).expect("defaults");
+        assert!(c.mail.is_none(), "the outbox by default");
+        assert_eq!(c.console, ConsoleConfig::default());
+        assert!(c.console.signup);
+        let c = load(
+            "[mail]\nfrom = \"GammaInfra <billing@example.com>\"\n[console]\nsignup = false\nsession_hours = 12",
+            &[("GAMMAINFRA_SMTP_URL", "smtps://user:pw@smtp.example.com:465")],
+        )
+        .expect("valid");
+        let m = c.mail.expect("mail");
+        assert_eq!(m.smtp_url.expose(), "smtps://user:pw@smtp.example.com:465");
+        assert!(
+            !format!("{m:?}").contains("pw@"),
+            "the URL's password is not printed"
+        );
+        assert!(!c.console.signup);
+        assert_eq!(c.console.session, Duration::from_secs(12 * 3600));
+        let e = load(
+            "[console]\nsession_hours = 0",
+            &[("GAMMAINFRA_SMTP_URL", "smtp://smtp.example.com")],
+        )
+        .expect_err("invalid");
+        let e = e.to_string();
+        assert!(
+            e.contains("GAMMAINFRA_MAIL_FROM: the sender is required"),
+            "{e}"
+        );
+        assert!(
+            e.contains("console.session_hours: must be at least 1"),
+            "{e}"
+        );
+        let e = load(
+            "",
+            &[
+                ("GAMMAINFRA_SMTP_URL", "ftp://smtp.example.com"),
+                ("GAMMAINFRA_MAIL_FROM", "not an address"),
+            ],
+        )
+        .expect_err("invalid")
+        .to_string();
+        assert!(e.contains("mail.smtp_url / GAMMAINFRA_SMTP_URL"), "{e}");
+        assert!(e.contains("`not an address` is not an address"), "{e}");
+    }
+
+    #[test]
     fn fee_schedule_switches_on_2026_06_24() {
         let b = Billing::default();
         let ten = Nanos::from_cents(1000);

@@ -169,6 +169,24 @@ async fn an_sqlite_ledger_moves_to_postgres_exactly() {
         "a retry credits once"
     );
     topup(&gw, &eva, "25.00", "idem-eva-1").await;
+    // A console customer: password, verified email and trial, a session, the outbox.
+    let mut browser = crate::console::Browser::new(&gw);
+    browser.sign_up("dana@example.com").await;
+    let verify = crate::console::link(&gw, "dana@example.com", "verify?token=").await;
+    assert_eq!(browser.get(&verify).await.status, 200);
+    let r = browser
+        .log_in("dana@example.com", crate::console::PASSWORD)
+        .await;
+    assert_eq!(r.status, 303, "{}", r.text());
+    let dana = gw
+        .state
+        .ledger
+        .store()
+        .login_row("dana@example.com")
+        .await
+        .expect("store")
+        .expect("dana")
+        .account_id;
     for (key, model) in [
         (&alice_key, "openai/gpt-4o-mini"),
         (&alice_key, "openai/gpt-4o-mini"),
@@ -193,7 +211,7 @@ async fn an_sqlite_ledger_moves_to_postgres_exactly() {
         .map(|n| bulk_usage(&carol, &carol_key_id, n))
         .collect();
     store.append_usage(&bulk).await.expect("bulk usage");
-    let accounts = [alice.clone(), eva.clone(), carol.clone()];
+    let accounts = [alice.clone(), eva.clone(), carol.clone(), dana.clone()];
     let mut expected = BTreeMap::new();
     for a in &accounts {
         expected.insert(
@@ -209,6 +227,11 @@ async fn an_sqlite_ledger_moves_to_postgres_exactly() {
     assert_eq!(expected[&alice].1, 4 + 1);
     assert_eq!(expected[&eva].1, 2);
     assert_eq!(expected[&carol].1, 1 + BULK as i64);
+    assert_eq!(
+        expected[&dana],
+        (Nanos::from_cents(300), 1),
+        "the trial, at verification"
+    );
     let source_keys = store.active_keys().await.expect("keys");
     let source_max_seq = store
         .usage_records(
@@ -224,6 +247,9 @@ async fn an_sqlite_ledger_moves_to_postgres_exactly() {
     store.close().await;
     drop(store);
     let before = sqlite_tables(&sqlite).await;
+    for table in ["console_sessions", "email_tokens", "mail_outbox"] {
+        assert_eq!(before[table].1.len(), 1, "{table}");
+    }
 
     // The copy.
     let pg = Backend::Postgres.fresh_database(dir.path()).await;
@@ -237,7 +263,7 @@ async fn an_sqlite_ledger_moves_to_postgres_exactly() {
             summary.topups,
             summary.idempotency_keys
         ),
-        (3, 5, 1, 5 + 2 + 1 + BULK as i64, 2, 2)
+        (4, 5, 1, 5 + 2 + 1 + 1 + BULK as i64, 2, 2)
     );
     let total: i64 = expected.values().map(|(s, _)| s.nanos()).sum();
     assert_eq!(summary.total_balance.nanos(), total);
@@ -334,9 +360,9 @@ async fn an_sqlite_ledger_moves_to_postgres_exactly() {
     match migrate_to(&sqlite, &pg).await {
         Err(e @ MigrateError::NotEmpty { .. }) => {
             let m = e.to_string();
-            assert!(m.contains("3 rows in accounts"), "{m}");
+            assert!(m.contains("4 rows in accounts"), "{m}");
             assert!(
-                m.contains(&format!("{} rows in ledger_entries", 8 + BULK)),
+                m.contains(&format!("{} rows in ledger_entries", 9 + BULK)),
                 "{m}"
             );
         }

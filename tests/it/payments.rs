@@ -422,7 +422,7 @@ async fn without_stripe_configured_checkout_is_501_and_the_webhook_404() {
 
 /// A gateway with card top-ups against the simulated Stripe, which delivers its events
 /// to the gateway's webhook.
-async fn with_stripe(backend: Backend) -> (Gw, simulators::StripeSim) {
+pub(crate) async fn with_stripe(backend: Backend) -> (Gw, simulators::StripeSim) {
     let sim = simulators::start_stripe(simulators::StripeSimConfig::new(
         "sk_test_gammainfra_sim",
         WEBHOOK_SECRET,
@@ -458,7 +458,7 @@ async fn start_checkout(gw: &Gw, key: &str, amount: &str, idem: Option<&str>) ->
 
 /// Waits until every event of the simulated Stripe was delivered successfully `times`
 /// times in all.
-async fn delivered(sim: &simulators::StripeSim, times: usize) {
+pub(crate) async fn delivered(sim: &simulators::StripeSim, times: usize) {
     let ok = sim
         .wait_deliveries(std::time::Duration::from_secs(20), |log| {
             log.iter().filter(|d| d.outcome.is_success()).count() >= times
