@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The browser test: Debian's Chromium, headless, driven through ChromeDriver by Selenium,
-# against `gammainfra serve --demo` (offline simulators, the simulated Stripe included).
-# .ci/run runs it after the SDK suite; by hand:
+# The browser tests: Debian's Chromium, headless, driven through ChromeDriver by Selenium,
+# against one `gammainfra serve --demo` (offline simulators, the simulated Stripe
+# included): topup.py (a card top-up started through the API), then console.py (the
+# customers' web console, from sign-up to logout). .ci/run runs them after the SDK
+# suite; by hand:
 #
 #   GAMMAINFRA_BIN=target/debug/gammainfra tests/browser/run.sh
 #
@@ -75,8 +77,10 @@ grep -q "API key:" "$W/demo.out" || { cat "$W/demo.err" >&2; fail "the demo gate
 
 shots=${GAMMAINFRA_SCREENSHOTS:-target/browser-screenshots}
 mkdir -p "$shots"
-GAMMAINFRA_DEMO_BANNER="$W/demo.out" GAMMAINFRA_SCREENSHOTS="$shots" \
-    "$W/venv/bin/python" tests/browser/topup.py || {
-    tail -30 "$W/demo.err" >&2
-    fail "the browser test failed (above: the gateway's log)"
-}
+for test in topup console; do
+    GAMMAINFRA_DEMO_BANNER="$W/demo.out" GAMMAINFRA_SCREENSHOTS="$shots" \
+        "$W/venv/bin/python" "tests/browser/$test.py" || {
+        tail -30 "$W/demo.err" >&2
+        fail "the browser test tests/browser/$test.py failed (above: the gateway's log)"
+    }
+done

@@ -29,6 +29,12 @@
       }
     });
   });
+  // Buttons that cannot be undone ask first.
+  Array.prototype.forEach.call(document.querySelectorAll("button[data-confirm]"), function (b) {
+    b.addEventListener("click", function (e) {
+      if (!window.confirm(b.getAttribute("data-confirm"))) { e.preventDefault(); }
+    });
+  });
   // Pages waiting for something (a payment's confirmation) reload themselves.
   var auto = document.querySelector("[data-auto-refresh]");
   if (auto) {

@@ -125,7 +125,7 @@ pub fn check_inbox(email: &str, outbox: bool) -> Markup {
             h1 { "Check your inbox" }
             p id="message" { "We sent a link to " strong { (email) } ". Open it to verify your email, then log in." }
             @if outbox {
-                p.hint { "This gateway has no mail server configured: the message is in the server's log and in its outbox (GET /admin/v1/outbox)." }
+                p.hint { "This gateway sends no email itself (no mail server is configured): its operator finds the message in the gateway's log and outbox (GET /admin/v1/outbox)." }
             }
             p { a href="/console/login" { "Log in" } }
         },
@@ -277,8 +277,8 @@ pub fn usage(
         .map(|r| r.iter().sum::<i64>())
         .max()
         .unwrap_or(0);
-    let (w, h, left, bottom) = (640.0_f64, 200.0_f64, 8.0_f64, 20.0_f64);
-    let slot = (w - left) / days.len().max(1) as f64;
+    let (w, h, left, right, bottom) = (640.0_f64, 200.0_f64, 8.0_f64, 8.0_f64, 20.0_f64);
+    let slot = (w - left - right) / days.len().max(1) as f64;
     // The stacked bars (display only: pixel heights, not money).
     struct Bar {
         x: f64,
@@ -313,10 +313,11 @@ pub fn usage(
     let total_cost: i64 = daily.iter().map(|d| d.cost.nanos()).sum();
     let total_requests: u64 = daily.iter().map(|d| d.requests).sum();
     let label = format!(
-        "Cost per day over the last {} days, by model: {} in {} requests",
+        "Cost per day over the last {} days, by model: {} in {} request{}",
         days.len(),
         usd(Nanos::from_nanos(total_cost)),
-        total_requests
+        total_requests,
+        if total_requests == 1 { "" } else { "s" }
     );
     layout(
         "Usage",
@@ -333,10 +334,10 @@ pub fn usage(
                             title { (b.title) }
                         }
                     }
-                    line x1=(left) y1=(h) x2=(w) y2=(h) class="axis" {}
+                    line x1=(left) y1=(h) x2=(w - right) y2=(h) class="axis" {}
                     @if let (Some(first), Some(last)) = (days.first(), days.last()) {
                         text x=(left) y=(h + 15.0) class="tick" { (first) }
-                        text x=(w) y=(h + 15.0) class="tick end" { (last) }
+                        text x=(w - right) y=(h + 15.0) class="tick end" { (last) }
                     }
                     @if top > 0 {
                         text x=(left + 2.0) y="12" class="tick" { "max " (usd(Nanos::from_nanos(top))) " per day" }
@@ -354,34 +355,34 @@ pub fn usage(
             @if daily.is_empty() {
                 p id="no-usage" { "No requests yet. Create a key and send one: it appears here as soon as it is billed." }
             } @else {
-                table id="daily-usage" {
+                div.scroll { table id="daily-usage" {
                     thead { tr { th scope="col" { "Day (UTC)" } th scope="col" { "Model" } th scope="col" { "Requests" } th scope="col" { "Input tokens" } th scope="col" { "Output tokens" } th scope="col" { "Cost" } } }
                     tbody {
                         @for d in daily.iter().rev() {
-                            tr { td { (d.day) } td { (d.model) } td.num { (d.requests) } td.num { (d.input_tokens) } td.num { (d.output_tokens) } td.num { (usd(d.cost)) } }
+                            tr { td.nowrap { (d.day) } td { (d.model) } td.num { (d.requests) } td.num { (d.input_tokens) } td.num { (d.output_tokens) } td.num { (usd(d.cost)) } }
                         }
                     }
-                }
+                } }
             }
             h2 { "Recent requests" }
             @if !recent.is_empty() {
-                table id="recent-requests" {
+                div.scroll { table id="recent-requests" {
                     thead { tr { th scope="col" { "Time (UTC)" } th scope="col" { "Model" } th scope="col" { "Provider" } th scope="col" { "Region" } th scope="col" { "Status" } th scope="col" { "Tokens in / out" } th scope="col" { "Cost" } th scope="col" { "Request ID" } } }
                     tbody {
                         @for r in recent {
                             tr {
-                                td { (r.created_at) }
+                                td.nowrap { (r.created_at) }
                                 td { (r.model.as_deref().unwrap_or("")) }
                                 td { (r.provider.as_deref().unwrap_or("")) }
                                 td { (r.region.as_deref().unwrap_or("")) }
                                 td { (r.status.as_deref().unwrap_or("")) }
                                 td.num { (r.input_tokens) " / " (r.output_tokens) }
                                 td.num { (usd(r.cost)) }
-                                td { code { (r.request_id) } }
+                                td { code.small { (r.request_id) } }
                             }
                         }
                     }
-                }
+                } }
             }
         },
     )
@@ -478,7 +479,8 @@ pub fn keys(
                                     } @else {
                                         form method="post" action=(format!("/console/keys/{}/revoke", k.id)) {
                                             input type="hidden" name="csrf" value=(c.csrf);
-                                            button type="submit" class="danger" aria-label=(format!("Revoke {}", k.id)) { "Revoke" }
+                                            button type="submit" class="danger" aria-label=(format!("Revoke {}", k.id))
+                                                data-confirm=(format!("Revoke {}? Requests with it are refused from then on; this cannot be undone.", k.id)) { "Revoke" }
                                         }
                                     }
                                 }
@@ -536,7 +538,7 @@ pub fn topup(
             } @else if !c.verified {
                 p.notice { "Verify your email to top up." }
             } @else {
-                p { "Credit is added at exactly the amount you choose (at least " (usd(min)) "). A card fee of " strong id="fee-percent" { (fee_percent(fee_bp)) "%" } " is added at checkout." }
+                p { "Credit is added at exactly the amount you choose (at least " (usd(min)) "). A top-up fee of " strong id="fee-percent" { (fee_percent(fee_bp)) "%" } " is added at checkout." }
                 (error_box(error))
                 form method="post" action="/console/topup" id="topup-form" data-fee-bp=(fee_bp) {
                     input type="hidden" name="csrf" value=(c.csrf);
@@ -559,7 +561,7 @@ pub fn topup_review(c: &Customer, credit: Nanos, fee: Nanos, fee_bp: i64, idem: 
             table.summary id="topup-summary" {
                 tbody {
                     tr { th scope="row" { "Credit added" } td.num id="review-credit" { (usd(credit)) } }
-                    tr { th scope="row" { "Card fee (" (fee_percent(fee_bp)) "%)" } td.num id="review-fee" { (usd(fee)) } }
+                    tr { th scope="row" { "Top-up fee (" (fee_percent(fee_bp)) "%)" } td.num id="review-fee" { (usd(fee)) } }
                     tr.total { th scope="row" { "Charged to your card" } td.num id="review-total" { (usd(credit + fee)) } }
                 }
             }
@@ -633,7 +635,7 @@ pub fn receipt(c: &Customer, r: &PaymentReceipt) -> Markup {
                     tr { th scope="row" { "Account" } td { (c.email) " (" (c.account_id) ")" } }
                     tr { th scope="row" { "Paid (UTC)" } td { (r.paid_at) } }
                     tr { th scope="row" { "Credit added" } td.num { (usd(r.credited)) } }
-                    tr { th scope="row" { "Card fee (" (fee_percent(r.fee_basis_points)) "%)" } td.num { (usd(r.fee)) } }
+                    tr { th scope="row" { "Top-up fee (" (fee_percent(r.fee_basis_points)) "%)" } td.num { (usd(r.fee)) } }
                     tr.total { th scope="row" { "Charged" } td.num { (usd(r.credited + r.fee)) } }
                     @if r.taken > Nanos::ZERO {
                         tr { th scope="row" { "Credit taken back (refund or dispute)" } td.num { (usd(r.taken)) } }

@@ -200,6 +200,24 @@ impl Store {
         })
     }
 
+    /// The account a link's token was made for, used or not, expired or not.
+    pub async fn email_token_account(
+        &self,
+        token_hash: &str,
+        purpose: TokenPurpose,
+    ) -> Result<Option<String>, StoreError> {
+        on_pool!(self, |p, Db| {
+            Ok(sqlx::query(
+                "SELECT account_id FROM email_tokens WHERE token_hash = $1 AND purpose = $2",
+            )
+            .bind(token_hash)
+            .bind(purpose.as_str())
+            .fetch_optional(p)
+            .await?
+            .map(|r| r.get(0)))
+        })
+    }
+
     /// Uses up a link's token: the account it is for, or `None` if it is not for
     /// `purpose`, already used or expired at `now`. At most one caller gets it.
     pub async fn use_email_token(
