@@ -724,6 +724,18 @@ fn fits_the_ledger(b: &crate::ledger::Balance, amount: Nanos) -> bool {
     b.balance.checked_add(amount).is_some() && b.topups.checked_add(amount).is_some()
 }
 
+/// The `limit` of an admin list: 1 to 1000, default 100.
+pub(super) fn list_limit(limit: Option<i64>) -> Result<i64, ApiError> {
+    let limit = limit.unwrap_or(100);
+    if (1..=1000).contains(&limit) {
+        Ok(limit)
+    } else {
+        let mut a = ApiError::bad_request("invalid_request", "`limit` must be 1 to 1000.");
+        a.param = Some("limit".into());
+        Err(a)
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OutboxQuery {
@@ -739,12 +751,7 @@ pub async fn outbox(
     axum::extract::Query(q): axum::extract::Query<OutboxQuery>,
 ) -> Result<Json<Value>, ApiError> {
     auth::admin(&st, &h)?;
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        let mut a = ApiError::bad_request("invalid_request", "`limit` must be 1 to 1000.");
-        a.param = Some("limit".into());
-        return Err(a);
-    }
+    let limit = list_limit(q.limit)?;
     let to = q.to.as_deref().map(crate::ledger::normalize_email);
     let rows = st.ledger.store().outbox(to.as_deref(), limit).await?;
     Ok(Json(json!({

@@ -162,12 +162,24 @@ impl IntoResponse for PageError {
 
 type PageResult = Result<Response, PageError>;
 
-/// The logged-in customer, or the login page to go to.
-async fn customer(st: &AppState, h: &HeaderMap) -> Result<Result<Customer, Response>, PageError> {
-    Ok(match session::current(st, h).await? {
-        Some(c) => Ok(c),
-        None => Err(see_other("/console/login", &[])),
-    })
+/// The customer logged in with the request's session: a handler taking it answers
+/// logged-out browsers with the login page.
+struct LoggedIn(Customer);
+
+impl axum::extract::FromRequestParts<Serving> for LoggedIn {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        serving: &Serving,
+    ) -> Result<Self, Response> {
+        let st = <AppState as axum::extract::FromRef<Serving>>::from_ref(serving);
+        match session::current(&st, &parts.headers).await {
+            Ok(Some(c)) => Ok(LoggedIn(c)),
+            Ok(None) => Err(see_other("/console/login", &[])),
+            Err(e) => Err(PageError::from(e).into_response()),
+        }
+    }
 }
 
 /// The form of a logged-in customer's POST, its CSRF token checked.
@@ -476,11 +488,12 @@ async fn verify(
     )))
 }
 
-async fn resend(State(st): State<AppState>, h: HeaderMap, body: Bytes) -> PageResult {
-    let c = match customer(&st, &h).await? {
-        Ok(c) => c,
-        Err(r) => return Ok(r),
-    };
+async fn resend(
+    State(st): State<AppState>,
+    LoggedIn(c): LoggedIn,
+    h: HeaderMap,
+    body: Bytes,
+) -> PageResult {
     session_form(&c, &body)?;
     if c.verified {
         return Ok(see_other("/console?notice=verified", &[]));
@@ -555,11 +568,12 @@ async fn login(State(st): State<AppState>, h: HeaderMap, body: Bytes) -> PageRes
     Ok(see_other("/console", &[cookie]))
 }
 
-async fn logout(State(st): State<AppState>, h: HeaderMap, body: Bytes) -> PageResult {
-    let c = match customer(&st, &h).await? {
-        Ok(c) => c,
-        Err(r) => return Ok(r),
-    };
+async fn logout(
+    State(st): State<AppState>,
+    LoggedIn(c): LoggedIn,
+    h: HeaderMap,
+    body: Bytes,
+) -> PageResult {
     session_form(&c, &body)?;
     st.ledger
         .store()
@@ -694,13 +708,9 @@ async fn reset_confirm(State(st): State<AppState>, h: HeaderMap, body: Bytes) ->
 
 async fn overview(
     State(st): State<AppState>,
-    h: HeaderMap,
+    LoggedIn(c): LoggedIn,
     Query(q): Query<NoticeQuery>,
 ) -> PageResult {
-    let c = match customer(&st, &h).await? {
-        Ok(c) => c,
-        Err(r) => return Ok(r),
-    };
     let b = st
         .ledger
         .account_balance(&c.account_id)
@@ -713,11 +723,7 @@ async fn overview(
     )))
 }
 
-async fn usage(State(st): State<AppState>, h: HeaderMap) -> PageResult {
-    let c = match customer(&st, &h).await? {
-        Ok(c) => c,
-        Err(r) => return Ok(r),
-    };
+async fn usage(State(st): State<AppState>, LoggedIn(c): LoggedIn) -> PageResult {
     let today = time::OffsetDateTime::now_utc().date();
     let days: Vec<String> = (0..USAGE_DAYS)
         .rev()
@@ -749,13 +755,9 @@ async fn usage(State(st): State<AppState>, h: HeaderMap) -> PageResult {
 
 async fn keys(
     State(st): State<AppState>,
-    h: HeaderMap,
+    LoggedIn(c): LoggedIn,
     Query(q): Query<NoticeQuery>,
 ) -> PageResult {
-    let c = match customer(&st, &h).await? {
-        Ok(c) => c,
-        Err(r) => return Ok(r),
-    };
     let list = st.ledger.store().keys_of(&c.account_id).await?;
     Ok(ok(pages::keys(
         &c,
@@ -767,11 +769,7 @@ async fn keys(
     )))
 }
 
-async fn create_key(State(st): State<AppState>, h: HeaderMap, body: Bytes) -> PageResult {
-    let c = match customer(&st, &h).await? {
-        Ok(c) => c,
-        Err(r) => return Ok(r),
-    };
+async fn create_key(State(st): State<AppState>, LoggedIn(c): LoggedIn, body: Bytes) -> PageResult {
     let f = session_form(&c, &body)?;
     let form = pages::KeyForm {
         name: f.get("name").trim(),
@@ -884,14 +882,10 @@ async fn key_refused(
 
 async fn revoke_key(
     State(st): State<AppState>,
-    h: HeaderMap,
+    LoggedIn(c): LoggedIn,
     Path(id): Path<String>,
     body: Bytes,
 ) -> PageResult {
-    let c = match customer(&st, &h).await? {
-        Ok(c) => c,
-        Err(r) => return Ok(r),
-    };
     session_form(&c, &body)?;
     // Only the account's own keys (another account's key ID is "no such key").
     match st.ledger.store().key(&id).await? {
@@ -922,13 +916,9 @@ fn fee_today(st: &AppState) -> (Nanos, i64) {
 
 async fn topup_page(
     State(st): State<AppState>,
-    h: HeaderMap,
+    LoggedIn(c): LoggedIn,
     Query(q): Query<NoticeQuery>,
 ) -> PageResult {
-    let c = match customer(&st, &h).await? {
-        Ok(c) => c,
-        Err(r) => return Ok(r),
-    };
     let (min, bp) = fee_today(&st);
     Ok(ok(pages::topup(
         &c,
@@ -947,11 +937,11 @@ fn topup_amount(st: &AppState, f: &Form) -> Result<Nanos, ApiError> {
     admin::topup_amount(st, json!(raw))
 }
 
-async fn topup_review(State(st): State<AppState>, h: HeaderMap, body: Bytes) -> PageResult {
-    let c = match customer(&st, &h).await? {
-        Ok(c) => c,
-        Err(r) => return Ok(r),
-    };
+async fn topup_review(
+    State(st): State<AppState>,
+    LoggedIn(c): LoggedIn,
+    body: Bytes,
+) -> PageResult {
     let f = session_form(&c, &body)?;
     let (min, bp) = fee_today(&st);
     if let Some(refused) = topup_refused(&st, &c) {
@@ -1002,11 +992,12 @@ fn topup_refused(st: &AppState, c: &Customer) -> Option<&'static str> {
     }
 }
 
-async fn topup_checkout(State(st): State<AppState>, h: HeaderMap, body: Bytes) -> PageResult {
-    let c = match customer(&st, &h).await? {
-        Ok(c) => c,
-        Err(r) => return Ok(r),
-    };
+async fn topup_checkout(
+    State(st): State<AppState>,
+    LoggedIn(c): LoggedIn,
+    h: HeaderMap,
+    body: Bytes,
+) -> PageResult {
     let f = session_form(&c, &body)?;
     if let Some(refused) = topup_refused(&st, &c) {
         return Err(PageError(StatusCode::FORBIDDEN, refused.into()));
@@ -1035,13 +1026,9 @@ struct DoneQuery {
 
 async fn topup_done(
     State(st): State<AppState>,
-    h: HeaderMap,
+    LoggedIn(c): LoggedIn,
     Query(q): Query<DoneQuery>,
 ) -> PageResult {
-    let c = match customer(&st, &h).await? {
-        Ok(c) => c,
-        Err(r) => return Ok(r),
-    };
     let session_id = q
         .session_id
         .filter(|s| s.len() <= 200 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
@@ -1051,24 +1038,16 @@ async fn topup_done(
     Ok(ok(pages::topup_done(&c, &session_id, paid)))
 }
 
-async fn receipts(State(st): State<AppState>, h: HeaderMap) -> PageResult {
-    let c = match customer(&st, &h).await? {
-        Ok(c) => c,
-        Err(r) => return Ok(r),
-    };
+async fn receipts(State(st): State<AppState>, LoggedIn(c): LoggedIn) -> PageResult {
     let list = st.ledger.store().payment_receipts(&c.account_id).await?;
     Ok(ok(pages::receipts(&c, &list)))
 }
 
 async fn receipt(
     State(st): State<AppState>,
-    h: HeaderMap,
+    LoggedIn(c): LoggedIn,
     Path(session_id): Path<String>,
 ) -> PageResult {
-    let c = match customer(&st, &h).await? {
-        Ok(c) => c,
-        Err(r) => return Ok(r),
-    };
     let list = st.ledger.store().payment_receipts(&c.account_id).await?;
     match list.iter().find(|r| r.session_id == session_id) {
         Some(r) => Ok(ok(pages::receipt(&c, r))),

@@ -277,12 +277,7 @@ pub async fn events(
     Query(q): Query<EventsQuery>,
 ) -> Result<Json<Value>, ApiError> {
     auth::admin(&st, &h)?;
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        let mut a = ApiError::bad_request("invalid_request", "`limit` must be 1 to 1000.");
-        a.param = Some("limit".into());
-        return Err(a);
-    }
+    let limit = admin::list_limit(q.limit)?;
     let rows = st
         .ledger
         .store()
