@@ -89,6 +89,7 @@ impl AppState {
             tracing::error!(error = %e, "console mail goes to the outbox: the SMTP settings could not be used");
             crate::mail::Mailer::Outbox
         });
+        console::check_public_url(config.public_url.as_deref());
         let snapshot = crate::reload::Snapshot::new(config.clone(), catalog, &providers, None);
         let metrics = Arc::new(crate::metrics::Metrics::new(
             ledger.commit_latency().clone(),

@@ -40,6 +40,17 @@ const RESET_LINK_HOURS: i64 = 1;
 const USAGE_DAYS: i64 = 30;
 const RECENT_REQUESTS: u32 = 50;
 
+/// Says at start when the console's cookies cannot work: a plain-HTTP public address
+/// off loopback gets `Secure` cookies, which browsers send back over HTTPS only.
+pub(super) fn check_public_url(public_url: Option<&str>) {
+    if let Some(host) = public_url.and_then(|u| u.strip_prefix("http://")) {
+        let authority = host.split('/').next().unwrap_or_default();
+        if !session::is_loopback_host(authority) {
+            tracing::warn!(public_url = public_url.unwrap_or_default(), "GAMMAINFRA_PUBLIC_URL is plain http:// off loopback: the console's login cookies are Secure, so browsers will not send them back; serve the console over HTTPS (a TLS proxy) and set an https:// public URL");
+        }
+    }
+}
+
 pub(super) fn routes() -> Router<Serving> {
     Router::new()
         .route("/console", get(overview))

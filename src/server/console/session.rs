@@ -78,7 +78,7 @@ pub fn secure(st: &AppState, h: &HeaderMap) -> bool {
     !is_loopback_host(&host)
 }
 
-fn is_loopback_host(authority: &str) -> bool {
+pub fn is_loopback_host(authority: &str) -> bool {
     let host = match authority.strip_prefix('[') {
         Some(rest) => rest.split(']').next().unwrap_or_default(),
         None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
