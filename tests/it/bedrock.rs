@@ -643,3 +643,46 @@ async fn the_credential_chain_fetches_container_credentials_and_signs_with_them(
     assert!(!bedrock.requests().is_empty(), "{stdout}");
     assert!(stdout.contains(" OK"), "{stdout}");
 }
+
+/// A control-plane URL that reaches something else (its 404s carry no
+/// ResourceNotFoundException) is reported as an endpoint error, not as missing models.
+#[tokio::test]
+async fn catalog_verify_reports_a_wrong_control_endpoint_not_missing_models() {
+    let gw = Gw::start().await;
+    let mut config = verify_config(&gw, None);
+    // A web server that answers every path 404, as one at a wrong URL does.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut sock, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 8192];
+                let _ = sock.read(&mut buf).await;
+                let _ = sock
+                    .write_all(b"HTTP/1.1 404 Not Found\r\ncontent-type: text/html\r\ncontent-length: 9\r\nconnection: close\r\n\r\nnot found")
+                    .await;
+            });
+        }
+    });
+    if let Some(b) = config.bedrock.as_mut() {
+        b.control_endpoint_url = Some(format!("http://{addr}"));
+    }
+    let catalog = gammainfra::gateway::load_catalog(&config).expect("catalog");
+    let rows = gammainfra::verify::verify(&catalog, &config, false)
+        .await
+        .expect("verify");
+    let table = gammainfra::verify::render(&rows);
+    assert!(!rows.is_empty());
+    for r in &rows {
+        assert!(!r.ok, "{table}");
+        assert_ne!(r.exists, "no", "not reported as a missing model: {table}");
+        assert!(
+            r.exists.contains("404 without a ResourceNotFoundException")
+                && r.exists.contains("AWS_ENDPOINT_URL_BEDROCK"),
+            "{table}"
+        );
+    }
+}

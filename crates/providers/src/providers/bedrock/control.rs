@@ -71,7 +71,16 @@ impl ControlPlane {
             .to_owned();
         match (status, error_type.as_deref()) {
             (200..=299, _) => Ok(Lookup::Found(json)),
-            (404, _) | (_, Some("ResourceNotFoundException")) => Ok(Lookup::NotFound),
+            (_, Some("ResourceNotFoundException")) => Ok(Lookup::NotFound),
+            // A 404 that is not Bedrock's "no such resource" is not about the model: the
+            // URL reached something other than the control plane.
+            (404, _) => Err(UpstreamError::new(
+                UpstreamErrorKind::Protocol,
+                "bedrock",
+                format!(
+                    "{url} answered 404 without a ResourceNotFoundException: this is not the Bedrock control plane of {region} (check AWS_ENDPOINT_URL_BEDROCK / bedrock.control_endpoint_url)"
+                ),
+            )),
             (403, Some("AccessDeniedException")) => Ok(Lookup::AccessDenied(message)),
             _ => Err(super::errors::from_response(
                 status,
@@ -106,8 +115,7 @@ impl ControlPlane {
         let mut ids = Vec::new();
         let mut token: Option<String> = None;
         loop {
-            let mut path =
-                "/inference-profiles?maxResults=1000&typeEquals=SYSTEM_DEFINED".to_owned();
+            let mut path = "/inference-profiles?maxResults=1000&type=SYSTEM_DEFINED".to_owned();
             if let Some(t) = &token {
                 path.push_str("&nextToken=");
                 path.push_str(&encode_model_id(t));

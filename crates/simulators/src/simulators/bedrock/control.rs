@@ -77,7 +77,9 @@ fn parse_page_token(token: &str) -> Option<usize> {
         .ok()
 }
 
-/// `GET /inference-profiles` (`typeEquals`, `maxResults`, `nextToken`).
+/// `GET /inference-profiles` (`maxResults`, `nextToken`, and the `typeEquals` member sent
+/// as the `type` query parameter, as the API reference documents; other parameters are
+/// ignored, as by the service).
 pub(super) fn list_inference_profiles(
     config: &BedrockSimConfig,
     region: &str,
@@ -86,7 +88,7 @@ pub(super) fn list_inference_profiles(
 ) -> Result<Response, AwsError> {
     check_access(config, region, "ListInferenceProfiles")?;
     let params = query_params(query);
-    let type_equals = param(&params, "typeEquals").unwrap_or("SYSTEM_DEFINED");
+    let type_equals = param(&params, "type").unwrap_or("SYSTEM_DEFINED");
     if type_equals != "SYSTEM_DEFINED" && type_equals != "APPLICATION" {
         return Err(enum_error(
             type_equals,

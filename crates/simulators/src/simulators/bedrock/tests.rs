@@ -630,7 +630,7 @@ async fn control_plane() {
         &sim,
         "us-east-1",
         "/inference-profiles",
-        "typeEquals=SYSTEM_DEFINED",
+        "type=SYSTEM_DEFINED",
     )
     .await;
     assert_eq!(response.status, 200, "{}", response.text());
@@ -680,7 +680,13 @@ async fn control_plane() {
         first["inferenceProfileSummaries"][0]
     );
     assert_eq!(second["inferenceProfileSummaries"][0], summaries[4]);
-    let apps = control(
+    let apps = control(&sim, "us-east-1", "/inference-profiles", "type=APPLICATION")
+        .await
+        .json();
+    assert_eq!(apps["inferenceProfileSummaries"], json!([]));
+    // `typeEquals` is the member's name, not a query parameter: ignored, the default
+    // (system-defined) profiles are listed.
+    let ignored = control(
         &sim,
         "us-east-1",
         "/inference-profiles",
@@ -688,7 +694,10 @@ async fn control_plane() {
     )
     .await
     .json();
-    assert_eq!(apps["inferenceProfileSummaries"], json!([]));
+    assert_eq!(
+        ignored["inferenceProfileSummaries"],
+        body["inferenceProfileSummaries"]
+    );
     let response = control(&sim, "us-east-1", "/inference-profiles", "maxResults=0").await;
     assert_aws_error(&response, 400, "ValidationException");
 
