@@ -264,30 +264,24 @@ fn notice_text(code: Option<&str>) -> Option<&'static str> {
     })
 }
 
-async fn css() -> Response {
-    let mut r = pages::CSS.into_response();
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/css; charset=utf-8"),
-    );
-    r.headers_mut().insert(
+/// A static asset of the console, cached briefly by browsers.
+fn asset(body: &'static str, content_type: &'static str) -> Response {
+    let mut r = body.into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=300"),
     );
     r
 }
 
+async fn css() -> Response {
+    asset(pages::CSS, "text/css; charset=utf-8")
+}
+
 async fn js() -> Response {
-    let mut r = pages::JS.into_response();
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/javascript; charset=utf-8"),
-    );
-    r.headers_mut().insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=300"),
-    );
-    r
+    asset(pages::JS, "text/javascript; charset=utf-8")
 }
 
 // ---- Sign-up, verification, login, logout, password reset ----
@@ -433,6 +427,10 @@ async fn verify(
     Query(q): Query<TokenQuery>,
 ) -> PageResult {
     let c = session::current(&st, &h).await?;
+    let next = match &c {
+        Some(_) => ("/console", "Go to the console"),
+        None => ("/console/login", "Log in"),
+    };
     let now = crate::clock::now_rfc3339();
     let account = match q.token.as_deref() {
         Some(t) => {
@@ -457,10 +455,6 @@ async fn verify(
                     .await?
                     .is_some_and(|c| c.email_verified_at.is_some())
                 {
-                    let next = match &c {
-                        Some(_) => ("/console", "Go to the console"),
-                        None => ("/console/login", "Log in"),
-                    };
                     return Ok(ok(pages::message(
                         "Email verified",
                         c.as_ref(),
@@ -486,10 +480,6 @@ async fn verify(
         format!("Your email is verified and ${granted} of trial credit is on your account.")
     } else {
         "Your email is verified.".to_owned()
-    };
-    let next = match &c {
-        Some(_) => ("/console", "Go to the console"),
-        None => ("/console/login", "Log in"),
     };
     Ok(ok(pages::message(
         "Email verified",
