@@ -103,16 +103,15 @@ pub async fn current(st: &AppState, h: &HeaderMap) -> Result<Option<Customer>, S
         return Ok(None);
     };
     let token_hash = digest(token);
-    let store = st.ledger.store();
-    let Some(s) = store
+    let Some(s) = st
+        .ledger
+        .store()
         .session(&token_hash, &crate::clock::now_rfc3339())
         .await?
     else {
         return Ok(None);
     };
-    let Some(c) = store.customer(&s.account_id).await? else {
-        return Ok(None);
-    };
+    let c = s.customer;
     let disabled = c.disabled_at.is_some() || st.ledger.account_disabled(&s.account_id);
     Ok(Some(Customer {
         account_id: s.account_id,

@@ -27,12 +27,13 @@ pub struct CustomerRow {
     pub created_at: String,
 }
 
-/// A live login session.
+/// A live login session, with its account as the console shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionRow {
     pub account_id: String,
     /// The token every form of this session carries.
     pub csrf: String,
+    pub customer: CustomerRow,
 }
 
 /// What a link sent by email is for.
@@ -296,7 +297,7 @@ impl Store {
         })
     }
 
-    /// The session of a token's SHA-256, if it has not expired at `now`.
+    /// The session of a token's SHA-256 and its account, if it has not expired at `now`.
     pub async fn session(
         &self,
         token_hash: &str,
@@ -304,7 +305,9 @@ impl Store {
     ) -> Result<Option<SessionRow>, StoreError> {
         on_pool!(self, |p, Db| {
             Ok(sqlx::query(
-                "SELECT account_id, csrf FROM console_sessions WHERE token_hash = $1 AND expires_at > $2",
+                "SELECT s.account_id, s.csrf, a.email, a.email_verified_at, a.disabled_at, a.created_at
+                 FROM console_sessions s JOIN accounts a ON a.id = s.account_id
+                 WHERE s.token_hash = $1 AND s.expires_at > $2",
             )
             .bind(token_hash)
             .bind(now)
@@ -313,6 +316,12 @@ impl Store {
             .map(|r| SessionRow {
                 account_id: r.get(0),
                 csrf: r.get(1),
+                customer: CustomerRow {
+                    email: r.get(2),
+                    email_verified_at: r.get(3),
+                    disabled_at: r.get(4),
+                    created_at: r.get(5),
+                },
             }))
         })
     }
