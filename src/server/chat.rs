@@ -32,7 +32,7 @@ use crate::chat::limits;
 use crate::chat::raw::RawObject;
 use crate::chat::request::{input_token_bound, ProviderPrefs, SortBy};
 use crate::chat::{ChatRequest, Completion, Reply, StreamItem};
-use crate::ledger::{keys, Charge, ClientHandle, Presence, Reservation, UsageStatus};
+use crate::ledger::{keys, AdmitError, Charge, ClientHandle, Presence, Reservation, UsageStatus};
 use crate::metrics::{Route, Tally};
 use crate::money::{CostAccumulator, Nanos};
 use crate::providers::Call;
@@ -340,23 +340,17 @@ async fn handle(
             return Err(super::messages::anthropic_only_refusal(n, &first));
         }
     }
-    // The most this request can use, at whichever model serves it: every input-side
-    // token (at most the model's context window) and its full output cap. The largest
-    // over every planned endpoint of every model sizes the credit hold, so a fallback
-    // is billed as exactly as the first choice; the largest token count counts toward
-    // rate limits.
     let input_bound = input_token_bound(body.len(), images);
-    let mut amount = Nanos::ZERO;
-    let mut tokens = 0u64;
-    for c in &candidates {
-        let input = input_bound.min(c.res.model.context_window);
-        let output = req.output_tokens(c.res.model.max_output_tokens);
-        for e in &c.plan {
-            amount = amount.max(worst_case_cost(input, output, e));
-        }
-        tokens = tokens.max(input.saturating_add(output));
-    }
-    let reservation = st.ledger.admit(&key, request_id, amount, &client).await?;
+    let (reservation, tokens) = admit(
+        st,
+        &key,
+        request_id,
+        &mut req,
+        &candidates,
+        input_bound,
+        &client,
+    )
+    .await?;
     // Rate limits, after the credit hold so that a request refused for credit or a
     // spending limit counts toward no rate limit (a refused one here drops its hold).
     // Tokens count as the input bound plus the output cap: the most it may use.
@@ -390,6 +384,9 @@ async fn handle(
             for (k, v) in rate_headers {
                 header(&mut r, k, &v);
             }
+            if let Some(cap) = req.budget_cap {
+                header(&mut r, "x-gammainfra-output-capped", &cap.to_string());
+            }
             Ok(r)
         }
         Err(mut e) => {
@@ -397,6 +394,104 @@ async fn handle(
             Err(e)
         }
     }
+}
+
+/// Holds credit for the request: the most it can use, at whichever model serves it
+/// (every input-side token, at most the model's context window, and its full output
+/// cap; the largest over every planned endpoint of every model, so that a fallback is
+/// billed as exactly as the first choice). Returns the hold and the largest token count,
+/// which counts toward rate limits.
+///
+/// A request that sets no output cap, when the credit available (or the room left under
+/// the key's spending limit) cannot cover the model's whole maximum output, is capped at
+/// the output it affords instead of refused ([`ChatRequest::budget_cap`], answered in
+/// `X-GammaInfra-Output-Capped`). A request that sets a cap it cannot afford is refused
+/// with the largest cap it could afford in the message.
+async fn admit(
+    st: &AppState,
+    key: &crate::ledger::KeyInfo,
+    request_id: &str,
+    req: &mut ChatRequest,
+    candidates: &[Candidate],
+    input_bound: u64,
+    client: &ClientHandle,
+) -> Result<(Reservation, u64), ApiError> {
+    // Three rounds: a cap set for the credit may then meet a spending limit, or credit
+    // taken meanwhile by the account's other requests.
+    for round in 0..3 {
+        let (amount, tokens) = worst_case(req, candidates, input_bound);
+        let refused = match st.ledger.admit(key, request_id, amount, client).await {
+            Ok(r) => return Ok((r, tokens)),
+            Err(e) => e,
+        };
+        let room = match &refused {
+            AdmitError::Insufficient(i) => i.available,
+            AdmitError::SpendLimit(l) => l.limit - l.spent - l.in_flight,
+            _ => return Err(refused.into()),
+        };
+        let affordable = affordable_output(candidates, input_bound, room);
+        let capped = req.output_cap().is_none()
+            && round < 2
+            && affordable > 0
+            && req.budget_cap.is_none_or(|c| affordable < c);
+        if !capped {
+            let mut e = ApiError::from(refused);
+            if let (Some(asked), Some(n)) = (req.output_cap(), Some(affordable).filter(|&n| n > 0))
+            {
+                e.message.push_str(&format!(
+                    " It asks for up to {asked} output tokens; the credit it may use affords at most {n}."
+                ));
+            }
+            return Err(e);
+        }
+        req.budget_cap = Some(affordable);
+    }
+    Err(ApiError::internal("the request could not be admitted"))
+}
+
+/// The most `req` can cost at any planned endpoint, and its largest token count.
+fn worst_case(req: &ChatRequest, candidates: &[Candidate], input_bound: u64) -> (Nanos, u64) {
+    let mut amount = Nanos::ZERO;
+    let mut tokens = 0u64;
+    for c in candidates {
+        let input = input_bound.min(c.res.model.context_window);
+        let output = req.output_tokens(c.res.model.max_output_tokens);
+        for e in &c.plan {
+            amount = amount.max(worst_case_cost(input, output, e));
+        }
+        tokens = tokens.max(input.saturating_add(output));
+    }
+    (amount, tokens)
+}
+
+/// The largest output cap whose worst case fits `room` at every planned endpoint: 0
+/// when not even the input does, `u64::MAX` when every model's whole maximum does.
+fn affordable_output(candidates: &[Candidate], input_bound: u64, room: Nanos) -> u64 {
+    let mut most = u64::MAX;
+    for c in candidates {
+        let input = input_bound.min(c.res.model.context_window);
+        let max = c.res.model.max_output_tokens;
+        for e in &c.plan {
+            if worst_case_cost(input, max, e) <= room {
+                continue;
+            }
+            if worst_case_cost(input, 0, e) > room {
+                return 0;
+            }
+            // The cost grows with the output: the largest count that fits, by bisection.
+            let (mut lo, mut hi) = (0u64, max);
+            while lo < hi {
+                let mid = lo + (hi - lo).div_ceil(2);
+                if worst_case_cost(input, mid, e) <= room {
+                    lo = mid;
+                } else {
+                    hi = mid - 1;
+                }
+            }
+            most = most.min(lo);
+        }
+    }
+    most
 }
 
 /// One model of the request with the endpoints planned for it.

@@ -377,8 +377,14 @@ async fn a_request_over_a_limit_on_its_own_is_400_not_429() {
     let (_, spend_key) = gw
         .key_with(&account, r#"{"limits":{"daily_usd":"0.01"}}"#)
         .await;
+    // The model's whole output cap, asked for (without a cap, the request would be
+    // capped at what the limit affords: see afford.rs).
     let r = gw
-        .chat(&spend_key, &chat_body("openai/gpt-4o", "hi", ""), &[])
+        .chat(
+            &spend_key,
+            &chat_body("openai/gpt-4o", "hi", r#""max_tokens":16384"#),
+            &[],
+        )
         .await;
     assert_eq!(r.status, 400, "{}", r.text());
     assert_eq!(r.error_code(), "request_exceeds_spend_limit");

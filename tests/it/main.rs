@@ -4,6 +4,7 @@
 mod harness;
 
 mod admin;
+mod afford;
 mod bedrock;
 mod billing;
 mod catalog_current;

@@ -67,6 +67,11 @@ pub struct ChatRequest {
     pub audio: Option<IgnoredAny>,
     pub modalities: Option<Vec<String>>,
     pub prediction: Option<IgnoredAny>,
+    /// The output cap the gateway set because the request set none and the credit
+    /// available affords less than the model's maximum (see [`ChatRequest::output_tokens`]);
+    /// sent upstream as the request's cap.
+    #[serde(skip)]
+    pub budget_cap: Option<u64>,
 }
 
 /// The `service_tier` values accepted: both mean OpenAI's standard tier, the one the
@@ -409,9 +414,11 @@ impl ChatRequest {
         self.max_completion_tokens.or(self.max_tokens)
     }
 
-    /// The output cap sent upstream: the client's, never above the model's.
+    /// The output cap sent upstream: the client's (else the one the gateway set for the
+    /// credit available, [`ChatRequest::budget_cap`]), never above the model's.
     pub fn output_tokens(&self, model_max_output: u64) -> u64 {
         self.output_cap()
+            .or(self.budget_cap)
             .unwrap_or(model_max_output)
             .min(model_max_output)
     }

@@ -78,10 +78,30 @@ impl OpenAi {
         // reservation assumed.
         let cap = call.model.max_output_tokens;
         let capped = |v: Option<u64>| v.filter(|&n| n > cap).map(|_| Some(cap.to_string()));
+        // A request without a cap that the credit available could not cover in full gets
+        // the gateway's cap: OpenAI's current field, or the older one that
+        // OpenAI-compatible servers read.
+        let budget = match call.req.output_cap() {
+            None => call
+                .req
+                .budget_cap
+                .map(|_| call.req.output_tokens(cap).to_string()),
+            Some(_) => None,
+        };
+        if let Some(b) = &budget {
+            let field = if openai {
+                "max_completion_tokens"
+            } else {
+                "max_tokens"
+            };
+            extra.push((field, b.as_str()));
+        }
         call.raw.write_with(
             &mut out,
             |k| match k {
                 "model" => Some(Some(model.clone())),
+                // Both are absent or null when the gateway sets its cap.
+                "max_tokens" | "max_completion_tokens" if budget.is_some() => Some(None),
                 "max_tokens" => capped(call.req.max_tokens),
                 "max_completion_tokens" => capped(call.req.max_completion_tokens),
                 "stream_options" if stream => Some(Some(INCLUDE_USAGE.to_owned())),
