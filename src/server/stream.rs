@@ -179,6 +179,13 @@ impl BilledStream {
         match item {
             Ok(StreamItem::Chunk { json, generated }) => {
                 self.generated += generated;
+                // The chunks' `id`, `created` and `model`, for the usage chunk of a
+                // stream that ends before the provider reports them.
+                if self.meta.0.is_empty() {
+                    if let Some(meta) = chunk_meta(&json) {
+                        self.meta = meta;
+                    }
+                }
                 match &mut self.messages {
                     None => self.queue.push_back(frame(&json)),
                     Some(MessagesOut {
@@ -201,7 +208,9 @@ impl BilledStream {
             }) => {
                 self.usage = usage;
                 self.final_usage = last;
-                self.meta = (id, created, model);
+                if !id.is_empty() {
+                    self.meta = (id, created, model);
+                }
             }
             Err(e) => self.finish(Some(e)),
         }
@@ -290,6 +299,14 @@ impl BilledStream {
             }
             None => {
                 if self.include_usage {
+                    // No chunk came (or none named itself): the gateway's own names.
+                    if self.meta.0.is_empty() {
+                        self.meta = (
+                            format!("chatcmpl-{}", self.request_id),
+                            crate::clock::unix_now(),
+                            self.model.clone(),
+                        );
+                    }
                     let (id, created, model) = &self.meta;
                     let chunk = format!(
                         r#"{{"id":{},"object":"chat.completion.chunk","created":{},"model":{},"choices":[],"usage":{}}}"#,
@@ -370,6 +387,23 @@ fn frame(json: &[u8]) -> Bytes {
     b.extend_from_slice(json);
     b.extend_from_slice(b"\n\n");
     Bytes::from(b)
+}
+
+/// The `id`, `created` and `model` of a `chat.completion.chunk`, if it has an `id`.
+fn chunk_meta(json: &[u8]) -> Option<(String, u64, String)> {
+    #[derive(serde::Deserialize)]
+    struct Meta {
+        #[serde(default)]
+        id: String,
+        #[serde(default)]
+        created: u64,
+        #[serde(default)]
+        model: String,
+    }
+    serde_json::from_slice::<Meta>(json)
+        .ok()
+        .filter(|m| !m.id.is_empty())
+        .map(|m| (m.id, m.created, m.model))
 }
 
 fn json_str(s: &str) -> String {

@@ -587,3 +587,93 @@ async fn a_thousand_requests_with_a_fifth_faulted_all_succeed_and_the_ledger_is_
         "the ledger holds exactly the costs the clients were shown"
     );
 }
+
+/// An OpenAI-compatible server that streams without a usage chunk (it ignores
+/// `stream_options`): the gateway estimates the usage, and its usage chunk carries the
+/// stream's own `id`, `created` and `model`, like every chunk before it.
+#[tokio::test]
+async fn an_estimated_usage_chunk_names_the_stream_it_ends() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let quiet = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/v1", quiet.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = quiet.accept().await {
+            tokio::spawn(async move {
+                // The request's head and body (small) arrive together with the delays
+                // of loopback; read until the body's end is plausible.
+                let mut buf = vec![0u8; 65536];
+                let mut got = Vec::new();
+                while let Ok(n) = tcp.read(&mut buf).await {
+                    got.extend_from_slice(&buf[..n]);
+                    if n == 0 || got.ends_with(b"}") {
+                        break;
+                    }
+                }
+                let chunk = |delta: &str, finish: &str| {
+                    format!(
+                        "data: {{\"id\":\"chatcmpl-quiet\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"model\":\"quiet-1\",\"choices\":[{{\"index\":0,\"delta\":{delta},\"finish_reason\":{finish}}}]}}\n\n"
+                    )
+                };
+                let body = format!(
+                    "{}{}{}data: [DONE]\n\n",
+                    chunk(r#"{"role":"assistant","content":"Hello"}"#, "null"),
+                    chunk(r#"{"content":" there"}"#, "null"),
+                    chunk("{}", r#""stop""#)
+                );
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = tcp.write_all(head.as_bytes()).await;
+                let _ = tcp.write_all(body.as_bytes()).await;
+            });
+        }
+    });
+    let extra = r#"
+[[models]]
+id = "test/quiet"
+name = "A server without usage in its streams"
+owned_by = "test"
+context_window = 100000
+max_output_tokens = 1000
+
+[[models.endpoints]]
+provider = "openai_compatible:quiet"
+upstream_id = "quiet-1"
+verified = { date = "2026-11-25", method = "test" }
+pricing = { input = "1", output = "2", source = { kind = "provider", url = "https://example.com/test-prices", read = "2026-11-25" } }
+"#;
+    let gw = Gw::start_with_catalog(extra, |c| {
+        let mut q = c.openai.clone().expect("openai");
+        q.base_url = url;
+        c.openai_compatible = vec![("quiet".into(), q)];
+    })
+    .await;
+    let (_, key) = gw.account("quiet@example.com").await;
+    let r = gw
+        .chat(
+            &key,
+            &chat_body(
+                "test/quiet",
+                "hi",
+                r#""stream":true,"stream_options":{"include_usage":true}"#,
+            ),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let data = r.sse_data();
+    assert_eq!(data.last().map(String::as_str), Some("[DONE]"), "{data:?}");
+    let usage: serde_json::Value =
+        serde_json::from_str(&data[data.len() - 2]).expect("the usage chunk");
+    assert!(
+        usage["usage"]["completion_tokens"].as_u64() > Some(0),
+        "{usage}"
+    );
+    assert_eq!(usage["id"], "chatcmpl-quiet", "{usage}");
+    assert_eq!(usage["created"], 1_700_000_000, "{usage}");
+    assert_eq!(usage["model"], "quiet-1", "{usage}");
+    assert_eq!(usage["object"], "chat.completion.chunk", "{usage}");
+}
