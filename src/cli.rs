@@ -647,12 +647,12 @@ mod demo {
         Err(StartError::NoDemo)
     }
 
-    pub fn banner(_: SocketAddr, _: &str, _: &str) -> String {
-        String::new()
-    }
-
     impl Demo {
         pub fn listening(&self, _: SocketAddr) {}
+
+        pub fn banner(&self, _: SocketAddr, _: &str, _: &str) -> String {
+            match *self {}
+        }
     }
 }
 
@@ -706,11 +706,11 @@ async fn serve(config_path: Option<PathBuf>, listen: Option<SocketAddr>, demo: b
     if let Some(d) = &demo_handle {
         d.listening(local);
     }
-    if demo_handle.is_some() {
+    if let Some(d) = &demo_handle {
         match state.ledger.create_account("demo@gammainfra.local").await {
             Ok((_, key, _)) => println!(
                 "{}",
-                demo::banner(
+                d.banner(
                     local,
                     &key.plain,
                     admin_token.as_deref().unwrap_or_default()

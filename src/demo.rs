@@ -12,6 +12,8 @@ use crate::simulators::{self, Simulator};
 
 /// The running simulators; dropping this stops them.
 pub struct Demo {
+    /// What `catalog verify` needs to reach the simulated Bedrock.
+    pub aws: AwsDemo,
     pub bedrock: Simulator,
     pub anthropic: Simulator,
     pub openai: Simulator,
@@ -19,6 +21,40 @@ pub struct Demo {
     pub stripe: simulators::StripeSim,
     /// Holds the demo database until the demo ends.
     _dir: DemoDir,
+}
+
+/// The simulated AWS account's credentials, endpoint and regions.
+pub struct AwsDemo {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub endpoint: String,
+    /// Comma-separated, as `GAMMAINFRA_BEDROCK_REGIONS`.
+    pub regions: String,
+}
+
+impl AwsDemo {
+    /// The environment under which `gammainfra catalog verify` checks the catalog
+    /// against the simulated Bedrock, as shell assignments.
+    pub fn verify_env(&self) -> String {
+        format!(
+            "AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={} AWS_REGION=us-east-1 AWS_ENDPOINT_URL_BEDROCK={} AWS_ENDPOINT_URL_BEDROCK_RUNTIME={} GAMMAINFRA_BEDROCK_REGIONS={}",
+            self.access_key_id, self.secret_access_key, self.endpoint, self.endpoint, self.regions
+        )
+    }
+}
+
+/// The source regions of the built-in catalog's Bedrock endpoints, us-east-1 first.
+fn bedrock_regions() -> Result<Vec<String>, StartError> {
+    let catalog = crate::catalog::Catalog::builtin()
+        .map_err(|e| StartError::Provider(format!("the built-in catalog: {e}")))?;
+    let mut regions: std::collections::BTreeSet<String> = catalog
+        .models
+        .iter()
+        .flat_map(|m| m.endpoints.iter())
+        .filter_map(|e| e.bedrock.as_ref().map(|b| b.source_region.clone()))
+        .collect();
+    let first = regions.take("us-east-1");
+    Ok(first.into_iter().chain(regions).collect())
 }
 
 struct DemoDir(std::path::PathBuf);
@@ -42,10 +78,13 @@ pub async fn prepare(listen: Option<SocketAddr>) -> Result<(Demo, Config), Start
     let openai = simulators::start_openai(&openai_key).await.map_err(io)?;
     let aws_key = keys::random_id("AKIDDEMO").to_ascii_uppercase();
     let aws_secret = keys::random_id("demo-secret-");
-    let bedrock =
-        simulators::start_bedrock(simulators::BedrockSimConfig::new(&aws_key, &aws_secret))
-            .await
-            .map_err(io)?;
+    // Every source region of the catalog's Bedrock endpoints, us-east-1 first: each
+    // profile (`us.`, `eu.`, `apac.`, `jp.`, `au.`, `global.`) and on-demand model can
+    // be called, so region constraints show what they do.
+    let regions = bedrock_regions()?;
+    let mut sim = simulators::BedrockSimConfig::new(&aws_key, &aws_secret);
+    sim.accessible_regions = regions.clone();
+    let bedrock = simulators::start_bedrock(sim).await.map_err(io)?;
     let dir = std::env::temp_dir().join(keys::random_id("gammainfra-demo-"));
     std::fs::create_dir_all(&dir).map_err(io)?;
     let mut config =
@@ -60,12 +99,12 @@ pub async fn prepare(listen: Option<SocketAddr>) -> Result<(Demo, Config), Start
         api_key: Some(Secret::new(anthropic_key)),
     });
     config.bedrock = Some(BedrockConfig {
-        regions: vec!["us-east-1".to_owned()],
+        regions,
         endpoint_url: Some(bedrock.base_url()),
         control_endpoint_url: Some(bedrock.base_url()),
         auth: BedrockAuthConfig::Static {
-            access_key_id: aws_key,
-            secret_access_key: Secret::new(aws_secret),
+            access_key_id: aws_key.clone(),
+            secret_access_key: Secret::new(aws_secret.clone()),
             session_token: None,
         },
         allow_private_image_urls: false,
@@ -87,8 +126,19 @@ pub async fn prepare(listen: Option<SocketAddr>) -> Result<(Demo, Config), Start
         webhook_secret: Secret::new(webhook_secret),
         api_base: stripe.base_url(),
     });
+    let aws = AwsDemo {
+        access_key_id: aws_key,
+        secret_access_key: aws_secret,
+        endpoint: bedrock.base_url(),
+        regions: config
+            .bedrock
+            .as_ref()
+            .map(|b| b.regions.join(","))
+            .unwrap_or_default(),
+    };
     Ok((
         Demo {
+            aws,
             bedrock,
             anthropic,
             openai,
@@ -107,26 +157,104 @@ impl Demo {
     }
 }
 
-/// What the demo prints once it listens.
-pub fn banner(addr: SocketAddr, api_key: &str, admin_token: &str) -> String {
-    format!(
-        r#"GammaInfra demo: gateway on http://{addr} with simulated AWS Bedrock, Anthropic and OpenAI upstreams (offline).
+/// How this program was started (`target/debug/gammainfra` under `cargo run`), for
+/// the command lines the banner prints; `gammainfra` when unknown.
+fn program() -> String {
+    std::env::args()
+        .next()
+        .filter(|p| !p.is_empty() && !p.contains(char::is_whitespace))
+        .unwrap_or_else(|| "gammainfra".to_owned())
+}
+
+impl Demo {
+    /// What the demo prints once it listens: the account, the exports that
+    /// docs/quickstart.md's commands use, one curl line per headline feature and a
+    /// `catalog verify` line that succeeds against the simulated Bedrock.
+    pub fn banner(&self, addr: SocketAddr, api_key: &str, admin_token: &str) -> String {
+        let program = program();
+        let verify_env = self.aws.verify_env();
+        let regions = &self.aws.regions;
+        // `-i` where the answer's headers are the point.
+        let chat = |flags: &str, headers: &str, body: &str| {
+            format!(
+                r#"curl -s{flags} http://{addr}/v1/chat/completions -H "Authorization: Bearer {api_key}" -H "Content-Type: application/json"{headers} -d '{body}'"#
+            )
+        };
+        let hello = |model: &str| {
+            format!(r#"{{"model":"{model}","messages":[{{"role":"user","content":"Hello!"}}]}}"#)
+        };
+        let bedrock = chat("", "", &hello("anthropic/claude-sonnet-4-6"));
+        let anthropic = chat("", "", &hello("claude-sonnet-4-6"));
+        let streaming = chat(
+            "N",
+            "",
+            r#"{"model":"openai/gpt-4o-mini","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"Hello!"}]}"#,
+        );
+        let eu = chat(
+            "i",
+            r#" -H "X-GammaInfra-Region: eu""#,
+            &hello("anthropic/claude-sonnet-4-6"),
+        );
+        let apac = chat(
+            "i",
+            r#" -H "X-GammaInfra-Region: apac""#,
+            &hello("amazon/nova-pro-v1"),
+        );
+        let refused = chat(
+            "i",
+            r#" -H "X-GammaInfra-Region: eu""#,
+            &hello("meta/llama3-70b-instruct"),
+        );
+        let failover = chat(
+            "i",
+            "",
+            r#"{"model":"anthropic/claude-sonnet-4-6","messages":[{"role":"user","content":"Hello! [[sim:error 503 @global.anthropic.claude-sonnet-4-6]]"}]}"#,
+        );
+        format!(
+            r#"GammaInfra demo: gateway on http://{addr} with simulated AWS Bedrock (source regions {regions}), Anthropic, OpenAI and Stripe upstreams (offline).
 Demo account created with $3.00 trial credit. API key: {api_key}
 Admin token (for /admin/v1): {admin_token}
 
-Try it:
+For the commands of docs/quickstart.md, run this in another shell:
 
-curl -s http://{addr}/v1/chat/completions -H "Authorization: Bearer {api_key}" -H "Content-Type: application/json" -d '{{"model":"anthropic/claude-sonnet-4-6","messages":[{{"role":"user","content":"Hello!"}}]}}'
+export GAMMAINFRA_URL=http://{addr} GAMMAINFRA_API_KEY={api_key} GAMMAINFRA_ADMIN_TOKEN={admin_token}
 
-Streaming:
+Try it (the X-GammaInfra-* headers of each answer say where it went and what it cost):
 
-curl -sN http://{addr}/v1/chat/completions -H "Authorization: Bearer {api_key}" -H "Content-Type: application/json" -d '{{"model":"openai/gpt-4o-mini","stream":true,"stream_options":{{"include_usage":true}},"messages":[{{"role":"user","content":"Hello!"}}]}}'
+Bedrock, the cheapest endpoint of Claude Sonnet 4.6 (its global. profile):
 
-Credits: curl -s http://{addr}/v1/credits -H "Authorization: Bearer {api_key}"
+{bedrock}
 
-Bedrock, with its verified IDs and a region constraint:
+Anthropic's own API (its model ID), and OpenAI, streamed:
 
-curl -s http://{addr}/v1/chat/completions -H "Authorization: Bearer {api_key}" -H "Content-Type: application/json" -H "X-GammaInfra-Region: us-east-1" -d '{{"model":"meta/llama3-70b-instruct","messages":[{{"role":"user","content":"Hello!"}}]}}'
+{anthropic}
+
+{streaming}
+
+Only in the EU: Bedrock's eu. profile answers (X-GammaInfra-Upstream-Model: eu.anthropic.claude-sonnet-4-6):
+
+{eu}
+
+Only in Asia-Pacific: Amazon Nova Pro through the apac. profile:
+
+{apac}
+
+A region the model is not served in: refused before anything is sent or charged (400 no_endpoint_in_region):
+
+{refused}
+
+Failover: the simulated Bedrock fails the global. profile with a 503, the next endpoint answers, and X-GammaInfra-Route lists both:
+
+{failover}
+
+Credits, and every charge with its provider, upstream ID, region and cost:
+
+curl -s http://{addr}/v1/credits -H "Authorization: Bearer {api_key}"
+curl -s http://{addr}/v1/usage -H "Authorization: Bearer {api_key}"
+
+Every Bedrock ID of the catalog checked against the simulated AWS account (add --invoke for one call each):
+
+{verify_env} {program} catalog verify
 
 A $10.00 card top-up through the simulated Stripe (open the "url" it answers, press Pay):
 
@@ -139,5 +267,6 @@ tops up through the simulated Stripe:
 http://{addr}/console/signup
 
 Press Ctrl-C to stop."#
-    )
+        )
+    }
 }
