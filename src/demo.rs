@@ -1,5 +1,6 @@
 //! `gammainfra serve --demo`: the whole path offline. Simulated Bedrock (SigV4 checked,
-//! profile rules enforced, event-stream framing), Anthropic and OpenAI servers on loopback (the same ones the tests use), a fresh database in a temporary
+//! profile rules enforced, event-stream framing), Anthropic, OpenAI and an
+//! OpenAI-compatible server on loopback (the same ones the tests use), a fresh database in a temporary
 //! directory, an account with the trial credit, and a curl line that works; a simulated
 //! Stripe takes card top-ups and delivers its signed events to the gateway.
 
@@ -17,11 +18,35 @@ pub struct Demo {
     pub bedrock: Simulator,
     pub anthropic: Simulator,
     pub openai: Simulator,
+    /// The OpenAI-compatible server `local` (the OpenAI simulator again).
+    pub local: Simulator,
     /// Card top-ups: Checkout Sessions, a payment page and signed webhooks.
     pub stripe: simulators::StripeSim,
     /// Holds the demo database until the demo ends.
     _dir: DemoDir,
 }
+
+/// The demo's catalog is the built-in one plus this model, served by the simulated
+/// OpenAI-compatible server `local`, so that every kind of provider can be tried.
+const LOCAL_MODEL: &str = r#"
+[[models]]
+id = "local/sim-echo"
+name = "A self-hosted model (the demo's simulated OpenAI-compatible server)"
+owned_by = "local"
+context_window = 32768
+max_output_tokens = 4096
+capabilities = ["tools", "streaming"]
+
+[[models.endpoints]]
+provider = "openai_compatible:local"
+upstream_id = "sim-echo"
+region = "eu-west-1"
+verified = { date = "2026-12-01", method = "the demo's simulated server lists it in GET /v1/models" }
+  [models.endpoints.pricing]
+  input = "0.10"
+  output = "0.10"
+  source = { kind = "provider", url = "https://example.com/demo-price-sheet", read = "2026-12-01" }
+"#;
 
 /// The simulated AWS account's credentials, endpoint and regions.
 pub struct AwsDemo {
@@ -76,6 +101,9 @@ pub async fn prepare(listen: Option<SocketAddr>) -> Result<(Demo, Config), Start
         .await
         .map_err(io)?;
     let openai = simulators::start_openai(&openai_key).await.map_err(io)?;
+    // A self-hosted OpenAI-compatible server (a vLLM, say) declared in eu-west-1.
+    let local_key = keys::random_id("sk-local-");
+    let local = simulators::start_openai(&local_key).await.map_err(io)?;
     let aws_key = keys::random_id("AKIDDEMO").to_ascii_uppercase();
     let aws_secret = keys::random_id("demo-secret-");
     // Every source region of the catalog's Bedrock endpoints, us-east-1 first: each
@@ -93,6 +121,20 @@ pub async fn prepare(listen: Option<SocketAddr>) -> Result<(Demo, Config), Start
         config.listen = l;
     }
     config.database_url = format!("sqlite://{}", dir.join("demo.db").display());
+    let catalog = dir.join("catalog.toml");
+    std::fs::write(
+        &catalog,
+        format!("{}\n{LOCAL_MODEL}", crate::catalog::DEFAULT_CATALOG),
+    )
+    .map_err(io)?;
+    config.catalog_path = Some(catalog);
+    config.openai_compatible = vec![(
+        "local".to_owned(),
+        ProviderConfig {
+            base_url: local.base_url(),
+            api_key: Some(Secret::new(local_key)),
+        },
+    )];
     config.admin_token = Some(Secret::new(keys::random_id("demo-admin-")));
     config.anthropic = Some(ProviderConfig {
         base_url: anthropic.base_url(),
@@ -139,6 +181,7 @@ pub async fn prepare(listen: Option<SocketAddr>) -> Result<(Demo, Config), Start
     Ok((
         Demo {
             aws,
+            local,
             bedrock,
             anthropic,
             openai,
@@ -190,6 +233,7 @@ impl Demo {
             "",
             r#"{"model":"openai/gpt-4o-mini","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"Hello!"}]}"#,
         );
+        let local = chat("i", "", &hello("local/sim-echo"));
         let eu = chat(
             "i",
             r#" -H "X-GammaInfra-Region: eu""#,
@@ -211,7 +255,7 @@ impl Demo {
             r#"{"model":"anthropic/claude-sonnet-4-6","messages":[{"role":"user","content":"Hello! [[sim:error 503 @global.anthropic.claude-sonnet-4-6]]"}]}"#,
         );
         format!(
-            r#"GammaInfra demo: gateway on http://{addr} with simulated AWS Bedrock (source regions {regions}), Anthropic, OpenAI and Stripe upstreams (offline).
+            r#"GammaInfra demo: gateway on http://{addr} with simulated AWS Bedrock (source regions {regions}), Anthropic, OpenAI, an OpenAI-compatible server and Stripe (offline).
 Demo account created with $3.00 trial credit. API key: {api_key}
 Admin token (for /admin/v1): {admin_token}
 
@@ -230,6 +274,10 @@ Anthropic's own API (its model ID), and OpenAI, streamed:
 {anthropic}
 
 {streaming}
+
+A self-hosted model on an OpenAI-compatible server (X-GammaInfra-Provider: openai_compatible:local):
+
+{local}
 
 Only in the EU: Bedrock's eu. profile answers (X-GammaInfra-Upstream-Model: eu.anthropic.claude-sonnet-4-6):
 

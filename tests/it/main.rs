@@ -10,6 +10,7 @@ mod billing;
 mod catalog_current;
 mod chat;
 mod console;
+mod demo;
 mod errors;
 mod faults;
 mod fuzz;
