@@ -10,6 +10,8 @@
 //! * `console`: the customers' web console under `/console` (HTML pages).
 //! * [`models`], [`credits`], [`admin`]: the rest of the API (`/metrics` is in
 //!   [`admin`], its series in [`crate::metrics`]).
+//! * [`openapi`]: `GET /openapi.json`, the API reference generated from the handlers'
+//!   annotations (docs/api.md renders it).
 
 pub mod admin;
 pub mod auth;
@@ -19,6 +21,7 @@ pub mod credits;
 pub mod error;
 pub mod messages;
 pub mod models;
+pub mod openapi;
 pub mod payments;
 pub mod route;
 pub mod stream;
@@ -27,9 +30,8 @@ pub mod usage;
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, FromRef, State};
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode, Uri};
 use axum::response::IntoResponse;
-use axum::routing::{delete, get, post};
 use axum::Router;
 use bytes::Bytes;
 
@@ -154,48 +156,72 @@ impl FromRef<Serving> for AppState {
     }
 }
 
+/// Builds a router from a table of `path => method(handler).method(handler)` and,
+/// from the same table, a const list of every path with the methods served on it (lower
+/// case), which the API reference is checked against (`tests/it/openapi.rs`).
+macro_rules! route_table {
+    (
+        $(#[$doc:meta])*
+        $vis:vis fn $router:ident() and const $list:ident {
+            $( $path:literal => $( $method:ident($handler:path) ).+ ),+ $(,)?
+        }
+    ) => {
+        /// Every path of the table and the methods served on it.
+        $vis const $list: &[(&str, &[&str])] = &[ $( ($path, &[ $( stringify!($method) ),+ ]) ),+ ];
+
+        $(#[$doc])*
+        $vis fn $router() -> axum::Router<$crate::server::Serving> {
+            axum::Router::new()
+                $( .route($path, axum::routing::MethodRouter::new() $( .$method($handler) )+ ) )+
+        }
+    };
+}
+pub(crate) use route_table;
+
+route_table! {
+    /// The API's routes (the console's are in `console::routes`).
+    fn api_routes() and const API_ROUTES {
+        "/v1/chat/completions" => post(chat::completions),
+        "/v1/messages" => post(messages::create),
+        "/v1/messages/count_tokens" => post(messages::count_tokens),
+        "/v1/models" => get(models::list),
+        "/v1/models/{*id}" => get(models::one),
+        "/v1/credits" => get(credits::show),
+        "/v1/credits/checkout" => post(payments::checkout),
+        "/webhooks/stripe" => post(payments::webhook),
+        "/payments/done" => get(payments::done),
+        "/payments/cancelled" => get(payments::cancelled),
+        "/admin/v1/stripe/events" => get(payments::events),
+        "/admin/v1/outbox" => get(admin::outbox),
+        "/v1/usage" => get(usage::list),
+        "/v1/usage/daily" => get(usage::daily),
+        "/healthz" => get(healthz),
+        "/readyz" => get(readyz),
+        "/metrics" => get(admin::metrics),
+        "/openapi.json" => get(openapi::serve),
+        "/admin/v1/runtime" => get(admin::runtime),
+        "/admin/v1/reload" => post(admin::reload),
+        "/admin/v1/accounts" => post(admin::create_account),
+        "/admin/v1/accounts/{id}" => get(admin::show_account).patch(admin::update_account),
+        "/admin/v1/accounts/{id}/keys" => post(admin::create_key),
+        "/admin/v1/accounts/{id}/topups" => post(admin::topup),
+        "/admin/v1/accounts/{id}/grants" => post(payments::grant),
+        "/admin/v1/accounts/{id}/usage" => get(usage::admin_list),
+        "/admin/v1/accounts/{id}/usage/daily" => get(usage::admin_daily),
+        "/admin/v1/keys/{key_id}" => delete(admin::revoke_key).get(admin::show_key).patch(admin::update_key),
+    }
+}
+
+/// Every route the gateway serves, API and console: its path (axum's syntax) and the
+/// methods served on it (lower case).
+pub fn routes_served() -> impl Iterator<Item = (&'static str, &'static [&'static str])> {
+    API_ROUTES.iter().chain(console::ROUTES).copied()
+}
+
 /// The gateway's routes.
 pub fn app(state: AppState) -> Router {
     let limit = state.config.max_body_bytes;
-    Router::new()
-        .route("/v1/chat/completions", post(chat::completions))
-        .route("/v1/messages", post(messages::create))
-        .route("/v1/messages/count_tokens", post(messages::count_tokens))
-        .route("/v1/models", get(models::list))
-        .route("/v1/models/{*id}", get(models::one))
-        .route("/v1/credits", get(credits::show))
-        .route("/v1/credits/checkout", post(payments::checkout))
-        .route("/webhooks/stripe", post(payments::webhook))
-        .route("/payments/done", get(payments::done))
-        .route("/payments/cancelled", get(payments::cancelled))
-        .route("/admin/v1/stripe/events", get(payments::events))
-        .route("/admin/v1/outbox", get(admin::outbox))
-        .route("/v1/usage", get(usage::list))
-        .route("/v1/usage/daily", get(usage::daily))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(admin::metrics))
-        .route("/admin/v1/runtime", get(admin::runtime))
-        .route("/admin/v1/reload", post(admin::reload))
-        .route("/admin/v1/accounts", post(admin::create_account))
-        .route(
-            "/admin/v1/accounts/{id}",
-            get(admin::show_account).patch(admin::update_account),
-        )
-        .route("/admin/v1/accounts/{id}/keys", post(admin::create_key))
-        .route("/admin/v1/accounts/{id}/topups", post(admin::topup))
-        .route("/admin/v1/accounts/{id}/grants", post(payments::grant))
-        .route("/admin/v1/accounts/{id}/usage", get(usage::admin_list))
-        .route(
-            "/admin/v1/accounts/{id}/usage/daily",
-            get(usage::admin_daily),
-        )
-        .route(
-            "/admin/v1/keys/{key_id}",
-            delete(admin::revoke_key)
-                .get(admin::show_key)
-                .patch(admin::update_key),
-        )
+    api_routes()
         .merge(console::routes())
         .fallback(not_found)
         // The limit is enforced by the handlers' body extraction (a 413 in our shape);
@@ -204,13 +230,27 @@ pub fn app(state: AppState) -> Router {
         .with_state(Serving(state))
 }
 
-async fn not_found() -> error::ApiError {
+/// Any other route: a 404 naming it and the API reference.
+async fn not_found(method: Method, uri: Uri) -> error::ApiError {
+    let path: String = uri.path().chars().take(200).collect();
     error::ApiError::not_found(
         "not_found",
-        "No such route. See the API reference in the README.",
+        format!(
+            "No such route: {method} {path}. The API reference is at /openapi.json (docs/api.md)."
+        ),
     )
 }
 
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "health",
+    operation_id = "healthz",
+    summary = "Liveness",
+    description = "`ok` while the process serves.",
+    responses((status = 200, description = "`ok`", body = String, content_type = "text/plain")),
+    security(()),
+)]
 async fn healthz() -> &'static str {
     "ok"
 }
@@ -219,6 +259,19 @@ async fn healthz() -> &'static str {
 /// models; otherwise a 503 whose `reason` names the cause. `details.rate_limits` says
 /// where rate-limit counters are kept; a failing Redis does not fail readiness (the
 /// limits are then counted per replica, see docs/operations.md), it shows there.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "health",
+    operation_id = "readyz",
+    summary = "Readiness",
+    description = "Ready when the ledger can record charges, the database answers and the catalog has models. A failing Redis does not fail readiness (limits are then counted per replica); `details.rate_limits` shows it.",
+    responses(
+        (status = 200, description = "Ready", body = crate::server::openapi::Ready),
+        (status = 503, description = "Not ready; `reason` names the cause", body = crate::server::openapi::NotReady),
+    ),
+    security(()),
+)]
 async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
     let rate_limits = match st.limiter.backing() {
         crate::ratelimit::Backing::Local => "local".to_owned(),

@@ -31,7 +31,7 @@ pub(super) fn parse<T: serde::de::DeserializeOwned>(
         .map_err(|e| ApiError::bad_request("invalid_request", format!("Invalid request body: {e}")))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewAccount {
     email: String,
@@ -59,6 +59,25 @@ where
     T::deserialize(d).map(Some)
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/v1/accounts",
+    tag = "admin",
+    operation_id = "admin_create_account",
+    summary = "Create an account and its first key",
+    description = "The account gets the configured trial credit; its key is shown this once.",
+    request_body(content = NewAccount, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created", body = crate::server::openapi::AccountCreated),
+        (status = 400, description = "`invalid_request`, `invalid_email`, `invalid_region` (the residency policy)"),
+        (status = 401, description = "`invalid_api_key`: a wrong admin token", body = crate::server::openapi::Error),
+        (status = 403, description = "`admin_disabled`: no admin token is configured", body = crate::server::openapi::Error),
+        (status = 409, description = "`account_exists`: the email is taken"),
+        (status = 413, description = "`request_too_large`"),
+        (status = 503, description = "`database_unavailable` or `ledger_unavailable`: the database refused or the ledger is behind; retry", body = crate::server::openapi::Error),
+    ),
+    security(("admin_token" = [])),
+)]
 pub async fn create_account(
     State(st): State<AppState>,
     h: HeaderMap,
@@ -107,7 +126,7 @@ pub async fn create_account(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AccountPatch {
     /// A new residency policy, or `null` to clear it; absent leaves it as it is.
@@ -115,6 +134,7 @@ pub struct AccountPatch {
     residency: Option<Option<String>>,
     /// Rate-limit overrides to change (see [`apply_limits`]); `null` clears them all.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<crate::server::openapi::AccountLimits>)]
     limits: Option<Value>,
     /// `true` disables the account (its keys are refused), `false` enables it again.
     #[serde(default)]
@@ -239,6 +259,26 @@ fn limits_json(l: &KeyLimits, money: bool) -> Value {
 
 /// `PATCH /admin/v1/accounts/{id}`: changes an account's residency policy. Committed
 /// before it answers; the next request of any of the account's keys is held to it.
+#[utoipa::path(
+    patch,
+    path = "/admin/v1/accounts/{id}",
+    tag = "admin",
+    operation_id = "admin_update_account",
+    summary = "Change an account's residency policy, rate limits or disabled state",
+    description = "Fields given are changed (`null` clears), absent ones kept. Committed before it answers; the account's keys are held to it from their next request (a disabled account's keys get 403 `account_disabled`).",
+    params(("id" = String, Path, description = "The account's ID")),
+    request_body(content = AccountPatch, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The account", body = crate::server::openapi::Account),
+        (status = 400, description = "`invalid_request` (a field or limit, named in `param`), `invalid_region`"),
+        (status = 401, description = "`invalid_api_key`: a wrong admin token", body = crate::server::openapi::Error),
+        (status = 403, description = "`admin_disabled`: no admin token is configured", body = crate::server::openapi::Error),
+        (status = 404, description = "`account_not_found`"),
+        (status = 413, description = "`request_too_large`"),
+        (status = 503, description = "`database_unavailable` or `ledger_unavailable`: the database refused or the ledger is behind; retry", body = crate::server::openapi::Error),
+    ),
+    security(("admin_token" = [])),
+)]
 pub async fn update_account(
     State(st): State<AppState>,
     h: HeaderMap,
@@ -298,6 +338,20 @@ pub async fn update_account(
 /// `GET /admin/v1/runtime`: what this process holds now, to watch for leaks: tasks
 /// alive on the runtime, client connections open, and reservations not yet settled
 /// (requests in flight, attached or not).
+#[utoipa::path(
+    get,
+    path = "/admin/v1/runtime",
+    tag = "admin",
+    operation_id = "admin_runtime",
+    summary = "What this process holds now",
+    description = "Tasks alive, client connections open and reservations not yet settled, to watch for leaks.",
+    responses(
+        (status = 200, description = "The counts", body = crate::server::openapi::Runtime),
+        (status = 401, description = "`invalid_api_key`: a wrong admin token", body = crate::server::openapi::Error),
+        (status = 403, description = "`admin_disabled`: no admin token is configured", body = crate::server::openapi::Error),
+    ),
+    security(("admin_token" = [])),
+)]
 pub async fn runtime(State(st): State<AppState>, h: HeaderMap) -> Result<Json<Value>, ApiError> {
     auth::admin(&st, &h)?;
     let tasks = tokio::runtime::Handle::current()
@@ -312,6 +366,21 @@ pub async fn runtime(State(st): State<AppState>, h: HeaderMap) -> Result<Json<Va
 }
 
 /// `GET /metrics`: the Prometheus series (see [`crate::metrics`]), with the admin token.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "health",
+    operation_id = "metrics",
+    summary = "Prometheus metrics (admin token)",
+    description = "The Prometheus series in the OpenMetrics text format.",
+    responses(
+        (status = 200, description = "The series", body = String, content_type = "application/openmetrics-text"),
+        (status = 401, description = "`invalid_api_key`: a wrong admin token", body = crate::server::openapi::Error),
+        (status = 403, description = "`admin_disabled`: no admin token is configured", body = crate::server::openapi::Error),
+        (status = 500, description = "`internal_error`: the metrics could not be encoded"),
+    ),
+    security(("admin_token" = [])),
+)]
 pub async fn metrics(
     State(st): State<AppState>,
     h: HeaderMap,
@@ -342,6 +411,22 @@ pub async fn metrics(
 /// them (see [`crate::reload`]): what changed, or `422 invalid_configuration` listing
 /// every problem in `error.errors` (the catalog and configuration in force keep
 /// serving). Runs to completion even if the admin client hangs up.
+#[utoipa::path(
+    post,
+    path = "/admin/v1/reload",
+    tag = "admin",
+    operation_id = "admin_reload",
+    summary = "Reload the configuration and the catalog",
+    description = "Reads both again and applies them, or refuses both (the ones in force keep serving). No body.",
+    responses(
+        (status = 200, description = "What changed", body = crate::server::openapi::ReloadReport),
+        (status = 401, description = "`invalid_api_key`: a wrong admin token", body = crate::server::openapi::Error),
+        (status = 403, description = "`admin_disabled`: no admin token is configured", body = crate::server::openapi::Error),
+        (status = 422, description = "`invalid_configuration`: every problem in `error.errors`"),
+        (status = 500, description = "`internal_error`"),
+    ),
+    security(("admin_token" = [])),
+)]
 pub async fn reload(
     State(st): State<AppState>,
     h: HeaderMap,
@@ -368,6 +453,22 @@ pub async fn reload(
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/accounts/{id}",
+    tag = "admin",
+    operation_id = "admin_get_account",
+    summary = "An account, its balance and its ledger",
+    params(("id" = String, Path, description = "The account's ID")),
+    responses(
+        (status = 200, description = "The account", body = crate::server::openapi::Account),
+        (status = 401, description = "`invalid_api_key`: a wrong admin token", body = crate::server::openapi::Error),
+        (status = 403, description = "`admin_disabled`: no admin token is configured", body = crate::server::openapi::Error),
+        (status = 404, description = "`account_not_found`"),
+        (status = 503, description = "`database_unavailable` or `ledger_unavailable`: the database refused or the ledger is behind; retry", body = crate::server::openapi::Error),
+    ),
+    security(("admin_token" = [])),
+)]
 pub async fn show_account(
     State(st): State<AppState>,
     h: HeaderMap,
@@ -403,7 +504,7 @@ async fn account_view(st: &AppState, id: String) -> Result<Value, ApiError> {
     }))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewKey {
     pub name: Option<String>,
@@ -412,9 +513,30 @@ pub struct NewKey {
     /// Deprecated alias of `residency`, from when it was (mis)named a default.
     pub default_region: Option<String>,
     /// Spending and rate limits (see [`apply_limits`]).
+    #[schema(value_type = Option<crate::server::openapi::KeyLimits>)]
     pub limits: Option<Value>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/v1/accounts/{id}/keys",
+    tag = "admin",
+    operation_id = "admin_create_key",
+    summary = "Create a key for an account",
+    description = "With an optional name, residency policy (inside the account's) and limits; the body may be empty. The key is shown this once.",
+    params(("id" = String, Path, description = "The account's ID")),
+    request_body(content = Option<NewKey>, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created", body = crate::server::openapi::KeyCreated),
+        (status = 400, description = "`invalid_request`, `invalid_region`, `invalid_amount` (a limit, named in `param`)"),
+        (status = 401, description = "`invalid_api_key`: a wrong admin token", body = crate::server::openapi::Error),
+        (status = 403, description = "`admin_disabled`: no admin token is configured", body = crate::server::openapi::Error),
+        (status = 404, description = "`account_not_found`"),
+        (status = 413, description = "`request_too_large`"),
+        (status = 503, description = "`database_unavailable` or `ledger_unavailable`: the database refused or the ledger is behind; retry", body = crate::server::openapi::Error),
+    ),
+    security(("admin_token" = [])),
+)]
 pub async fn create_key(
     State(st): State<AppState>,
     h: HeaderMap,
@@ -506,6 +628,22 @@ async fn key_view(st: &AppState, key_id: &str) -> Result<Value, ApiError> {
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/keys/{key_id}",
+    tag = "admin",
+    operation_id = "admin_get_key",
+    summary = "A key, its limits and its spend",
+    params(("key_id" = String, Path, description = "The key's ID")),
+    responses(
+        (status = 200, description = "The key", body = crate::server::openapi::Key),
+        (status = 401, description = "`invalid_api_key`: a wrong admin token", body = crate::server::openapi::Error),
+        (status = 403, description = "`admin_disabled`: no admin token is configured", body = crate::server::openapi::Error),
+        (status = 404, description = "`key_not_found`"),
+        (status = 503, description = "`database_unavailable` or `ledger_unavailable`: the database refused or the ledger is behind; retry", body = crate::server::openapi::Error),
+    ),
+    security(("admin_token" = [])),
+)]
 pub async fn show_key(
     State(st): State<AppState>,
     h: HeaderMap,
@@ -515,16 +653,37 @@ pub async fn show_key(
     key_view(&st, &key_id).await.map(Json)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KeyPatch {
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<crate::server::openapi::KeyLimits>)]
     limits: Option<Value>,
 }
 
 /// `PATCH /admin/v1/keys/{key_id}`: changes a key's limits (fields given are set,
 /// `null` clears one, absent ones are kept). Committed before it answers; the key's
 /// next request is held to them.
+#[utoipa::path(
+    patch,
+    path = "/admin/v1/keys/{key_id}",
+    tag = "admin",
+    operation_id = "admin_update_key",
+    summary = "Change a key's limits",
+    description = "Fields of `limits` given are set (`null` clears one), absent ones kept; committed before it answers.",
+    params(("key_id" = String, Path, description = "The key's ID")),
+    request_body(content = KeyPatch, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The key", body = crate::server::openapi::Key),
+        (status = 400, description = "`invalid_request`, `invalid_amount` (named in `param`, e.g. `limits.daily_usd`)"),
+        (status = 401, description = "`invalid_api_key`: a wrong admin token", body = crate::server::openapi::Error),
+        (status = 403, description = "`admin_disabled`: no admin token is configured", body = crate::server::openapi::Error),
+        (status = 404, description = "`key_not_found`"),
+        (status = 413, description = "`request_too_large`"),
+        (status = 503, description = "`database_unavailable` or `ledger_unavailable`: the database refused or the ledger is behind; retry", body = crate::server::openapi::Error),
+    ),
+    security(("admin_token" = [])),
+)]
 pub async fn update_key(
     State(st): State<AppState>,
     h: HeaderMap,
@@ -550,6 +709,23 @@ pub async fn update_key(
     key_view(&st, &key_id).await.map(Json)
 }
 
+#[utoipa::path(
+    delete,
+    path = "/admin/v1/keys/{key_id}",
+    tag = "admin",
+    operation_id = "admin_revoke_key",
+    summary = "Revoke a key",
+    description = "Its next request is refused with 401.",
+    params(("key_id" = String, Path, description = "The key's ID")),
+    responses(
+        (status = 200, description = "Revoked", body = crate::server::openapi::KeyRevoked),
+        (status = 401, description = "`invalid_api_key`: a wrong admin token", body = crate::server::openapi::Error),
+        (status = 403, description = "`admin_disabled`: no admin token is configured", body = crate::server::openapi::Error),
+        (status = 404, description = "`key_not_found`"),
+        (status = 503, description = "`database_unavailable` or `ledger_unavailable`: the database refused or the ledger is behind; retry", body = crate::server::openapi::Error),
+    ),
+    security(("admin_token" = [])),
+)]
 pub async fn revoke_key(
     State(st): State<AppState>,
     h: HeaderMap,
@@ -563,12 +739,38 @@ pub async fn revoke_key(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewTopup {
+    /// A decimal string in whole cents.
+    #[schema(value_type = String, example = "10.00")]
     amount_usd: Value,
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/v1/accounts/{id}/topups",
+    tag = "admin",
+    operation_id = "admin_topup",
+    summary = "Credit a top-up to an account",
+    description = "`amount_usd` is credited; today's fee is recorded with it.",
+    params(
+        ("id" = String, Path, description = "The account's ID"),
+        ("Idempotency-Key" = Option<String>, Header, description = "1 to 255 printable ASCII characters: a retry with the same key gets the first result"),
+    ),
+    request_body(content = NewTopup, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Credited", body = crate::server::openapi::Topup),
+        (status = 400, description = "`invalid_request`, `invalid_amount` (a decimal string in whole cents within the minimum and maximum), `invalid_idempotency_key`"),
+        (status = 401, description = "`invalid_api_key`: a wrong admin token", body = crate::server::openapi::Error),
+        (status = 403, description = "`admin_disabled`: no admin token is configured", body = crate::server::openapi::Error),
+        (status = 404, description = "`account_not_found`"),
+        (status = 409, description = "`idempotency_key_reused` with another account or amount"),
+        (status = 413, description = "`request_too_large`"),
+        (status = 503, description = "`database_unavailable` or `ledger_unavailable`: the database refused or the ledger is behind; retry", body = crate::server::openapi::Error),
+    ),
+    security(("admin_token" = [])),
+)]
 pub async fn topup(
     State(st): State<AppState>,
     h: HeaderMap,
@@ -736,15 +938,35 @@ pub(super) fn list_limit(limit: Option<i64>) -> Result<i64, ApiError> {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct OutboxQuery {
+    /// Only the emails to this address.
     to: Option<String>,
+    /// 1 to 1000, default 100.
     limit: Option<i64>,
 }
 
 /// `GET /admin/v1/outbox`: the console's emails written to the outbox (no SMTP server
 /// configured), newest first; `to` keeps one address's.
+#[utoipa::path(
+    get,
+    path = "/admin/v1/outbox",
+    tag = "admin",
+    operation_id = "admin_outbox",
+    summary = "The console's emails in the outbox",
+    description = "Written there when no SMTP server is configured; newest first.",
+    params(OutboxQuery),
+    responses(
+        (status = 200, description = "The emails", body = crate::server::openapi::OutboxList),
+        (status = 400, description = "`invalid_request`: `limit` out of range, or an unknown query parameter (axum's plain-text 400)"),
+        (status = 401, description = "`invalid_api_key`: a wrong admin token", body = crate::server::openapi::Error),
+        (status = 403, description = "`admin_disabled`: no admin token is configured", body = crate::server::openapi::Error),
+        (status = 503, description = "`database_unavailable` or `ledger_unavailable`: the database refused or the ledger is behind; retry", body = crate::server::openapi::Error),
+    ),
+    security(("admin_token" = [])),
+)]
 pub async fn outbox(
     State(st): State<AppState>,
     h: HeaderMap,

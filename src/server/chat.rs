@@ -40,6 +40,48 @@ use crate::telemetry::RequestTrace;
 
 pub const REQUEST_ID: &str = "x-gammainfra-request-id";
 
+#[utoipa::path(
+    post,
+    path = "/v1/chat/completions",
+    tag = "chat",
+    operation_id = "chat_completions",
+    summary = "Create a chat completion (OpenAI Chat Completions)",
+    description = "Resolves `model` (then the fallback `models`) in the catalog, plans the endpoints allowed by the region constraint, the key's residency policy and `provider`, holds credit for the worst case, tries the endpoints in order (failing over while nothing has been sent) and bills the one that answered, exactly. `stream: true` answers server-sent events (`chat.completion.chunk` objects, then `data: [DONE]`; with `stream_options.include_usage` the last chunk carries `usage` with `cost_usd`).",
+    params(
+        ("X-GammaInfra-Region" = Option<String>, Header, description = "A region constraint: a geography (`eu`, `us`, ...) or region list, held within the key's residency policy"),
+        ("X-GammaInfra-Provider" = Option<String>, Header, description = "The providers that may serve the request, comma-separated (as `provider.only`; not both)"),
+    ),
+    request_body(content = crate::chat::ChatRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The completion, or its stream", content(
+            (crate::server::openapi::ChatCompletion = "application/json"),
+            (String = "text/event-stream"),
+        ), headers(
+            ("X-GammaInfra-Request-Id" = String, description = "The gateway's request ID (also `x-request-id`)"),
+            ("X-GammaInfra-Provider" = String, description = "The provider that answered"),
+            ("X-GammaInfra-Upstream-Model" = String, description = "The provider's model ID"),
+            ("X-GammaInfra-Upstream-Region" = String, description = "Where the provider processed the request"),
+            ("X-GammaInfra-Route" = String, description = "How the request was routed: `sort=<price|latency|throughput>; <model>@<endpoint>=<outcome>, ...`"),
+            ("X-GammaInfra-Resolved-Model" = String, description = "The catalog model that answered, when it is not the one named (an alias, or a fallback of `models`)"),
+            ("X-GammaInfra-Cost-USD" = String, description = "What the request was billed, USD (not on a stream: see `usage.cost_usd`)"),
+            ("x-ratelimit-limit-requests" = String, description = "OpenAI's rate-limit headers, when a rate limit applies (also `-tokens`, `x-ratelimit-remaining-*`, `x-ratelimit-reset-*`)"),
+        )),
+        (status = 400, description = "`invalid_request`, `invalid_body`, `invalid_region`, `invalid_provider_header`, `no_endpoint_in_region`, `no_endpoint_for_preferences`, `request_exceeds_spend_limit`, `request_exceeds_rate_limit`, `upstream_rejected` (the provider refused the input), ...", body = crate::server::openapi::Error),
+        (status = 401, description = "`invalid_api_key`: no key, or an unknown or revoked one", body = crate::server::openapi::Error),
+        (status = 403, description = "`account_disabled`: the key's account is disabled", body = crate::server::openapi::Error),
+        (status = 402, description = "`insufficient_credits` (type `insufficient_quota`): the balance cannot hold the request's worst-case cost", body = crate::server::openapi::Error),
+        (status = 403, description = "`region_not_allowed`: the region constraint is outside the key's or account's residency policy", body = crate::server::openapi::Error),
+        (status = 404, description = "`model_not_found`: an unknown model in `model` or `models`", body = crate::server::openapi::Error),
+        (status = 408, description = "`request_timeout`: the body did not arrive in time", body = crate::server::openapi::Error),
+        (status = 413, description = "`request_too_large`: the body exceeds the configured limit", body = crate::server::openapi::Error),
+        (status = 429, description = "`rate_limit_exceeded` (with `Retry-After` and `x-ratelimit-*`), `key_spend_limit_reached`, `too_many_concurrent_requests`, `too_many_detached_requests`, `upstream_rate_limited`", body = crate::server::openapi::Error, headers(("Retry-After" = String, description = "Seconds to wait")), ),
+        (status = 500, description = "`internal_error`", body = crate::server::openapi::Error),
+        (status = 502, description = "`upstream_error`, `upstream_auth_failed`, `catalog_fault`, `upstream_model_not_found`: the provider failed (the error names it, its status and the request ID)", body = crate::server::openapi::Error),
+        (status = 503, description = "`provider_not_available`, `ledger_unavailable`", body = crate::server::openapi::Error),
+        (status = 504, description = "`upstream_timeout`", body = crate::server::openapi::Error),
+    ),
+    security(("customer_key" = []), ("x_api_key" = [])),
+)]
 pub async fn completions(
     State(st): State<AppState>,
     headers: HeaderMap,

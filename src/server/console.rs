@@ -15,8 +15,6 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::Router;
 use maud::Markup;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -51,30 +49,29 @@ pub(super) fn check_public_url(public_url: Option<&str>) {
     }
 }
 
-pub(super) fn routes() -> Router<Serving> {
-    Router::new()
-        .route("/console", get(overview))
-        .route("/console/", get(overview))
-        .route("/console/assets/console.css", get(css))
-        .route("/console/assets/console.js", get(js))
-        .route("/console/signup", get(signup_page).post(signup))
-        .route("/console/login", get(login_page).post(login))
-        .route("/console/logout", post(logout))
-        .route("/console/verify", get(verify))
-        .route("/console/verify/resend", post(resend))
-        .route("/console/reset", get(reset_page).post(reset))
-        .route(
-            "/console/reset/confirm",
-            get(reset_confirm_page).post(reset_confirm),
-        )
-        .route("/console/usage", get(usage))
-        .route("/console/keys", get(keys).post(create_key))
-        .route("/console/keys/{id}/revoke", post(revoke_key))
-        .route("/console/topup", get(topup_page).post(topup_review))
-        .route("/console/topup/checkout", post(topup_checkout))
-        .route("/console/topup/done", get(topup_done))
-        .route("/console/receipts", get(receipts))
-        .route("/console/receipts/{session_id}", get(receipt))
+super::route_table! {
+    /// The console's routes (HTML pages and form posts).
+    pub(super) fn routes() and const ROUTES {
+        "/console" => get(overview),
+        "/console/" => get(overview),
+        "/console/assets/console.css" => get(css),
+        "/console/assets/console.js" => get(js),
+        "/console/signup" => get(signup_page).post(signup),
+        "/console/login" => get(login_page).post(login),
+        "/console/logout" => post(logout),
+        "/console/verify" => get(verify),
+        "/console/verify/resend" => post(resend),
+        "/console/reset" => get(reset_page).post(reset),
+        "/console/reset/confirm" => get(reset_confirm_page).post(reset_confirm),
+        "/console/usage" => get(usage),
+        "/console/keys" => get(keys).post(create_key),
+        "/console/keys/{id}/revoke" => post(revoke_key),
+        "/console/topup" => get(topup_page).post(topup_review),
+        "/console/topup/checkout" => post(topup_checkout),
+        "/console/topup/done" => get(topup_done),
+        "/console/receipts" => get(receipts),
+        "/console/receipts/{session_id}" => get(receipt),
+    }
 }
 
 /// An HTML answer with the console's headers: never cached, never framed, scripts and

@@ -15,6 +15,51 @@ use super::error::ApiError;
 use super::AppState;
 use crate::catalog::ProviderKind;
 
+#[utoipa::path(
+    post,
+    path = "/v1/messages",
+    tag = "messages",
+    operation_id = "messages_create",
+    summary = "Create a message (Anthropic Messages)",
+    description = "Anthropic's Messages API on the chat pipeline: the same resolution, region constraints, routing, fail-over and billing. Anthropic endpoints get the client's body (with its `anthropic-version` and `anthropic-beta`) and answer as Anthropic does; Bedrock and OpenAI answers are converted. Features only Anthropic serves restrict the request to Anthropic endpoints (400 `anthropic_only_feature` when none is eligible). `stream: true` answers Anthropic's event sequence. Errors take Anthropic's shape (the error codes named below are the gateway's, told in the message; the body's `type` follows the status); every answer carries `request-id`.",
+    params(
+        ("X-GammaInfra-Region" = Option<String>, Header, description = "A region constraint: a geography (`eu`, `us`, ...) or region list, held within the key's residency policy"),
+        ("X-GammaInfra-Provider" = Option<String>, Header, description = "The providers that may serve the request, comma-separated (as `provider.only`; not both)"),
+        ("anthropic-version" = Option<String>, Header, description = "Passed on to Anthropic"),
+        ("anthropic-beta" = Option<String>, Header, description = "Passed on to Anthropic"),
+        ("beta" = Option<bool>, Query, description = "Accepted (Anthropic's SDKs add it for beta features)"),
+    ),
+    request_body(content = crate::server::openapi::MessagesRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The message, or its events", content(
+            (crate::server::openapi::AnthropicMessage = "application/json"),
+            (String = "text/event-stream"),
+        ), headers(
+            ("request-id" = String, description = "The gateway's request ID"),
+            ("X-GammaInfra-Request-Id" = String, description = "The gateway's request ID"),
+            ("X-GammaInfra-Provider" = String, description = "The provider that answered"),
+            ("X-GammaInfra-Upstream-Model" = String, description = "The provider's model ID"),
+            ("X-GammaInfra-Upstream-Region" = String, description = "Where the provider processed the request"),
+            ("X-GammaInfra-Route" = String, description = "How the request was routed: `sort=<price|latency|throughput>; <model>@<endpoint>=<outcome>, ...`"),
+            ("X-GammaInfra-Resolved-Model" = String, description = "The catalog model that answered, when it is not the one named (an alias, or a fallback of `models`)"),
+            ("X-GammaInfra-Cost-USD" = String, description = "What the request was billed, USD (not on a stream: see `usage.cost_usd`)"),
+        )),
+        (status = 400, description = "`invalid_request`, `invalid_body`, `invalid_region`, `invalid_provider_header`, `no_endpoint_in_region`, `no_endpoint_for_preferences`, `request_exceeds_spend_limit`, `request_exceeds_rate_limit`, `upstream_rejected` (the provider refused the input), ...", body = crate::server::openapi::AnthropicError),
+        (status = 401, description = "`invalid_api_key`: no key, or an unknown or revoked one", body = crate::server::openapi::AnthropicError),
+        (status = 403, description = "`account_disabled`: the key's account is disabled", body = crate::server::openapi::AnthropicError),
+        (status = 402, description = "`insufficient_credits` (`billing_error`): the balance cannot hold the request's worst-case cost", body = crate::server::openapi::AnthropicError),
+        (status = 403, description = "`region_not_allowed`: the region constraint is outside the key's or account's residency policy", body = crate::server::openapi::AnthropicError),
+        (status = 404, description = "`model_not_found`: an unknown model in `model` or `models`", body = crate::server::openapi::AnthropicError),
+        (status = 408, description = "`request_timeout`: the body did not arrive in time", body = crate::server::openapi::AnthropicError),
+        (status = 413, description = "`request_too_large`: the body exceeds the configured limit", body = crate::server::openapi::AnthropicError),
+        (status = 429, description = "`rate_limit_exceeded` (with `Retry-After` and `x-ratelimit-*`), `key_spend_limit_reached`, `too_many_concurrent_requests`, `too_many_detached_requests`, `upstream_rate_limited`", body = crate::server::openapi::AnthropicError, headers(("Retry-After" = String, description = "Seconds to wait")), ),
+        (status = 500, description = "`internal_error`", body = crate::server::openapi::AnthropicError),
+        (status = 502, description = "`upstream_error`, `upstream_auth_failed`, `catalog_fault`, `upstream_model_not_found`: the provider failed (the error names it, its status and the request ID)", body = crate::server::openapi::AnthropicError),
+        (status = 503, description = "`provider_not_available`, `ledger_unavailable`", body = crate::server::openapi::AnthropicError),
+        (status = 504, description = "`upstream_timeout`", body = crate::server::openapi::AnthropicError),
+    ),
+    security(("customer_key" = []), ("x_api_key" = [])),
+)]
 pub async fn create(
     State(st): State<AppState>,
     headers: HeaderMap,
@@ -92,6 +137,36 @@ pub(super) fn error_response(e: ApiError, request_id: &str) -> Response {
 /// `/v1/messages`), failing over like a request; elsewhere (OpenAI) the gateway's own
 /// estimate, the one its credit holds use. `X-GammaInfra-Token-Count` says which:
 /// `exact` or `estimate`.
+#[utoipa::path(
+    post,
+    path = "/v1/messages/count_tokens",
+    tag = "messages",
+    operation_id = "messages_count_tokens",
+    summary = "Count a Messages request's input tokens (free)",
+    description = "Counted by the provider where it offers counting (Anthropic, Bedrock) at the first eligible endpoint of the request's plan, failing over like a request; elsewhere the gateway's own estimate. Not billed.",
+    params(
+        ("X-GammaInfra-Region" = Option<String>, Header, description = "A region constraint: a geography (`eu`, `us`, ...) or region list, held within the key's residency policy"),
+        ("X-GammaInfra-Provider" = Option<String>, Header, description = "The providers that may serve the request, comma-separated (as `provider.only`; not both)"),
+    ),
+    request_body(content = crate::server::openapi::CountTokensRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The count", body = crate::server::openapi::CountTokens, headers(
+            ("X-GammaInfra-Token-Count" = String, description = "`exact` (the provider counted) or `estimate`"),
+            ("X-GammaInfra-Provider" = String, description = "The provider that counted, or whose endpoint was estimated"),
+            ("X-GammaInfra-Upstream-Model" = String, description = "The provider's model ID"),
+            ("request-id" = String, description = "The gateway's request ID (also `X-GammaInfra-Request-Id`)"),
+        )),
+        (status = 400, description = "An invalid request, region or provider header; no eligible endpoint; `anthropic_only_feature`", body = crate::server::openapi::AnthropicError),
+        (status = 401, description = "`invalid_api_key`: no key, or an unknown or revoked one", body = crate::server::openapi::AnthropicError),
+        (status = 403, description = "`account_disabled`: the key's account is disabled", body = crate::server::openapi::AnthropicError),
+        (status = 403, description = "`region_not_allowed`", body = crate::server::openapi::AnthropicError),
+        (status = 404, description = "`model_not_found`", body = crate::server::openapi::AnthropicError),
+        (status = 413, description = "`request_too_large`", body = crate::server::openapi::AnthropicError),
+        (status = 502, description = "The provider failed", body = crate::server::openapi::AnthropicError),
+        (status = 503, description = "`provider_not_available`", body = crate::server::openapi::AnthropicError),
+    ),
+    security(("customer_key" = []), ("x_api_key" = [])),
+)]
 pub async fn count_tokens(
     State(st): State<AppState>,
     headers: HeaderMap,

@@ -65,11 +65,41 @@ fn json_response(body: Bytes) -> Response {
     ([("content-type", "application/json")], body).into_response()
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/models",
+    tag = "models",
+    operation_id = "models_list",
+    summary = "List the catalog's models",
+    description = "Every model in OpenAI's list shape, each with its endpoints: provider, model ID, processing regions, whether this deployment routes to it, prices (USD per million tokens) and verification.",
+    responses(
+        (status = 200, description = "The models", body = crate::server::openapi::ModelList),
+        (status = 401, description = "`invalid_api_key`: no key, or an unknown or revoked one", body = crate::server::openapi::Error),
+        (status = 403, description = "`account_disabled`: the key's account is disabled", body = crate::server::openapi::Error),
+    ),
+    security(("customer_key" = []), ("x_api_key" = [])),
+)]
 pub async fn list(State(st): State<AppState>, h: HeaderMap) -> Result<Response, ApiError> {
     auth::customer(&st, &h)?;
     Ok(json_response(st.models_json.clone()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/models/{id}",
+    tag = "models",
+    operation_id = "models_get",
+    summary = "One model",
+    description = "A model by its ID or an alias (resolved as a request's `model` is).",
+    params(("id" = String, Path, description = "The model's ID or alias; it may contain slashes")),
+    responses(
+        (status = 200, description = "The model", body = crate::server::openapi::Model),
+        (status = 401, description = "`invalid_api_key`: no key, or an unknown or revoked one", body = crate::server::openapi::Error),
+        (status = 403, description = "`account_disabled`: the key's account is disabled", body = crate::server::openapi::Error),
+        (status = 404, description = "`model_not_found`"),
+    ),
+    security(("customer_key" = []), ("x_api_key" = [])),
+)]
 pub async fn one(
     State(st): State<AppState>,
     h: HeaderMap,

@@ -41,12 +41,37 @@ pub(super) fn not_configured() -> ApiError {
     )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewCheckout {
+    /// The credit to buy: a decimal string in whole cents (the fee comes on top).
+    #[schema(value_type = String, example = "10.00")]
     amount_usd: Value,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/credits/checkout",
+    tag = "credits",
+    operation_id = "credits_checkout",
+    summary = "Start a card top-up (Stripe Checkout)",
+    description = "Creates a Checkout Session for `amount_usd` of credit plus the fee; pay at `url`. The credit is added from Stripe's signed webhook, once.",
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "1 to 200 printable ASCII characters: a retry with the same key gets the first result"),
+    ),
+    request_body(content = NewCheckout, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The session", body = crate::server::openapi::Checkout),
+        (status = 400, description = "`invalid_request`, `invalid_amount` (a decimal string in whole cents within the minimum and maximum), `invalid_idempotency_key`"),
+        (status = 401, description = "`invalid_api_key`: no key, or an unknown or revoked one", body = crate::server::openapi::Error),
+        (status = 403, description = "`account_disabled`: the key's account is disabled", body = crate::server::openapi::Error),
+        (status = 413, description = "`request_too_large`"),
+        (status = 501, description = "`payments_not_configured`"),
+        (status = 502, description = "`payments_unavailable` or `payments_refused`: Stripe could not be reached or refused; nothing was charged"),
+        (status = 503, description = "`database_unavailable` or `ledger_unavailable`: the database refused or the ledger is behind; retry", body = crate::server::openapi::Error),
+    ),
+    security(("customer_key" = []), ("x_api_key" = [])),
+)]
 pub async fn checkout(
     State(st): State<AppState>,
     h: HeaderMap,
@@ -197,6 +222,25 @@ pub(super) fn public_base(st: &AppState, h: &HeaderMap) -> String {
     format!("http://{host}")
 }
 
+#[utoipa::path(
+    post,
+    path = "/webhooks/stripe",
+    tag = "payments",
+    operation_id = "stripe_webhook",
+    summary = "Stripe's signed events",
+    description = "Verified with `Stripe-Signature` (300 s tolerance). Each event is applied at most once: a paid Checkout Session credits its top-up once; refunds and disputes take credit back.",
+    params(("Stripe-Signature" = String, Header, description = "Stripe's `t=...,v1=...` signature")),
+    request_body(content = Object, description = "A Stripe Event object", content_type = "application/json"),
+    responses(
+        (status = 200, description = "Received", body = crate::server::openapi::WebhookAck),
+        (status = 400, description = "`invalid_signature` or `invalid_event`; nothing was done"),
+        (status = 404, description = "`not_found`: card top-ups are not configured"),
+        (status = 413, description = "`request_too_large`"),
+        (status = 500, description = "`internal_error`: Stripe retries"),
+        (status = 503, description = "`database_unavailable` or `ledger_unavailable`: the database refused or the ledger is behind; retry", body = crate::server::openapi::Error),
+    ),
+    security(()),
+)]
 pub async fn webhook(
     State(st): State<AppState>,
     h: HeaderMap,
@@ -243,13 +287,26 @@ pub async fn webhook(
     })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DoneQuery {
+    /// The Checkout Session's ID.
     session_id: Option<String>,
 }
 
 /// Where Stripe sends the customer after paying. The credit itself comes from the
 /// webhook, usually within seconds.
+#[utoipa::path(
+    get,
+    path = "/payments/done",
+    tag = "payments",
+    operation_id = "payments_done",
+    summary = "Where Stripe sends the customer after paying (HTML)",
+    description = "A page saying the credit is added when Stripe confirms the payment.",
+    params(DoneQuery),
+    responses((status = 200, description = "An HTML page", body = String, content_type = "text/html")),
+    security(()),
+)]
 pub async fn done(Query(q): Query<DoneQuery>) -> Html<String> {
     let session = q
         .session_id
@@ -260,17 +317,47 @@ pub async fn done(Query(q): Query<DoneQuery>) -> Html<String> {
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/payments/cancelled",
+    tag = "payments",
+    operation_id = "payments_cancelled",
+    summary = "Where Stripe sends the customer after cancelling (HTML)",
+    description = "A page saying nothing was charged.",
+    responses((status = 200, description = "An HTML page", body = String, content_type = "text/html")),
+    security(()),
+)]
 pub async fn cancelled() -> Html<&'static str> {
     Html("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Payment cancelled — GammaInfra</title></head><body><main><h1>Payment cancelled</h1><p>Nothing was charged and no credit was added.</p></main></body></html>")
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EventsQuery {
+    /// 1 to 1000, default 100.
     limit: Option<i64>,
+    /// Events received before this one (an event ID).
     before: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/stripe/events",
+    tag = "admin",
+    operation_id = "admin_stripe_events",
+    summary = "Stripe events received and what each did",
+    description = "Newest first.",
+    params(EventsQuery),
+    responses(
+        (status = 200, description = "The events", body = crate::server::openapi::StripeEventList),
+        (status = 400, description = "`invalid_request`: `limit` out of range, or an unknown query parameter (axum's plain-text 400)"),
+        (status = 401, description = "`invalid_api_key`: a wrong admin token", body = crate::server::openapi::Error),
+        (status = 403, description = "`admin_disabled`: no admin token is configured", body = crate::server::openapi::Error),
+        (status = 503, description = "`database_unavailable` or `ledger_unavailable`: the database refused or the ledger is behind; retry", body = crate::server::openapi::Error),
+    ),
+    security(("admin_token" = [])),
+)]
 pub async fn events(
     State(st): State<AppState>,
     h: HeaderMap,
@@ -290,13 +377,39 @@ pub async fn events(
     })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewGrant {
+    /// A decimal string in whole cents.
+    #[schema(value_type = String, example = "5.00")]
     amount_usd: Value,
+    /// 1 to 500 characters.
     reason: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/v1/accounts/{id}/grants",
+    tag = "admin",
+    operation_id = "admin_grant",
+    summary = "Grant credit to an account, with a reason",
+    params(
+        ("id" = String, Path, description = "The account's ID"),
+        ("Idempotency-Key" = Option<String>, Header, description = "1 to 255 printable ASCII characters: a retry with the same key gets the first result"),
+    ),
+    request_body(content = NewGrant, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Granted", body = crate::server::openapi::Grant),
+        (status = 400, description = "`invalid_request` (amount or reason), `invalid_idempotency_key`"),
+        (status = 401, description = "`invalid_api_key`: a wrong admin token", body = crate::server::openapi::Error),
+        (status = 403, description = "`admin_disabled`: no admin token is configured", body = crate::server::openapi::Error),
+        (status = 404, description = "`account_not_found`"),
+        (status = 409, description = "`idempotency_key_reused` with another request"),
+        (status = 413, description = "`request_too_large`"),
+        (status = 503, description = "`database_unavailable` or `ledger_unavailable`: the database refused or the ledger is behind; retry", body = crate::server::openapi::Error),
+    ),
+    security(("admin_token" = [])),
+)]
 pub async fn grant(
     State(st): State<AppState>,
     h: HeaderMap,

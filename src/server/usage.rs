@@ -58,6 +58,26 @@ pub const DAILY_COLUMNS: [&str; 8] = [
 const LIST_PARAMS: &[&str] = &["start", "end", "model", "limit", "after", "order", "format"];
 const DAILY_PARAMS: &[&str] = &["start", "end", "model", "format"];
 
+#[utoipa::path(
+    get,
+    path = "/v1/usage",
+    tag = "usage",
+    operation_id = "usage_list",
+    summary = "The caller's usage records",
+    description = "One record per billed request, in OpenAI's list shape (next page with `after=<last_id>`).",
+    params(crate::server::openapi::UsageQuery),
+    responses(
+        (status = 200, description = "JSON, or CSV with `format=csv` or `Accept: text/csv`", content(
+            (crate::server::openapi::UsageList = "application/json"),
+            (String = "text/csv"),
+        ), headers(("X-GammaInfra-Has-More" = String, description = "`true` or `false`"), ("X-GammaInfra-Last-Id" = String, description = "The last record ID of the page"))),
+        (status = 400, description = "`invalid_request`: an unknown, repeated or malformed query parameter (named in `param`)"),
+        (status = 401, description = "`invalid_api_key`: no key, or an unknown or revoked one", body = crate::server::openapi::Error),
+        (status = 403, description = "`account_disabled`: the key's account is disabled", body = crate::server::openapi::Error),
+        (status = 503, description = "`database_unavailable` or `ledger_unavailable`: the database refused or the ledger is behind; retry", body = crate::server::openapi::Error),
+    ),
+    security(("customer_key" = []), ("x_api_key" = [])),
+)]
 pub async fn list(
     State(st): State<AppState>,
     h: HeaderMap,
@@ -67,6 +87,26 @@ pub async fn list(
     records(&st, &key.account_id, q.as_deref(), &h).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/usage/daily",
+    tag = "usage",
+    operation_id = "usage_daily",
+    summary = "The caller's usage per UTC day and model",
+    description = "Sums of requests, tokens and cost per UTC day and model.",
+    params(crate::server::openapi::DailyQuery),
+    responses(
+        (status = 200, description = "JSON, or CSV with `format=csv` or `Accept: text/csv`", content(
+            (crate::server::openapi::DailyList = "application/json"),
+            (String = "text/csv"),
+        )),
+        (status = 400, description = "`invalid_request`: an unknown, repeated or malformed query parameter (named in `param`)"),
+        (status = 401, description = "`invalid_api_key`: no key, or an unknown or revoked one", body = crate::server::openapi::Error),
+        (status = 403, description = "`account_disabled`: the key's account is disabled", body = crate::server::openapi::Error),
+        (status = 503, description = "`database_unavailable` or `ledger_unavailable`: the database refused or the ledger is behind; retry", body = crate::server::openapi::Error),
+    ),
+    security(("customer_key" = []), ("x_api_key" = [])),
+)]
 pub async fn daily(
     State(st): State<AppState>,
     h: HeaderMap,
@@ -76,6 +116,27 @@ pub async fn daily(
     daily_sums(&st, &key.account_id, q.as_deref(), &h).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/accounts/{id}/usage",
+    tag = "admin",
+    operation_id = "admin_usage_list",
+    summary = "An account's usage records",
+    description = "As `GET /v1/usage`, for any account.",
+    params(("id" = String, Path, description = "The account's ID"), crate::server::openapi::UsageQuery),
+    responses(
+        (status = 200, description = "JSON, or CSV with `format=csv` or `Accept: text/csv`", content(
+            (crate::server::openapi::UsageList = "application/json"),
+            (String = "text/csv"),
+        ), headers(("X-GammaInfra-Has-More" = String, description = "`true` or `false`"), ("X-GammaInfra-Last-Id" = String, description = "The last record ID of the page"))),
+        (status = 400, description = "`invalid_request`: an unknown, repeated or malformed query parameter (named in `param`)"),
+        (status = 401, description = "`invalid_api_key`: a wrong admin token", body = crate::server::openapi::Error),
+        (status = 403, description = "`admin_disabled`: no admin token is configured", body = crate::server::openapi::Error),
+        (status = 404, description = "`account_not_found`", body = crate::server::openapi::Error),
+        (status = 503, description = "`database_unavailable` or `ledger_unavailable`: the database refused or the ledger is behind; retry", body = crate::server::openapi::Error),
+    ),
+    security(("admin_token" = [])),
+)]
 pub async fn admin_list(
     State(st): State<AppState>,
     h: HeaderMap,
@@ -87,6 +148,27 @@ pub async fn admin_list(
     records(&st, &id, q.as_deref(), &h).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/accounts/{id}/usage/daily",
+    tag = "admin",
+    operation_id = "admin_usage_daily",
+    summary = "An account's usage per UTC day and model",
+    description = "As `GET /v1/usage/daily`, for any account.",
+    params(("id" = String, Path, description = "The account's ID"), crate::server::openapi::DailyQuery),
+    responses(
+        (status = 200, description = "JSON, or CSV with `format=csv` or `Accept: text/csv`", content(
+            (crate::server::openapi::DailyList = "application/json"),
+            (String = "text/csv"),
+        )),
+        (status = 400, description = "`invalid_request`: an unknown, repeated or malformed query parameter (named in `param`)"),
+        (status = 401, description = "`invalid_api_key`: a wrong admin token", body = crate::server::openapi::Error),
+        (status = 403, description = "`admin_disabled`: no admin token is configured", body = crate::server::openapi::Error),
+        (status = 404, description = "`account_not_found`", body = crate::server::openapi::Error),
+        (status = 503, description = "`database_unavailable` or `ledger_unavailable`: the database refused or the ledger is behind; retry", body = crate::server::openapi::Error),
+    ),
+    security(("admin_token" = [])),
+)]
 pub async fn admin_daily(
     State(st): State<AppState>,
     h: HeaderMap,

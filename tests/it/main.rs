@@ -20,6 +20,7 @@ mod listener;
 mod messages;
 mod metrics;
 mod migrate;
+mod openapi;
 mod payments;
 mod priced;
 mod provider_errors;

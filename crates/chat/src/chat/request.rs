@@ -28,16 +28,19 @@ impl RequestError {
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// An OpenAI Chat Completions request, with the gateway's `models` and `provider`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct ChatRequest {
     /// The model to try first: `model`, or when it is absent the first of `models` (set
     /// by [`ChatRequest::parse`]).
     #[serde(skip)]
     pub model: String,
+    /// The catalog model (an ID or alias) to try first; required unless `models` is given.
     #[serde(rename = "model", default)]
+    #[schema(example = "claude-sonnet-4-5")]
     model_field: Option<String>,
     /// OpenRouter-style fallback models, tried in order after `model` (see
-    /// [`ChatRequest::model_chain`]); never forwarded upstream.
+    /// `ChatRequest::model_chain`); never forwarded upstream.
     #[serde(default)]
     pub models: Option<Vec<String>>,
     /// `model` was absent and is the first of `models`.
@@ -58,14 +61,22 @@ pub struct ChatRequest {
     pub n: Option<u64>,
     /// OpenRouter-style routing preferences; never forwarded upstream.
     pub provider: Option<ProviderPrefs>,
-    /// OpenAI's processing tier. Only the standard tier is accepted: the catalog prices
-    /// the standard tier alone (see [`ChatRequest::check_priced`]).
+    /// OpenAI's processing tier. Only the standard tier (`auto` or `default`) is
+    /// accepted: the catalog prices the standard tier alone (see
+    /// `ChatRequest::check_priced`).
     pub service_tier: Option<String>,
-    /// The fields below change what a provider charges in ways the catalog has no price
-    /// for; they are read only to be refused (a `null` is the same as absent).
+    // The fields below change what a provider charges in ways the catalog has no price
+    // for; they are read only to be refused (a `null` is the same as absent).
+    /// Refused: the catalog has no price for it.
+    #[schema(value_type = Option<Object>)]
     pub web_search_options: Option<IgnoredAny>,
+    /// Refused: the catalog has no price for it.
+    #[schema(value_type = Option<Object>)]
     pub audio: Option<IgnoredAny>,
+    /// `["text"]` only.
     pub modalities: Option<Vec<String>>,
+    /// Refused: the catalog has no price for it.
+    #[schema(value_type = Option<Object>)]
     pub prediction: Option<IgnoredAny>,
     /// The output cap the gateway set because the request set none and the credit
     /// available affords less than the model's maximum (see [`ChatRequest::output_tokens`]);
@@ -116,13 +127,13 @@ pub const FORWARDED_FIELDS: &[&str] = &[
     "prompt_cache_key",
 ];
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct StreamOptions {
     #[serde(default)]
     pub include_usage: bool,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "role", rename_all = "lowercase")]
 pub enum Message {
     System {
@@ -141,6 +152,7 @@ pub enum Message {
         tool_calls: Option<Vec<ToolCall>>,
         /// A reference to an earlier audio reply (audio input tokens): read to be refused.
         #[serde(default)]
+        #[schema(value_type = Option<Object>)]
         audio: Option<IgnoredAny>,
     },
     Tool {
@@ -149,14 +161,14 @@ pub enum Message {
     },
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum Content {
     Text(String),
     Parts(Vec<Part>),
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Part {
     Text {
@@ -171,13 +183,13 @@ pub enum Part {
     },
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct ImageUrl {
     pub url: String,
     pub detail: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct ToolCall {
     pub id: String,
     #[serde(rename = "type")]
@@ -185,27 +197,28 @@ pub struct ToolCall {
     pub function: FunctionCall,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct FunctionCall {
     pub name: String,
     pub arguments: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct Tool {
     #[serde(rename = "type")]
     pub kind: String,
     pub function: FunctionDef,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct FunctionDef {
     pub name: String,
     pub description: Option<String>,
+    #[schema(value_type = Option<Object>)]
     pub parameters: Option<Box<RawValue>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum Stop {
     One(String),
@@ -221,7 +234,7 @@ impl Stop {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum ToolChoice {
     /// `none`, `auto` or `required`.
@@ -229,20 +242,20 @@ pub enum ToolChoice {
     Named(NamedToolChoice),
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct NamedToolChoice {
     #[serde(rename = "type")]
     pub kind: String,
     pub function: NamedFunction,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct NamedFunction {
     pub name: String,
 }
 
 /// OpenRouter-style provider preferences (`provider` object of the request).
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderPrefs {
     /// Providers to try first, in this order.
@@ -257,7 +270,7 @@ pub struct ProviderPrefs {
     /// Whether to fall back to other endpoints after the first fails (default true).
     pub allow_fallbacks: Option<bool>,
     /// How to order the endpoints: `price` (default), `latency` or `throughput` (see
-    /// [`SortBy`]); checked by [`ChatRequest::parse`].
+    /// `SortBy`); checked by `ChatRequest::parse`.
     pub sort: Option<String>,
 }
 
