@@ -153,8 +153,10 @@ struct RawBilling {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawFee {
-    /// RFC 3339 instant from which this fee applies.
-    from: String,
+    /// RFC 3339 instant from which this fee applies, as a string. Read as any TOML value
+    /// so that an unquoted date (which TOML parses as a date-time) is reported with the
+    /// field's name and its quoted form.
+    from: toml::Value,
     /// Percent of the credited amount, e.g. "5" or "2.9".
     percent: String,
 }
@@ -554,10 +556,14 @@ impl Config {
         if let Some(fees) = raw.billing.topup_fees {
             let mut steps = Vec::new();
             for (i, f) in fees.iter().enumerate() {
-                let from = time::OffsetDateTime::parse(
-                    &f.from,
-                    &time::format_description::well_known::Rfc3339,
-                );
+                let from = match &f.from {
+                    toml::Value::String(s) => time::OffsetDateTime::parse(
+                        s,
+                        &time::format_description::well_known::Rfc3339,
+                    )
+                    .map_err(|e| format!("`{s}`: {e}")),
+                    other => Err(unquoted_instant(other)),
+                };
                 let pct = Nanos::parse_cents(&f.percent)
                     .ok()
                     .and_then(Nanos::whole_cents);
@@ -565,7 +571,7 @@ impl Config {
                     // A fee above 100% is a typo, and would let a fee outgrow the ledger.
                     (Ok(_), Some(bp)) if bp > 10_000 => errs.push(format!("billing.topup_fees[{i}].percent: `{}` is above 100", f.percent)),
                     (Ok(from), Some(bp)) => steps.push(FeeStep { from, basis_points: bp }),
-                    (Err(e), _) => errs.push(format!("billing.topup_fees[{i}].from: `{}`: {e}", f.from)),
+                    (Err(e), _) => errs.push(format!("billing.topup_fees[{i}].from: {e}")),
                     (_, None) => errs.push(format!("billing.topup_fees[{i}].percent: `{}` is not a percentage like \"5\" or \"2.9\"", f.percent)),
                 }
             }
@@ -817,6 +823,40 @@ fn limits_config(raw: RawLimits, env: Env<'_>, errs: &mut Vec<String>) -> Limits
             d.account_concurrent,
             errs,
         ),
+    }
+}
+
+/// Why a fee step's `from` that is not a string is refused, with the quoted form to
+/// write: TOML reads an unquoted `2026-01-01` as a date, not as a string.
+fn unquoted_instant(v: &toml::Value) -> String {
+    let (example, got) = match v {
+        toml::Value::Datetime(d) => {
+            let example = match (d.date, d.time, d.offset) {
+                (Some(_), Some(_), Some(_)) => d.to_string(),
+                (Some(date), time, _) => format!(
+                    "{date}T{}Z",
+                    time.map_or_else(|| "00:00:00".to_owned(), |t| t.to_string())
+                ),
+                (None, _, _) => "2026-06-24T00:00:00Z".to_owned(),
+            };
+            (
+                example,
+                format!("unquoted, TOML reads {d} as a date-time, not a string"),
+            )
+        }
+        other => (
+            "2026-06-24T00:00:00Z".to_owned(),
+            format!("got {}", article(other.type_str())),
+        ),
+    };
+    format!("must be a quoted RFC 3339 string, e.g. from = \"{example}\" ({got})")
+}
+
+fn article(word: &str) -> String {
+    if word.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        format!("an {word}")
+    } else {
+        format!("a {word}")
     }
 }
 
@@ -1197,6 +1237,33 @@ mod topup_fee_props {
         assert_eq!(
             b.topup_fee(Nanos::from_cents(1000), tokyo),
             Nanos::from_cents(30)
+        );
+    }
+
+    #[test]
+    fn an_unquoted_fee_date_names_the_field_and_its_quoted_form() {
+        let problems = |text: &str| {
+            let raw: RawConfig = toml::from_str(text).expect("toml");
+            Config::validate(raw, &|_| None).expect_err("invalid").0
+        };
+        assert_eq!(
+            problems("[[billing.topup_fees]]\nfrom = 2026-01-01\npercent = \"5\""),
+            vec!["billing.topup_fees[0].from: must be a quoted RFC 3339 string, e.g. from = \"2026-01-01T00:00:00Z\" (unquoted, TOML reads 2026-01-01 as a date-time, not a string)".to_owned()]
+        );
+        assert_eq!(
+            problems("[[billing.topup_fees]]\nfrom = \"2026-01-01T00:00:00Z\"\npercent = \"3\"\n[[billing.topup_fees]]\nfrom = 2026-06-24T00:00:00Z\npercent = \"5\""),
+            vec!["billing.topup_fees[1].from: must be a quoted RFC 3339 string, e.g. from = \"2026-06-24T00:00:00Z\" (unquoted, TOML reads 2026-06-24T00:00:00Z as a date-time, not a string)".to_owned()]
+        );
+        assert_eq!(
+            problems("[[billing.topup_fees]]\nfrom = 2026\npercent = \"5\""),
+            vec!["billing.topup_fees[0].from: must be a quoted RFC 3339 string, e.g. from = \"2026-06-24T00:00:00Z\" (got an integer)".to_owned()]
+        );
+        assert_eq!(
+            problems("[[billing.topup_fees]]\nfrom = \"tomorrow\"\npercent = \"5\""),
+            vec![
+                "billing.topup_fees[0].from: `tomorrow`: the 'year' component could not be parsed"
+                    .to_owned()
+            ]
         );
     }
 

@@ -8,6 +8,7 @@ mod bedrock;
 mod billing;
 mod catalog_current;
 mod chat;
+mod cli;
 mod console;
 mod errors;
 mod faults;

@@ -1,0 +1,66 @@
+//! The binary's own messages: what `gammainfra` prints for a mistake in its environment,
+//! configuration or catalog, run as an operator runs it (a clean environment, a
+//! temporary HOME, standard error a pipe).
+
+use std::path::Path;
+use std::process::Output;
+
+/// Runs the binary with only `env` (and PATH) set, HOME a fresh directory, and waits
+/// at most a minute.
+async fn run(args: &[&str], env: &[(&str, &str)], home: &Path) -> Output {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_gammainfra"));
+    cmd.args(args)
+        .env_clear()
+        .env("HOME", home)
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .current_dir(home)
+        .kill_on_drop(true);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    tokio::time::timeout(std::time::Duration::from_secs(60), cmd.output())
+        .await
+        .expect("the command finishes")
+        .expect("run")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// `catalog check` lists a collision of names together with the other problems of the
+/// model involved.
+#[tokio::test]
+async fn catalog_check_reports_an_alias_collision_with_the_models_other_errors() {
+    let dir = tempfile::tempdir().expect("dir");
+    let builtin =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("catalog/catalog.toml"))
+            .expect("catalog");
+    let extra = r#"
+[[models]]
+id = "acme/clash"
+name = "Clash"
+owned_by = "acme"
+aliases = ["openai/gpt-4o"]
+context_window = 0
+max_output_tokens = 100
+[[models.endpoints]]
+provider = "openai"
+upstream_id = "acme-clash"
+verified = { date = "2026-05-15", method = "test" }
+pricing = { input = "1", output = "2", source = { kind = "provider", url = "https://example.com/pricing", read = "2026-11-25" } }
+"#;
+    let file = dir.path().join("catalog.toml");
+    std::fs::write(&file, format!("{builtin}\n{extra}")).expect("write");
+    let file = file.display().to_string();
+    let out = run(&["catalog", "check", &file], &[], dir.path()).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let n =
+        builtin.matches("\n[[models]]").count() + usize::from(builtin.starts_with("[[models]]"));
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "{file}: catalog has 2 problem(s):\n  - models[{n}] (acme/clash): context_window and max_output_tokens must be positive\n  - models (acme/clash): name `openai/gpt-4o` also names openai/gpt-4o\n"
+        )
+    );
+}
