@@ -451,14 +451,8 @@ impl Config {
                     data_dir(&raw, env).join("gammainfra.db").display()
                 )
             });
-        if !["sqlite:", "postgres://", "postgresql://"]
-            .iter()
-            .any(|p| database_url.starts_with(p))
-        {
-            errs.push(format!(
-                "database_url / GAMMAINFRA_DATABASE_URL: the `{}:` scheme is not supported (use sqlite://PATH or postgres://USER@HOST/DB)",
-                database_url.split(':').next().unwrap_or_default()
-            ));
+        if let Some(problem) = database_url_problem(&database_url) {
+            errs.push(format!("database_url / GAMMAINFRA_DATABASE_URL: {problem}"));
         }
         let admin_token = env("GAMMAINFRA_ADMIN_TOKEN")
             .or(raw.admin_token)
@@ -826,6 +820,34 @@ fn limits_config(raw: RawLimits, env: Env<'_>, errs: &mut Vec<String>) -> Limits
     }
 }
 
+/// What is wrong with a database URL, if anything. `sqlite:PATH` is accepted as
+/// `sqlite://PATH` is, as sqlx reads both (`sqlite:data/x.db` is the relative file
+/// `data/x.db`, `sqlite:/srv/x.db` and `sqlite:///srv/x.db` the absolute `/srv/x.db`). Of a
+/// URL with another scheme only the scheme is quoted, so credentials in it are never
+/// printed; a bare path has no scheme (and no credentials), and is quoted in the URL
+/// to write instead.
+fn database_url_problem(url: &str) -> Option<String> {
+    if ["sqlite:", "postgres://", "postgresql://"]
+        .iter()
+        .any(|p| url.starts_with(p))
+    {
+        return None;
+    }
+    let scheme = url.split_once(':').map(|(s, _)| s).filter(|s| {
+        s.starts_with(|c: char| c.is_ascii_alphabetic())
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+    });
+    Some(match scheme {
+        Some(scheme) => format!(
+            "the `{scheme}:` scheme is not supported (use sqlite://PATH or postgres://USER@HOST/DB)"
+        ),
+        None => format!(
+            "must be sqlite://PATH or postgres://USER@HOST/DB, not a bare path; for the file {url} write sqlite://{url}"
+        ),
+    })
+}
+
 /// Why a fee step's `from` that is not a string is refused, with the quoted form to
 /// write: TOML reads an unquoted `2026-01-01` as a date, not as a string.
 fn unquoted_instant(v: &toml::Value) -> String {
@@ -1123,6 +1145,40 @@ mod tests {
         )
         .expect_err("bad region");
         assert!(e.to_string().contains("mars"), "{e}");
+    }
+
+    #[test]
+    fn a_database_path_is_refused_with_the_url_to_write() {
+        let problems = |url: &str| {
+            load("", &[("GAMMAINFRA_DATABASE_URL", url)])
+                .err()
+                .map(|e| e.0)
+                .unwrap_or_default()
+        };
+        assert_eq!(
+            problems("/srv/gi.db"),
+            vec!["database_url / GAMMAINFRA_DATABASE_URL: must be sqlite://PATH or postgres://USER@HOST/DB, not a bare path; for the file /srv/gi.db write sqlite:///srv/gi.db".to_owned()]
+        );
+        assert_eq!(
+            problems("data/gi.db"),
+            vec!["database_url / GAMMAINFRA_DATABASE_URL: must be sqlite://PATH or postgres://USER@HOST/DB, not a bare path; for the file data/gi.db write sqlite://data/gi.db".to_owned()]
+        );
+        // Only the scheme of another URL is quoted: it may carry a password.
+        assert_eq!(
+            problems("mysql://root:hunter2@db/gi"),
+            vec!["database_url / GAMMAINFRA_DATABASE_URL: the `mysql:` scheme is not supported (use sqlite://PATH or postgres://USER@HOST/DB)".to_owned()]
+        );
+        // sqlx reads `sqlite:PATH` as `sqlite://PATH`: both are accepted.
+        for ok in [
+            "sqlite:gi.db",
+            "sqlite:/srv/gi.db",
+            "sqlite://gi.db",
+            "sqlite:///srv/gi.db",
+            "postgres://gi@db/gi",
+            "postgresql://gi@db/gi",
+        ] {
+            assert_eq!(problems(ok), Vec::<String>::new(), "{ok}");
+        }
     }
 
     #[test]

@@ -64,3 +64,62 @@ pricing = { input = "1", output = "2", source = { kind = "provider", url = "http
         )
     );
 }
+
+/// An admin command with `GAMMAINFRA_URL` lacking its scheme says so, instead of the
+/// HTTP library's "invalid format".
+#[tokio::test]
+async fn admin_commands_ask_for_a_url_with_a_scheme() {
+    let dir = tempfile::tempdir().expect("dir");
+    let out = run(
+        &["accounts", "create", "--email", "a@example.com"],
+        &[
+            ("GAMMAINFRA_URL", "127.0.0.1:8080"),
+            ("GAMMAINFRA_ADMIN_TOKEN", crate::harness::ADMIN),
+        ],
+        dir.path(),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out),
+        "gammainfra: --url / GAMMAINFRA_URL must be a URL with a scheme, such as http://127.0.0.1:8080 (got \"127.0.0.1:8080\")\n"
+    );
+    let out = run(
+        &[
+            "accounts",
+            "create",
+            "--email",
+            "a@example.com",
+            "--url",
+            "ftp://127.0.0.1:8080",
+        ],
+        &[("GAMMAINFRA_ADMIN_TOKEN", crate::harness::ADMIN)],
+        dir.path(),
+    )
+    .await;
+    assert_eq!(
+        stderr(&out),
+        "gammainfra: --url / GAMMAINFRA_URL must be an http:// or https:// URL, such as http://127.0.0.1:8080 (got \"ftp://127.0.0.1:8080\")\n"
+    );
+}
+
+/// A bare path as the database URL is refused with the URL to write.
+#[tokio::test]
+async fn a_bare_database_path_is_refused_with_the_url_to_write() {
+    let dir = tempfile::tempdir().expect("dir");
+    let out = run(
+        &["serve"],
+        &[
+            ("GAMMAINFRA_DATABASE_URL", "/srv/gi.db"),
+            ("GAMMAINFRA_LISTEN", "127.0.0.1:0"),
+        ],
+        dir.path(),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).ends_with("invalid configuration:\n  - database_url / GAMMAINFRA_DATABASE_URL: must be sqlite://PATH or postgres://USER@HOST/DB, not a bare path; for the file /srv/gi.db write sqlite:///srv/gi.db\n"),
+        "{}",
+        stderr(&out)
+    );
+}
