@@ -211,6 +211,9 @@ pub struct Config {
     /// for what was delivered.
     pub shutdown_grace: Duration,
     pub bedrock: Option<BedrockConfig>,
+    /// Bedrock is off because the file says `[bedrock] enabled = false` (not for want of
+    /// credentials): requests it alone could serve are told so.
+    pub bedrock_disabled_in_file: bool,
     pub limits: LimitsConfig,
     /// Card top-ups through Stripe Checkout, when configured.
     pub payments: Option<PaymentsConfig>,
@@ -640,6 +643,7 @@ impl Config {
             total: t.total_ms.map_or(d.total, Duration::from_millis),
             pool_idle: t.pool_idle_ms.map_or(d.pool_idle, Duration::from_millis),
         };
+        let bedrock_disabled_in_file = raw.bedrock.enabled == Some(false);
         let bedrock = bedrock_config(raw.bedrock, env, &mut errs);
         let limits = limits_config(raw.limits, env, &mut errs);
         let payments = payments_config(raw.payments, env, &mut errs);
@@ -666,6 +670,7 @@ impl Config {
         if errs.is_empty() {
             Ok(Config {
                 bedrock,
+                bedrock_disabled_in_file,
                 limits,
                 payments,
                 public_url,

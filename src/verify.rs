@@ -32,6 +32,9 @@ pub struct Row {
 /// Checks every Bedrock endpoint of `catalog` this deployment routes to.
 pub async fn verify(catalog: &Catalog, config: &Config, invoke: bool) -> Result<Vec<Row>, String> {
     let Some(b) = &config.bedrock else {
+        if config.bedrock_disabled_in_file {
+            return Err("Bedrock is disabled by `[bedrock] enabled = false` in the configuration file; set `enabled = true` there (or remove the line, with AWS credentials in the environment) to verify the catalog against AWS".into());
+        }
         return Err("Bedrock is not configured: set AWS credentials (or AWS_BEARER_TOKEN_BEDROCK) and GAMMAINFRA_BEDROCK_REGIONS".into());
     };
     let client = HttpClient::new(config.timeouts).map_err(|e| e.to_string())?;

@@ -135,9 +135,21 @@ impl Signer {
             #[cfg(feature = "aws-credential-chain")]
             CredentialSource::Chain(p) => {
                 use aws_credential_types::provider::ProvideCredentials;
-                p.provide_credentials()
-                    .await
-                    .map_err(|e| no_credentials(&e.to_string()))?
+                match p.provide_credentials().await {
+                    Ok(c) => c,
+                    // A profile that is not there is the cause, whatever the chain's
+                    // last provider said.
+                    Err(e) => {
+                        return Err(match profile_problem().await {
+                            Some(why) => UpstreamError::new(
+                                UpstreamErrorKind::Auth,
+                                "bedrock",
+                                format!("no usable AWS credentials: {why}"),
+                            ),
+                            None => no_credentials(&e.to_string()),
+                        })
+                    }
+                }
             }
             #[cfg(not(feature = "aws-credential-chain"))]
             CredentialSource::Environment => {
@@ -220,6 +232,54 @@ pub fn sign_with(
     Ok(())
 }
 
+/// `AWS_PROFILE` naming a profile that the shared config and credentials files do not
+/// define, said so (with the files looked at and the profiles they do define); `None`
+/// when `AWS_PROFILE` is unset or its profile exists. Checked at start and when the
+/// credential chain finds no credentials, whose own error would not name the cause.
+pub async fn profile_problem() -> Option<String> {
+    #[cfg(feature = "aws-credential-chain")]
+    {
+        use aws_types::os_shim_internal::{Env, Fs};
+        missing_profile(&Env::real(), &Fs::real()).await
+    }
+    #[cfg(not(feature = "aws-credential-chain"))]
+    {
+        None
+    }
+}
+
+#[cfg(feature = "aws-credential-chain")]
+async fn missing_profile(
+    env: &aws_types::os_shim_internal::Env,
+    fs: &aws_types::os_shim_internal::Fs,
+) -> Option<String> {
+    let var = |k: &str| env.get(k).ok().filter(|v| !v.is_empty());
+    let name = var("AWS_PROFILE")?;
+    // A file that does not parse is the chain's to report, with its line.
+    let set = aws_config::profile::load(fs, env, &Default::default(), None)
+        .await
+        .ok()?;
+    if set.get_profile(&name).is_some() {
+        return None;
+    }
+    let file = |var_name: &str, default: &str, what: &str| match var(var_name) {
+        Some(p) => format!("the shared {what} file {p} ({var_name})"),
+        None => format!("the shared {what} file {default}"),
+    };
+    let mut defined: Vec<&str> = set.profiles().collect();
+    defined.sort_unstable();
+    let defined = if defined.is_empty() {
+        "they define no profile".to_owned()
+    } else {
+        format!("they define {}", defined.join(", "))
+    };
+    Some(format!(
+        "the AWS profile `{name}` named by AWS_PROFILE does not exist in {} or {} ({defined}); add it there, or set AWS_PROFILE to one of theirs",
+        file("AWS_CONFIG_FILE", "~/.aws/config", "config"),
+        file("AWS_SHARED_CREDENTIALS_FILE", "~/.aws/credentials", "credentials"),
+    ))
+}
+
 fn no_credentials(why: &str) -> UpstreamError {
     UpstreamError::new(
         UpstreamErrorKind::Auth,
@@ -231,6 +291,52 @@ fn no_credentials(why: &str) -> UpstreamError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(feature = "aws-credential-chain")]
+    #[tokio::test]
+    async fn a_profile_missing_from_the_shared_files_is_named_with_the_files() {
+        use aws_types::os_shim_internal::{Env, Fs};
+        let fs = Fs::from_slice(&[
+            (
+                "/home/u/.aws/config",
+                "[default]\nregion = us-east-1\n[profile dev]\nregion = eu-west-1\n",
+            ),
+            (
+                "/home/u/.aws/credentials",
+                "[ci]\naws_access_key_id = AKID\naws_secret_access_key = s\n",
+            ),
+            ("/etc/aws/config", "[profile prod]\nregion = us-east-1\n"),
+        ]);
+        let env = |vars: &[(&'static str, &'static str)]| {
+            let mut all = vec![("HOME", "/home/u")];
+            all.extend_from_slice(vars);
+            Env::from_slice(&all)
+        };
+        assert_eq!(
+            missing_profile(&env(&[("AWS_PROFILE", "prdo")]), &fs).await.as_deref(),
+            Some("the AWS profile `prdo` named by AWS_PROFILE does not exist in the shared config file ~/.aws/config or the shared credentials file ~/.aws/credentials (they define ci, default, dev); add it there, or set AWS_PROFILE to one of theirs")
+        );
+        assert_eq!(
+            missing_profile(
+                &env(&[("AWS_PROFILE", "dev"), ("AWS_CONFIG_FILE", "/etc/aws/config")]),
+                &fs
+            )
+            .await
+            .as_deref(),
+            Some("the AWS profile `dev` named by AWS_PROFILE does not exist in the shared config file /etc/aws/config (AWS_CONFIG_FILE) or the shared credentials file ~/.aws/credentials (they define ci, prod); add it there, or set AWS_PROFILE to one of theirs")
+        );
+        for name in ["dev", "ci", "default"] {
+            let vars = [("AWS_PROFILE", name)];
+            assert_eq!(missing_profile(&env(&vars), &fs).await, None, "{name}");
+        }
+        assert_eq!(missing_profile(&env(&[]), &fs).await, None);
+        assert_eq!(
+            missing_profile(&env(&[("AWS_PROFILE", "dev")]), &Fs::from_slice(&[]))
+                .await
+                .as_deref(),
+            Some("the AWS profile `dev` named by AWS_PROFILE does not exist in the shared config file ~/.aws/config or the shared credentials file ~/.aws/credentials (they define no profile); add it there, or set AWS_PROFILE to one of theirs")
+        );
+    }
 
     /// Requests signed by botocore with fixed credentials and time (tests/data): the
     /// adapter's signing must produce the very same Authorization header, and the
