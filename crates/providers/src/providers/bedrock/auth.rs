@@ -170,6 +170,43 @@ impl Signer {
         Ok(c)
     }
 
+    /// Which credentials this signer sends, for messages (never the credentials): the
+    /// Bedrock API key, or where the credential chain takes its access key from, in the
+    /// chain's order (environment, `AWS_PROFILE`, web identity, container, then the
+    /// `default` profile or the instance role).
+    pub fn describe(&self) -> String {
+        let source = match self {
+            Signer::Bearer(_) => {
+                return "the Bedrock API key in AWS_BEARER_TOKEN_BEDROCK".to_owned();
+            }
+            Signer::SigV4 { source, .. } => source,
+        };
+        let env = "the access key in AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY".to_owned();
+        match source {
+            CredentialSource::Static(_) => "the access key configured for the gateway".to_owned(),
+            #[cfg(not(feature = "aws-credential-chain"))]
+            CredentialSource::Environment => env,
+            #[cfg(feature = "aws-credential-chain")]
+            CredentialSource::Chain(_) => {
+                let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+                if var("AWS_ACCESS_KEY_ID").is_some() {
+                    env
+                } else if let Some(p) = var("AWS_PROFILE") {
+                    format!("the credentials of the AWS profile `{p}` (AWS_PROFILE)")
+                } else if var("AWS_WEB_IDENTITY_TOKEN_FILE").is_some() {
+                    "the web identity role (AWS_ROLE_ARN, AWS_WEB_IDENTITY_TOKEN_FILE)".to_owned()
+                } else if var("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+                    .or_else(|| var("AWS_CONTAINER_CREDENTIALS_FULL_URI"))
+                    .is_some()
+                {
+                    "the container credentials (AWS_CONTAINER_CREDENTIALS_*)".to_owned()
+                } else {
+                    "the AWS credential chain's credentials (the `default` profile or the instance role)".to_owned()
+                }
+            }
+        }
+    }
+
     /// Adds the authentication headers for `region` to a request whose body is final.
     pub async fn sign(
         &self,
