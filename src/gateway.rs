@@ -62,7 +62,11 @@ pub async fn providers(config: &Config) -> Result<Providers, StartError> {
                 );
             }
         }
-        let signer = crate::providers::bedrock::auth::Signer::from_config(&b.auth).await;
+        let signer = crate::providers::bedrock::auth::Signer::from_config(
+            &b.auth,
+            b.regions.first().map_or("us-east-1", String::as_str),
+        )
+        .await;
         let images =
             crate::providers::bedrock::images::ImageFetcher::new(b.allow_private_image_urls)?;
         p.insert(

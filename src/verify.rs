@@ -38,7 +38,11 @@ pub async fn verify(catalog: &Catalog, config: &Config, invoke: bool) -> Result<
         return Err("Bedrock is not configured: set AWS credentials (or AWS_BEARER_TOKEN_BEDROCK) and GAMMAINFRA_BEDROCK_REGIONS".into());
     };
     let client = HttpClient::new(config.timeouts).map_err(|e| e.to_string())?;
-    let signer = Signer::from_config(&b.auth).await;
+    let signer = Signer::from_config(
+        &b.auth,
+        b.regions.first().map_or("us-east-1", String::as_str),
+    )
+    .await;
     let control = ControlPlane::new(
         signer.clone(),
         b.control_endpoint_url.as_deref(),

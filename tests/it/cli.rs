@@ -123,3 +123,58 @@ async fn a_bare_database_path_is_refused_with_the_url_to_write() {
         stderr(&out)
     );
 }
+
+/// `serve` with AWS credentials in the environment and no `AWS_REGION`: the credential
+/// chain takes its region from Bedrock's regions instead of asking the instance
+/// metadata service (whose failure off EC2 was logged at length), and the logs, written
+/// to a pipe, carry no ANSI colour codes.
+#[tokio::test]
+async fn serve_without_aws_region_logs_no_instance_metadata_noise_and_no_colours() {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt};
+    let dir = tempfile::tempdir().expect("dir");
+    let data = dir.path().join("data");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_gammainfra"))
+        .arg("serve")
+        .env_clear()
+        .env("HOME", dir.path())
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AWS_ACCESS_KEY_ID", crate::harness::AWS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", crate::harness::AWS_SECRET)
+        .env("GAMMAINFRA_BEDROCK_REGIONS", "eu-central-1")
+        .env("GAMMAINFRA_LISTEN", "127.0.0.1:0")
+        .env("GAMMAINFRA_DATA_DIR", &data)
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("serve");
+    let mut stderr = tokio::io::BufReader::new(child.stderr.take().expect("stderr"));
+    let mut log = String::new();
+    let listening = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        loop {
+            let mut line = String::new();
+            if stderr.read_line(&mut line).await.expect("read") == 0 {
+                return false;
+            }
+            log.push_str(&line);
+            if line.contains("gateway listening") {
+                return true;
+            }
+        }
+    })
+    .await
+    .expect("the gateway starts");
+    assert!(listening, "{log}");
+    // Anything logged just after start too.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    child.kill().await.expect("kill");
+    stderr.read_to_string(&mut log).await.expect("read");
+    let lower = log.to_ascii_lowercase();
+    assert!(
+        !lower.contains("imds") && !lower.contains("instance metadata"),
+        "{log}"
+    );
+    assert!(!log.contains("\x1b["), "{log:?}");
+    assert!(log.contains(" INFO "), "plain text levels: {log}");
+}

@@ -72,8 +72,10 @@ impl Signer {
         }
     }
 
-    /// The signer this deployment's configuration asks for.
-    pub async fn from_config(auth: &BedrockAuthConfig) -> Self {
+    /// The signer this deployment's configuration asks for. `region` (the first of
+    /// the Bedrock regions) is the credential chain's own region (for STS) when neither
+    /// `AWS_REGION` / `AWS_DEFAULT_REGION` nor the profile sets one.
+    pub async fn from_config(auth: &BedrockAuthConfig, region: &str) -> Self {
         match auth {
             BedrockAuthConfig::BearerToken(t) => Signer::Bearer(t.clone()),
             BedrockAuthConfig::Static {
@@ -96,11 +98,23 @@ impl Signer {
                             tls::rustls_provider::CryptoMode::Ring,
                         ))
                         .build_https();
+                    use aws_config::meta::region::RegionProviderChain;
+                    let conf = aws_config::provider_config::ProviderConfig::default()
+                        .with_http_client(http);
+                    // Never asked of the instance metadata service, whose answer off EC2 is
+                    // a timeout or a refusal, logged at length.
+                    let chain_region = RegionProviderChain::first_try(
+                        aws_config::environment::region::EnvironmentVariableRegionProvider::new(),
+                    )
+                    .or_else(
+                        aws_config::profile::ProfileFileRegionProvider::builder()
+                            .configure(&conf)
+                            .build(),
+                    )
+                    .or_else(aws_config::Region::new(region.to_owned()));
                     let chain = aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
-                        .configure(
-                            aws_config::provider_config::ProviderConfig::default()
-                                .with_http_client(http),
-                        )
+                        .configure(conf)
+                        .region(chain_region)
                         .build()
                         .await;
                     Self::sigv4(CredentialSource::Chain(
@@ -109,6 +123,8 @@ impl Signer {
                 }
                 #[cfg(not(feature = "aws-credential-chain"))]
                 {
+                    // Without the chain there is nothing to give a region to.
+                    let _ = region;
                     Self::sigv4(CredentialSource::Environment)
                 }
             }
