@@ -766,6 +766,10 @@ async fn admin_call_idempotent(
     body: Option<serde_json::Value>,
     idempotency_key: Option<&str>,
 ) -> i32 {
+    if let Err(e) = admin_base_url(&admin.url) {
+        eprintln!("gammainfra: {e}");
+        return 2;
+    }
     let attempts = if idempotency_key.is_some() { 3 } else { 1 };
     let mut code = 2;
     for attempt in 1..=attempts {
@@ -841,6 +845,31 @@ async fn admin_call_once(
             2
         }
     }
+}
+
+/// The gateway's base URL as given by `--url` / `GAMMAINFRA_URL`, checked: an http:// or
+/// https:// URL with a host. Without a scheme, `127.0.0.1:8080` would otherwise be
+/// refused by the HTTP library as "invalid format".
+fn admin_base_url(url: &str) -> Result<&str, String> {
+    let example = "such as http://127.0.0.1:8080";
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Err(format!(
+            "--url / GAMMAINFRA_URL must be a URL with a scheme, {example} (got {url:?})"
+        ));
+    };
+    if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
+        return Err(format!(
+            "--url / GAMMAINFRA_URL must be an http:// or https:// URL, {example} (got {url:?})"
+        ));
+    }
+    if rest.trim_end_matches('/').is_empty() {
+        return Err(format!(
+            "--url / GAMMAINFRA_URL names no host, {example} (got {url:?})"
+        ));
+    }
+    url.parse::<hyper::Uri>()
+        .map_err(|e| format!("--url / GAMMAINFRA_URL is not a valid URL: {e} (got {url:?})"))?;
+    Ok(url)
 }
 
 /// `s` as a URL query value.

@@ -153,8 +153,10 @@ struct RawBilling {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawFee {
-    /// RFC 3339 instant from which this fee applies.
-    from: String,
+    /// RFC 3339 instant from which this fee applies, as a string. Read as any TOML value
+    /// so that an unquoted date (which TOML parses as a date-time) is reported with the
+    /// field's name and its quoted form.
+    from: toml::Value,
     /// Percent of the credited amount, e.g. "5" or "2.9".
     percent: String,
 }
@@ -209,6 +211,9 @@ pub struct Config {
     /// for what was delivered.
     pub shutdown_grace: Duration,
     pub bedrock: Option<BedrockConfig>,
+    /// Bedrock is off because the file says `[bedrock] enabled = false` (not for want of
+    /// credentials): requests it alone could serve are told so.
+    pub bedrock_disabled_in_file: bool,
     pub limits: LimitsConfig,
     /// Card top-ups through Stripe Checkout, when configured.
     pub payments: Option<PaymentsConfig>,
@@ -449,14 +454,8 @@ impl Config {
                     data_dir(&raw, env).join("gammainfra.db").display()
                 )
             });
-        if !["sqlite:", "postgres://", "postgresql://"]
-            .iter()
-            .any(|p| database_url.starts_with(p))
-        {
-            errs.push(format!(
-                "database_url / GAMMAINFRA_DATABASE_URL: the `{}:` scheme is not supported (use sqlite://PATH or postgres://USER@HOST/DB)",
-                database_url.split(':').next().unwrap_or_default()
-            ));
+        if let Some(problem) = database_url_problem(&database_url) {
+            errs.push(format!("database_url / GAMMAINFRA_DATABASE_URL: {problem}"));
         }
         let admin_token = env("GAMMAINFRA_ADMIN_TOKEN")
             .or(raw.admin_token)
@@ -554,10 +553,14 @@ impl Config {
         if let Some(fees) = raw.billing.topup_fees {
             let mut steps = Vec::new();
             for (i, f) in fees.iter().enumerate() {
-                let from = time::OffsetDateTime::parse(
-                    &f.from,
-                    &time::format_description::well_known::Rfc3339,
-                );
+                let from = match &f.from {
+                    toml::Value::String(s) => time::OffsetDateTime::parse(
+                        s,
+                        &time::format_description::well_known::Rfc3339,
+                    )
+                    .map_err(|e| format!("`{s}`: {e}")),
+                    other => Err(unquoted_instant(other)),
+                };
                 let pct = Nanos::parse_cents(&f.percent)
                     .ok()
                     .and_then(Nanos::whole_cents);
@@ -565,7 +568,7 @@ impl Config {
                     // A fee above 100% is a typo, and would let a fee outgrow the ledger.
                     (Ok(_), Some(bp)) if bp > 10_000 => errs.push(format!("billing.topup_fees[{i}].percent: `{}` is above 100", f.percent)),
                     (Ok(from), Some(bp)) => steps.push(FeeStep { from, basis_points: bp }),
-                    (Err(e), _) => errs.push(format!("billing.topup_fees[{i}].from: `{}`: {e}", f.from)),
+                    (Err(e), _) => errs.push(format!("billing.topup_fees[{i}].from: {e}")),
                     (_, None) => errs.push(format!("billing.topup_fees[{i}].percent: `{}` is not a percentage like \"5\" or \"2.9\"", f.percent)),
                 }
             }
@@ -640,6 +643,7 @@ impl Config {
             total: t.total_ms.map_or(d.total, Duration::from_millis),
             pool_idle: t.pool_idle_ms.map_or(d.pool_idle, Duration::from_millis),
         };
+        let bedrock_disabled_in_file = raw.bedrock.enabled == Some(false);
         let bedrock = bedrock_config(raw.bedrock, env, &mut errs);
         let limits = limits_config(raw.limits, env, &mut errs);
         let payments = payments_config(raw.payments, env, &mut errs);
@@ -666,6 +670,7 @@ impl Config {
         if errs.is_empty() {
             Ok(Config {
                 bedrock,
+                bedrock_disabled_in_file,
                 limits,
                 payments,
                 public_url,
@@ -817,6 +822,68 @@ fn limits_config(raw: RawLimits, env: Env<'_>, errs: &mut Vec<String>) -> Limits
             d.account_concurrent,
             errs,
         ),
+    }
+}
+
+/// What is wrong with a database URL, if anything. `sqlite:PATH` is accepted as
+/// `sqlite://PATH` is, as sqlx reads both (`sqlite:data/x.db` is the relative file
+/// `data/x.db`, `sqlite:/srv/x.db` and `sqlite:///srv/x.db` the absolute `/srv/x.db`). Of a
+/// URL with another scheme only the scheme is quoted, so credentials in it are never
+/// printed; a bare path has no scheme (and no credentials), and is quoted in the URL
+/// to write instead.
+fn database_url_problem(url: &str) -> Option<String> {
+    if ["sqlite:", "postgres://", "postgresql://"]
+        .iter()
+        .any(|p| url.starts_with(p))
+    {
+        return None;
+    }
+    let scheme = url.split_once(':').map(|(s, _)| s).filter(|s| {
+        s.starts_with(|c: char| c.is_ascii_alphabetic())
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+    });
+    Some(match scheme {
+        Some(scheme) => format!(
+            "the `{scheme}:` scheme is not supported (use sqlite://PATH or postgres://USER@HOST/DB)"
+        ),
+        None => format!(
+            "must be sqlite://PATH or postgres://USER@HOST/DB, not a bare path; for the file {url} write sqlite://{url}"
+        ),
+    })
+}
+
+/// Why a fee step's `from` that is not a string is refused, with the quoted form to
+/// write: TOML reads an unquoted `2026-01-01` as a date, not as a string.
+fn unquoted_instant(v: &toml::Value) -> String {
+    let (example, got) = match v {
+        toml::Value::Datetime(d) => {
+            let example = match (d.date, d.time, d.offset) {
+                (Some(_), Some(_), Some(_)) => d.to_string(),
+                (Some(date), time, _) => format!(
+                    "{date}T{}Z",
+                    time.map_or_else(|| "00:00:00".to_owned(), |t| t.to_string())
+                ),
+                (None, _, _) => "2026-06-24T00:00:00Z".to_owned(),
+            };
+            (
+                example,
+                format!("unquoted, TOML reads {d} as a date-time, not a string"),
+            )
+        }
+        other => (
+            "2026-06-24T00:00:00Z".to_owned(),
+            format!("got {}", article(other.type_str())),
+        ),
+    };
+    format!("must be a quoted RFC 3339 string, e.g. from = \"{example}\" ({got})")
+}
+
+fn article(word: &str) -> String {
+    if word.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        format!("an {word}")
+    } else {
+        format!("a {word}")
     }
 }
 
@@ -1086,6 +1153,40 @@ mod tests {
     }
 
     #[test]
+    fn a_database_path_is_refused_with_the_url_to_write() {
+        let problems = |url: &str| {
+            load("", &[("GAMMAINFRA_DATABASE_URL", url)])
+                .err()
+                .map(|e| e.0)
+                .unwrap_or_default()
+        };
+        assert_eq!(
+            problems("/srv/gi.db"),
+            vec!["database_url / GAMMAINFRA_DATABASE_URL: must be sqlite://PATH or postgres://USER@HOST/DB, not a bare path; for the file /srv/gi.db write sqlite:///srv/gi.db".to_owned()]
+        );
+        assert_eq!(
+            problems("data/gi.db"),
+            vec!["database_url / GAMMAINFRA_DATABASE_URL: must be sqlite://PATH or postgres://USER@HOST/DB, not a bare path; for the file data/gi.db write sqlite://data/gi.db".to_owned()]
+        );
+        // Only the scheme of another URL is quoted: it may carry a password.
+        assert_eq!(
+            problems("mysql://root:hunter2@db/gi"),
+            vec!["database_url / GAMMAINFRA_DATABASE_URL: the `mysql:` scheme is not supported (use sqlite://PATH or postgres://USER@HOST/DB)".to_owned()]
+        );
+        // sqlx reads `sqlite:PATH` as `sqlite://PATH`: both are accepted.
+        for ok in [
+            "sqlite:gi.db",
+            "sqlite:/srv/gi.db",
+            "sqlite://gi.db",
+            "sqlite:///srv/gi.db",
+            "postgres://gi@db/gi",
+            "postgresql://gi@db/gi",
+        ] {
+            assert_eq!(problems(ok), Vec::<String>::new(), "{ok}");
+        }
+    }
+
+    #[test]
     fn secrets_are_redacted_in_debug() {
         assert_eq!(format!("{:?}", Secret::new("sk-secret")), "[redacted]");
     }
@@ -1197,6 +1298,33 @@ mod topup_fee_props {
         assert_eq!(
             b.topup_fee(Nanos::from_cents(1000), tokyo),
             Nanos::from_cents(30)
+        );
+    }
+
+    #[test]
+    fn an_unquoted_fee_date_names_the_field_and_its_quoted_form() {
+        let problems = |text: &str| {
+            let raw: RawConfig = toml::from_str(text).expect("toml");
+            Config::validate(raw, &|_| None).expect_err("invalid").0
+        };
+        assert_eq!(
+            problems("[[billing.topup_fees]]\nfrom = 2026-01-01\npercent = \"5\""),
+            vec!["billing.topup_fees[0].from: must be a quoted RFC 3339 string, e.g. from = \"2026-01-01T00:00:00Z\" (unquoted, TOML reads 2026-01-01 as a date-time, not a string)".to_owned()]
+        );
+        assert_eq!(
+            problems("[[billing.topup_fees]]\nfrom = \"2026-01-01T00:00:00Z\"\npercent = \"3\"\n[[billing.topup_fees]]\nfrom = 2026-06-24T00:00:00Z\npercent = \"5\""),
+            vec!["billing.topup_fees[1].from: must be a quoted RFC 3339 string, e.g. from = \"2026-06-24T00:00:00Z\" (unquoted, TOML reads 2026-06-24T00:00:00Z as a date-time, not a string)".to_owned()]
+        );
+        assert_eq!(
+            problems("[[billing.topup_fees]]\nfrom = 2026\npercent = \"5\""),
+            vec!["billing.topup_fees[0].from: must be a quoted RFC 3339 string, e.g. from = \"2026-06-24T00:00:00Z\" (got an integer)".to_owned()]
+        );
+        assert_eq!(
+            problems("[[billing.topup_fees]]\nfrom = \"tomorrow\"\npercent = \"5\""),
+            vec![
+                "billing.topup_fees[0].from: `tomorrow`: the 'year' component could not be parsed"
+                    .to_owned()
+            ]
         );
     }
 

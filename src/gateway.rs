@@ -55,7 +55,18 @@ pub async fn providers(config: &Config) -> Result<Providers, StartError> {
     let mut p = Providers::default();
     p.upstream_connections = Some(client.connections.clone());
     if let Some(b) = &config.bedrock {
-        let signer = crate::providers::bedrock::auth::Signer::from_config(&b.auth).await;
+        if b.auth == crate::providers::bedrock::auth::BedrockAuthConfig::CredentialChain {
+            if let Some(why) = crate::providers::bedrock::auth::profile_problem().await {
+                tracing::warn!(
+                    "Bedrock: {why}; its requests fail with 502 upstream_auth_failed until then"
+                );
+            }
+        }
+        let signer = crate::providers::bedrock::auth::Signer::from_config(
+            &b.auth,
+            b.regions.first().map_or("us-east-1", String::as_str),
+        )
+        .await;
         let images =
             crate::providers::bedrock::images::ImageFetcher::new(b.allow_private_image_urls)?;
         p.insert(

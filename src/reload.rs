@@ -80,10 +80,13 @@ impl Snapshot {
     ) -> Self {
         let configured = providers.kinds().cloned().collect();
         let regions = config.bedrock.as_ref().map(|b| b.regions.clone());
-        let router = Arc::new(match previous {
-            Some(p) => Router::reloaded(p, catalog.clone(), configured, regions),
-            None => Router::new(catalog.clone(), configured, regions),
-        });
+        let router = Arc::new(
+            match previous {
+                Some(p) => Router::reloaded(p, catalog.clone(), configured, regions),
+                None => Router::new(catalog.clone(), configured, regions),
+            }
+            .bedrock_disabled_in_file(config.bedrock_disabled_in_file),
+        );
         let models_json = crate::server::models::render_list(&catalog, &router);
         Self {
             config,

@@ -58,6 +58,9 @@ pub struct Router {
     /// Bedrock source regions where this deployment has model access (None: Bedrock is
     /// not configured, and its endpoints are refused as such).
     bedrock_regions: Option<Vec<String>>,
+    /// Bedrock is off by `[bedrock] enabled = false` in the configuration file, rather
+    /// than for want of credentials.
+    bedrock_disabled_in_file: bool,
     /// Circuit state per endpoint key. Built once per catalog (a reload carries each
     /// surviving endpoint's over); atomics, so no lock on the hot path.
     health: HashMap<String, Arc<Health>>,
@@ -79,8 +82,17 @@ impl Router {
             catalog,
             configured,
             bedrock_regions,
+            bedrock_disabled_in_file: false,
             health,
         }
+    }
+
+    /// This router for a deployment whose configuration file turns Bedrock off
+    /// (`[bedrock] enabled = false`): requests only Bedrock could serve are told that,
+    /// not to set AWS credentials.
+    pub fn bedrock_disabled_in_file(mut self, disabled: bool) -> Self {
+        self.bedrock_disabled_in_file = disabled;
+        self
     }
 
     /// A router for a reloaded catalog: the endpoints `previous` also had keep their
@@ -236,7 +248,10 @@ impl Router {
             .map(|e| (*e).clone())
             .collect();
         if usable.is_empty() {
-            let missing: Vec<String> = enabled.iter().map(|e| provider_hint(&e.provider)).collect();
+            let missing: Vec<String> = enabled
+                .iter()
+                .map(|e| self.provider_hint(&e.provider))
+                .collect();
             return Err(RouteError::ProviderUnavailable(format!(
                 "{} is listed in the catalog, but none of its eligible endpoints can be called by this deployment: {}.",
                 model.id,
@@ -432,6 +447,19 @@ impl Router {
     }
 }
 
+impl Router {
+    /// Why a provider of the catalog is not called by this deployment, and what to set.
+    fn provider_hint(&self, p: &ProviderKind) -> String {
+        match p {
+            ProviderKind::Bedrock if self.bedrock_disabled_in_file => BEDROCK_DISABLED.to_owned(),
+            p => provider_hint(p),
+        }
+    }
+}
+
+/// Bedrock turned off in the configuration file, credentials or not.
+const BEDROCK_DISABLED: &str = "Bedrock is disabled in this deployment by `[bedrock] enabled = false` in the configuration file (to enable it, set `enabled = true` there, or remove the line with AWS credentials in the environment, and restart the gateway)";
+
 fn provider_hint(p: &ProviderKind) -> String {
     match p {
         ProviderKind::Bedrock => {
@@ -520,6 +548,22 @@ mod tests {
             panic!("expected provider unavailable");
         };
         assert!(m.contains("Bedrock is not configured"), "{m}");
+    }
+
+    #[test]
+    fn bedrock_disabled_in_the_file_is_named_as_such() {
+        let r = router(&[ProviderKind::Anthropic]).bedrock_disabled_in_file(true);
+        let res = r
+            .catalog()
+            .resolve("meta/llama3-70b-instruct")
+            .expect("model");
+        let Err(RouteError::ProviderUnavailable(m)) = r.plan(&res, None, None) else {
+            panic!("expected provider unavailable");
+        };
+        assert_eq!(
+            m,
+            "meta/llama3-70b-instruct is listed in the catalog, but none of its eligible endpoints can be called by this deployment: Bedrock is disabled in this deployment by `[bedrock] enabled = false` in the configuration file (to enable it, set `enabled = true` there, or remove the line with AWS credentials in the environment, and restart the gateway)."
+        );
     }
 
     #[test]

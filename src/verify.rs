@@ -14,7 +14,7 @@ use crate::providers::bedrock::control::{ControlPlane, Lookup};
 use crate::providers::bedrock::images::ImageFetcher;
 use crate::providers::bedrock::Bedrock;
 use crate::providers::http::HttpClient;
-use crate::providers::{Call, Provider};
+use crate::providers::{Call, Provider, UpstreamError, UpstreamErrorKind};
 
 /// One line of the report.
 #[derive(Debug, Clone)]
@@ -32,17 +32,24 @@ pub struct Row {
 /// Checks every Bedrock endpoint of `catalog` this deployment routes to.
 pub async fn verify(catalog: &Catalog, config: &Config, invoke: bool) -> Result<Vec<Row>, String> {
     let Some(b) = &config.bedrock else {
+        if config.bedrock_disabled_in_file {
+            return Err("Bedrock is disabled by `[bedrock] enabled = false` in the configuration file; set `enabled = true` there (or remove the line, with AWS credentials in the environment) to verify the catalog against AWS".into());
+        }
         return Err("Bedrock is not configured: set AWS credentials (or AWS_BEARER_TOKEN_BEDROCK) and GAMMAINFRA_BEDROCK_REGIONS".into());
     };
     let client = HttpClient::new(config.timeouts).map_err(|e| e.to_string())?;
-    let signer = Signer::from_config(&b.auth).await;
+    let signer = Signer::from_config(
+        &b.auth,
+        b.regions.first().map_or("us-east-1", String::as_str),
+    )
+    .await;
     let control = ControlPlane::new(
         signer.clone(),
         b.control_endpoint_url.as_deref(),
         client.clone(),
     )?;
     let runtime = Bedrock::new(
-        signer,
+        signer.clone(),
         b.endpoint_url.as_deref(),
         client,
         ImageFetcher::new(false).map_err(|e| e.to_string())?,
@@ -58,7 +65,12 @@ pub async fn verify(catalog: &Catalog, config: &Config, invoke: bool) -> Result<
             if !b.regions.contains(&be.source_region) {
                 continue;
             }
-            let mut row = check(&control, e, &be.source_region, &be.invocation).await;
+            let mut row = match check(&control, e, &be.source_region, &be.invocation).await {
+                Ok(row) => row,
+                // Every other entry would fail the same way: said once, naming the
+                // credentials used.
+                Err(err) => return Err(credentials_error(&signer, &be.source_region, &err)),
+            };
             row.entry = m.id.clone();
             if invoke && row.ok {
                 row.invoke = match one_token(&runtime, m, e).await {
@@ -84,7 +96,30 @@ fn base_id<'a>(id: &'a str, catalog_prefixes: &[&str]) -> &'a str {
 
 const PREFIXES: &[&str] = &["us", "eu", "apac", "jp", "au", "us-gov", "ca", "global"];
 
-async fn check(control: &ControlPlane, e: &Endpoint, region: &str, inv: &BedrockInvocation) -> Row {
+/// What `catalog verify` says when the credentials did not get it an answer: there are
+/// none to use, or AWS refused them (an invalid or expired key, token or signature),
+/// which is not a question of model access.
+fn credentials_error(signer: &Signer, region: &str, err: &UpstreamError) -> String {
+    if err.status.is_none() {
+        return err.to_string();
+    }
+    let why = err
+        .message
+        .strip_prefix("AWS refused the deployment's credentials ")
+        .unwrap_or(&err.message);
+    format!(
+        "Bedrock in {region} refused the credentials used, {} {why}: they are not valid or have expired (this is not about model access)",
+        signer.describe()
+    )
+}
+
+/// One entry's row; an error when the credentials are missing or refused.
+async fn check(
+    control: &ControlPlane,
+    e: &Endpoint,
+    region: &str,
+    inv: &BedrockInvocation,
+) -> Result<Row, UpstreamError> {
     let mut row = Row {
         entry: String::new(),
         upstream_id: e.upstream_id.clone(),
@@ -106,6 +141,7 @@ async fn check(control: &ControlPlane, e: &Endpoint, region: &str, inv: &Bedrock
         BedrockInvocation::OnDemand => control.foundation_model(region, &e.upstream_id).await,
     };
     match result {
+        Err(err) if err.kind == UpstreamErrorKind::Auth => return Err(err),
         Err(err) => {
             row.exists = format!("error: {err}");
         }
@@ -145,7 +181,7 @@ async fn check(control: &ControlPlane, e: &Endpoint, region: &str, inv: &Bedrock
             }
         }
     }
-    row
+    Ok(row)
 }
 
 /// The right form of `base` in `region`: a bare ID if the model is on-demand there,

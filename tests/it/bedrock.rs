@@ -686,3 +686,94 @@ async fn catalog_verify_reports_a_wrong_control_endpoint_not_missing_models() {
         );
     }
 }
+
+/// Credentials AWS refuses stop `catalog verify` at once with what was refused and which
+/// credentials were used, instead of advising model access entry by entry.
+#[tokio::test]
+async fn catalog_verify_names_refused_credentials_not_model_access() {
+    let mut sim = gammainfra::simulators::BedrockSimConfig::new(AWS_KEY, AWS_SECRET);
+    sim.bearer_token = Some("bedrock-api-key-the-right-one".into());
+    let sim = gammainfra::simulators::start_bedrock(sim)
+        .await
+        .expect("sim");
+    let gw = Gw::start().await;
+    let catalog = gammainfra::gateway::load_catalog(&verify_config(&gw, None)).expect("catalog");
+    let mut config = verify_config(&gw, None);
+    if let Some(b) = config.bedrock.as_mut() {
+        b.control_endpoint_url = Some(sim.base_url());
+        b.auth = gammainfra::config::BedrockAuthConfig::BearerToken(
+            gammainfra::config::Secret::new("bedrock-api-key-a-wrong-one"),
+        );
+    }
+    let err = gammainfra::verify::verify(&catalog, &config, false)
+        .await
+        .expect_err("refused");
+    assert_eq!(
+        err,
+        "Bedrock in us-east-1 refused the credentials used, the Bedrock API key in AWS_BEARER_TOKEN_BEDROCK (AccessDeniedException: Authentication failed: Please make sure your API Key is valid.): they are not valid or have expired (this is not about model access)"
+    );
+    if let Some(b) = config.bedrock.as_mut() {
+        b.auth = gammainfra::config::BedrockAuthConfig::Static {
+            access_key_id: "AKIDNOTKNOWN".into(),
+            secret_access_key: gammainfra::config::Secret::new(AWS_SECRET),
+            session_token: None,
+        };
+    }
+    let err = gammainfra::verify::verify(&catalog, &config, false)
+        .await
+        .expect_err("refused");
+    assert_eq!(
+        err,
+        "Bedrock in us-east-1 refused the credentials used, the access key configured for the gateway (UnrecognizedClientException: The security token included in the request is invalid.): they are not valid or have expired (this is not about model access)"
+    );
+    if let Some(b) = config.bedrock.as_mut() {
+        b.auth = gammainfra::config::BedrockAuthConfig::Static {
+            access_key_id: AWS_KEY.into(),
+            secret_access_key: gammainfra::config::Secret::new("not/the/secret"),
+            session_token: None,
+        };
+    }
+    let err = gammainfra::verify::verify(&catalog, &config, false)
+        .await
+        .expect_err("refused");
+    assert!(
+        err.starts_with("Bedrock in us-east-1 refused the credentials used, the access key configured for the gateway (InvalidSignatureException: "),
+        "{err}"
+    );
+}
+
+/// `catalog verify` with `AWS_PROFILE` naming a profile the shared files do not define
+/// says so, naming the files it read.
+#[cfg(feature = "aws-credential-chain")]
+#[tokio::test]
+async fn catalog_verify_names_a_missing_aws_profile() {
+    let home = tempfile::tempdir().expect("home");
+    std::fs::create_dir_all(home.path().join(".aws")).expect("dir");
+    std::fs::write(
+        home.path().join(".aws/config"),
+        "[default]\nregion = us-east-1\n[profile dev]\nregion = eu-west-1\n",
+    )
+    .expect("config");
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_gammainfra"))
+        .args(["catalog", "verify"])
+        .env_clear()
+        .env("HOME", home.path())
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AWS_PROFILE", "prdo")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("GAMMAINFRA_BEDROCK_REGIONS", "us-east-1")
+        .env("AWS_ENDPOINT_URL_BEDROCK", "http://127.0.0.1:9")
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(60), out)
+        .await
+        .expect("verify finishes")
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("catalog verify: bedrock: no usable AWS credentials: the AWS profile `prdo` named by AWS_PROFILE does not exist in the shared config file ~/.aws/config or the shared credentials file ~/.aws/credentials (they define default, dev); add it there, or set AWS_PROFILE to one of theirs\n"),
+        "{stderr}"
+    );
+}

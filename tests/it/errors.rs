@@ -174,3 +174,33 @@ async fn unknown_routes_and_disabled_admin() {
     assert_eq!(r.status, 403);
     assert_eq!(r.error_code(), "admin_disabled");
 }
+
+/// `[bedrock] enabled = false` in the file turns Bedrock off even with AWS credentials in
+/// the environment, and a request only Bedrock could serve is told that, not to set
+/// credentials.
+#[tokio::test]
+async fn bedrock_disabled_in_the_file_is_named_as_the_reason() {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("gammainfra.toml");
+    std::fs::write(&file, "[bedrock]\nenabled = false\n").expect("write");
+    let loaded = gammainfra::config::Config::load(Some(&file), &|k| {
+        matches!(k, "AWS_ACCESS_KEY_ID" | "AWS_SECRET_ACCESS_KEY").then(|| "x".to_owned())
+    })
+    .expect("config");
+    assert!(loaded.bedrock.is_none());
+    let gw = Gw::start_with(|c| {
+        c.bedrock = loaded.bedrock.clone();
+        c.bedrock_disabled_in_file = loaded.bedrock_disabled_in_file;
+    })
+    .await;
+    let (_, key) = gw.account("off@example.com").await;
+    let r = gw
+        .chat(&key, &chat_body("meta/llama3-70b-instruct", "x", ""), &[])
+        .await;
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(r.error_code(), "provider_not_available");
+    assert_eq!(
+        r.json()["error"]["message"],
+        "meta/llama3-70b-instruct is listed in the catalog, but none of its eligible endpoints can be called by this deployment: Bedrock is disabled in this deployment by `[bedrock] enabled = false` in the configuration file (to enable it, set `enabled = true` there, or remove the line with AWS credentials in the environment, and restart the gateway)."
+    );
+}

@@ -9,6 +9,7 @@ mod bedrock;
 mod billing;
 mod catalog_current;
 mod chat;
+mod cli;
 mod console;
 mod demo;
 mod errors;

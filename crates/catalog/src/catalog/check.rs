@@ -105,24 +105,34 @@ pub fn validate(raw: RawCatalog) -> Result<Catalog, CatalogError> {
         }
     }
 
+    // Every name (gateway ID, aliases, upstream IDs) must name one model. Checked on the
+    // file's models as written, so that a collision is reported together with the other
+    // problems of the models involved, not only once those are fixed.
+    let mut owner: HashMap<String, usize> = HashMap::new();
+    for (i, m) in raw.models.iter().enumerate() {
+        for name in model_names(m) {
+            let k = name.to_ascii_lowercase();
+            match owner.get(&k) {
+                // Two models with one ID are reported as a duplicate model id above.
+                Some(&j) if j != i && !raw.models[j].id.eq_ignore_ascii_case(&m.id) => {
+                    errs.push(format!(
+                        "models ({}): name `{name}` also names {}",
+                        m.id, raw.models[j].id
+                    ));
+                }
+                Some(_) => {}
+                None => {
+                    owner.insert(k, i);
+                }
+            }
+        }
+    }
     // Resolution index: gateway ID, aliases, and every upstream ID map to one model.
     let mut index: HashMap<String, usize> = HashMap::new();
     for (i, m) in models.iter().enumerate() {
         let m_raw = &raw.models[raw.models.iter().position(|r| r.id == m.id).unwrap_or(i)];
-        let names = std::iter::once(m.id.clone())
-            .chain(m_raw.aliases.iter().cloned())
-            .chain(m.endpoints.iter().map(|e| e.upstream_id.clone()));
-        for name in names {
-            let k = name.to_ascii_lowercase();
-            match index.get(&k) {
-                Some(&j) if j != i => errs.push(format!(
-                    "models ({}): name `{name}` also names {}",
-                    m.id, models[j].id
-                )),
-                _ => {
-                    index.insert(k, i);
-                }
-            }
+        for name in model_names(m_raw) {
+            index.entry(name.to_ascii_lowercase()).or_insert(i);
         }
     }
 
@@ -137,6 +147,13 @@ pub fn validate(raw: RawCatalog) -> Result<Catalog, CatalogError> {
     } else {
         Err(CatalogError::Invalid(errs))
     }
+}
+
+/// The names a model is resolved by: its ID, its aliases and its endpoints' upstream IDs.
+fn model_names(m: &RawModel) -> impl Iterator<Item = &str> {
+    std::iter::once(m.id.as_str())
+        .chain(m.aliases.iter().map(String::as_str))
+        .chain(m.endpoints.iter().map(|e| e.upstream_id.as_str()))
 }
 
 struct Ctx<'a> {
@@ -987,6 +1004,24 @@ verified = {{ date = "2026-05-15", method = "test" }}
         assert_eq!(mistral.pricing.input.nanos_per_mtok(), 4_000_000_000);
         assert_eq!(mistral.pricing.output.nanos_per_mtok(), 12_000_000_000);
         assert_eq!(mistral.price_source.kind, PriceSourceKind::Secondary);
+    }
+
+    /// A collision of names is reported with the other problems of the models it
+    /// involves, not once they are fixed.
+    #[test]
+    fn an_alias_collision_is_reported_with_the_models_other_problems() {
+        let ok = format!("{PROFILE}{PRICES}");
+        let text = format!(
+            "{}\n[[models]]\nid = \"w/n\"\nname = \"N\"\nowned_by = \"w\"\naliases = [\"v/m\"]\ncontext_window = 0\nmax_output_tokens = 100\n[[models.endpoints]]\nprovider = \"anthropic\"\nupstream_id = \"n-1\"\nverified = {{ date = \"2026-05-15\", method = \"test\" }}\n{PRICES}\n",
+            model("required", &ok)
+        );
+        assert_eq!(
+            problems(&text),
+            vec![
+                "models[1] (w/n): context_window and max_output_tokens must be positive".to_owned(),
+                "models (w/n): name `v/m` also names v/m".to_owned(),
+            ]
+        );
     }
 
     #[test]

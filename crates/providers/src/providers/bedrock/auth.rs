@@ -72,8 +72,10 @@ impl Signer {
         }
     }
 
-    /// The signer this deployment's configuration asks for.
-    pub async fn from_config(auth: &BedrockAuthConfig) -> Self {
+    /// The signer this deployment's configuration asks for. `region` (the first of
+    /// the Bedrock regions) is the credential chain's own region (for STS) when neither
+    /// `AWS_REGION` / `AWS_DEFAULT_REGION` nor the profile sets one.
+    pub async fn from_config(auth: &BedrockAuthConfig, region: &str) -> Self {
         match auth {
             BedrockAuthConfig::BearerToken(t) => Signer::Bearer(t.clone()),
             BedrockAuthConfig::Static {
@@ -96,11 +98,23 @@ impl Signer {
                             tls::rustls_provider::CryptoMode::Ring,
                         ))
                         .build_https();
+                    use aws_config::meta::region::RegionProviderChain;
+                    let conf = aws_config::provider_config::ProviderConfig::default()
+                        .with_http_client(http);
+                    // Never asked of the instance metadata service, whose answer off EC2 is
+                    // a timeout or a refusal, logged at length.
+                    let chain_region = RegionProviderChain::first_try(
+                        aws_config::environment::region::EnvironmentVariableRegionProvider::new(),
+                    )
+                    .or_else(
+                        aws_config::profile::ProfileFileRegionProvider::builder()
+                            .configure(&conf)
+                            .build(),
+                    )
+                    .or_else(aws_config::Region::new(region.to_owned()));
                     let chain = aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
-                        .configure(
-                            aws_config::provider_config::ProviderConfig::default()
-                                .with_http_client(http),
-                        )
+                        .configure(conf)
+                        .region(chain_region)
                         .build()
                         .await;
                     Self::sigv4(CredentialSource::Chain(
@@ -109,6 +123,8 @@ impl Signer {
                 }
                 #[cfg(not(feature = "aws-credential-chain"))]
                 {
+                    // Without the chain there is nothing to give a region to.
+                    let _ = region;
                     Self::sigv4(CredentialSource::Environment)
                 }
             }
@@ -135,9 +151,21 @@ impl Signer {
             #[cfg(feature = "aws-credential-chain")]
             CredentialSource::Chain(p) => {
                 use aws_credential_types::provider::ProvideCredentials;
-                p.provide_credentials()
-                    .await
-                    .map_err(|e| no_credentials(&e.to_string()))?
+                match p.provide_credentials().await {
+                    Ok(c) => c,
+                    // A profile that is not there is the cause, whatever the chain's
+                    // last provider said.
+                    Err(e) => {
+                        return Err(match profile_problem().await {
+                            Some(why) => UpstreamError::new(
+                                UpstreamErrorKind::Auth,
+                                "bedrock",
+                                format!("no usable AWS credentials: {why}"),
+                            ),
+                            None => no_credentials(&e.to_string()),
+                        })
+                    }
+                }
             }
             #[cfg(not(feature = "aws-credential-chain"))]
             CredentialSource::Environment => {
@@ -156,6 +184,43 @@ impl Signer {
         };
         *w = Some(c.clone());
         Ok(c)
+    }
+
+    /// Which credentials this signer sends, for messages (never the credentials): the
+    /// Bedrock API key, or where the credential chain takes its access key from, in the
+    /// chain's order (environment, `AWS_PROFILE`, web identity, container, then the
+    /// `default` profile or the instance role).
+    pub fn describe(&self) -> String {
+        let source = match self {
+            Signer::Bearer(_) => {
+                return "the Bedrock API key in AWS_BEARER_TOKEN_BEDROCK".to_owned();
+            }
+            Signer::SigV4 { source, .. } => source,
+        };
+        let env = "the access key in AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY".to_owned();
+        match source {
+            CredentialSource::Static(_) => "the access key configured for the gateway".to_owned(),
+            #[cfg(not(feature = "aws-credential-chain"))]
+            CredentialSource::Environment => env,
+            #[cfg(feature = "aws-credential-chain")]
+            CredentialSource::Chain(_) => {
+                let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+                if var("AWS_ACCESS_KEY_ID").is_some() {
+                    env
+                } else if let Some(p) = var("AWS_PROFILE") {
+                    format!("the credentials of the AWS profile `{p}` (AWS_PROFILE)")
+                } else if var("AWS_WEB_IDENTITY_TOKEN_FILE").is_some() {
+                    "the web identity role (AWS_ROLE_ARN, AWS_WEB_IDENTITY_TOKEN_FILE)".to_owned()
+                } else if var("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+                    .or_else(|| var("AWS_CONTAINER_CREDENTIALS_FULL_URI"))
+                    .is_some()
+                {
+                    "the container credentials (AWS_CONTAINER_CREDENTIALS_*)".to_owned()
+                } else {
+                    "the AWS credential chain's credentials (the `default` profile or the instance role)".to_owned()
+                }
+            }
+        }
     }
 
     /// Adds the authentication headers for `region` to a request whose body is final.
@@ -220,6 +285,54 @@ pub fn sign_with(
     Ok(())
 }
 
+/// `AWS_PROFILE` naming a profile that the shared config and credentials files do not
+/// define, said so (with the files looked at and the profiles they do define); `None`
+/// when `AWS_PROFILE` is unset or its profile exists. Checked at start and when the
+/// credential chain finds no credentials, whose own error would not name the cause.
+pub async fn profile_problem() -> Option<String> {
+    #[cfg(feature = "aws-credential-chain")]
+    {
+        use aws_types::os_shim_internal::{Env, Fs};
+        missing_profile(&Env::real(), &Fs::real()).await
+    }
+    #[cfg(not(feature = "aws-credential-chain"))]
+    {
+        None
+    }
+}
+
+#[cfg(feature = "aws-credential-chain")]
+async fn missing_profile(
+    env: &aws_types::os_shim_internal::Env,
+    fs: &aws_types::os_shim_internal::Fs,
+) -> Option<String> {
+    let var = |k: &str| env.get(k).ok().filter(|v| !v.is_empty());
+    let name = var("AWS_PROFILE")?;
+    // A file that does not parse is the chain's to report, with its line.
+    let set = aws_config::profile::load(fs, env, &Default::default(), None)
+        .await
+        .ok()?;
+    if set.get_profile(&name).is_some() {
+        return None;
+    }
+    let file = |var_name: &str, default: &str, what: &str| match var(var_name) {
+        Some(p) => format!("the shared {what} file {p} ({var_name})"),
+        None => format!("the shared {what} file {default}"),
+    };
+    let mut defined: Vec<&str> = set.profiles().collect();
+    defined.sort_unstable();
+    let defined = if defined.is_empty() {
+        "they define no profile".to_owned()
+    } else {
+        format!("they define {}", defined.join(", "))
+    };
+    Some(format!(
+        "the AWS profile `{name}` named by AWS_PROFILE does not exist in {} or {} ({defined}); add it there, or set AWS_PROFILE to one of theirs",
+        file("AWS_CONFIG_FILE", "~/.aws/config", "config"),
+        file("AWS_SHARED_CREDENTIALS_FILE", "~/.aws/credentials", "credentials"),
+    ))
+}
+
 fn no_credentials(why: &str) -> UpstreamError {
     UpstreamError::new(
         UpstreamErrorKind::Auth,
@@ -231,6 +344,52 @@ fn no_credentials(why: &str) -> UpstreamError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(feature = "aws-credential-chain")]
+    #[tokio::test]
+    async fn a_profile_missing_from_the_shared_files_is_named_with_the_files() {
+        use aws_types::os_shim_internal::{Env, Fs};
+        let fs = Fs::from_slice(&[
+            (
+                "/home/u/.aws/config",
+                "[default]\nregion = us-east-1\n[profile dev]\nregion = eu-west-1\n",
+            ),
+            (
+                "/home/u/.aws/credentials",
+                "[ci]\naws_access_key_id = AKID\naws_secret_access_key = s\n",
+            ),
+            ("/etc/aws/config", "[profile prod]\nregion = us-east-1\n"),
+        ]);
+        let env = |vars: &[(&'static str, &'static str)]| {
+            let mut all = vec![("HOME", "/home/u")];
+            all.extend_from_slice(vars);
+            Env::from_slice(&all)
+        };
+        assert_eq!(
+            missing_profile(&env(&[("AWS_PROFILE", "prdo")]), &fs).await.as_deref(),
+            Some("the AWS profile `prdo` named by AWS_PROFILE does not exist in the shared config file ~/.aws/config or the shared credentials file ~/.aws/credentials (they define ci, default, dev); add it there, or set AWS_PROFILE to one of theirs")
+        );
+        assert_eq!(
+            missing_profile(
+                &env(&[("AWS_PROFILE", "dev"), ("AWS_CONFIG_FILE", "/etc/aws/config")]),
+                &fs
+            )
+            .await
+            .as_deref(),
+            Some("the AWS profile `dev` named by AWS_PROFILE does not exist in the shared config file /etc/aws/config (AWS_CONFIG_FILE) or the shared credentials file ~/.aws/credentials (they define ci, prod); add it there, or set AWS_PROFILE to one of theirs")
+        );
+        for name in ["dev", "ci", "default"] {
+            let vars = [("AWS_PROFILE", name)];
+            assert_eq!(missing_profile(&env(&vars), &fs).await, None, "{name}");
+        }
+        assert_eq!(missing_profile(&env(&[]), &fs).await, None);
+        assert_eq!(
+            missing_profile(&env(&[("AWS_PROFILE", "dev")]), &Fs::from_slice(&[]))
+                .await
+                .as_deref(),
+            Some("the AWS profile `dev` named by AWS_PROFILE does not exist in the shared config file ~/.aws/config or the shared credentials file ~/.aws/credentials (they define no profile); add it there, or set AWS_PROFILE to one of theirs")
+        );
+    }
 
     /// Requests signed by botocore with fixed credentials and time (tests/data): the
     /// adapter's signing must produce the very same Authorization header, and the

@@ -81,7 +81,13 @@ impl ControlPlane {
                     "{url} answered 404 without a ResourceNotFoundException: this is not the Bedrock control plane of {region} (check AWS_ENDPOINT_URL_BEDROCK / bedrock.control_endpoint_url)"
                 ),
             )),
-            (403, Some("AccessDeniedException")) => Ok(Lookup::AccessDenied(message)),
+            // An API key that is not valid is an AccessDeniedException too, with an
+            // authentication text: that is the credentials, not the model's access.
+            (403, Some(name @ "AccessDeniedException"))
+                if !super::errors::is_credential_refusal(name, &message) =>
+            {
+                Ok(Lookup::AccessDenied(message))
+            }
             _ => Err(super::errors::from_response(
                 status,
                 error_type.as_deref(),

@@ -34,6 +34,29 @@ pub fn is_catalog_fault(message: &str) -> bool {
         || m.contains("doesn't support on-demand throughput")
 }
 
+/// Whether AWS refused the credentials themselves (an unknown, invalid or expired access
+/// key, session token, signature or Bedrock API key), as opposed to refusing an
+/// authenticated caller access to a model. A Bedrock API key that is not valid comes
+/// back as an `AccessDeniedException` too, but with an authentication text:
+/// `{"Message":"Authentication failed: Please make sure your API Key is valid."}`.
+pub fn is_credential_refusal(name: &str, message: &str) -> bool {
+    match name.to_ascii_lowercase().as_str() {
+        "unrecognizedclientexception"
+        | "invalidsignatureexception"
+        | "incompletesignatureexception"
+        | "expiredtokenexception"
+        | "missingauthenticationtokenexception" => true,
+        "accessdeniedexception" => {
+            let m = message.to_ascii_lowercase();
+            m.starts_with("authentication failed")
+                || m.contains("api key")
+                || m.contains("bearer token")
+                || m.contains("authorization header")
+        }
+        _ => false,
+    }
+}
+
 /// An error response of the runtime API.
 pub fn from_response(
     status: u16,
@@ -71,6 +94,10 @@ pub fn classify(
 ) -> UpstreamError {
     let lower = name.to_ascii_lowercase();
     let (kind, message) = match lower.as_str() {
+        _ if is_credential_refusal(&lower, &message) => (
+            UpstreamErrorKind::Auth,
+            format!("AWS refused the deployment's credentials ({name}: {message})"),
+        ),
         "validationexception" if is_catalog_fault(&message) => (
             UpstreamErrorKind::CatalogFault,
             format!("catalog fault: Bedrock refused the model ID `{model}` in {region} in this form ({message})"),
@@ -91,8 +118,6 @@ pub fn classify(
             UpstreamErrorKind::Auth,
             format!("the deployment's AWS account has no access to `{model}` in {region} ({message}); enable model access for it in the Bedrock console of {region}"),
         ),
-        "unrecognizedclientexception" | "invalidsignatureexception" | "expiredtokenexception"
-        | "missingauthenticationtokenexception" => (UpstreamErrorKind::Auth, message),
         "resourcenotfoundexception" => (UpstreamErrorKind::ModelMissing, message),
         "modelerrorexception" | "modelstreamerrorexception" => (UpstreamErrorKind::Unavailable, message),
         _ => match status {
@@ -136,6 +161,46 @@ mod tests {
             "us-east-1",
         );
         assert_eq!(e.kind, UpstreamErrorKind::Rejected);
+    }
+
+    /// AWS's texts for credentials it does not accept are a refusal of the credentials;
+    /// an authenticated caller without access to the model is told to enable it.
+    #[test]
+    fn refused_credentials_are_not_a_missing_model_access() {
+        for (error_type, body) in [
+            ("AccessDeniedException:http://internal.amazon.com/coral/com.amazon.coral.service/", r#"{"Message":"Authentication failed: Please make sure your API Key is valid."}"#),
+            ("UnrecognizedClientException:http://internal.amazon.com/coral/com.amazon.coral.service/", r#"{"message":"The security token included in the request is invalid."}"#),
+            ("InvalidSignatureException", r#"{"message":"The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details."}"#),
+            ("ExpiredTokenException", r#"{"message":"The security token included in the request is expired"}"#),
+            ("AccessDeniedException", r#"{"Message":"Authorization header is missing"}"#),
+        ] {
+            let e = from_response(403, Some(error_type), body.as_bytes(), "m", "us-east-1");
+            assert_eq!(e.kind, UpstreamErrorKind::Auth, "{body}");
+            assert!(e.message.starts_with("AWS refused the deployment's credentials ("), "{}", e.message);
+            assert!(!e.message.contains("model access"), "{}", e.message);
+        }
+        let e = from_response(
+            403,
+            Some("AccessDeniedException:http://internal.amazon.com/coral/com.amazon.bedrock/"),
+            br#"{"message":"You don't have access to the model with the specified model ID."}"#,
+            "meta.llama3-70b-instruct-v1:0",
+            "us-east-1",
+        );
+        assert_eq!(
+            e.message,
+            "the deployment's AWS account has no access to `meta.llama3-70b-instruct-v1:0` in us-east-1 (You don't have access to the model with the specified model ID.); enable model access for it in the Bedrock console of us-east-1"
+        );
+        let e = from_response(
+            403,
+            Some("UnrecognizedClientException"),
+            br#"{"message":"The security token included in the request is invalid."}"#,
+            "m",
+            "us-east-1",
+        );
+        assert_eq!(
+            e.message,
+            "AWS refused the deployment's credentials (UnrecognizedClientException: The security token included in the request is invalid.)"
+        );
     }
 
     #[test]
