@@ -9,6 +9,7 @@ mod billing;
 mod catalog_current;
 mod chat;
 mod console;
+mod control_plane;
 mod errors;
 mod faults;
 mod fuzz;
