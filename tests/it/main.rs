@@ -11,6 +11,7 @@ mod catalog_current;
 mod chat;
 mod cli;
 mod console;
+mod control_plane;
 mod demo;
 mod errors;
 mod faults;
