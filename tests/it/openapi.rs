@@ -447,3 +447,234 @@ fn operation(out: &mut String, method: &str, path: &str, op: &Value) {
         out.push('\n');
     }
 }
+
+/// The schema `s` with its `$ref` (and a nullable `oneOf` / `anyOf` of one schema and
+/// `null`) resolved in `doc`.
+fn resolve<'a>(doc: &'a Value, s: &'a Value) -> &'a Value {
+    if let Some(r) = s.get("$ref").and_then(Value::as_str) {
+        let name = ref_name(r);
+        return resolve(doc, &doc["components"]["schemas"][name]);
+    }
+    for k in ["oneOf", "anyOf"] {
+        if let Some(alts) = s.get(k).and_then(Value::as_array) {
+            let real: Vec<&Value> = alts.iter().filter(|a| a["type"] != "null").collect();
+            if real.len() == 1 {
+                return resolve(doc, real[0]);
+            }
+        }
+    }
+    s
+}
+
+/// Checks a real answer against its documented schema: every member it has is
+/// documented, and every member the schema requires is there, in nested objects and
+/// list items too. `at` names the place for the failure message.
+fn conforms(
+    doc: &Value,
+    schema: &Value,
+    v: &Value,
+    at: &str,
+    problems: &mut Vec<String>,
+    checked: &mut BTreeSet<String>,
+) {
+    let schema = resolve(doc, schema);
+    match v {
+        Value::Object(members) => {
+            let Some(props) = schema.get("properties").and_then(Value::as_object) else {
+                // A free-form object (passed through from a provider, say).
+                return;
+            };
+            for (k, value) in members {
+                checked.insert(format!("{at}.{k}"));
+                match props.get(k) {
+                    Some(p) => conforms(doc, p, value, &format!("{at}.{k}"), problems, checked),
+                    None => problems.push(format!("{at}.{k} is answered but not documented")),
+                }
+            }
+            for r in schema["required"].as_array().into_iter().flatten() {
+                let r = r.as_str().unwrap_or_default();
+                if !members.contains_key(r) {
+                    problems.push(format!(
+                        "{at}.{r} is required by the reference but not answered"
+                    ));
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(item) = schema.get("items") {
+                for (i, x) in items.iter().enumerate().take(3) {
+                    conforms(doc, item, x, &format!("{at}[{i}]"), problems, checked);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// (method, route as documented, path called, customer key (else admin), body, status)
+type Call = (
+    &'static str,
+    &'static str,
+    String,
+    bool,
+    Option<String>,
+    u16,
+);
+
+/// Real answers of the JSON routes a client reads have exactly the members the
+/// reference documents for them (a documentation type that drifted from its handler's
+/// `json!` fails here).
+#[tokio::test]
+async fn answers_have_the_members_the_reference_documents() {
+    let gw = Gw::start().await;
+    let doc = document();
+    let (account, key) = gw.account("shapes@example.com").await;
+    let chat = crate::harness::chat_body("anthropic/claude-sonnet-4-6", "Hello!", "");
+    let created = gw
+        .admin(
+            "POST",
+            &format!("/admin/v1/accounts/{account}/keys"),
+            Some(r#"{"name":"ci","limits":{"daily_usd":"5.00"}}"#),
+        )
+        .await;
+    let key_id = created.json()["key_id"]
+        .as_str()
+        .expect("key id")
+        .to_owned();
+    let topup = r#"{"amount_usd":"10.00"}"#.to_owned();
+    let calls: Vec<Call> = vec![
+        (
+            "post",
+            "/v1/chat/completions",
+            "/v1/chat/completions".into(),
+            true,
+            Some(chat),
+            200,
+        ),
+        ("get", "/v1/credits", "/v1/credits".into(), true, None, 200),
+        ("get", "/v1/usage", "/v1/usage".into(), true, None, 200),
+        (
+            "get",
+            "/v1/usage/daily",
+            "/v1/usage/daily".into(),
+            true,
+            None,
+            200,
+        ),
+        ("get", "/v1/models", "/v1/models".into(), true, None, 200),
+        (
+            "get",
+            "/v1/models/{id}",
+            "/v1/models/anthropic/claude-sonnet-4-6".into(),
+            true,
+            None,
+            200,
+        ),
+        ("get", "/readyz", "/readyz".into(), false, None, 200),
+        (
+            "post",
+            "/admin/v1/accounts",
+            "/admin/v1/accounts".into(),
+            false,
+            Some(r#"{"email":"other@example.com"}"#.into()),
+            201,
+        ),
+        (
+            "get",
+            "/admin/v1/accounts/{id}",
+            format!("/admin/v1/accounts/{account}"),
+            false,
+            None,
+            200,
+        ),
+        (
+            "post",
+            "/admin/v1/accounts/{id}/topups",
+            format!("/admin/v1/accounts/{account}/topups"),
+            false,
+            Some(topup),
+            201,
+        ),
+        (
+            "get",
+            "/admin/v1/keys/{key_id}",
+            format!("/admin/v1/keys/{key_id}"),
+            false,
+            None,
+            200,
+        ),
+        (
+            "get",
+            "/admin/v1/accounts/{id}/usage",
+            format!("/admin/v1/accounts/{account}/usage"),
+            false,
+            None,
+            200,
+        ),
+        (
+            "get",
+            "/admin/v1/runtime",
+            "/admin/v1/runtime".into(),
+            false,
+            None,
+            200,
+        ),
+        ("get", "/v1/foo", "/v1/foo".into(), true, None, 404),
+    ];
+    let mut problems = Vec::new();
+    let mut checked = BTreeSet::new();
+    for (method, route, path, customer, body, status) in calls {
+        let auth = if customer {
+            key.as_str()
+        } else {
+            crate::harness::ADMIN
+        };
+        let r = gw
+            .send(
+                &method.to_uppercase(),
+                &path,
+                Some(auth),
+                body.as_deref(),
+                &[],
+            )
+            .await;
+        assert_eq!(r.status, status, "{method} {path}: {}", r.text());
+        let schema = if status == 404 {
+            serde_json::json!({"$ref": "#/components/schemas/Error"})
+        } else {
+            let op = &doc["paths"][route][method];
+            assert!(op.is_object(), "{method} {route} is not in the reference");
+            op["responses"][status.to_string()]["content"]["application/json"]["schema"].clone()
+        };
+        assert!(
+            !schema.is_null(),
+            "{method} {route}: no JSON schema for {status}"
+        );
+        conforms(
+            &doc,
+            &schema,
+            &r.json(),
+            &format!("{method} {route}"),
+            &mut problems,
+            &mut checked,
+        );
+    }
+    // The members compared reach into nested objects and list items.
+    for deep in [
+        "post /v1/chat/completions.usage.cost_usd",
+        "get /v1/usage.data[0].upstream_model",
+        "get /v1/models.data[0].id",
+        "get /admin/v1/keys/{key_id}.limits",
+        "get /v1/foo.error.code",
+    ] {
+        assert!(
+            checked.contains(deep),
+            "{deep} was not compared: {checked:?}"
+        );
+    }
+    assert!(
+        problems.is_empty(),
+        "answers and the reference differ:\n{}",
+        problems.join("\n")
+    );
+}
