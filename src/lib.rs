@@ -33,7 +33,7 @@
 //! * [`telemetry`]: logs (text or JSON) and OpenTelemetry traces over OTLP.
 
 pub use gammainfra_catalog::{catalog, clock, ids, money, secret};
-pub use gammainfra_chat::{chat, messages};
+pub use gammainfra_chat::{chat, messages, responses};
 pub use gammainfra_ledger::{histogram, ledger, ratelimit};
 pub use gammainfra_providers::providers;
 #[cfg(any(test, feature = "demo"))]

@@ -39,6 +39,7 @@ const PREFIX: &str = "gammainfra";
 pub enum Route {
     ChatCompletions,
     Messages,
+    Responses,
 }
 
 impl Route {
@@ -46,6 +47,7 @@ impl Route {
         match self {
             Self::ChatCompletions => "/v1/chat/completions",
             Self::Messages => "/v1/messages",
+            Self::Responses => "/v1/responses",
         }
     }
 
@@ -53,6 +55,7 @@ impl Route {
         match self {
             Self::ChatCompletions => 0,
             Self::Messages => 1,
+            Self::Responses => 2,
         }
     }
 }
@@ -195,7 +198,7 @@ pub struct Metrics {
     tokens: Family<ServedAnd, Counter>,
     cost: Family<Served, Counter>,
     /// Per route, by endpoint key.
-    hot: [RwLock<HashMap<String, Arc<Hot>>>; 2],
+    hot: [RwLock<HashMap<String, Arc<Hot>>>; 3],
     /// The labels of a request no provider answered.
     nobody: Served,
 }

@@ -23,6 +23,7 @@ pub mod messages;
 pub mod models;
 pub mod openapi;
 pub mod payments;
+pub mod responses;
 pub mod route;
 pub mod stream;
 pub mod usage;
@@ -184,6 +185,7 @@ route_table! {
         "/v1/chat/completions" => post(chat::completions),
         "/v1/messages" => post(messages::create),
         "/v1/messages/count_tokens" => post(messages::count_tokens),
+        "/v1/responses" => post(responses::create),
         "/v1/models" => get(models::list),
         "/v1/models/{*id}" => get(models::one),
         "/v1/credits" => get(credits::show),

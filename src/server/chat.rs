@@ -98,6 +98,8 @@ pub enum Surface {
     Chat,
     /// Anthropic Messages (`/v1/messages`), see [`crate::messages`].
     Messages,
+    /// OpenAI Responses (`/v1/responses`), see [`crate::responses`].
+    Responses,
 }
 
 /// Runs one request on its own task and answers it (errors in the surface's shape).
@@ -111,6 +113,7 @@ pub(super) async fn serve(
     let route = match surface {
         Surface::Chat => "/v1/chat/completions",
         Surface::Messages => "/v1/messages",
+        Surface::Responses => "/v1/responses",
     };
     let mut trace = RequestTrace::start(&headers, &request_id, route);
     // The handler holds the presence; the request's task holds the other end. If the
@@ -120,6 +123,7 @@ pub(super) async fn serve(
     let mut tally = st.metrics.tally(match surface {
         Surface::Chat => Route::ChatCompletions,
         Surface::Messages => Route::Messages,
+        Surface::Responses => Route::Responses,
     });
     let task = {
         let request_id = request_id.clone();
@@ -151,7 +155,7 @@ pub(super) async fn serve(
                         tracing::debug!(request_id, status = e.status.as_u16(), code = %e.code, "request refused");
                     }
                     match surface {
-                        Surface::Chat => e.into_response(),
+                        Surface::Chat | Surface::Responses => e.into_response(),
                         Surface::Messages => super::messages::error_response(e, &request_id),
                     }
                 }
@@ -170,7 +174,7 @@ pub(super) async fn serve(
     presence.delivered();
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         // Also where OpenAI's SDKs read a request's ID (`_request_id`).
-        if surface == Surface::Chat {
+        if surface != Surface::Messages {
             resp.headers_mut().insert("x-request-id", v.clone());
         }
         resp.headers_mut().insert(REQUEST_ID, v);
@@ -288,8 +292,17 @@ async fn handle(
     let body = read_body(st, headers, body).await?;
     // A Messages request is converted to the chat format; the client's own request is
     // kept for Anthropic endpoints (see `crate::messages`).
+    let mut responses = None;
     let (body, native) = match surface {
         Surface::Chat => (body, None),
+        Surface::Responses => {
+            let converted = limits::off_workers(body.len(), || {
+                crate::responses::request::to_chat(&body, crate::clock::unix_now())
+            })
+            .await?;
+            responses = Some(converted.echo);
+            (Bytes::from(converted.chat), None)
+        }
         Surface::Messages => {
             let converted =
                 limits::off_workers(body.len(), || crate::messages::request::to_chat(&body))
@@ -415,6 +428,7 @@ async fn handle(
         reservation,
         body.len(),
         native.as_ref(),
+        responses.as_ref(),
         request_id,
         client,
         trace,
@@ -658,6 +672,7 @@ async fn attempt(
     reservation: Reservation,
     body_len: usize,
     native: Option<&crate::messages::NativeMessages>,
+    responses: Option<&crate::responses::Echo>,
     request_id: &str,
     client: ClientHandle,
     trace: &mut RequestTrace,
@@ -707,7 +722,16 @@ async fn attempt(
                     .record_throughput(&ep.key, c.usage.output_tokens, started.elapsed());
                 route.ok(&res.model.id, ep);
                 let ledger = reservation.ledger().clone();
-                let mut resp = complete(cand, ep, c, reservation, native, request_id, trace, tally);
+                let mut resp = complete(
+                    cand,
+                    ep,
+                    c,
+                    reservation,
+                    (native, responses),
+                    request_id,
+                    trace,
+                    tally,
+                );
                 route.set_on(&mut resp);
                 ledger.commit_before_answer().await;
                 return Ok(resp);
@@ -769,6 +793,9 @@ async fn attempt(
                             request_id.to_owned(),
                             timer,
                             native.map(|n| super::stream::MessagesOut::new(n, request_id, ep)),
+                            responses.map(|echo| {
+                                crate::responses::encode::Events::new(echo.clone(), request_id)
+                            }),
                             trace.take(),
                         )
                         .with_tally(tally.take());
@@ -877,7 +904,10 @@ fn complete(
     ep: &Arc<Endpoint>,
     c: Completion,
     reservation: Reservation,
-    native: Option<&crate::messages::NativeMessages>,
+    (native, responses): (
+        Option<&crate::messages::NativeMessages>,
+        Option<&crate::responses::Echo>,
+    ),
     request_id: &str,
     trace: &mut RequestTrace,
     tally: &mut Tally,
@@ -907,6 +937,15 @@ fn complete(
             Some(body) => body.to_vec(),
             None => crate::messages::encode::message(&c.fields, &c.usage, &n.model, request_id),
         };
+        let mut resp = (StatusCode::OK, out).into_response();
+        header(&mut resp, "content-type", "application/json");
+        header(&mut resp, "x-gammainfra-cost-usd", &charged.to_string());
+        proxied_headers(&mut resp, cand, ep);
+        return resp;
+    }
+    if let Some(echo) = responses {
+        let out =
+            crate::responses::encode::response(&c.fields, &c.usage, charged, echo, request_id);
         let mut resp = (StatusCode::OK, out).into_response();
         header(&mut resp, "content-type", "application/json");
         header(&mut resp, "x-gammainfra-cost-usd", &charged.to_string());

@@ -92,6 +92,124 @@ pub struct ChatCompletion {
     pub usage: ChatUsage,
 }
 
+/// A Responses request (stateless): see the operation's description for what is
+/// converted, accepted and refused.
+#[derive(ToSchema)]
+pub struct ResponsesRequest {
+    /// A catalog model ID, alias or provider model ID.
+    pub model: String,
+    /// A string (one user message) or an array of input items: `message`
+    /// (`input_text`, `input_image`, `output_text` parts), `function_call`,
+    /// `function_call_output`, `reasoning` (dropped).
+    #[schema(value_type = Object)]
+    pub input: (),
+    pub instructions: Option<String>,
+    /// Function tools: `{"type":"function","name","description","parameters","strict"}`.
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub tools: Option<()>,
+    /// `auto`, `none`, `required` or `{"type":"function","name"}`.
+    #[schema(value_type = Option<Object>)]
+    pub tool_choice: Option<()>,
+    pub parallel_tool_calls: Option<bool>,
+    pub max_output_tokens: Option<u64>,
+    pub temperature: Option<f64>,
+    pub top_p: Option<f64>,
+    pub stream: Option<bool>,
+    /// `{"effort", "summary"}`: `effort` is passed on as `reasoning_effort`.
+    #[schema(value_type = Option<Object>)]
+    pub reasoning: Option<()>,
+    /// `{"format": {"type": "text" | "json_object" | "json_schema", ...}, "verbosity"}`.
+    #[schema(value_type = Option<Object>)]
+    pub text: Option<()>,
+    /// Echoed in the answer.
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<()>,
+    /// Only `false` (or absent): nothing is stored.
+    pub store: Option<bool>,
+    /// Accepted, nothing to include.
+    pub include: Option<Vec<String>>,
+    pub prompt_cache_key: Option<String>,
+    pub user: Option<String>,
+    /// OpenRouter-style routing preferences, as in chat completions.
+    #[schema(value_type = Option<Object>)]
+    pub provider: Option<()>,
+    /// Fallback models, as in chat completions.
+    pub models: Option<Vec<String>>,
+}
+
+/// A `response` object.
+#[derive(ToSchema)]
+pub struct ResponseObject {
+    #[schema(example = "resp_01a2…")]
+    pub id: String,
+    #[schema(example = "response")]
+    pub object: String,
+    pub created_at: u64,
+    /// `completed`, `incomplete` (`incomplete_details.reason`: `max_output_tokens` or
+    /// `content_filter`), or in a stream `in_progress` and `failed`.
+    pub status: String,
+    pub background: bool,
+    /// `{"code", "message"}` when `failed`.
+    #[schema(value_type = Option<Object>)]
+    pub error: Option<()>,
+    #[schema(value_type = Option<Object>)]
+    pub incomplete_details: Option<()>,
+    pub instructions: Option<String>,
+    pub max_output_tokens: Option<u64>,
+    #[schema(value_type = Object)]
+    pub metadata: (),
+    /// The model as the request named it.
+    pub model: String,
+    /// `message` items (`output_text` or `refusal` content) and `function_call` items
+    /// (`id`, `call_id`, `name`, `arguments`, `status`).
+    #[schema(value_type = Vec<Object>)]
+    pub output: Vec<()>,
+    pub parallel_tool_calls: bool,
+    pub previous_response_id: Option<String>,
+    pub prompt_cache_key: Option<String>,
+    #[schema(value_type = Object)]
+    pub reasoning: (),
+    pub safety_identifier: Option<String>,
+    pub service_tier: Option<String>,
+    /// Always `false`.
+    pub store: bool,
+    pub temperature: Option<f64>,
+    #[schema(value_type = Object)]
+    pub text: (),
+    #[schema(value_type = Object)]
+    pub tool_choice: (),
+    #[schema(value_type = Vec<Object>)]
+    pub tools: Vec<()>,
+    pub top_p: Option<f64>,
+    pub truncation: String,
+    pub usage: Option<ResponseUsage>,
+    pub user: Option<String>,
+}
+
+/// `usage` of a response.
+#[derive(ToSchema)]
+pub struct ResponseUsage {
+    /// Every input token, cached ones included.
+    pub input_tokens: u64,
+    pub input_tokens_details: CachedTokens,
+    pub output_tokens: u64,
+    pub output_tokens_details: ReasoningTokens,
+    pub total_tokens: u64,
+    /// What the request was billed, USD, a decimal string.
+    #[schema(example = "0.000123")]
+    pub cost_usd: String,
+}
+
+#[derive(ToSchema)]
+pub struct CachedTokens {
+    pub cached_tokens: u64,
+}
+
+#[derive(ToSchema)]
+pub struct ReasoningTokens {
+    pub reasoning_tokens: u64,
+}
+
 /// `usage` of a chat completion (also the last event of a stream that asked for it with
 /// `stream_options.include_usage`).
 #[derive(ToSchema)]
@@ -874,12 +992,13 @@ impl Modify for Console {
 #[openapi(
     info(
         title = "GammaInfra API",
-        description = "An LLM API gateway: OpenAI Chat Completions and Anthropic Messages in front of Bedrock, Anthropic and OpenAI, with verified model IDs, region-constrained routing and exact prepaid billing. Money amounts are decimal strings of USD. Errors take OpenAI's shape (`Error`), except on `/v1/messages*` (Anthropic's, `AnthropicError`) and the console (HTML)."
+        description = "An LLM API gateway: OpenAI Chat Completions and Anthropic Messages and OpenAI Responses in front of Bedrock, Anthropic and OpenAI, with verified model IDs, region-constrained routing and exact prepaid billing. Money amounts are decimal strings of USD. Errors take OpenAI's shape (`Error`), except on `/v1/messages*` (Anthropic's, `AnthropicError`) and the console (HTML)."
     ),
     modifiers(&Security, &ErrorBodies, &Console),
     tags(
         (name = "chat", description = "OpenAI Chat Completions"),
         (name = "messages", description = "Anthropic Messages"),
+        (name = "responses", description = "OpenAI Responses (stateless)"),
         (name = "models", description = "The catalog"),
         (name = "credits", description = "Balance and card top-ups"),
         (name = "usage", description = "Usage records and daily sums"),
@@ -892,6 +1011,7 @@ impl Modify for Console {
         super::chat::completions,
         super::messages::create,
         super::messages::count_tokens,
+        super::responses::create,
         super::models::list,
         super::models::one,
         super::credits::show,

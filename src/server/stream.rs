@@ -69,6 +69,8 @@ pub struct BilledStream {
     throughput: Option<Throughput>,
     /// For `/v1/messages`: how the stream is written in Anthropic's dialect.
     messages: Option<MessagesOut>,
+    /// For `/v1/responses`: the stream written as the Responses event sequence.
+    responses: Option<crate::responses::encode::Events>,
     /// The request's trace and log line, finished at settlement.
     trace: crate::telemetry::RequestTrace,
     /// The request's measurements, recorded when it is settled.
@@ -106,6 +108,7 @@ impl BilledStream {
         request_id: String,
         throughput: Option<Throughput>,
         messages: Option<MessagesOut>,
+        responses: Option<crate::responses::encode::Events>,
         trace: crate::telemetry::RequestTrace,
     ) -> Self {
         let mut s = Self {
@@ -127,6 +130,7 @@ impl BilledStream {
             commit: None,
             throughput,
             messages,
+            responses,
             trace,
             tally: None,
         };
@@ -144,6 +148,21 @@ impl BilledStream {
     pub fn with_tally(mut self, tally: crate::metrics::Tally) -> Self {
         self.tally = Some(tally);
         self
+    }
+
+    /// Queues one chat chunk in the client's dialect.
+    fn encode_chunk(&mut self, json: &[u8]) {
+        match (&mut self.responses, &mut self.messages) {
+            (Some(events), _) => events.chunk(json, &mut self.queue),
+            (None, None) => self.queue.push_back(frame(json)),
+            (
+                None,
+                Some(MessagesOut {
+                    encoder: Some(events),
+                }),
+            ) => events.chunk(json, &mut self.queue),
+            (None, Some(_)) => {}
+        }
     }
 
     /// The unfinished rest of this stream, moved out to be read to its end without a
@@ -168,6 +187,7 @@ impl BilledStream {
             commit: None,
             throughput: self.throughput.take(),
             messages: None,
+            responses: None,
             trace: self.trace.take(),
             tally: self.tally.take(),
         };
@@ -186,13 +206,7 @@ impl BilledStream {
                         self.meta = meta;
                     }
                 }
-                match &mut self.messages {
-                    None => self.queue.push_back(frame(&json)),
-                    Some(MessagesOut {
-                        encoder: Some(events),
-                    }) => events.chunk(&json, &mut self.queue),
-                    Some(_) => {}
-                }
+                self.encode_chunk(&json);
             }
             Ok(StreamItem::Native(event)) => {
                 if let Some(MessagesOut { encoder: None }) = self.messages {
@@ -289,6 +303,22 @@ impl BilledStream {
         match answer {
             // A Messages stream ends with Anthropic's closing events: the provider's
             // own (forwarded), or encoded with the final usage.
+            None if self.responses.is_some() => {
+                if let Some(events) = &mut self.responses {
+                    events.finish(&self.usage, charged, &mut self.queue);
+                }
+            }
+            Some(err) if self.responses.is_some() => {
+                if let Some(events) = &mut self.responses {
+                    events.failed(
+                        err.code,
+                        &err.message,
+                        &self.usage,
+                        charged,
+                        &mut self.queue,
+                    );
+                }
+            }
             None if self.messages.is_some() => {
                 if let Some(MessagesOut {
                     encoder: Some(events),
@@ -541,6 +571,7 @@ mod tests {
             0,
             client.clone(),
             "req_dropped".into(),
+            None,
             None,
             None,
             crate::telemetry::RequestTrace::default(),

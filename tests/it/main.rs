@@ -30,6 +30,7 @@ mod regions;
 mod reload;
 mod replicas;
 mod residency;
+mod responses;
 mod routing;
 mod settlement;
 #[cfg(feature = "otlp")]

@@ -6,3 +6,4 @@ pub use gammainfra_catalog::{catalog, clock, ids, money, secret};
 
 pub mod chat;
 pub mod messages;
+pub mod responses;

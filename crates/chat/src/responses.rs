@@ -1,0 +1,31 @@
+//! OpenAI's Responses API on the gateway (`POST /v1/responses`), stateless.
+//!
+//! A Responses request is served by the same pipeline as a chat completion: it is
+//! converted to the internal chat format ([`request::to_chat`]), so that model
+//! resolution, region constraints, residency policies, routing, fail-over, credit holds
+//! and billing are the very same, on every provider. The answer, whichever provider
+//! gave it, is encoded back into a `response` object, and a stream into the Responses
+//! event sequence ([`encode`]).
+//!
+//! Nothing is stored: `store: true`, `previous_response_id`, `conversation` and
+//! `background` are refused (400), and a `response` object says `"store": false`.
+//! Built-in tools (`web_search`, `file_search`, ...) are refused naming the tool: no
+//! provider the gateway routes to runs them through the chat format.
+
+pub mod encode;
+pub mod request;
+
+/// What the answer echoes of the request (OpenAI's `response` object repeats the
+/// request's settings).
+#[derive(Debug, Clone, Default)]
+pub struct Echo {
+    /// `model` as the client sent it.
+    pub model: String,
+    /// The request's members that the `response` object repeats, as sent (or their
+    /// defaults): `instructions`, `tools`, `tool_choice`, `parallel_tool_calls`,
+    /// `temperature`, `top_p`, `max_output_tokens`, `metadata`, `reasoning`, `text`,
+    /// `truncation`, `user`, `prompt_cache_key`.
+    pub members: serde_json::Map<String, serde_json::Value>,
+    /// When the request arrived, Unix seconds.
+    pub created_at: u64,
+}
