@@ -8,7 +8,7 @@ import sys
 
 import harness
 
-MODULES = ["anthropic_sdk", "openai_sdk", "doc_examples"]
+MODULES = ["anthropic_sdk", "openai_sdk", "openai_responses", "doc_examples"]
 
 for name in sys.argv[1:] or MODULES:
     importlib.import_module(name)
