@@ -58,6 +58,7 @@ expect=(
     'HTTP/1.1 200|x-gammainfra-provider: anthropic|"content":"Simulated reply to: Hello!"'
     '^data: \{.*"usage":\{.*"cost_usd":"|^data: \[DONE\]'
     'HTTP/1.1 200|x-gammainfra-provider: openai_compatible:local|x-gammainfra-upstream-region: eu-west-1'
+    '"object":"response"|"status":"completed"|"text":"Simulated reply to: Hello!"|"cost_usd":"0\.0'
     'HTTP/1.1 200|x-gammainfra-upstream-model: eu\.anthropic\.claude-sonnet-4-6|x-gammainfra-upstream-region: eu'
     'HTTP/1.1 400|"code":"no_endpoint_in_region"'
     'HTTP/1.1 200|x-gammainfra-output-capped: [0-9]+|"finish_reason":"stop"'
