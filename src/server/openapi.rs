@@ -202,7 +202,10 @@ pub struct ResponseUsage {
 
 #[derive(ToSchema)]
 pub struct CachedTokens {
+    /// Input tokens read from a prompt cache.
     pub cached_tokens: u64,
+    /// Input tokens written to a prompt cache (the gateway's member; Codex CLI reads it).
+    pub cache_write_tokens: u64,
 }
 
 #[derive(ToSchema)]

@@ -92,6 +92,10 @@ for provider in bedrock anthropic; do
 model_provider = "gammainfra"
 model = "$MODEL"
 check_for_update_on_startup = false
+# Codex offers the model OpenAI's built-in web_search tool unless told not to; no
+# provider the gateway routes the Responses API to runs it (the gateway refuses it,
+# naming it).
+web_search = "disabled"
 
 [model_providers.gammainfra]
 name = "GammaInfra"

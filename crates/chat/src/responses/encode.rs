@@ -20,12 +20,16 @@ use super::Echo;
 use crate::chat::Usage;
 use crate::money::Nanos;
 
-/// The Responses usage object, with the charge as `cost_usd`.
+/// The Responses usage object, with the charge as `cost_usd` and the cache writes as
+/// `input_tokens_details.cache_write_tokens` (which Codex CLI reads), both the gateway's.
 pub fn usage_json(u: &Usage, cost: Nanos) -> Value {
     let input = u.prompt_tokens();
     json!({
         "input_tokens": input,
-        "input_tokens_details": {"cached_tokens": u.cache_read_tokens},
+        "input_tokens_details": {
+            "cached_tokens": u.cache_read_tokens,
+            "cache_write_tokens": u.cache_write_5m_tokens.saturating_add(u.cache_write_1h_tokens),
+        },
         "output_tokens": u.output_tokens,
         "output_tokens_details": {"reasoning_tokens": 0},
         "total_tokens": input.saturating_add(u.output_tokens),

@@ -17,7 +17,8 @@
 //! | `temperature`, `top_p`, `parallel_tool_calls`, `user`, `safety_identifier`, `prompt_cache_key`, `service_tier`, `stream` | the same (a stream with usage) |
 //! | `provider`, `models` (the gateway's routing members) | the same |
 //!
-//! Accepted and not converted: `metadata` (echoed in the answer), `include`,
+//! Accepted and not converted: `namespace` tools (Codex CLI's groups of sub-agent tools,
+//! not offered to the model), `metadata` (echoed in the answer), `include`,
 //! `client_metadata`, `truncation` (`disabled` or `auto`), `stream_options`,
 //! `max_tool_calls`, `reasoning.summary`. Refused with a 400 naming the member: what needs
 //! state the gateway does not keep (`store: true`, `previous_response_id`, `conversation`,
@@ -371,12 +372,14 @@ fn message_item(
 ) -> Result<(), RequestError> {
     let role = match obj.get("role").and_then(Value::as_str) {
         Some(r @ ("user" | "assistant" | "system" | "developer")) => r,
-        Some(other) => return Err(bad(
-            &format!("{at}.role"),
-            format!(
+        Some(other) => {
+            return Err(bad(
+                &format!("{at}.role"),
+                format!(
                 "{at}.role: expected 'user', 'assistant', 'system' or 'developer', not `{other}`."
             ),
-        )),
+            ))
+        }
         None => {
             return Err(bad(
                 &format!("{at}.role"),
@@ -466,6 +469,9 @@ fn convert_tools(tools: &Value) -> Result<Vec<Value>, RequestError> {
                 }
                 out.push(json!({"type": "function", "function": function}));
             }
+            // Codex CLI groups its sub-agent tools in a `namespace` tool, a type of its
+            // own that no provider defines: they are not offered to the model.
+            Some("namespace") => {}
             Some(b) if BUILT_IN_TOOLS.contains(&b) => {
                 return Err(bad(
                     &format!("{at}.type"),
@@ -584,7 +590,8 @@ mod tests {
                 {"type": "function_call_output", "call_id": "c1", "output": "a b"},
                 {"type": "function_call_output", "call_id": "c2", "output": [{"type": "input_text", "text": "/"}]},
             ],
-            "tools": [{"type": "function", "name": "ls", "description": "list", "parameters": {"type": "object"}, "strict": false}],
+            "tools": [{"type": "function", "name": "ls", "description": "list", "parameters": {"type": "object"}, "strict": false},
+                      {"type": "namespace", "name": "multi_agent_v1", "tools": [{"type": "function", "name": "spawn_agent"}]}],
             "tool_choice": "auto",
             "parallel_tool_calls": true,
             "max_output_tokens": 100,
