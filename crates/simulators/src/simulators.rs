@@ -845,6 +845,25 @@ struct StreamPlan {
     drip: Option<Duration>,
 }
 
+/// How many frames of a stream (`deltas[i]`: frame i is a content delta) are sent
+/// before a fault placed after `after` content deltas: the frames before the first
+/// delta always go out; with fewer deltas than `after`, the fault follows the last one.
+fn frames_before_fault(deltas: &[bool], after: usize) -> usize {
+    let positions: Vec<usize> = deltas
+        .iter()
+        .enumerate()
+        .filter(|(_, delta)| **delta)
+        .map(|(i, _)| i)
+        .collect();
+    match after {
+        0 => positions.first().copied().unwrap_or(1),
+        n => positions
+            .get(n - 1)
+            .or(positions.last())
+            .map_or(1, |i| i + 1),
+    }
+}
+
 /// A body sending every frame (`(bytes, is a content delta)`) as its own body chunk,
 /// with a yield (or the plan's drip delay) before each so clients can observe chunked
 /// delivery. A fault is injected after `plan.after` content deltas (the frames before
@@ -855,20 +874,8 @@ fn frames_body(mut frames: Vec<(Bytes, bool)>, plan: StreamPlan) -> Body {
     let mut hang = false;
     let mut endless = None;
     if !matches!(plan.fault, StreamFault::None) {
-        let delta_positions: Vec<usize> = frames
-            .iter()
-            .enumerate()
-            .filter(|(_, (_, delta))| *delta)
-            .map(|(i, _)| i)
-            .collect();
-        let keep = match plan.after {
-            0 => delta_positions.first().copied().unwrap_or(1),
-            n => delta_positions
-                .get(n - 1)
-                .or(delta_positions.last())
-                .map_or(1, |i| i + 1),
-        };
-        frames.truncate(keep);
+        let deltas: Vec<bool> = frames.iter().map(|(_, delta)| *delta).collect();
+        frames.truncate(frames_before_fault(&deltas, plan.after));
         tail = match plan.fault {
             StreamFault::Error(frame) | StreamFault::Corrupt(frame) => Some(Ok(frame)),
             StreamFault::Hang => {
