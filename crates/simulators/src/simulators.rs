@@ -5,7 +5,13 @@
 //!
 //! * [`start_openai`]: OpenAI Chat Completions (`POST /v1/chat/completions`,
 //!   `GET /v1/models`, `GET /v1/models/{id}`); [`Simulator::base_url`] ends in `/v1`
-//!   like `OPENAI_BASE_URL`.
+//!   like `OPENAI_BASE_URL`. It also serves the Responses API (`POST /v1/responses`),
+//!   stateless: the same reply, tool calls and fault triggers as chat completions, as
+//!   `message` / `function_call` output items (after a `reasoning` item for `o1`, `o3`,
+//!   `o4` and `gpt-5` models), `incomplete` past `max_output_tokens`, streamed as the
+//!   documented `response.*` events with `sequence_number`s; `[[sim:midstream-error]]`
+//!   ends such a stream with an `error` event and `response.failed`. See the module
+//!   docs of `openai/responses.rs` for its rules.
 //! * [`start_anthropic`]: Anthropic Messages (`POST /v1/messages`);
 //!   [`Simulator::base_url`] is the API root like `ANTHROPIC_BASE_URL`.
 //! * [`start_bedrock`]: AWS Bedrock Converse / ConverseStream behind SigV4 or a Bedrock
