@@ -5,7 +5,13 @@
 //!
 //! * [`start_openai`]: OpenAI Chat Completions (`POST /v1/chat/completions`,
 //!   `GET /v1/models`, `GET /v1/models/{id}`); [`Simulator::base_url`] ends in `/v1`
-//!   like `OPENAI_BASE_URL`.
+//!   like `OPENAI_BASE_URL`. It also serves the Responses API (`POST /v1/responses`),
+//!   stateless: the same reply, tool calls and fault triggers as chat completions, as
+//!   `message` / `function_call` output items (after a `reasoning` item for `o1`, `o3`,
+//!   `o4` and `gpt-5` models), `incomplete` past `max_output_tokens`, streamed as the
+//!   documented `response.*` events with `sequence_number`s; `[[sim:midstream-error]]`
+//!   ends such a stream with an `error` event and `response.failed`. See the module
+//!   docs of `openai/responses.rs` for its rules.
 //! * [`start_anthropic`]: Anthropic Messages (`POST /v1/messages`);
 //!   [`Simulator::base_url`] is the API root like `ANTHROPIC_BASE_URL`.
 //! * [`start_bedrock`]: AWS Bedrock Converse / ConverseStream behind SigV4 or a Bedrock
@@ -845,6 +851,25 @@ struct StreamPlan {
     drip: Option<Duration>,
 }
 
+/// How many frames of a stream (`deltas[i]`: frame i is a content delta) are sent
+/// before a fault placed after `after` content deltas: the frames before the first
+/// delta always go out; with fewer deltas than `after`, the fault follows the last one.
+fn frames_before_fault(deltas: &[bool], after: usize) -> usize {
+    let positions: Vec<usize> = deltas
+        .iter()
+        .enumerate()
+        .filter(|(_, delta)| **delta)
+        .map(|(i, _)| i)
+        .collect();
+    match after {
+        0 => positions.first().copied().unwrap_or(1),
+        n => positions
+            .get(n - 1)
+            .or(positions.last())
+            .map_or(1, |i| i + 1),
+    }
+}
+
 /// A body sending every frame (`(bytes, is a content delta)`) as its own body chunk,
 /// with a yield (or the plan's drip delay) before each so clients can observe chunked
 /// delivery. A fault is injected after `plan.after` content deltas (the frames before
@@ -855,20 +880,8 @@ fn frames_body(mut frames: Vec<(Bytes, bool)>, plan: StreamPlan) -> Body {
     let mut hang = false;
     let mut endless = None;
     if !matches!(plan.fault, StreamFault::None) {
-        let delta_positions: Vec<usize> = frames
-            .iter()
-            .enumerate()
-            .filter(|(_, (_, delta))| *delta)
-            .map(|(i, _)| i)
-            .collect();
-        let keep = match plan.after {
-            0 => delta_positions.first().copied().unwrap_or(1),
-            n => delta_positions
-                .get(n - 1)
-                .or(delta_positions.last())
-                .map_or(1, |i| i + 1),
-        };
-        frames.truncate(keep);
+        let deltas: Vec<bool> = frames.iter().map(|(_, delta)| *delta).collect();
+        frames.truncate(frames_before_fault(&deltas, plan.after));
         tail = match plan.fault {
             StreamFault::Error(frame) | StreamFault::Corrupt(frame) => Some(Ok(frame)),
             StreamFault::Hang => {

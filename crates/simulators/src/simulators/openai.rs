@@ -5,6 +5,7 @@
 //! response carries an `x-request-id` header. See the parent module for the
 //! deterministic reply, token and fault-trigger rules.
 
+mod responses;
 mod validate;
 
 use std::sync::Arc;
@@ -177,6 +178,7 @@ async fn route(
     let headers = [("x-request-id", request_id.to_owned())];
     match (method, path) {
         ("POST", "/v1/chat/completions") => chat(request, request_id).await,
+        ("POST", "/v1/responses") => responses::create(request, request_id).await,
         ("GET", "/v1/models") => {
             let data: Vec<Value> = LISTED_MODELS.iter().map(|id| model_object(id)).collect();
             Ok(json_response(

@@ -71,14 +71,14 @@ pub(super) struct ChatRequest {
 }
 
 /// `"an integer"`, `"a string"`, ...
-fn article(type_name: &str) -> String {
+pub(super) fn article(type_name: &str) -> String {
     match type_name.as_bytes().first() {
         Some(b'a' | b'e' | b'i' | b'o' | b'u') => format!("an {type_name}"),
         _ => format!("a {type_name}"),
     }
 }
 
-fn invalid_type(param: &str, expected: &str, got: &Value) -> ApiError {
+pub(super) fn invalid_type(param: &str, expected: &str, got: &Value) -> ApiError {
     ApiError::invalid(
         format!(
             "Invalid type for '{param}': expected {expected}, but got {} instead.",
@@ -89,7 +89,7 @@ fn invalid_type(param: &str, expected: &str, got: &Value) -> ApiError {
     )
 }
 
-fn missing(param: &str) -> ApiError {
+pub(super) fn missing(param: &str) -> ApiError {
     ApiError::invalid(
         format!("Missing required parameter: '{param}'."),
         Some(param),
@@ -97,9 +97,10 @@ fn missing(param: &str) -> ApiError {
     )
 }
 
-fn invalid_value(param: &str, got: &str, supported: &[&str]) -> ApiError {
+pub(super) fn invalid_value(param: &str, got: &str, supported: &[&str]) -> ApiError {
     let quoted: Vec<String> = supported.iter().map(|s| format!("'{s}'")).collect();
     let list = match quoted.split_last() {
+        Some((last, [only])) => format!("{only} and {last}"),
         Some((last, rest)) if !rest.is_empty() => format!("{}, and {last}", rest.join(", ")),
         Some((last, _)) => last.clone(),
         None => String::new(),
@@ -112,11 +113,11 @@ fn invalid_value(param: &str, got: &str, supported: &[&str]) -> ApiError {
 }
 
 /// A field that is present and not `null` (the API treats `null` as absent).
-fn field<'a>(object: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+pub(super) fn field<'a>(object: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
     object.get(key).filter(|v| !v.is_null())
 }
 
-fn string_field<'a>(
+pub(super) fn string_field<'a>(
     object: &'a Map<String, Value>,
     key: &str,
     param: &str,
@@ -128,7 +129,7 @@ fn string_field<'a>(
     }
 }
 
-fn required_string<'a>(
+pub(super) fn required_string<'a>(
     object: &'a Map<String, Value>,
     key: &str,
     param: &str,
@@ -136,7 +137,7 @@ fn required_string<'a>(
     string_field(object, key, param)?.ok_or_else(|| missing(param))
 }
 
-fn bool_field(object: &Map<String, Value>, key: &str) -> Result<Option<bool>, ApiError> {
+pub(super) fn bool_field(object: &Map<String, Value>, key: &str) -> Result<Option<bool>, ApiError> {
     match field(object, key) {
         None => Ok(None),
         Some(Value::Bool(b)) => Ok(Some(*b)),
@@ -144,7 +145,7 @@ fn bool_field(object: &Map<String, Value>, key: &str) -> Result<Option<bool>, Ap
     }
 }
 
-fn number_in_range(
+pub(super) fn number_in_range(
     object: &Map<String, Value>,
     key: &str,
     min: f64,
@@ -173,7 +174,7 @@ fn number_in_range(
     Ok(())
 }
 
-fn integer_field(
+pub(super) fn integer_field(
     object: &Map<String, Value>,
     key: &str,
     min: i64,
