@@ -221,6 +221,7 @@ async fn one_token(runtime: &Bedrock, m: &Model, e: &Endpoint) -> Result<(), Str
             model: m,
             body_len: body.len(),
             native: None,
+            responses: None,
         })
         .await
         .map(|_| ())

@@ -300,7 +300,7 @@ async fn handle(
                 crate::responses::request::to_chat(&body, crate::clock::unix_now())
             })
             .await?;
-            responses = Some(converted.echo);
+            responses = Some((converted.echo, converted.native));
             (Bytes::from(converted.chat), None)
         }
         Surface::Messages => {
@@ -428,7 +428,8 @@ async fn handle(
         reservation,
         body.len(),
         native.as_ref(),
-        responses.as_ref(),
+        responses.as_ref().map(|(echo, _)| echo),
+        responses.as_ref().map(|(_, native)| native),
         request_id,
         client,
         trace,
@@ -673,6 +674,7 @@ async fn attempt(
     body_len: usize,
     native: Option<&crate::messages::NativeMessages>,
     responses: Option<&crate::responses::Echo>,
+    responses_native: Option<&crate::responses::NativeResponses>,
     request_id: &str,
     client: ClientHandle,
     trace: &mut RequestTrace,
@@ -708,6 +710,7 @@ async fn attempt(
             model: &res.model,
             body_len,
             native,
+            responses: responses_native,
         };
         let started = Instant::now();
         tally.calling(ep, started);
@@ -793,9 +796,8 @@ async fn attempt(
                             request_id.to_owned(),
                             timer,
                             native.map(|n| super::stream::MessagesOut::new(n, request_id, ep)),
-                            responses.map(|echo| {
-                                crate::responses::encode::Events::new(echo.clone(), request_id)
-                            }),
+                            responses
+                                .map(|echo| super::stream::ResponsesOut::new(echo, request_id, ep)),
                             trace.take(),
                         )
                         .with_tally(tally.take());
@@ -944,8 +946,17 @@ fn complete(
         return resp;
     }
     if let Some(echo) = responses {
-        let out =
-            crate::responses::encode::response(&c.fields, &c.usage, charged, echo, request_id);
+        // OpenAI's own answer with the charge in its usage, or the converted one encoded.
+        let out = match c.native {
+            Some(body) => crate::responses::encode::with_cost(&body, charged),
+            None => {
+                // The answer names the model that served it, as chat completions and
+                // OpenAI's own answers do.
+                let mut echo = echo.clone();
+                echo.model.clone_from(&ep.upstream_id);
+                crate::responses::encode::response(&c.fields, &c.usage, charged, &echo, request_id)
+            }
+        };
         let mut resp = (StatusCode::OK, out).into_response();
         header(&mut resp, "content-type", "application/json");
         header(&mut resp, "x-gammainfra-cost-usd", &charged.to_string());

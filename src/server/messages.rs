@@ -235,6 +235,7 @@ async fn count(
             model: &res.model,
             body_len: body.len(),
             native: Some(&native),
+            responses: None,
         };
         let (tokens, how) = match provider.count_tokens(call).await {
             Ok(Some(n)) => (n, "exact"),

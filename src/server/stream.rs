@@ -69,8 +69,8 @@ pub struct BilledStream {
     throughput: Option<Throughput>,
     /// For `/v1/messages`: how the stream is written in Anthropic's dialect.
     messages: Option<MessagesOut>,
-    /// For `/v1/responses`: the stream written as the Responses event sequence.
-    responses: Option<crate::responses::encode::Events>,
+    /// For `/v1/responses`: how the stream is written as the Responses events.
+    responses: Option<ResponsesOut>,
     /// The request's trace and log line, finished at settlement.
     trace: crate::telemetry::RequestTrace,
     /// The request's measurements, recorded when it is settled.
@@ -82,6 +82,131 @@ pub struct BilledStream {
 pub struct MessagesOut {
     /// `None`: the provider's own events are forwarded.
     encoder: Option<crate::messages::encode::Events>,
+}
+
+/// How a `/v1/responses` stream is written: OpenAI's own events as they came (the
+/// final one held back until the charge is known, to add it to its `usage`), or another
+/// provider's chunks encoded as the Responses events.
+pub enum ResponsesOut {
+    Encoded(crate::responses::encode::Events),
+    Native {
+        /// The final event (`response.completed` or `.incomplete`), held back.
+        last: Option<(String, Bytes)>,
+        /// The last `sequence_number` forwarded, and the response's ID.
+        sequence: Option<u64>,
+        id: String,
+    },
+}
+
+impl ResponsesOut {
+    pub fn new(echo: &crate::responses::Echo, request_id: &str, ep: &Endpoint) -> Self {
+        if ep.provider == crate::catalog::ProviderKind::OpenAi {
+            ResponsesOut::Native {
+                last: None,
+                sequence: None,
+                id: crate::responses::encode::response_id(request_id),
+            }
+        } else {
+            // The answer names the model that served it, as chat completions and
+            // OpenAI's own answers do.
+            let mut echo = echo.clone();
+            echo.model.clone_from(&ep.upstream_id);
+            ResponsesOut::Encoded(crate::responses::encode::Events::new(echo, request_id))
+        }
+    }
+
+    fn chunk(&mut self, json: &[u8], out: &mut VecDeque<Bytes>) {
+        if let ResponsesOut::Encoded(events) = self {
+            events.chunk(json, out);
+        }
+    }
+
+    fn native(&mut self, event: Bytes, out: &mut VecDeque<Bytes>) {
+        let ResponsesOut::Native { last, sequence, id } = self else {
+            return;
+        };
+        #[derive(serde::Deserialize)]
+        struct Lite {
+            #[serde(rename = "type", default)]
+            kind: String,
+            sequence_number: Option<u64>,
+            response: Option<Id>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Id {
+            id: Option<String>,
+        }
+        let data = event
+            .split(|&b| b == b'\n')
+            .find_map(|l| l.strip_prefix(b"data: "))
+            .unwrap_or_default();
+        let Ok(lite) = serde_json::from_slice::<Lite>(data) else {
+            out.push_back(event);
+            return;
+        };
+        if let Some(n) = lite.sequence_number {
+            *sequence = Some(n);
+        }
+        if let Some(i) = lite.response.and_then(|r| r.id) {
+            *id = i;
+        }
+        if matches!(
+            lite.kind.as_str(),
+            "response.completed" | "response.incomplete"
+        ) {
+            *last = Some((lite.kind, Bytes::copy_from_slice(data)));
+        } else {
+            out.push_back(event);
+        }
+    }
+
+    fn finish(
+        &mut self,
+        usage: &crate::chat::Usage,
+        cost: crate::money::Nanos,
+        out: &mut VecDeque<Bytes>,
+    ) {
+        match self {
+            ResponsesOut::Encoded(events) => events.finish(usage, cost, out),
+            ResponsesOut::Native { last, sequence, id } => match last.take() {
+                Some((kind, data)) => out.push_back(crate::responses::encode::event_with_cost(
+                    &kind, &data, cost,
+                )),
+                // Ended without its final event: the response did not complete.
+                None => out.push_back(crate::responses::encode::failed_after(
+                    sequence.map_or(0, |n| n + 1),
+                    id,
+                    "upstream_error",
+                    "The provider ended the stream before the response completed.",
+                    usage,
+                    cost,
+                )),
+            },
+        }
+    }
+
+    fn failed(
+        &mut self,
+        code: &str,
+        message: &str,
+        usage: &crate::chat::Usage,
+        cost: crate::money::Nanos,
+        out: &mut VecDeque<Bytes>,
+    ) {
+        match self {
+            ResponsesOut::Encoded(events) => events.failed(code, message, usage, cost, out),
+            ResponsesOut::Native { sequence, id, .. } => {
+                out.push_back(crate::responses::encode::failed_after(
+                    sequence.map_or(0, |n| n + 1),
+                    id,
+                    code,
+                    message,
+                    usage,
+                    cost,
+                ))
+            }
+        }
+    }
 }
 
 impl MessagesOut {
@@ -108,7 +233,7 @@ impl BilledStream {
         request_id: String,
         throughput: Option<Throughput>,
         messages: Option<MessagesOut>,
-        responses: Option<crate::responses::encode::Events>,
+        responses: Option<ResponsesOut>,
         trace: crate::telemetry::RequestTrace,
     ) -> Self {
         let mut s = Self {
@@ -153,7 +278,7 @@ impl BilledStream {
     /// Queues one chat chunk in the client's dialect.
     fn encode_chunk(&mut self, json: &[u8]) {
         match (&mut self.responses, &mut self.messages) {
-            (Some(events), _) => events.chunk(json, &mut self.queue),
+            (Some(out), _) => out.chunk(json, &mut self.queue),
             (None, None) => self.queue.push_back(frame(json)),
             (
                 None,
@@ -209,7 +334,9 @@ impl BilledStream {
                 self.encode_chunk(&json);
             }
             Ok(StreamItem::Native(event)) => {
-                if let Some(MessagesOut { encoder: None }) = self.messages {
+                if let Some(out) = &mut self.responses {
+                    out.native(event, &mut self.queue);
+                } else if let Some(MessagesOut { encoder: None }) = self.messages {
                     self.queue.push_back(event);
                 }
             }
@@ -304,13 +431,13 @@ impl BilledStream {
             // A Messages stream ends with Anthropic's closing events: the provider's
             // own (forwarded), or encoded with the final usage.
             None if self.responses.is_some() => {
-                if let Some(events) = &mut self.responses {
-                    events.finish(&self.usage, charged, &mut self.queue);
+                if let Some(out) = &mut self.responses {
+                    out.finish(&self.usage, charged, &mut self.queue);
                 }
             }
             Some(err) if self.responses.is_some() => {
-                if let Some(events) = &mut self.responses {
-                    events.failed(
+                if let Some(out) = &mut self.responses {
+                    out.failed(
                         err.code,
                         &err.message,
                         &self.usage,

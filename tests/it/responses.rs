@@ -65,12 +65,17 @@ fn events(r: &Resp) -> Vec<Value> {
             "response.output_item.added" => {
                 let i = index.expect("output_index");
                 assert!(!done.contains(&i) && open.insert(i), "added twice: {v}");
-                assert_eq!(v["item"]["status"], "in_progress", "{v}");
+                // Reasoning items carry no status.
+                if v["item"]["type"] != "reasoning" {
+                    assert_eq!(v["item"]["status"], "in_progress", "{v}");
+                }
             }
             "response.output_item.done" => {
                 let i = index.expect("output_index");
                 assert!(open.remove(&i) && done.insert(i), "done unopened: {v}");
-                assert_eq!(v["item"]["status"], "completed", "{v}");
+                if v["item"]["type"] != "reasoning" {
+                    assert_eq!(v["item"]["status"], "completed", "{v}");
+                }
             }
             "response.output_text.delta"
             | "response.output_text.done"
@@ -155,7 +160,12 @@ async fn a_response_is_served_and_billed_exactly_on_every_provider(backend: Back
             assert_eq!(response["object"], "response", "{what}");
             assert_eq!(response["status"], "completed", "{what}");
             assert_eq!(response["store"], false, "{what}");
-            assert_eq!(response["model"], model, "{what}");
+            // The model that served it, as chat completions name it.
+            assert_eq!(
+                response["model"].as_str(),
+                r.header("x-gammainfra-upstream-model"),
+                "{what}"
+            );
             assert_eq!(response["metadata"], json!({"ticket": "42"}), "{what}");
             assert_eq!(
                 output_text(&response),
@@ -376,4 +386,130 @@ async fn a_provider_failing_mid_stream_ends_it_with_response_failed() {
     );
     let spent = usd_to_nanos(gw.credits(&key).await["spent_usd"].as_str().expect("spent"));
     assert_eq!(cost, spent);
+}
+
+/// On OpenAI endpoints the client's request goes to OpenAI's own `/v1/responses`
+/// (with the endpoint's model ID, nothing stored, and without the gateway's members), so
+/// a reasoning model's `reasoning` item with its `encrypted_content` comes back as
+/// OpenAI sent it, and can be sent back; the charge is added to `usage` as `cost_usd`.
+#[tokio::test]
+async fn openai_endpoints_get_the_request_itself_and_answer_with_reasoning() {
+    let gw = Gw::start().await;
+    let (_, key) = gw.account("native@example.com").await;
+    for stream in [false, true] {
+        let body = json!({
+            "model": "openai/gpt-5-mini",
+            "input": [{"role": "user", "content": [{"type": "input_text", "text": "think about it"}]}],
+            "reasoning": {"effort": "low", "summary": "auto"},
+            "include": ["reasoning.encrypted_content"],
+            "store": false,
+            "stream": stream,
+            "provider": {"only": ["openai"]},
+        });
+        let before = usd_to_nanos(gw.credits(&key).await["balance_usd"].as_str().expect("b"));
+        let r = responses(&gw, &key, &body, &[]).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let up = gw.openai.requests().last().cloned().expect("request");
+        assert_eq!(up.path, "/v1/responses");
+        let sent = up.json().expect("json");
+        assert_eq!(sent["model"], "gpt-5-mini");
+        assert_eq!(sent["store"], false);
+        assert_eq!(sent["include"], json!(["reasoning.encrypted_content"]));
+        assert!(sent.get("provider").is_none(), "{sent}");
+        let response = if stream {
+            events(&r).last().expect("last")["response"].clone()
+        } else {
+            r.json()
+        };
+        let reasoning = &response["output"][0];
+        assert_eq!(reasoning["type"], "reasoning", "{response}");
+        assert!(
+            reasoning["encrypted_content"]
+                .as_str()
+                .is_some_and(|c| !c.is_empty()),
+            "{reasoning}"
+        );
+        let usage = &response["usage"];
+        assert!(
+            usage["output_tokens_details"]["reasoning_tokens"].as_u64() > Some(0),
+            "{usage}"
+        );
+        let cost = usd_to_nanos(usage["cost_usd"].as_str().expect("cost"));
+        let expected = round_sum(&[
+            nanos_at(
+                usage["input_tokens"].as_u64().expect("in"),
+                &price(&gw, "gpt-5-mini", "input"),
+            ),
+            nanos_at(
+                usage["output_tokens"].as_u64().expect("out"),
+                &price(&gw, "gpt-5-mini", "output"),
+            ),
+        ]);
+        assert_eq!(cost, expected, "reasoning tokens are billed as output");
+        let after = usd_to_nanos(gw.credits(&key).await["balance_usd"].as_str().expect("b"));
+        assert_eq!(before - after, cost);
+
+        // The reasoning item goes back to OpenAI with the next turn, as it came.
+        let next = json!({
+            "model": "openai/gpt-5-mini",
+            "input": [{"role": "user", "content": "think about it"}, reasoning,
+                      {"role": "user", "content": "and now?"}],
+            "include": ["reasoning.encrypted_content"],
+            "provider": {"only": ["openai"]},
+        });
+        let r = responses(&gw, &key, &next, &[]).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let sent = gw
+            .openai
+            .requests()
+            .last()
+            .cloned()
+            .expect("request")
+            .json()
+            .expect("json");
+        assert_eq!(
+            sent["input"][1]["encrypted_content"],
+            reasoning["encrypted_content"]
+        );
+    }
+}
+
+/// OpenAI breaking off mid-stream: the gateway ends the stream with its own
+/// `response.failed`, numbered after the last event forwarded, billed for what was
+/// generated; OpenAI's own words stay in the log.
+#[tokio::test]
+async fn an_openai_stream_failing_midway_ends_with_the_gateways_response_failed() {
+    let gw = Gw::start().await;
+    let (_, key) = gw.account("native-failed@example.com").await;
+    let r = responses(
+        &gw,
+        &key,
+        &json!({"model": "openai/gpt-4o-mini", "input": "one two three [[sim:midstream-error 2]]",
+                "stream": true, "provider": {"only": ["openai"]}}),
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let ev = events(&r);
+    let last = ev.last().expect("last");
+    assert_eq!(last["type"], "response.failed", "{last}");
+    assert_eq!(
+        last["response"]["error"]["code"], "upstream_error",
+        "{last}"
+    );
+    let deltas = ev
+        .iter()
+        .filter(|v| v["type"] == "response.output_text.delta")
+        .count() as i128;
+    assert_eq!(deltas, 2);
+    let spent = usd_to_nanos(gw.credits(&key).await["spent_usd"].as_str().expect("spent"));
+    assert_eq!(
+        usd_to_nanos(
+            last["response"]["usage"]["cost_usd"]
+                .as_str()
+                .expect("cost")
+        ),
+        spent
+    );
+    assert!(spent > 0);
 }

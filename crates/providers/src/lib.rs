@@ -2,6 +2,6 @@
 //! per upstream API (AWS Bedrock, Anthropic, OpenAI and OpenAI-compatible servers), with
 //! the upstream HTTP client. Above the chat format, below the server.
 
-pub use gammainfra_chat::{catalog, chat, clock, ids, messages, money, secret};
+pub use gammainfra_chat::{catalog, chat, clock, ids, messages, money, responses, secret};
 
 pub mod providers;

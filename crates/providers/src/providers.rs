@@ -46,6 +46,9 @@ pub struct Call<'a> {
     /// The client's own Anthropic Messages request (`/v1/messages`): the Anthropic
     /// adapter sends it instead of converting `req`, and answers in kind.
     pub native: Option<&'a crate::messages::NativeMessages>,
+    /// The client's own Responses request (`/v1/responses`): the OpenAI adapter sends it
+    /// to OpenAI's `/v1/responses` instead of converting `req`, and answers in kind.
+    pub responses: Option<&'a crate::responses::NativeResponses>,
 }
 
 /// A model provider. An open set: held as `Arc<dyn Provider>`.

@@ -173,6 +173,57 @@ pub fn response(
     serde_json::to_vec(&body).unwrap_or_default()
 }
 
+/// A `response` object as OpenAI sent it, with the charge added to its `usage` as
+/// `cost_usd` (OpenAI's answer as it came when it is not a JSON object with `usage`).
+pub fn with_cost(body: &[u8], cost: Nanos) -> Vec<u8> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(mut v) if v["usage"].is_object() => {
+            v["usage"]["cost_usd"] = json!(cost.to_string());
+            serde_json::to_vec(&v).unwrap_or_else(|_| body.to_vec())
+        }
+        _ => body.to_vec(),
+    }
+}
+
+/// An event of OpenAI's own stream whose `response` (`response.completed`,
+/// `response.incomplete`) gets the charge in its `usage`, framed again.
+pub fn event_with_cost(kind: &str, data: &[u8], cost: Nanos) -> Bytes {
+    let data = match serde_json::from_slice::<Value>(data) {
+        Ok(mut v) if v["response"]["usage"].is_object() => {
+            v["response"]["usage"]["cost_usd"] = json!(cost.to_string());
+            serde_json::to_vec(&v).unwrap_or_else(|_| data.to_vec())
+        }
+        _ => data.to_vec(),
+    };
+    let mut frame = Vec::with_capacity(data.len() + kind.len() + 16);
+    frame.extend_from_slice(b"event: ");
+    frame.extend_from_slice(kind.as_bytes());
+    frame.extend_from_slice(b"\ndata: ");
+    frame.extend_from_slice(&data);
+    frame.extend_from_slice(b"\n\n");
+    Bytes::from(frame)
+}
+
+/// `response.failed` for a passed-through stream that broke off: the gateway's error,
+/// numbered after the last event forwarded.
+pub fn failed_after(
+    sequence: u64,
+    id: &str,
+    code: &str,
+    message: &str,
+    usage: &Usage,
+    cost: Nanos,
+) -> Bytes {
+    let data = json!({
+        "type": "response.failed",
+        "sequence_number": sequence,
+        "response": {"id": id, "object": "response", "status": "failed",
+                     "error": {"code": code, "message": message},
+                     "output": [], "usage": usage_json(usage, cost)},
+    });
+    Bytes::from(format!("event: response.failed\ndata: {data}\n\n"))
+}
+
 /// One output item of an encoded stream.
 #[derive(Debug)]
 enum Item {

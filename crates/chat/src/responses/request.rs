@@ -27,7 +27,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::Echo;
+use super::{Echo, NativeResponses};
 use crate::chat::RequestError;
 
 /// A converted request.
@@ -37,6 +37,8 @@ pub struct Converted {
     pub chat: Vec<u8>,
     /// What the answer repeats of the request.
     pub echo: Echo,
+    /// The client's request, for OpenAI endpoints.
+    pub native: NativeResponses,
 }
 
 fn bad(param: &str, message: impl Into<String>) -> RequestError {
@@ -123,7 +125,7 @@ const BUILT_IN_TOOLS: &[&str] = &[
 pub fn to_chat(body: &[u8], now: u64) -> Result<Converted, RequestError> {
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| bad("body", format!("The request body is not valid JSON: {e}")))?;
-    let Value::Object(body) = value else {
+    let Value::Object(mut body) = value else {
         return Err(bad("body", "The request body must be a JSON object."));
     };
     if let Some(k) = body.keys().find(|k| !KNOWN.contains(&k.as_str())) {
@@ -156,9 +158,11 @@ pub fn to_chat(body: &[u8], now: u64) -> Result<Converted, RequestError> {
         }
     }
     let mut chat = Map::new();
+    // The gateway's own members (routing preferences, fallback models) are read here
+    // and not passed on to OpenAI.
     for k in ["provider", "models"] {
-        if let Some(v) = body.get(k) {
-            chat.insert(k.into(), v.clone());
+        if let Some(v) = body.remove(k) {
+            chat.insert(k.into(), v);
         }
     }
     chat.insert("model".into(), Value::String(model.clone()));
@@ -256,6 +260,7 @@ pub fn to_chat(body: &[u8], now: u64) -> Result<Converted, RequestError> {
             members,
             created_at: now,
         },
+        native: NativeResponses { body },
     })
 }
 

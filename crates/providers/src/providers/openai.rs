@@ -33,10 +33,14 @@ pub struct OpenAi {
     /// `openai` or `openai_compatible:<name>`: names this provider in errors.
     name: String,
     url: String,
+    /// `{base}/responses`, for the Responses API passed through (OpenAI only).
+    responses_url: String,
     host: String,
     auth: Option<String>,
     client: HttpClient,
 }
+
+mod responses;
 
 impl OpenAi {
     /// `base_url` ends in `/v1` like `OPENAI_BASE_URL`; requests go to `{base}/chat/completions`.
@@ -50,6 +54,7 @@ impl OpenAi {
         Ok(Self {
             name: name.to_owned(),
             url: base.url("/chat/completions"),
+            responses_url: base.url("/responses"),
             host: base.host_header,
             auth: api_key.map(|k| format!("Bearer {}", k.expose())),
             client,
@@ -233,13 +238,27 @@ impl Provider for OpenAi {
                     "`top_k` has no equivalent in OpenAI's Chat Completions; remove it to use this model.",
                 ));
             }
-            let mut req = Request::post(&self.url)
+            // A Responses request goes to OpenAI's own `/v1/responses` as the client
+            // sent it; OpenAI-compatible servers get it converted, as chat completions.
+            let native = call
+                .responses
+                .filter(|_| call.endpoint.provider == ProviderKind::OpenAi);
+            let url = if native.is_some() {
+                &self.responses_url
+            } else {
+                &self.url
+            };
+            let mut req = Request::post(url)
                 .header(HOST, &self.host)
                 .header(CONTENT_TYPE, "application/json");
             if let Some(a) = &self.auth {
                 req = req.header(AUTHORIZATION, a);
             }
-            let body = off_workers(call.body_len, || Self::body(&call)).await;
+            let body = off_workers(call.body_len, || match native {
+                Some(n) => responses::body(&call, n),
+                None => Self::body(&call),
+            })
+            .await;
             let req = req.body(Full::new(Bytes::from(body))).map_err(|e| {
                 UpstreamError::new(UpstreamErrorKind::Protocol, &self.name, e.to_string())
             })?;
@@ -248,6 +267,14 @@ impl Provider for OpenAi {
             if !status.is_success() {
                 let body = self.client.read_body(resp.into_body(), &self.name).await?;
                 return Err(self.error_from(status.as_u16(), &body));
+            }
+            if native.is_some() {
+                if call.req.is_stream() {
+                    let events = self.client.sse(resp.into_body(), &self.name);
+                    return Ok(Reply::Stream(responses::stream(self.name.clone(), events)));
+                }
+                let body = self.client.read_body(resp.into_body(), &self.name).await?;
+                return responses::complete(&self.name, body);
             }
             if call.req.is_stream() {
                 let name = self.name.clone();
@@ -430,6 +457,7 @@ pricing = { input = "2.50", output = "10", source = { kind = "provider", url = "
             model,
             body_len: body.len(),
             native: None,
+            responses: None,
         };
         serde_json::from_slice(&OpenAi::body(&call)).expect("json")
     }
