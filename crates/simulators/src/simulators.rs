@@ -99,6 +99,7 @@
 
 mod anthropic;
 mod bedrock;
+mod embedding;
 mod openai;
 mod stripe;
 
