@@ -5,6 +5,7 @@
 //! * [`error`]: [`error::ApiError`] and its OpenAI-shaped response.
 //! * [`auth`]: customer keys and the admin token.
 //! * [`chat`]: `POST /v1/chat/completions`, the attempt/fail-over loop and billing.
+//! * [`embeddings`]: `POST /v1/embeddings`, held, tried and billed like chat.
 //! * [`stream`]: the SSE body of a streamed completion, settled when it ends or drops.
 //! * [`usage`]: `GET /v1/usage[/daily]` and the admin view of an account's usage.
 //! * `console`: the customers' web console under `/console` (HTML pages).
@@ -18,6 +19,7 @@ pub mod auth;
 pub mod chat;
 mod console;
 pub mod credits;
+pub mod embeddings;
 pub mod error;
 pub mod messages;
 pub mod models;
@@ -183,6 +185,7 @@ route_table! {
     /// The API's routes (the console's are in `console::routes`).
     fn api_routes() and const API_ROUTES {
         "/v1/chat/completions" => post(chat::completions),
+        "/v1/embeddings" => post(embeddings::create),
         "/v1/messages" => post(messages::create),
         "/v1/messages/count_tokens" => post(messages::count_tokens),
         "/v1/responses" => post(responses::create),

@@ -210,6 +210,21 @@ async fn suggest(control: &ControlPlane, region: &str, base: &str) -> Option<Str
 }
 
 async fn one_token(runtime: &Bedrock, m: &Model, e: &Endpoint) -> Result<(), String> {
+    // An embedding model is invoked with one short text (InvokeModel), not Converse.
+    if m.embedding().is_some() {
+        let input = crate::providers::embeddings::EmbedInput::Texts(vec!["verify".to_owned()]);
+        return runtime
+            .embed(crate::providers::embeddings::EmbedCall {
+                input: &input,
+                dimensions: None,
+                user: None,
+                endpoint: e,
+                model: m,
+            })
+            .await
+            .map(|_| ())
+            .map_err(|err| err.to_string());
+    }
     let body = br#"{"model":"verify","messages":[{"role":"user","content":"Reply with one word."}],"max_tokens":1}"#;
     let req = ChatRequest::parse(body).map_err(|e| e.message)?;
     let raw = RawObject::parse(body).map_err(|e| e.to_string())?;

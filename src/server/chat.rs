@@ -345,6 +345,17 @@ async fn handle(
             a.param = Some(at.map_or_else(|| "model".to_owned(), |i| format!("models[{i}]")));
             a
         })?;
+        if res.model.embedding().is_some() {
+            let mut e = ApiError::bad_request(
+                "not_a_chat_model",
+                format!(
+                    "{} is an embedding model: send it to /v1/embeddings; this route takes a chat model",
+                    res.model.id
+                ),
+            );
+            e.param = Some(at.map_or_else(|| "model".to_owned(), |i| format!("models[{i}]")));
+            return Err(e);
+        }
         if surface == Surface::Messages {
             super::messages::unpin_anthropic(&mut res);
         }

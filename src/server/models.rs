@@ -42,17 +42,25 @@ fn model_json(m: &Model, router: &Router) -> Value {
             v
         })
         .collect();
-    json!({
+    let mut v = json!({
         "id": m.id,
         "object": "model",
         "created": 0,
         "owned_by": m.owned_by,
         "name": m.name,
+        "kind": m.kind.as_str(),
         "context_window": m.context_window,
         "max_output_tokens": m.max_output_tokens,
         "capabilities": m.capabilities,
         "endpoints": endpoints,
-    })
+    });
+    if let Some(e) = m.embedding() {
+        v["dimensions"] = json!(e.dimensions);
+        if let Some(c) = &e.dimension_choices {
+            v["dimension_choices"] = json!(c);
+        }
+    }
+    v
 }
 
 /// The list, rendered once at start.

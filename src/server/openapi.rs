@@ -213,6 +213,39 @@ pub struct ReasoningTokens {
     pub reasoning_tokens: u64,
 }
 
+/// The answer of `POST /v1/embeddings`: one vector per input, in input order.
+#[derive(ToSchema)]
+pub struct EmbeddingList {
+    #[schema(example = "list")]
+    pub object: String,
+    pub data: Vec<Embedding>,
+    /// The catalog model that answered.
+    #[schema(example = "openai/text-embedding-3-small")]
+    pub model: String,
+    pub usage: EmbeddingUsage,
+}
+
+#[derive(ToSchema)]
+pub struct Embedding {
+    #[schema(example = "embedding")]
+    pub object: String,
+    pub index: u64,
+    /// Numbers, or (with `encoding_format: "base64"`) the base64 of the little-endian
+    /// `f32`s.
+    #[schema(value_type = Object)]
+    pub embedding: (),
+}
+
+/// `usage` of embeddings: the input tokens the provider counted, and what they cost.
+#[derive(ToSchema)]
+pub struct EmbeddingUsage {
+    pub prompt_tokens: u64,
+    pub total_tokens: u64,
+    /// What the request was billed, USD, a decimal string.
+    #[schema(example = "0.00000012")]
+    pub cost_usd: String,
+}
+
 /// `usage` of a chat completion (also the last event of a stream that asked for it with
 /// `stream_options.include_usage`).
 #[derive(ToSchema)]
@@ -338,8 +371,18 @@ pub struct Model {
     pub created: u64,
     pub owned_by: String,
     pub name: String,
+    /// `chat` or `embedding`.
+    #[schema(example = "chat")]
+    pub kind: String,
+    /// For an embedding model: the most tokens one input may have.
     pub context_window: u64,
+    /// 0 for an embedding model.
     pub max_output_tokens: u64,
+    /// An embedding model's vector size (absent for a chat model).
+    pub dimensions: Option<u32>,
+    /// An embedding model's only sizes `dimensions` may ask for (absent: any size from
+    /// 1 to `dimensions`, or a chat model).
+    pub dimension_choices: Option<Vec<u32>>,
     pub capabilities: Vec<String>,
     pub endpoints: Vec<ModelEndpoint>,
 }
@@ -1002,6 +1045,7 @@ impl Modify for Console {
         (name = "chat", description = "OpenAI Chat Completions"),
         (name = "messages", description = "Anthropic Messages"),
         (name = "responses", description = "OpenAI Responses (stateless)"),
+        (name = "embeddings", description = "OpenAI Embeddings"),
         (name = "models", description = "The catalog"),
         (name = "credits", description = "Balance and card top-ups"),
         (name = "usage", description = "Usage records and daily sums"),
@@ -1012,6 +1056,7 @@ impl Modify for Console {
     ),
     paths(
         super::chat::completions,
+        super::embeddings::create,
         super::messages::create,
         super::messages::count_tokens,
         super::responses::create,

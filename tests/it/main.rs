@@ -13,6 +13,7 @@ mod cli;
 mod console;
 mod control_plane;
 mod demo;
+mod embeddings;
 mod errors;
 mod faults;
 mod fuzz;

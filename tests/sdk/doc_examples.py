@@ -30,6 +30,7 @@ EXPECTED = [
     "curl-count-tokens",
     "openai-python",
     "openai-python-stream",
+    "openai-python-embeddings",
     "openai-env",
     "anthropic-python",
     "anthropic-python-stream",

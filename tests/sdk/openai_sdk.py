@@ -266,3 +266,46 @@ def per_provider(provider, model):
 
 for _provider, _model in ROUTES.items():
     per_provider(_provider, _model)
+
+
+def embeddings(model, upstream_tokens):
+    """`client.embeddings.create` (the SDK asks for base64 and decodes it) and the float
+    format, which must give the same numbers; usage with the gateway's `cost_usd`."""
+
+    @check(f"openai embeddings.create {model}")
+    def create():
+        texts = ["Hello there", "General Kenobi"]
+        r = client.embeddings.create(model=model, input=texts, dimensions=256)
+        assert r.model == model, r.model
+        assert [d.index for d in r.data] == [0, 1], r.data
+        assert all(len(d.embedding) == 256 for d in r.data)
+        assert r.usage.prompt_tokens == upstream_tokens, r.usage
+        assert r.usage.total_tokens == upstream_tokens, r.usage
+        assert r.usage.model_extra["cost_usd"].startswith("0.0"), r.usage
+        floats = client.embeddings.create(
+            model=model, input=texts, dimensions=256, encoding_format="float"
+        )
+        for a, b in zip(r.data, floats.data):
+            assert a.embedding == b.embedding, (a.embedding[:3], b.embedding[:3])
+        raw = client.embeddings.with_raw_response.create(model=model, input="hi")
+        assert raw.headers["x-gammainfra-cost-usd"] == raw.parse().usage.model_extra["cost_usd"]
+
+    @check(f"openai embeddings errors {model}: 400 for a chat model and empty input")
+    def errors():
+        expect(
+            openai.BadRequestError,
+            lambda: client.embeddings.create(model="openai/gpt-4o-mini", input="hi"),
+            400,
+            "invalid_request_error",
+        )
+        expect(
+            openai.BadRequestError,
+            lambda: client.embeddings.create(model=model, input=[]),
+            400,
+            "invalid_request_error",
+        )
+
+
+# The simulators count one token per word: 2 + 2.
+embeddings("openai/text-embedding-3-small", 4)
+embeddings("amazon/titan-embed-text-v2", 4)

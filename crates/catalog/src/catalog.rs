@@ -58,12 +58,54 @@ pub enum BedrockProfileRule {
     Optional,
 }
 
+/// What a model does: a closed set, so every place that must tell the two apart breaks
+/// when a kind is added.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelKind {
+    /// Chat completions (`/v1/chat/completions`, `/v1/messages`).
+    Chat,
+    /// Embeddings (`/v1/embeddings`): input tokens only, priced at `input`.
+    Embedding(EmbeddingSpec),
+}
+
+impl ModelKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Chat => "chat",
+            Self::Embedding(_) => "embedding",
+        }
+    }
+}
+
+/// The vectors an embedding model returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmbeddingSpec {
+    /// The size returned when the request names none (the model's full size).
+    pub dimensions: u32,
+    /// The only sizes a request may ask for; `None`: any size from 1 to `dimensions`
+    /// (OpenAI's shortened embeddings).
+    pub dimension_choices: Option<Vec<u32>>,
+}
+
+impl EmbeddingSpec {
+    /// Whether a request may ask for `n` dimensions.
+    pub fn allows(&self, n: u32) -> bool {
+        match &self.dimension_choices {
+            Some(c) => c.contains(&n),
+            None => (1..=self.dimensions).contains(&n),
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct Model {
     pub id: String,
     pub name: String,
     pub owned_by: String,
+    pub kind: ModelKind,
+    /// For an embedding model: the most tokens one input may have.
     pub context_window: u64,
+    /// 0 for an embedding model.
     pub max_output_tokens: u64,
     pub capabilities: BTreeSet<String>,
     pub bedrock_profile: Option<BedrockProfileRule>,
@@ -289,6 +331,16 @@ impl Pricing {
     /// The highest prices of any tier: what a reservation must assume.
     pub fn worst_case(&self) -> EffectivePrices {
         self.for_input_tokens(u64::MAX)
+    }
+}
+
+impl Model {
+    /// The model's embedding sizes, if it is an embedding model.
+    pub fn embedding(&self) -> Option<&EmbeddingSpec> {
+        match &self.kind {
+            ModelKind::Embedding(e) => Some(e),
+            ModelKind::Chat => None,
+        }
     }
 }
 

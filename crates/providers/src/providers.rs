@@ -10,6 +10,9 @@
 //! * [`openai`]: OpenAI Chat Completions and OpenAI-compatible servers (one adapter,
 //!   configured by base URL; vendors are configuration, not modules).
 //! * [`anthropic`]: the Anthropic Messages API (`wire`, `convert`, `stream`).
+//! * [`embeddings`]: the provider-neutral embeddings call and answer
+//!   ([`Provider::embed`]), served by OpenAI (and compatible servers) and by Bedrock's
+//!   InvokeModel.
 //!
 //! A provider turns the internal request ([`crate::chat::ChatRequest`]) into its native
 //! call and its native answer back into [`Reply`]. It knows nothing of routing,
@@ -17,6 +20,7 @@
 
 pub mod anthropic;
 pub mod bedrock;
+pub mod embeddings;
 pub mod http;
 pub mod openai;
 pub mod pool;
@@ -62,6 +66,25 @@ pub trait Provider: Send + Sync + 'static {
         _call: Call<'a>,
     ) -> BoxFuture<'a, Result<Option<u64>, UpstreamError>> {
         Box::pin(async { Ok(None) })
+    }
+
+    /// Embeddings for `call.input`, in input order, with the input tokens the provider
+    /// counted. A provider without an embeddings API refuses (the catalog gives it no
+    /// embedding model).
+    fn embed<'a>(
+        &'a self,
+        call: embeddings::EmbedCall<'a>,
+    ) -> BoxFuture<'a, Result<embeddings::Embeddings, UpstreamError>> {
+        Box::pin(async move {
+            Err(UpstreamError::new(
+                UpstreamErrorKind::Protocol,
+                &call.endpoint.provider.to_string(),
+                format!(
+                    "endpoint {} has no embeddings API in this gateway",
+                    call.endpoint.key
+                ),
+            ))
+        })
     }
 
     /// The host a call to `ep` goes to (`server.address` in traces).

@@ -105,6 +105,7 @@
 
 mod anthropic;
 mod bedrock;
+mod embedding;
 mod openai;
 mod stripe;
 

@@ -15,8 +15,9 @@ use std::sync::Arc;
 
 use super::raw::{RawCatalog, RawEndpoint, RawModel, RawPriceSource, RawPricing};
 use super::{
-    BedrockEndpoint, BedrockInvocation, BedrockProfileRule, Catalog, Endpoint, Geography, Model,
-    PriceSource, PriceSourceKind, PriceTier, Pricing, ProcessingRegions, ProviderKind,
+    BedrockEndpoint, BedrockInvocation, BedrockProfileRule, Catalog, EmbeddingSpec, Endpoint,
+    Geography, Model, ModelKind, PriceSource, PriceSourceKind, PriceTier, Pricing,
+    ProcessingRegions, ProviderKind,
 };
 use crate::money::Price;
 
@@ -179,9 +180,24 @@ fn check_model(ctx: &Ctx<'_>, at: &str, m: &RawModel, errs: &mut Vec<String>) ->
         Some((v, n)) if is_slug(v) && !n.is_empty() && !n.contains('/') => {}
         _ => errs.push(format!("{at}: id must be `vendor/model`")),
     }
-    if m.context_window == 0 || m.max_output_tokens == 0 {
-        errs.push(format!(
+    let kind = check_kind(at, m, errs);
+    let embedding = matches!(kind, Some(ModelKind::Embedding(_)));
+    match m.max_output_tokens {
+        Some(_) if embedding => errs.push(format!(
+            "{at}: an embedding model generates no tokens: omit max_output_tokens"
+        )),
+        _ if m.context_window == 0 && embedding => {
+            errs.push(format!("{at}: context_window must be positive"));
+        }
+        Some(n) if n == 0 || m.context_window == 0 => errs.push(format!(
             "{at}: context_window and max_output_tokens must be positive"
+        )),
+        None if !embedding => errs.push(format!("{at}: missing max_output_tokens")),
+        _ => {}
+    }
+    if embedding && !m.capabilities.is_empty() {
+        errs.push(format!(
+            "{at}: an embedding model has no capabilities (tools, vision, streaming)"
         ));
     }
     for c in &m.capabilities {
@@ -209,20 +225,61 @@ fn check_model(ctx: &Ctx<'_>, at: &str, m: &RawModel, errs: &mut Vec<String>) ->
     let mut endpoints = Vec::new();
     for (j, e) in m.endpoints.iter().enumerate() {
         let at = format!("{at}.endpoints[{j}] ({})", e.upstream_id);
-        if let Some(ep) = check_endpoint(ctx, &at, m, rule, e, errs) {
+        if let Some(ep) = check_endpoint(ctx, &at, m, rule, embedding, e, errs) {
             endpoints.push(Arc::new(ep));
         }
     }
+    let kind = kind?;
     (errs.len() == before).then(|| Model {
         id: m.id.clone(),
         name: m.name.clone(),
         owned_by: m.owned_by.clone(),
+        kind,
         context_window: m.context_window,
-        max_output_tokens: m.max_output_tokens,
+        max_output_tokens: m.max_output_tokens.unwrap_or(0),
         capabilities: m.capabilities.iter().cloned().collect(),
         bedrock_profile: rule,
         endpoints,
     })
+}
+
+/// `kind` and, for an embedding model, its `embedding` sizes.
+fn check_kind(at: &str, m: &RawModel, errs: &mut Vec<String>) -> Option<ModelKind> {
+    match (m.kind.as_deref(), &m.embedding) {
+        (None | Some("chat"), None) => Some(ModelKind::Chat),
+        (None | Some("chat"), Some(_)) => {
+            errs.push(format!(
+                "{at}: `embedding` belongs to kind = \"embedding\" models only"
+            ));
+            None
+        }
+        (Some("embedding"), None) => {
+            errs.push(format!(
+                "{at}: an embedding model needs embedding = {{ dimensions = N }}"
+            ));
+            None
+        }
+        (Some("embedding"), Some(e)) => {
+            let spec = EmbeddingSpec {
+                dimensions: e.dimensions,
+                dimension_choices: e.dimension_choices.clone(),
+            };
+            let choices_ok = spec.dimension_choices.as_ref().is_none_or(|c| {
+                !c.is_empty() && c.contains(&spec.dimensions) && c.iter().all(|&n| n > 0)
+            });
+            if spec.dimensions == 0 || !choices_ok {
+                errs.push(format!(
+                    "{at}: embedding.dimensions must be positive and, when dimension_choices is given, one of them"
+                ));
+                return None;
+            }
+            Some(ModelKind::Embedding(spec))
+        }
+        (Some(o), _) => {
+            errs.push(format!("{at}: kind `{o}` must be chat or embedding"));
+            None
+        }
+    }
 }
 
 fn check_endpoint(
@@ -230,6 +287,7 @@ fn check_endpoint(
     at: &str,
     m: &RawModel,
     rule: Option<BedrockProfileRule>,
+    embedding: bool,
     e: &RawEndpoint,
     errs: &mut Vec<String>,
 ) -> Option<Endpoint> {
@@ -247,7 +305,7 @@ fn check_endpoint(
         ));
     }
     let pricing = match &e.pricing {
-        Some(p) => check_pricing(at, p, errs),
+        Some(p) => check_pricing(at, p, embedding, errs),
         None => {
             errs.push(format!(
                 "{at}: missing pricing (input and output are required)"
@@ -503,11 +561,29 @@ struct CheckedPricing {
     tier_sources: Vec<PriceSource>,
 }
 
-fn check_pricing(at: &str, p: &RawPricing, errs: &mut Vec<String>) -> Option<CheckedPricing> {
+fn check_pricing(
+    at: &str,
+    p: &RawPricing,
+    embedding: bool,
+    errs: &mut Vec<String>,
+) -> Option<CheckedPricing> {
     let before = errs.len();
     let at = format!("{at}.pricing");
     let input = price(&at, "input", &p.input, true, errs);
-    let output = price(&at, "output", &p.output, true, errs);
+    // An embedding model bills input only: its output price is absent or zero.
+    let output = if embedding {
+        match price(&at, "output", &p.output, false, errs) {
+            Some(o) if o != Price::default() => {
+                errs.push(format!(
+                    "{at}: an embedding model is billed for input only: omit `output` or set it to \"0\""
+                ));
+                None
+            }
+            _ => Some(Price::default()),
+        }
+    } else {
+        price(&at, "output", &p.output, true, errs)
+    };
     let cache_read = price(&at, "cache_read", &p.cache_read, false, errs);
     let cache_write_5m = price(&at, "cache_write_5m", &p.cache_write_5m, false, errs);
     let cache_write_1h = price(&at, "cache_write_1h", &p.cache_write_1h, false, errs);

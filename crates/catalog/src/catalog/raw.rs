@@ -30,7 +30,12 @@ pub struct RawModel {
     pub name: String,
     pub owned_by: String,
     pub context_window: u64,
-    pub max_output_tokens: u64,
+    /// Required of a chat model; an embedding model generates no tokens and omits it.
+    pub max_output_tokens: Option<u64>,
+    /// `chat` (the default) or `embedding`.
+    pub kind: Option<String>,
+    /// An embedding model's output sizes (`kind = "embedding"` only).
+    pub embedding: Option<RawEmbedding>,
     #[serde(default)]
     pub capabilities: Vec<String>,
     pub bedrock_profile: Option<String>,
@@ -38,6 +43,14 @@ pub struct RawModel {
     pub aliases: Vec<String>,
     #[serde(default)]
     pub endpoints: Vec<RawEndpoint>,
+}
+
+/// `embedding = { dimensions = 1024, dimension_choices = [256, 512, 1024] }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEmbedding {
+    pub dimensions: u32,
+    pub dimension_choices: Option<Vec<u32>>,
 }
 
 #[derive(Debug, Deserialize)]

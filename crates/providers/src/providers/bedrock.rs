@@ -8,6 +8,7 @@
 //! * [`stream`]: `application/vnd.amazon.eventstream` frames (decoded by
 //!   `aws-smithy-eventstream`) to OpenAI chunks.
 //! * [`errors`]: Bedrock's errors classified by exception type first, message second.
+//! * [`invoke`]: embeddings through InvokeModel (Titan Text Embeddings V2, Cohere Embed).
 //! * [`images`]: https image URLs fetched by the gateway, with limits and no access to
 //!   loopback, private or link-local addresses.
 
@@ -16,6 +17,7 @@ pub mod control;
 pub mod convert;
 pub mod errors;
 pub mod images;
+pub mod invoke;
 pub mod stream;
 
 use bytes::Bytes;
@@ -140,6 +142,13 @@ impl Provider for Bedrock {
         Some(crate::providers::http::host_of(
             &self.target(&b.source_region, &ep.upstream_id, "converse").1,
         ))
+    }
+
+    fn embed<'a>(
+        &'a self,
+        call: super::embeddings::EmbedCall<'a>,
+    ) -> BoxFuture<'a, Result<super::embeddings::Embeddings, UpstreamError>> {
+        Box::pin(self.invoke_embeddings(call))
     }
 
     fn call<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<Reply, UpstreamError>> {

@@ -10,6 +10,8 @@
 //! catalog prices. Response bodies are not re-serialised: the top-level fields are
 //! copied as they came, `usage` gets the cost.
 
+mod embeddings;
+
 use std::borrow::Cow;
 
 use bytes::Bytes;
@@ -224,6 +226,13 @@ impl ChunkLite<'_> {
 impl Provider for OpenAi {
     fn server_address(&self, _ep: &crate::catalog::Endpoint) -> Option<String> {
         Some(crate::providers::http::host_of(&self.host))
+    }
+
+    fn embed<'a>(
+        &'a self,
+        call: super::embeddings::EmbedCall<'a>,
+    ) -> BoxFuture<'a, Result<super::embeddings::Embeddings, UpstreamError>> {
+        Box::pin(self.embeddings(call))
     }
 
     fn call<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<Reply, UpstreamError>> {

@@ -1,5 +1,6 @@
 //! Simulated AWS Bedrock: the runtime (`POST /model/{modelId}/converse`,
-//! `POST /model/{modelId}/converse-stream`) and the control-plane calls the gateway uses
+//! `POST /model/{modelId}/converse-stream`, and `POST /model/{modelId}/invoke` for the
+//! embedding models, see [`invoke`]) and the control-plane calls the gateway uses
 //! (`GET /inference-profiles`, `GET /inference-profiles/{id}`, `GET /foundation-models`,
 //! `GET /foundation-models/{id}`), on one server.
 //!
@@ -64,6 +65,7 @@
 
 mod control;
 mod eventstream;
+mod invoke;
 mod models;
 mod runtime;
 mod sigv4;
@@ -211,6 +213,9 @@ async fn route(
         }
         ("POST", ["", "model", model, "converse-stream"]) => {
             runtime::converse(state, request, region, model, true, request_id).await
+        }
+        ("POST", ["", "model", model, "invoke"]) => {
+            invoke::invoke(state, request, region, model, request_id)
         }
         ("POST", ["", "model", model, "count-tokens"]) => {
             runtime::count_tokens(state, request, region, model, request_id)

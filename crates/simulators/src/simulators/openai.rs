@@ -1,10 +1,12 @@
 //! Simulated OpenAI Chat Completions API: `POST /v1/chat/completions`,
-//! `GET /v1/models` and `GET /v1/models/{id}`, behind `Authorization: Bearer <key>`.
+//! `POST /v1/embeddings` (see [`embeddings`]), `GET /v1/models` and `GET /v1/models/{id}`,
+//! behind `Authorization: Bearer <key>`.
 //!
 //! Errors use the real body `{"error":{"message","type","param","code"}}`; every
 //! response carries an `x-request-id` header. See the parent module for the
 //! deterministic reply, token and fault-trigger rules.
 
+mod embeddings;
 mod responses;
 mod validate;
 
@@ -179,6 +181,7 @@ async fn route(
     match (method, path) {
         ("POST", "/v1/chat/completions") => chat(request, request_id).await,
         ("POST", "/v1/responses") => responses::create(request, request_id).await,
+        ("POST", "/v1/embeddings") => embeddings::create(request, request_id),
         ("GET", "/v1/models") => {
             let data: Vec<Value> = LISTED_MODELS.iter().map(|id| model_object(id)).collect();
             Ok(json_response(

@@ -81,6 +81,11 @@ impl BedrockSimModel {
                 .any(|geo| geography_contains(geo, region))
     }
 
+    /// Whether the model makes embeddings (InvokeModel only; Converse refuses it).
+    pub(super) fn is_embedding(&self) -> bool {
+        self.id.contains(".titan-embed") || self.id.starts_with("cohere.embed-")
+    }
+
     /// `inputModalities` as GetFoundationModel reports them.
     fn input_modalities(&self) -> Vec<&'static str> {
         let vision = self.id.starts_with("anthropic.")
@@ -190,6 +195,28 @@ impl BedrockSimConfig {
                 &[],
                 "Mistral Large (24.02)",
                 "Mistral AI",
+            ),
+            // Embedding models: InvokeModel only, on-demand, no inference profile.
+            BedrockSimModel::new(
+                "amazon.titan-embed-text-v2:0",
+                true,
+                &[],
+                "Titan Text Embeddings V2",
+                "Amazon",
+            ),
+            BedrockSimModel::new(
+                "cohere.embed-english-v3",
+                true,
+                &[],
+                "Embed English",
+                "Cohere",
+            ),
+            BedrockSimModel::new(
+                "cohere.embed-multilingual-v3",
+                true,
+                &[],
+                "Embed Multilingual",
+                "Cohere",
             ),
         ]
     }
@@ -408,8 +435,8 @@ pub(super) fn foundation_model_json(model: &BedrockSimModel, region: &str) -> Va
         "modelName": model.name,
         "providerName": model.provider,
         "inputModalities": model.input_modalities(),
-        "outputModalities": ["TEXT"],
-        "responseStreamingSupported": true,
+        "outputModalities": [if model.is_embedding() { "EMBEDDING" } else { "TEXT" }],
+        "responseStreamingSupported": !model.is_embedding(),
         "customizationsSupported": [],
         "inferenceTypesSupported": [inference_type],
         "modelLifecycle": {"status": "ACTIVE"},

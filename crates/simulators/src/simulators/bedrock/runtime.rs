@@ -293,6 +293,11 @@ pub(super) async fn converse(
     let started = Instant::now();
     let model_id = String::from_utf8_lossy(&percent_decode(raw_model_id)).into_owned();
     match resolve(&state.config, &model_id, region) {
+        Ok((m, _)) if m.is_embedding() => {
+            return Err(AwsError::validation(
+                "This action doesn't support the model that you provided. Try again with a supported text or chat model.",
+            ))
+        }
         Ok(_) => {}
         Err(ModelIdError::Invalid) => return Err(AwsError::validation(INVALID_MODEL_ID)),
         Err(ModelIdError::OnDemandUnsupported(id)) => {
