@@ -32,6 +32,7 @@ EXPECTED = [
     "openai-python-stream",
     "openai-python-embeddings",
     "openai-env",
+    "openai-responses",
     "anthropic-python",
     "anthropic-python-stream",
     "anthropic-routing",
