@@ -10,6 +10,7 @@
 //! [`FRAMING_TOKENS`] for tokens a provider adds around an input, all at the dearest
 //! input price of the planned endpoints. As with chat, the request runs in its own task:
 //! a client that hangs up does not cancel it, and it is billed from the provider's usage.
+//! Its log line and spans are chat's ([`RequestTrace`]), the operation `embeddings`.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -31,6 +32,10 @@ use crate::ledger::{keys, Charge, ClientHandle, Presence, UsageStatus};
 use crate::money::{CostAccumulator, Nanos};
 use crate::providers::embeddings::{to_base64, EmbedCall, EmbedInput};
 use crate::providers::UpstreamErrorKind;
+use crate::telemetry::RequestTrace;
+
+/// The route, as logged and traced.
+const PATH: &str = "/v1/embeddings";
 
 /// OpenAI's limit on the inputs of one request.
 pub const MAX_INPUTS: usize = 2048;
@@ -179,15 +184,20 @@ pub async fn create(
     body: axum::body::Body,
 ) -> Response {
     let request_id = keys::random_request_id();
+    let mut trace = RequestTrace::start(&headers, &request_id, PATH);
     // The handler holds the presence, the request's task the other end: a client that
     // hangs up drops this future and the task goes on, billed from the provider's usage.
     let (presence, client) = Presence::new();
     let task = {
         let request_id = request_id.clone();
         tokio::spawn(async move {
-            match handle(&st, &headers, body, &request_id, client).await {
-                Ok(r) => r,
+            match handle(&st, &headers, body, &request_id, client, &mut trace).await {
+                Ok(r) => {
+                    trace.finish(r.status().as_u16(), None);
+                    r
+                }
                 Err(e) => {
+                    trace.finish(e.status.as_u16(), Some(e.code));
                     // The one place a failed request is logged (conversion never logs).
                     if e.status.is_server_error() {
                         tracing::warn!(request_id, status = e.status.as_u16(), code = %e.code, message = %e.message, "embeddings request failed");
@@ -220,6 +230,7 @@ async fn handle(
     body: axum::body::Body,
     request_id: &str,
     client: ClientHandle,
+    trace: &mut RequestTrace,
 ) -> Result<Response, ApiError> {
     // The key first: a request without a valid one is answered without its body read.
     let key = match auth::customer(st, headers) {
@@ -229,10 +240,12 @@ async fn handle(
             return Err(e);
         }
     };
+    trace.key(&key.account_id, &key.key_id);
     let body = read_body(st, headers, body).await?;
     let req: EmbeddingsRequest = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request("invalid_request", format!("Invalid request body: {e}"))
     })?;
+    trace.request(&req.model, None, false);
     let input = parse_input(&req.input)?;
     let base64 = match req.encoding_format.as_deref() {
         None | Some("float") => false,
@@ -332,14 +345,20 @@ async fn handle(
             endpoint: ep,
             model: &model,
         };
+        let span = trace.attempt(ep, || provider.server_address(ep));
         match provider.embed(call).await {
             Ok(out) => {
+                span.answered(&Usage {
+                    input_tokens: out.input_tokens,
+                    ..Usage::default()
+                });
                 st.router.record_success(&ep.key);
                 route.ok(&model.id, ep);
                 answer = Some((ep, out));
                 break;
             }
             Err(e) => {
+                span.failed(&e, e.retryable() && more);
                 if e.kind == UpstreamErrorKind::CatalogFault {
                     tracing::error!(request_id, endpoint = %ep.key, error = %e, "catalog fault: the provider refused this endpoint's model ID; circuit opened");
                     st.router.trip(&ep.key);
@@ -394,6 +413,7 @@ async fn handle(
     let charged = reservation.settle(Charge::for_endpoint(
         ep, &model.id, usage, out.id, status, note,
     ));
+    trace.billed(&model.id, ep, &usage, charged, status.as_str());
     let data: Vec<Value> = out
         .vectors
         .iter()
