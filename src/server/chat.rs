@@ -840,7 +840,7 @@ async fn attempt(
 /// The failure of the last endpoint tried, as the client's answer. The provider's own
 /// text is logged here, with the request ID and endpoint, and never sent: the answer
 /// names only the category, the provider and its status (see [`ApiError::upstream`]).
-fn answered_failure(
+pub(super) fn answered_failure(
     ep: &Endpoint,
     e: &crate::providers::UpstreamError,
     request_id: &str,
@@ -870,7 +870,7 @@ pub(super) fn log_upstream_failure(
 
 /// Circuit bookkeeping for a failed attempt. A catalog fault (the provider refused the
 /// model ID's form) is logged with its endpoint and opens the circuit at once.
-fn note_failure(
+pub(super) fn note_failure(
     st: &AppState,
     ep: &Endpoint,
     e: &crate::providers::UpstreamError,

@@ -14,6 +14,7 @@
 
 use std::borrow::Cow;
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -21,17 +22,17 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::chat::{header_region, linger, log_upstream_failure, read_body, REQUEST_ID};
+use super::chat::{answered_failure, header_region, linger, note_failure, read_body, REQUEST_ID};
 use super::error::ApiError;
-use super::route::{RouteTrace, ROUTE};
+use super::route::RouteTrace;
 use super::{auth, AppState};
 use crate::catalog::{Asked, EmbeddingSpec, Endpoint, ProviderKind, RegionConstraint};
 use crate::chat::request::SortBy;
 use crate::chat::Usage;
 use crate::ledger::{keys, Charge, ClientHandle, Presence, UsageStatus};
+use crate::metrics::{Route, Tally};
 use crate::money::{CostAccumulator, Nanos};
 use crate::providers::embeddings::{to_base64, EmbedCall, EmbedInput};
-use crate::providers::UpstreamErrorKind;
 use crate::telemetry::RequestTrace;
 
 /// The route, as logged and traced.
@@ -188,15 +189,27 @@ pub async fn create(
     // The handler holds the presence, the request's task the other end: a client that
     // hangs up drops this future and the task goes on, billed from the provider's usage.
     let (presence, client) = Presence::new();
+    let mut tally = st.metrics.tally(Route::Embeddings);
     let task = {
         let request_id = request_id.clone();
         tokio::spawn(async move {
-            match handle(&st, &headers, body, &request_id, client, &mut trace).await {
+            let out = handle(
+                &st,
+                &headers,
+                body,
+                &request_id,
+                client,
+                &mut trace,
+                &mut tally,
+            )
+            .await;
+            match out {
                 Ok(r) => {
                     trace.finish(r.status().as_u16(), None);
                     r
                 }
                 Err(e) => {
+                    tally.failed(e.status.as_u16(), e.code);
                     trace.finish(e.status.as_u16(), Some(e.code));
                     // The one place a failed request is logged (conversion never logs).
                     if e.status.is_server_error() {
@@ -231,6 +244,7 @@ async fn handle(
     request_id: &str,
     client: ClientHandle,
     trace: &mut RequestTrace,
+    tally: &mut Tally,
 ) -> Result<Response, ApiError> {
     // The key first: a request without a valid one is answered without its body read.
     let key = match auth::customer(st, headers) {
@@ -345,6 +359,7 @@ async fn handle(
             endpoint: ep,
             model: &model,
         };
+        tally.calling(ep, Instant::now());
         let span = trace.attempt(ep, || provider.server_address(ep));
         match provider.embed(call).await {
             Ok(out) => {
@@ -359,12 +374,7 @@ async fn handle(
             }
             Err(e) => {
                 span.failed(&e, e.retryable() && more);
-                if e.kind == UpstreamErrorKind::CatalogFault {
-                    tracing::error!(request_id, endpoint = %ep.key, error = %e, "catalog fault: the provider refused this endpoint's model ID; circuit opened");
-                    st.router.trip(&ep.key);
-                } else if e.retryable() {
-                    st.router.record_failure(&ep.key);
-                }
+                note_failure(st, ep, &e, request_id, tally);
                 route.failed(&model.id, ep, &e);
                 if e.retryable() && more {
                     tracing::warn!(request_id, endpoint = %ep.key, error = %e, "failing over");
@@ -381,17 +391,7 @@ async fn handle(
         // releases it without a charge).
         drop(reservation);
         let mut e = match last_err {
-            Some((ep, e)) => {
-                log_upstream_failure(
-                    ep,
-                    &e,
-                    request_id,
-                    "upstream failure answered to the client",
-                );
-                let mut a = ApiError::upstream(&e, request_id);
-                a.headers.push((ROUTE, route.into_string()));
-                a
-            }
+            Some((ep, e)) => answered_failure(ep, &e, request_id, route),
             None => ApiError::internal("no endpoint could be called"),
         };
         e.headers.extend(rate_headers);
@@ -414,6 +414,7 @@ async fn handle(
         ep, &model.id, usage, out.id, status, note,
     ));
     trace.billed(&model.id, ep, &usage, charged, status.as_str());
+    tally.answered(&usage, charged, None);
     let data: Vec<Value> = out
         .vectors
         .iter()
