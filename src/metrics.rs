@@ -40,14 +40,19 @@ pub enum Route {
     ChatCompletions,
     Messages,
     Responses,
+    Embeddings,
 }
 
 impl Route {
+    /// How many routes there are: the size of [`Metrics`]' per-route maps.
+    const COUNT: usize = 4;
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::ChatCompletions => "/v1/chat/completions",
             Self::Messages => "/v1/messages",
             Self::Responses => "/v1/responses",
+            Self::Embeddings => "/v1/embeddings",
         }
     }
 
@@ -56,6 +61,7 @@ impl Route {
             Self::ChatCompletions => 0,
             Self::Messages => 1,
             Self::Responses => 2,
+            Self::Embeddings => 3,
         }
     }
 }
@@ -198,7 +204,7 @@ pub struct Metrics {
     tokens: Family<ServedAnd, Counter>,
     cost: Family<Served, Counter>,
     /// Per route, by endpoint key.
-    hot: [RwLock<HashMap<String, Arc<Hot>>>; 3],
+    hot: [RwLock<HashMap<String, Arc<Hot>>>; Route::COUNT],
     /// The labels of a request no provider answered.
     nobody: Served,
 }

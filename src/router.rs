@@ -395,7 +395,8 @@ impl Router {
     }
 
     /// Records a streamed answer's time to first token: from the adapter's call to the
-    /// first chunk that carries output.
+    /// first chunk that carries output. An embeddings answer, which comes whole, records
+    /// its call's time.
     pub fn record_ttft(&self, key: &str, ttft: Duration) {
         self.record_ttft_at(key, ttft, crate::clock::unix_millis());
     }

@@ -2,15 +2,16 @@
 //!
 //! * Logs: [`init_logs`] sets up `tracing-subscriber` on standard error, as text (ANSI
 //!   colours only on a terminal) or, with `GAMMAINFRA_LOG_FORMAT=json`, one JSON object
-//!   per line. Every chat and Messages request logs one `request finished` line at
-//!   `info` (target `gammainfra::requests`) with its request ID, account, key ID, model,
-//!   provider, region, status, tokens, cost and duration: [`RequestTrace::finish`], the
-//!   one place it is written. No secret, prompt or answer is ever logged.
+//!   per line. Every chat, Messages, Responses and embeddings request logs one `request
+//!   finished` line at `info` (target `gammainfra::requests`) with its request ID,
+//!   account, key ID, model, provider, region, status, tokens, cost and duration:
+//!   [`RequestTrace::finish`], the one place it is written. No secret, prompt or answer
+//!   is ever logged.
 //! * Traces: [`Traces::start`] installs an OpenTelemetry tracer exporting over OTLP/HTTP
 //!   when `OTEL_EXPORTER_OTLP_ENDPOINT` (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set
-//!   (cargo feature `otlp`). Each request is one server span named `chat {model}` with
-//!   the GenAI semantic-convention attributes, and each upstream attempt a client span
-//!   under it. Without an endpoint no span is built: a request carries only an
+//!   (cargo feature `otlp`). Each request is one server span named `chat {model}`
+//!   (`embeddings {model}` on `/v1/embeddings`) with the GenAI semantic-convention
+//!   attributes, and each upstream attempt a client span under it. Without an endpoint no span is built: a request carries only an
 //!   [`Instant`] and a few IDs for its log line.
 
 use std::sync::{Arc, OnceLock};
@@ -283,6 +284,16 @@ pub fn genai_provider(p: &ProviderKind) -> &'static str {
     }
 }
 
+/// The GenAI semantic conventions' operation of a route: `embeddings` for
+/// `/v1/embeddings`, `chat` for every route that generates.
+fn operation(route: &str) -> &'static str {
+    if route == "/v1/embeddings" {
+        "embeddings"
+    } else {
+        "chat"
+    }
+}
+
 /// One request's trace and log line, from its arrival to its end: the answer for a
 /// non-streamed request or a failure, the settlement for a stream (the stream takes
 /// it, see [`RequestTrace::take`]). Finished once; an empty one does nothing.
@@ -296,6 +307,8 @@ struct Inner {
     request_id: String,
     /// `POST` path, for the log line.
     route: &'static str,
+    /// `gen_ai.operation.name`: `chat`, or `embeddings` on `/v1/embeddings`.
+    operation: &'static str,
     account_id: Option<Arc<str>>,
     key_id: Option<Arc<str>>,
     /// The model the client asked for.
@@ -318,15 +331,16 @@ struct Inner {
 impl RequestTrace {
     /// A request that arrived on `route`, with the client's `traceparent` as its parent.
     pub fn start(headers: &HeaderMap, request_id: &str, route: &'static str) -> Self {
+        let operation = operation(route);
         let cx = otel().map(|o| {
             let parent = o.propagator.extract(&Headers(headers));
-            // Named `chat` until the model is known (`chat {model}` then).
+            // Named after the operation until the model is known (`chat {model}` then).
             let span = o
                 .tracer
-                .span_builder("chat")
+                .span_builder(operation)
                 .with_kind(SpanKind::Server)
                 .with_attributes([
-                    KeyValue::new("gen_ai.operation.name", "chat"),
+                    KeyValue::new("gen_ai.operation.name", operation),
                     KeyValue::new("gammainfra.request_id", request_id.to_owned()),
                     KeyValue::new("http.request.method", "POST"),
                     KeyValue::new("http.route", route),
@@ -339,6 +353,7 @@ impl RequestTrace {
                 started: Instant::now(),
                 request_id: request_id.to_owned(),
                 route,
+                operation,
                 account_id: None,
                 key_id: None,
                 requested: None,
@@ -381,7 +396,7 @@ impl RequestTrace {
         if let Some(i) = &mut self.inner {
             if let Some(cx) = &i.cx {
                 let span = cx.span();
-                span.update_name(format!("chat {model}"));
+                span.update_name(format!("{} {model}", i.operation));
                 span.set_attribute(KeyValue::new("gen_ai.request.model", model.to_owned()));
                 span.set_attribute(KeyValue::new("gen_ai.request.stream", stream));
                 if let Some(n) = max_tokens {
@@ -411,7 +426,7 @@ impl RequestTrace {
             return Attempt { span: None };
         };
         let mut attrs = vec![
-            KeyValue::new("gen_ai.operation.name", "chat"),
+            KeyValue::new("gen_ai.operation.name", i.operation),
             KeyValue::new("gen_ai.provider.name", genai_provider(&ep.provider)),
             KeyValue::new("gen_ai.request.model", ep.upstream_id.clone()),
             KeyValue::new("gammainfra.provider", ep.provider.to_string()),
@@ -425,7 +440,7 @@ impl RequestTrace {
         }
         let span = o
             .tracer
-            .span_builder(format!("chat {}", ep.upstream_id))
+            .span_builder(format!("{} {}", i.operation, ep.upstream_id))
             .with_kind(SpanKind::Client)
             .with_attributes(attrs)
             .start_with_context(&o.tracer, cx);

@@ -329,7 +329,7 @@ async fn handle(
         Ok::<_, ApiError>((req, raw))
     })
     .await?;
-    provider_header(headers, &mut req)?;
+    provider_header(headers, &mut req.provider)?;
     // Every model the request names is resolved first: an unknown one is refused
     // naming it, before anything else.
     let chain = req.model_chain();
@@ -371,7 +371,7 @@ async fn handle(
     for (i, res) in resolved.into_iter().enumerate() {
         match plan_for(
             st,
-            &req,
+            req.provider.as_ref(),
             &res,
             header_region.as_ref(),
             key.residency.as_deref(),
@@ -581,8 +581,11 @@ impl Candidate {
 /// `X-GammaInfra-Provider: anthropic,bedrock`: the providers that may serve the
 /// request, as `provider.only` in the body, for clients that cannot add body members
 /// (Claude Code sets headers with `ANTHROPIC_CUSTOM_HEADERS`). A request may not set
-/// both.
-pub(super) fn provider_header(headers: &HeaderMap, req: &mut ChatRequest) -> Result<(), ApiError> {
+/// both. `prefs` is the request's `provider` member, already validated.
+pub(super) fn provider_header(
+    headers: &HeaderMap,
+    prefs: &mut Option<ProviderPrefs>,
+) -> Result<(), ApiError> {
     let Some(v) = headers.get("x-gammainfra-provider") else {
         return Ok(());
     };
@@ -606,7 +609,7 @@ pub(super) fn provider_header(headers: &HeaderMap, req: &mut ChatRequest) -> Res
             limits::MAX_PROVIDER_LIST
         )));
     }
-    let prefs = req.provider.get_or_insert_with(ProviderPrefs::default);
+    let prefs = prefs.get_or_insert_with(ProviderPrefs::default);
     if !prefs.only.is_empty() {
         return Err(bad(
             "Set the providers either in `provider.only` or in X-GammaInfra-Provider, not both."
@@ -638,7 +641,7 @@ pub(super) fn header_region(
 /// policy, the request's provider preferences, and the request's image count.
 pub(super) fn plan_for(
     st: &AppState,
-    req: &ChatRequest,
+    prefs: Option<&ProviderPrefs>,
     res: &Resolution,
     header_region: Option<&RegionConstraint>,
     residency: Option<&Residency>,
@@ -663,9 +666,9 @@ pub(super) fn plan_for(
             e
         })?),
     };
-    let plan =
-        st.router
-            .plan_within(res, constraint.as_deref(), residency, req.provider.as_ref())?;
+    let plan = st
+        .router
+        .plan_within(res, constraint.as_deref(), residency, prefs)?;
     // Endpoints whose provider takes fewer images than the request has are skipped (a
     // request over every planned endpoint's cap is refused here, before any hold or
     // fetch): see `chat::limits`.
@@ -840,7 +843,7 @@ async fn attempt(
 /// The failure of the last endpoint tried, as the client's answer. The provider's own
 /// text is logged here, with the request ID and endpoint, and never sent: the answer
 /// names only the category, the provider and its status (see [`ApiError::upstream`]).
-fn answered_failure(
+pub(super) fn answered_failure(
     ep: &Endpoint,
     e: &crate::providers::UpstreamError,
     request_id: &str,
@@ -870,7 +873,7 @@ pub(super) fn log_upstream_failure(
 
 /// Circuit bookkeeping for a failed attempt. A catalog fault (the provider refused the
 /// model ID's form) is logged with its endpoint and opens the circuit at once.
-fn note_failure(
+pub(super) fn note_failure(
     st: &AppState,
     ep: &Endpoint,
     e: &crate::providers::UpstreamError,

@@ -1,8 +1,9 @@
 //! `POST /v1/embeddings` (OpenAI's Embeddings API): authenticate, parse, resolve the
-//! model (an embedding model), plan its endpoints under the region constraint within
-//! the key's residency policy, hold credit for every input token the request can have,
-//! try the endpoints in order (failing over on retryable errors) and bill the input
-//! tokens the provider that answered reported.
+//! model (an embedding model), plan its endpoints as chat plans a model's (the region
+//! constraint within the key's residency policy, the provider preferences of `provider`
+//! or `X-GammaInfra-Provider`: [`plan_for`]), hold credit for every input token the
+//! request can have, try the endpoints in order (failing over on retryable errors) and
+//! bill the input tokens the provider that answered reported.
 //!
 //! The hold: each input counts at most its size (bytes of text, or the number of token
 //! IDs: no tokenizer makes more tokens than bytes), capped at the model's per-input
@@ -10,9 +11,10 @@
 //! [`FRAMING_TOKENS`] for tokens a provider adds around an input, all at the dearest
 //! input price of the planned endpoints. As with chat, the request runs in its own task:
 //! a client that hangs up does not cancel it, and it is billed from the provider's usage.
+//! Its log line and spans are chat's ([`RequestTrace`]), the operation `embeddings`.
 
-use std::borrow::Cow;
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -20,17 +22,24 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::chat::{header_region, linger, log_upstream_failure, read_body, REQUEST_ID};
+use super::chat::{
+    answered_failure, header_region, linger, note_failure, plan_for, provider_header, read_body,
+    REQUEST_ID,
+};
 use super::error::ApiError;
-use super::route::{RouteTrace, ROUTE};
+use super::route::RouteTrace;
 use super::{auth, AppState};
-use crate::catalog::{Asked, EmbeddingSpec, Endpoint, ProviderKind, RegionConstraint};
-use crate::chat::request::SortBy;
+use crate::catalog::{EmbeddingSpec, Endpoint, ProviderKind};
+use crate::chat::request::{ProviderPrefs, SortBy};
 use crate::chat::Usage;
 use crate::ledger::{keys, Charge, ClientHandle, Presence, UsageStatus};
+use crate::metrics::{Route, Tally};
 use crate::money::{CostAccumulator, Nanos};
 use crate::providers::embeddings::{to_base64, EmbedCall, EmbedInput};
-use crate::providers::UpstreamErrorKind;
+use crate::telemetry::RequestTrace;
+
+/// The route, as logged and traced.
+const PATH: &str = "/v1/embeddings";
 
 /// OpenAI's limit on the inputs of one request.
 pub const MAX_INPUTS: usize = 2048;
@@ -58,6 +67,10 @@ pub struct EmbeddingsRequest {
     pub encoding_format: Option<String>,
     /// An end-user identifier, passed on to OpenAI.
     pub user: Option<String>,
+    /// The gateway's provider preferences (`order`, `only`, `ignore`,
+    /// `allow_fallbacks`, `sort`), as in a chat completion; never forwarded upstream.
+    #[schema(value_type = Option<crate::chat::request::ProviderPrefs>)]
+    pub provider: Option<ProviderPrefs>,
 }
 
 fn invalid(param: &str, message: impl Into<String>) -> ApiError {
@@ -143,9 +156,10 @@ pub fn input_token_bound(input: &EmbedInput, per_input: u64) -> u64 {
     tag = "embeddings",
     operation_id = "embeddings_create",
     summary = "Create embeddings (OpenAI Embeddings)",
-    description = "Resolves `model` (an embedding model) in the catalog, plans the endpoints allowed by the region constraint and the key's residency policy, holds credit for every input token the request can have (each input's bytes or token count, at most the model's per-input limit, at the dearest input price), tries the endpoints in order (failing over on retryable errors) and bills the input tokens the provider reported, exactly. Bedrock's Titan and Cohere models take text only; a batch is split into the calls the model allows.",
+    description = "Resolves `model` (an embedding model) in the catalog, plans the endpoints allowed by the region constraint, the key's residency policy and `provider` (as in a chat completion), holds credit for every input token the request can have (each input's bytes or token count, at most the model's per-input limit, at the dearest input price), tries the endpoints in order (failing over on retryable errors) and bills the input tokens the provider reported, exactly. Bedrock's Titan and Cohere models take text only; a batch is split into the calls the model allows.",
     params(
         ("X-GammaInfra-Region" = Option<String>, Header, description = "A region constraint: a geography (`eu`, `us`, ...) or region list, held within the key's residency policy"),
+        ("X-GammaInfra-Provider" = Option<String>, Header, description = "The providers that may serve the request, comma-separated (as `provider.only`; not both)"),
     ),
     request_body(content = EmbeddingsRequest, content_type = "application/json"),
     responses(
@@ -154,11 +168,11 @@ pub fn input_token_bound(input: &EmbedInput, per_input: u64) -> u64 {
             ("X-GammaInfra-Provider" = String, description = "The provider that answered"),
             ("X-GammaInfra-Upstream-Model" = String, description = "The provider's model ID"),
             ("X-GammaInfra-Upstream-Region" = String, description = "Where the provider processed the request"),
-            ("X-GammaInfra-Route" = String, description = "How the request was routed: `sort=price; <model>@<endpoint>=<outcome>, ...`"),
+            ("X-GammaInfra-Route" = String, description = "How the request was routed: `sort=<price|latency|throughput>; <model>@<endpoint>=<outcome>, ...`"),
             ("X-GammaInfra-Cost-USD" = String, description = "What the request was billed, USD"),
             ("x-ratelimit-limit-requests" = String, description = "OpenAI's rate-limit headers, when a rate limit applies (also `-tokens`, `x-ratelimit-remaining-*`, `x-ratelimit-reset-*`)"),
         )),
-        (status = 400, description = "`invalid_request` (empty or too many inputs, a `dimensions` the model does not support, token IDs for a model that takes text only), `invalid_body`, `not_an_embedding_model`, `invalid_region`, `no_endpoint_in_region`, `request_exceeds_spend_limit`, `request_exceeds_rate_limit`, `upstream_rejected`", body = crate::server::openapi::Error),
+        (status = 400, description = "`invalid_request` (empty or too many inputs, a `dimensions` the model does not support, token IDs for a model that takes text only), `invalid_body`, `not_an_embedding_model`, `invalid_region`, `invalid_provider_header`, `no_endpoint_in_region`, `no_endpoint_for_preferences`, `request_exceeds_spend_limit`, `request_exceeds_rate_limit`, `upstream_rejected`", body = crate::server::openapi::Error),
         (status = 401, description = "`invalid_api_key`: no key, or an unknown or revoked one", body = crate::server::openapi::Error),
         (status = 402, description = "`insufficient_credits` (type `insufficient_quota`): the credit available cannot hold the request's worst-case cost", body = crate::server::openapi::Error),
         (status = 403, description = "`account_disabled`: the key's account is disabled; `region_not_allowed`: the region constraint is outside the key's or account's residency policy", body = crate::server::openapi::Error),
@@ -179,15 +193,32 @@ pub async fn create(
     body: axum::body::Body,
 ) -> Response {
     let request_id = keys::random_request_id();
+    let mut trace = RequestTrace::start(&headers, &request_id, PATH);
     // The handler holds the presence, the request's task the other end: a client that
     // hangs up drops this future and the task goes on, billed from the provider's usage.
     let (presence, client) = Presence::new();
+    let mut tally = st.metrics.tally(Route::Embeddings);
     let task = {
         let request_id = request_id.clone();
         tokio::spawn(async move {
-            match handle(&st, &headers, body, &request_id, client).await {
-                Ok(r) => r,
+            let out = handle(
+                &st,
+                &headers,
+                body,
+                &request_id,
+                client,
+                &mut trace,
+                &mut tally,
+            )
+            .await;
+            match out {
+                Ok(r) => {
+                    trace.finish(r.status().as_u16(), None);
+                    r
+                }
                 Err(e) => {
+                    tally.failed(e.status.as_u16(), e.code);
+                    trace.finish(e.status.as_u16(), Some(e.code));
                     // The one place a failed request is logged (conversion never logs).
                     if e.status.is_server_error() {
                         tracing::warn!(request_id, status = e.status.as_u16(), code = %e.code, message = %e.message, "embeddings request failed");
@@ -220,6 +251,8 @@ async fn handle(
     body: axum::body::Body,
     request_id: &str,
     client: ClientHandle,
+    trace: &mut RequestTrace,
+    tally: &mut Tally,
 ) -> Result<Response, ApiError> {
     // The key first: a request without a valid one is answered without its body read.
     let key = match auth::customer(st, headers) {
@@ -229,10 +262,17 @@ async fn handle(
             return Err(e);
         }
     };
+    trace.key(&key.account_id, &key.key_id);
     let body = read_body(st, headers, body).await?;
-    let req: EmbeddingsRequest = serde_json::from_slice(&body).map_err(|e| {
+    let mut req: EmbeddingsRequest = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request("invalid_request", format!("Invalid request body: {e}"))
     })?;
+    // Provider preferences as on chat: the body's `provider`, or the header's list.
+    if let Some(p) = &req.provider {
+        p.validate()?;
+    }
+    provider_header(headers, &mut req.provider)?;
+    trace.request(&req.model, None, false);
     let input = parse_input(&req.input)?;
     let base64 = match req.encoding_format.as_deref() {
         None | Some("float") => false,
@@ -262,27 +302,18 @@ async fn handle(
         return Err(e);
     };
     check_dimensions(spec, req.dimensions, &model.id)?;
-    // The request's own constraint (the header, else a Bedrock profile prefix), within
-    // the key's residency policy: refused here, before anything is held or sent.
+    // Planned as chat's models are: the request's region constraint (the header, else a
+    // Bedrock profile prefix) within the key's residency policy, and its provider
+    // preferences; refused here, before anything is held or sent.
     let header = header_region(st, headers)?;
-    let requested = match header {
-        Some(c) => Some((c, Asked::Header)),
-        None => match res.implied_region.as_deref() {
-            Some(g) => Some((RegionConstraint::parse(g, &st.catalog)?, Asked::ModelPrefix)),
-            None => None,
-        },
-    };
-    let residency = key.residency.as_deref();
-    let constraint = match residency {
-        None => requested.map(|(c, _)| Cow::Owned(c)),
-        Some(p) => Some(p.apply(requested).map_err(|mut e| {
-            e.model = Some(model.id.clone());
-            e
-        })?),
-    };
-    let mut plan = st
-        .router
-        .plan_within(&res, constraint.as_deref(), residency, None)?;
+    let mut plan = plan_for(
+        st,
+        req.provider.as_ref(),
+        &res,
+        header.as_ref(),
+        key.residency.as_deref(),
+        0,
+    )?;
     // Bedrock's embedding models take text only.
     if matches!(input, EmbedInput::Tokens(_)) {
         plan.retain(|e| e.provider != ProviderKind::Bedrock);
@@ -317,7 +348,11 @@ async fn handle(
         .await?;
     let rate_headers = rate.map(|r| r.headers()).unwrap_or_default();
 
-    let mut route = RouteTrace::new(SortBy::Price);
+    let mut route = RouteTrace::new(
+        req.provider
+            .as_ref()
+            .map_or(SortBy::Price, ProviderPrefs::sort_by),
+    );
     let mut last_err = None;
     let mut answer = None;
     for (i, ep) in plan.iter().enumerate() {
@@ -332,20 +367,26 @@ async fn handle(
             endpoint: ep,
             model: &model,
         };
+        let started = Instant::now();
+        tally.calling(ep, started);
+        let span = trace.attempt(ep, || provider.server_address(ep));
         match provider.embed(call).await {
             Ok(out) => {
+                span.answered(&Usage {
+                    input_tokens: out.input_tokens,
+                    ..Usage::default()
+                });
                 st.router.record_success(&ep.key);
+                // An embeddings answer comes whole: the call's time is the endpoint's
+                // latency, what `provider.sort` = `latency` orders its endpoints by.
+                st.router.record_ttft(&ep.key, started.elapsed());
                 route.ok(&model.id, ep);
                 answer = Some((ep, out));
                 break;
             }
             Err(e) => {
-                if e.kind == UpstreamErrorKind::CatalogFault {
-                    tracing::error!(request_id, endpoint = %ep.key, error = %e, "catalog fault: the provider refused this endpoint's model ID; circuit opened");
-                    st.router.trip(&ep.key);
-                } else if e.retryable() {
-                    st.router.record_failure(&ep.key);
-                }
+                span.failed(&e, e.retryable() && more);
+                note_failure(st, ep, &e, request_id, tally);
                 route.failed(&model.id, ep, &e);
                 if e.retryable() && more {
                     tracing::warn!(request_id, endpoint = %ep.key, error = %e, "failing over");
@@ -362,17 +403,7 @@ async fn handle(
         // releases it without a charge).
         drop(reservation);
         let mut e = match last_err {
-            Some((ep, e)) => {
-                log_upstream_failure(
-                    ep,
-                    &e,
-                    request_id,
-                    "upstream failure answered to the client",
-                );
-                let mut a = ApiError::upstream(&e, request_id);
-                a.headers.push((ROUTE, route.into_string()));
-                a
-            }
+            Some((ep, e)) => answered_failure(ep, &e, request_id, route),
             None => ApiError::internal("no endpoint could be called"),
         };
         e.headers.extend(rate_headers);
@@ -394,6 +425,8 @@ async fn handle(
     let charged = reservation.settle(Charge::for_endpoint(
         ep, &model.id, usage, out.id, status, note,
     ));
+    trace.billed(&model.id, ep, &usage, charged, status.as_str());
+    tally.answered(&usage, charged, None);
     let data: Vec<Value> = out
         .vectors
         .iter()

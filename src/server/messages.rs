@@ -205,13 +205,13 @@ async fn count(
     .await?;
     let (chat, native) = native(converted, headers);
     let mut req = crate::chat::ChatRequest::parse(&chat)?;
-    super::chat::provider_header(headers, &mut req)?;
+    super::chat::provider_header(headers, &mut req.provider)?;
     let mut res = st.catalog.resolve(&req.model)?;
     unpin_anthropic(&mut res);
     let region = super::chat::header_region(st, headers)?;
     let mut plan = super::chat::plan_for(
         st,
-        &req,
+        req.provider.as_ref(),
         &res,
         region.as_ref(),
         key.residency.as_deref(),

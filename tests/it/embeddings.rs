@@ -451,3 +451,246 @@ async fn models_lists_the_embedding_kind_and_sizes() {
     assert_eq!(find("openai/text-embedding-3-small")["dimensions"], 1536);
     assert_eq!(find("openai/gpt-4o-mini")["kind"], "chat");
 }
+
+/// An embedding model on three OpenAI-compatible servers, cheapest first: `dead` (a port
+/// where nothing listens), then `live` and `alt` (both the OpenAI simulator), serving
+/// `text-embedding-ada-002`.
+async fn three_endpoint_gw() -> Gw {
+    let endpoint = |provider: &str, price: &str| {
+        format!(
+            r#"
+[[models.endpoints]]
+provider = "openai_compatible:{provider}"
+upstream_id = "text-embedding-ada-002"
+verified = {{ date = "2026-12-01", method = "test" }}
+pricing = {{ input = "{price}", source = {{ kind = "provider", url = "https://example.com/test-prices", read = "2026-12-01" }} }}
+"#
+        )
+    };
+    let catalog = format!(
+        r#"
+[[models]]
+id = "test/embed"
+name = "Test embeddings"
+owned_by = "test"
+kind = "embedding"
+embedding = {{ dimensions = 1536 }}
+context_window = 8192
+{}{}{}"#,
+        endpoint("dead", "0.01"),
+        endpoint("live", "0.02"),
+        endpoint("alt", "0.03")
+    );
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let dead_url = format!("http://{}/v1", dead.local_addr().expect("addr"));
+    drop(dead);
+    Gw::start_with_catalog(&catalog, |c| {
+        let live = c.openai.clone().expect("openai");
+        let mut d = live.clone();
+        d.base_url = dead_url;
+        c.openai_compatible = vec![
+            ("dead".into(), d),
+            ("live".into(), live.clone()),
+            ("alt".into(), live),
+        ];
+    })
+    .await
+}
+
+/// `provider` (`order`, `only`, `ignore`, `allow_fallbacks`, `sort`) and
+/// `X-GammaInfra-Provider` choose and order the endpoints as on chat, named in
+/// `X-GammaInfra-Route`; the answer is billed at the endpoint that served it.
+#[tokio::test]
+async fn provider_preferences_choose_and_order_the_endpoints() {
+    let gw = three_endpoint_gw().await;
+    let (_, key) = gw.account("embed-prefs@example.com").await;
+    let ep = |p: &str| format!("test/embed@openai_compatible:{p}:text-embedding-ada-002");
+    let send = |provider: &str, headers: &'static [(&'static str, &'static str)]| {
+        let body = if provider.is_empty() {
+            r#"{"model":"test/embed","input":"one two three"}"#.to_owned()
+        } else {
+            format!(r#"{{"model":"test/embed","input":"one two three","provider":{provider}}}"#)
+        };
+        let key = key.clone();
+        let gw = &gw;
+        async move { embed(gw, &key, &body, headers).await }
+    };
+    let cost_at = |price: &str| round_sum(&[nanos_at(3, price)]);
+    let mut total = 0;
+
+    // By price: the dead endpoint first, then the next cheapest.
+    let r = send("", &[]).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let want = format!("sort=price; {}=connect, {}=ok", ep("dead"), ep("live"));
+    assert_eq!(r.header("x-gammainfra-route"), Some(want.as_str()));
+    assert_eq!(
+        r.header("x-gammainfra-provider"),
+        Some("openai_compatible:live")
+    );
+    let cost = usd_to_nanos(r.header("x-gammainfra-cost-usd").expect("cost"));
+    assert_eq!(cost, cost_at("0.02"));
+    total += cost;
+    // No fallback: the first endpoint's failure is the answer, and costs nothing.
+    let r = send(r#"{"allow_fallbacks":false}"#, &[]).await;
+    assert_eq!(r.status, 502, "{}", r.text());
+    let want = format!("sort=price; {}=connect", ep("dead"));
+    assert_eq!(r.header("x-gammainfra-route"), Some(want.as_str()));
+    // `order` first, then price.
+    let r = send(r#"{"order":["openai_compatible:alt"]}"#, &[]).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let want = format!("sort=price; {}=ok", ep("alt"));
+    assert_eq!(r.header("x-gammainfra-route"), Some(want.as_str()));
+    let cost = usd_to_nanos(r.header("x-gammainfra-cost-usd").expect("cost"));
+    assert_eq!(cost, cost_at("0.03"));
+    total += cost;
+    // `ignore` and `only`, in the body or the header.
+    for (provider, headers, served) in [
+        (r#"{"ignore":["openai_compatible:dead"]}"#, &[][..], "live"),
+        (r#"{"only":["openai_compatible:alt"]}"#, &[][..], "alt"),
+        (
+            "",
+            &[("x-gammainfra-provider", "openai_compatible:alt")][..],
+            "alt",
+        ),
+        (
+            r#"{"order":["openai_compatible:alt"]}"#,
+            &[(
+                "x-gammainfra-provider",
+                "openai_compatible:live, openai_compatible:alt",
+            )][..],
+            "alt",
+        ),
+    ] {
+        let r = send(provider, headers).await;
+        assert_eq!(r.status, 200, "{provider} {headers:?}: {}", r.text());
+        let want = format!("sort=price; {}=ok", ep(served));
+        assert_eq!(
+            r.header("x-gammainfra-route"),
+            Some(want.as_str()),
+            "{provider} {headers:?}"
+        );
+        total += usd_to_nanos(r.header("x-gammainfra-cost-usd").expect("cost"));
+    }
+    // `sort`: latency, observed from the embeddings calls themselves.
+    let r = send(
+        r#"{"sort":"latency","ignore":["openai_compatible:dead"]}"#,
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        r.header("x-gammainfra-route")
+            .is_some_and(|h| h.starts_with("sort=latency; ")),
+        "{:?}",
+        r.header("x-gammainfra-route")
+    );
+    total += usd_to_nanos(r.header("x-gammainfra-cost-usd").expect("cost"));
+    let observed = gw
+        .state
+        .router
+        .observed("openai_compatible:live:text-embedding-ada-002")
+        .expect("endpoint");
+    assert!(observed.ttft_us.is_some(), "{observed:?}");
+    // The preferences are the gateway's: never sent upstream.
+    for req in gw.openai.requests() {
+        let sent = req.json().expect("json");
+        assert!(sent.get("provider").is_none(), "{sent}");
+    }
+    assert_eq!(spent(&gw, &key).await, total);
+}
+
+/// Preferences that exclude every endpoint, or that are malformed, are refused as on
+/// chat, before anything is held or sent.
+#[tokio::test]
+async fn provider_preferences_that_exclude_every_endpoint_are_refused() {
+    let gw = Gw::start().await;
+    let (id, key) = gw.account("embed-prefs-refused@example.com").await;
+    let body = |provider: &str| {
+        format!(r#"{{"model":"openai/text-embedding-3-small","input":"hi","provider":{provider}}}"#)
+    };
+    let plain = r#"{"model":"openai/text-embedding-3-small","input":"hi"}"#.to_owned();
+    let too_many = serde_json::to_string(&vec!["bedrock"; 33]).expect("json");
+    // (body, headers, code, param)
+    type Case<'a> = (String, Vec<(&'a str, &'a str)>, &'a str, &'a str);
+    let cases: Vec<Case> = vec![
+        (
+            body(r#"{"only":["bedrock"]}"#),
+            vec![],
+            "no_endpoint_for_preferences",
+            "",
+        ),
+        (
+            body(r#"{"ignore":["openai"]}"#),
+            vec![],
+            "no_endpoint_for_preferences",
+            "",
+        ),
+        (
+            plain.clone(),
+            vec![("x-gammainfra-provider", "bedrock,anthropic")],
+            "no_endpoint_for_preferences",
+            "",
+        ),
+        (
+            body(r#"{"only":["openai"]}"#),
+            vec![("x-gammainfra-provider", "openai")],
+            "invalid_provider_header",
+            "X-GammaInfra-Provider",
+        ),
+        (
+            plain.clone(),
+            vec![("x-gammainfra-provider", " , ")],
+            "invalid_provider_header",
+            "X-GammaInfra-Provider",
+        ),
+        (
+            body(r#"{"sort":"fastest"}"#),
+            vec![],
+            "invalid_request",
+            "provider.sort",
+        ),
+        (
+            body(&format!(r#"{{"only":{too_many}}}"#)),
+            vec![],
+            "invalid_request",
+            "provider.only",
+        ),
+        (
+            body(r#"{"prefer":["openai"]}"#),
+            vec![],
+            "invalid_request",
+            "",
+        ),
+    ];
+    for (body, headers, code, param) in &cases {
+        let r = embed(&gw, &key, body, headers).await;
+        assert_eq!(r.status, 400, "{body} {headers:?}: {}", r.text());
+        assert_eq!(r.error_code(), *code, "{body} {headers:?}");
+        if !param.is_empty() {
+            assert_eq!(r.json()["error"]["param"], *param, "{body}");
+        }
+    }
+    // The same refusal as chat's.
+    let r = embed(&gw, &key, &body(r#"{"only":["bedrock"]}"#), &[]).await;
+    let chat = gw
+        .chat(
+            &key,
+            &chat_body(
+                "openai/gpt-4o-mini",
+                "hi",
+                r#""provider":{"only":["bedrock"]}"#,
+            ),
+            &[],
+        )
+        .await;
+    assert_eq!(chat.status, 400, "{}", chat.text());
+    assert_eq!(chat.error_code(), r.error_code());
+    let m = r.json()["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(m.contains("openai/text-embedding-3-small"), "{m}");
+    assert!(gw.openai.requests().is_empty());
+    assert_eq!(spent(&gw, &key).await, 0);
+    assert_eq!(gw.account_view(&id).await["ledger_entries"], 1);
+}

@@ -457,3 +457,118 @@ async fn each_gateway_counts_its_own_requests() {
     assert_eq!(sum(&sa, "gammainfra_requests_total", &[]), 1.0);
     assert_eq!(sum(&sb, "gammainfra_requests_total", &[]), 0.0);
 }
+
+/// `/v1/embeddings` has its own series: the request answered with its model, provider
+/// and region, its input tokens and cost, its durations, a refusal by code, and a
+/// provider failure by kind.
+#[tokio::test]
+async fn embeddings_requests_have_their_series() {
+    let gw = Gw::start().await;
+    let (id, key) = gw.account("metrics-embed@example.com").await;
+    let embed = |body: &'static str| gw.send("POST", "/v1/embeddings", Some(&key), Some(body), &[]);
+    let ok = embed(r#"{"model":"openai/text-embedding-3-small","input":["one two three","four"]}"#)
+        .await;
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    let tokens = ok.json()["usage"]["prompt_tokens"]
+        .as_u64()
+        .expect("prompt_tokens");
+    let cost = usd_to_nanos(ok.header("x-gammainfra-cost-usd").expect("cost"));
+    let refused = embed(r#"{"model":"openai/gpt-4o-mini","input":"hi"}"#).await;
+    assert_eq!(refused.status, 400, "{}", refused.text());
+    let failed =
+        embed(r#"{"model":"amazon/titan-embed-text-v2","input":"[[sim:error 500]]"}"#).await;
+    assert_eq!(failed.status, 502, "{}", failed.text());
+    gw.account_view(&id).await;
+
+    let text = gw.admin("GET", "/metrics", None).await.text();
+    let s = parse(&text);
+    let route = ("route", "/v1/embeddings");
+    let small = ("model", "openai/text-embedding-3-small");
+    assert_eq!(
+        sum(
+            &s,
+            "gammainfra_requests_total",
+            &[route, small, ("provider", "openai"), ("status", "200")]
+        ),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        sum(&s, "gammainfra_requests_total", &[route]),
+        3.0,
+        "{text}"
+    );
+    assert_eq!(
+        sum(
+            &s,
+            "gammainfra_errors_total",
+            &[route, ("status", "400"), ("code", "not_an_embedding_model")]
+        ),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        sum(
+            &s,
+            "gammainfra_errors_total",
+            &[route, ("status", "502"), ("code", "upstream_error")]
+        ),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        sum(
+            &s,
+            "gammainfra_upstream_errors_total",
+            &[
+                ("model", "amazon/titan-embed-text-v2"),
+                ("provider", "bedrock")
+            ]
+        ),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        sum(
+            &s,
+            "gammainfra_tokens_total",
+            &[small, ("direction", "input")]
+        ),
+        tokens as f64
+    );
+    assert_eq!(
+        sum(
+            &s,
+            "gammainfra_tokens_total",
+            &[small, ("direction", "output")]
+        ),
+        0.0
+    );
+    assert_eq!(
+        sum(&s, "gammainfra_cost_nanodollars_total", &[small]),
+        cost as f64
+    );
+    assert_eq!(
+        sum(&s, "gammainfra_request_duration_seconds_count", &[route]),
+        3.0
+    );
+    for h in [
+        "gammainfra_upstream_duration_seconds_count",
+        "gammainfra_gateway_overhead_seconds_count",
+    ] {
+        assert_eq!(sum(&s, h, &[route, small]), 1.0, "{h}");
+        assert_eq!(sum(&s, h, &[route]), 2.0, "{h}: {text}");
+    }
+    assert_eq!(
+        sum(&s, "gammainfra_time_to_first_token_seconds_count", &[route]),
+        0.0
+    );
+    assert_eq!(
+        sum(
+            &s,
+            "gammainfra_requests_total",
+            &[("route", "/v1/chat/completions")]
+        ),
+        0.0
+    );
+}

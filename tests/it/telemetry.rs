@@ -439,6 +439,144 @@ async fn traces_are_exported_over_otlp_and_json_logs_name_each_request() {
     assert!(!log.contains(prompt), "the prompt is never logged");
 }
 
+/// An embeddings request is traced and logged as a chat request is: a server span named
+/// `embeddings {model}` (operation `embeddings`) under the client's trace, its upstream
+/// call under it, and one `request finished` line with the route, the key, the endpoint,
+/// the tokens and the cost billed; a refusal has its span and line too.
+#[tokio::test]
+async fn embeddings_requests_are_traced_and_logged() {
+    let (collector, got) = collector().await;
+    let gw = Gateway::start(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{collector}")),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100".into()),
+        ("GAMMAINFRA_LOG_FORMAT", "json".into()),
+    ])
+    .await;
+    let trace_id = "5bf92f3577b34da6a3ce929d0e0e4737";
+    let parent_id = "10f067aa0ba902b8";
+    let traceparent = format!("00-{trace_id}-{parent_id}-01");
+    let text = "the secret text to embed 9c2e";
+    let ok = gw
+        .post(
+            "/v1/embeddings",
+            &format!(
+                r#"{{"model":"openai/text-embedding-3-small","input":["{text}","two words"]}}"#
+            ),
+            &[("traceparent", &traceparent)],
+        )
+        .await;
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    let ok_id = ok.header("x-request-id").to_owned();
+    let body: Value = serde_json::from_slice(&ok.body).expect("json");
+    let tokens = body["usage"]["prompt_tokens"]
+        .as_i64()
+        .expect("prompt_tokens");
+    let cost = usd_to_nanos(ok.header("x-gammainfra-cost-usd"));
+    assert!(tokens > 0 && cost > 0, "{body}");
+    let refused = gw
+        .post(
+            "/v1/embeddings",
+            r#"{"model":"openai/gpt-4o-mini","input":"hi"}"#,
+            &[],
+        )
+        .await;
+    assert_eq!(refused.status, 400, "{}", refused.text());
+    let refused_id = refused.header("x-request-id").to_owned();
+
+    let key = gw.key.clone();
+    let log = gw.stop().await;
+    let (spans, _) = spans(&got);
+    let server = |id: &str| {
+        spans
+            .iter()
+            .find(|sp| {
+                sp.kind == SpanKind::Server as i32
+                    && matches!(attrs(sp).get("gammainfra.request_id"), Some(V::S(r)) if r == id)
+            })
+            .unwrap_or_else(|| panic!("no span for {id} in {spans:#?}"))
+    };
+    let sp = server(&ok_id);
+    assert_eq!(sp.name, "embeddings openai/text-embedding-3-small");
+    assert_eq!(hex(&sp.trace_id), trace_id, "the client's trace");
+    assert_eq!(hex(&sp.parent_span_id), parent_id, "the client's span");
+    let a = attrs(sp);
+    assert_eq!(s(&a, "gen_ai.operation.name"), "embeddings");
+    assert_eq!(s(&a, "http.route"), "/v1/embeddings");
+    assert_eq!(s(&a, "gen_ai.provider.name"), "openai");
+    assert_eq!(
+        s(&a, "gen_ai.request.model"),
+        "openai/text-embedding-3-small"
+    );
+    assert_eq!(s(&a, "gen_ai.response.model"), "text-embedding-3-small");
+    assert_eq!(i(&a, "gen_ai.usage.input_tokens"), tokens);
+    assert_eq!(i(&a, "gen_ai.usage.output_tokens"), 0);
+    assert_eq!(i(&a, "http.response.status_code"), 200);
+    assert_eq!(i128::from(i(&a, "gammainfra.cost_nanodollars")), cost);
+    assert_eq!(s(&a, "gammainfra.billing_status"), "completed");
+    assert_eq!(i(&a, "gammainfra.attempts"), 1);
+    assert!(s(&a, "gammainfra.account").starts_with("acct_"));
+    assert!(s(&a, "gammainfra.key_id").starts_with("key_"));
+    let up: Vec<&Span> = spans
+        .iter()
+        .filter(|c| c.parent_span_id == sp.span_id)
+        .collect();
+    assert_eq!(up.len(), 1, "one upstream call: {up:#?}");
+    assert_eq!(up[0].kind, SpanKind::Client as i32);
+    assert_eq!(up[0].name, "embeddings text-embedding-3-small");
+    let ua = attrs(up[0]);
+    assert_eq!(s(&ua, "gen_ai.operation.name"), "embeddings");
+    assert_eq!(
+        s(&ua, "gammainfra.endpoint"),
+        "openai:text-embedding-3-small"
+    );
+    assert_eq!(s(&ua, "gammainfra.outcome"), "answered");
+    assert_eq!(i(&ua, "gen_ai.usage.input_tokens"), tokens);
+    let a = attrs(server(&refused_id));
+    assert_eq!(s(&a, "gen_ai.operation.name"), "embeddings");
+    assert_eq!(i(&a, "http.response.status_code"), 400);
+    assert_eq!(s(&a, "error.type"), "not_an_embedding_model");
+
+    let lines: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let finished = |id: &str| -> &Value {
+        let mut it = lines
+            .iter()
+            .filter(|l| l["message"] == "request finished" && l["request_id"] == id);
+        let l = it
+            .next()
+            .unwrap_or_else(|| panic!("no line for {id}: {log}"));
+        assert!(it.next().is_none(), "one line for {id}");
+        l
+    };
+    let l = finished(&ok_id);
+    assert_eq!(l["level"], "INFO");
+    assert_eq!(l["target"], "gammainfra::requests");
+    assert_eq!(l["route"], "/v1/embeddings");
+    assert!(l["account_id"]
+        .as_str()
+        .is_some_and(|a| a.starts_with("acct_")));
+    assert!(l["key_id"].as_str().is_some_and(|k| k.starts_with("key_")));
+    assert_eq!(l["model"], "openai/text-embedding-3-small");
+    assert_eq!(l["provider"], "openai");
+    assert_eq!(l["endpoint"], "openai:text-embedding-3-small");
+    assert_eq!(l["region"], "unknown");
+    assert_eq!(l["status"], 200);
+    assert_eq!(l["attempts"], 1);
+    assert_eq!(l["input_tokens"], tokens);
+    assert_eq!(usd_to_nanos(l["cost_usd"].as_str().expect("cost")), cost);
+    assert_eq!(l["billing"], "completed");
+    assert!(l["duration_ms"].is_u64());
+    let l = finished(&refused_id);
+    assert_eq!(l["route"], "/v1/embeddings");
+    assert_eq!(l["status"], 400);
+    assert_eq!(l["error"], "not_an_embedding_model");
+    assert_eq!(l["model"], "openai/gpt-4o-mini");
+    assert!(!log.contains(&key), "the key is never logged");
+    assert!(!log.contains(text), "the input is never logged");
+}
+
 /// `OTEL_EXPORTER_OTLP_PROTOCOL=http/json` and a full traces URL: the same spans as
 /// OTLP JSON.
 #[tokio::test]

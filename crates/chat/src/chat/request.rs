@@ -270,11 +270,42 @@ pub struct ProviderPrefs {
     /// Whether to fall back to other endpoints after the first fails (default true).
     pub allow_fallbacks: Option<bool>,
     /// How to order the endpoints: `price` (default), `latency` or `throughput` (see
-    /// `SortBy`); checked by `ChatRequest::parse`.
+    /// `SortBy`); any other value is refused.
     pub sort: Option<String>,
 }
 
 impl ProviderPrefs {
+    /// Checks the lists' sizes and `sort`, for every route that takes `provider`.
+    pub fn validate(&self) -> Result<(), RequestError> {
+        for (name, list) in [
+            ("order", &self.order),
+            ("only", &self.only),
+            ("ignore", &self.ignore),
+        ] {
+            if list.len() > MAX_PROVIDER_LIST {
+                return Err(RequestError::new(
+                    Some(&format!("provider.{name}")),
+                    format!(
+                        "`provider.{name}` has {} entries; the limit is {MAX_PROVIDER_LIST}",
+                        list.len()
+                    ),
+                ));
+            }
+        }
+        // The value is not echoed: it may be megabytes long.
+        if self
+            .sort
+            .as_deref()
+            .is_some_and(|s| SortBy::parse(s).is_none())
+        {
+            return Err(RequestError::new(
+                Some("provider.sort"),
+                "`provider.sort` must be \"price\", \"latency\" or \"throughput\"",
+            ));
+        }
+        Ok(())
+    }
+
     /// The order asked for (price when absent; a value [`ChatRequest::parse`] refuses
     /// cannot reach here).
     pub fn sort_by(&self) -> SortBy {
@@ -510,31 +541,7 @@ impl ChatRequest {
             );
         }
         if let Some(p) = &self.provider {
-            for (name, list) in [
-                ("order", &p.order),
-                ("only", &p.only),
-                ("ignore", &p.ignore),
-            ] {
-                if list.len() > MAX_PROVIDER_LIST {
-                    return e(
-                        &format!("provider.{name}"),
-                        &format!(
-                            "`provider.{name}` has {} entries; the limit is {MAX_PROVIDER_LIST}",
-                            list.len()
-                        ),
-                    );
-                }
-            }
-            // The value is not echoed: it may be megabytes long.
-            if p.sort
-                .as_deref()
-                .is_some_and(|s| SortBy::parse(s).is_none())
-            {
-                return e(
-                    "provider.sort",
-                    "`provider.sort` must be \"price\", \"latency\" or \"throughput\"",
-                );
-            }
+            p.validate()?;
         }
         if let Some(t) = self.temperature {
             if !(0.0..=2.0).contains(&t) {
