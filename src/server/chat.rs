@@ -100,6 +100,9 @@ pub enum Surface {
     Messages,
     /// OpenAI Responses (`/v1/responses`), see [`crate::responses`].
     Responses,
+    /// OpenAI Embeddings (`/v1/embeddings`), see [`super::embeddings`]: its own
+    /// handling on the same task, trace, metrics and error shape.
+    Embeddings,
 }
 
 /// Runs one request on its own task and answers it (errors in the surface's shape).
@@ -114,6 +117,7 @@ pub(super) async fn serve(
         Surface::Chat => "/v1/chat/completions",
         Surface::Messages => "/v1/messages",
         Surface::Responses => "/v1/responses",
+        Surface::Embeddings => "/v1/embeddings",
     };
     let mut trace = RequestTrace::start(&headers, &request_id, route);
     // The handler holds the presence; the request's task holds the other end. If the
@@ -124,22 +128,39 @@ pub(super) async fn serve(
         Surface::Chat => Route::ChatCompletions,
         Surface::Messages => Route::Messages,
         Surface::Responses => Route::Responses,
+        Surface::Embeddings => Route::Embeddings,
     });
     let task = {
         let request_id = request_id.clone();
         tokio::spawn(async move {
-            match handle(
-                &st,
-                &headers,
-                body,
-                &request_id,
-                client,
-                surface,
-                &mut trace,
-                &mut tally,
-            )
-            .await
-            {
+            let out = match surface {
+                Surface::Embeddings => {
+                    super::embeddings::handle(
+                        &st,
+                        &headers,
+                        body,
+                        &request_id,
+                        client,
+                        &mut trace,
+                        &mut tally,
+                    )
+                    .await
+                }
+                _ => {
+                    handle(
+                        &st,
+                        &headers,
+                        body,
+                        &request_id,
+                        client,
+                        surface,
+                        &mut trace,
+                        &mut tally,
+                    )
+                    .await
+                }
+            };
+            match out {
                 Ok(r) => {
                     // A stream took the trace: it finishes when the stream is settled.
                     trace.finish(r.status().as_u16(), None);
@@ -155,7 +176,9 @@ pub(super) async fn serve(
                         tracing::debug!(request_id, status = e.status.as_u16(), code = %e.code, "request refused");
                     }
                     match surface {
-                        Surface::Chat | Surface::Responses => e.into_response(),
+                        Surface::Chat | Surface::Responses | Surface::Embeddings => {
+                            e.into_response()
+                        }
                         Surface::Messages => super::messages::error_response(e, &request_id),
                     }
                 }
@@ -294,7 +317,8 @@ async fn handle(
     // kept for Anthropic endpoints (see `crate::messages`).
     let mut responses = None;
     let (body, native) = match surface {
-        Surface::Chat => (body, None),
+        // Embeddings are handled apart (see `serve`).
+        Surface::Chat | Surface::Embeddings => (body, None),
         Surface::Responses => {
             let converted = limits::off_workers(body.len(), || {
                 crate::responses::request::to_chat(&body, crate::clock::unix_now())

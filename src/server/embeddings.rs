@@ -24,7 +24,7 @@ use serde_json::{json, Value};
 
 use super::chat::{
     answered_failure, header_region, linger, note_failure, plan_for, provider_header, read_body,
-    REQUEST_ID,
+    Surface,
 };
 use super::error::ApiError;
 use super::route::RouteTrace;
@@ -32,14 +32,11 @@ use super::{auth, AppState};
 use crate::catalog::{EmbeddingSpec, Endpoint, ProviderKind};
 use crate::chat::request::{ProviderPrefs, SortBy};
 use crate::chat::Usage;
-use crate::ledger::{keys, Charge, ClientHandle, Presence, UsageStatus};
-use crate::metrics::{Route, Tally};
+use crate::ledger::{Charge, ClientHandle, UsageStatus};
+use crate::metrics::Tally;
 use crate::money::{CostAccumulator, Nanos};
 use crate::providers::embeddings::{to_base64, EmbedCall, EmbedInput};
 use crate::telemetry::RequestTrace;
-
-/// The route, as logged and traced.
-const PATH: &str = "/v1/embeddings";
 
 /// OpenAI's limit on the inputs of one request.
 pub const MAX_INPUTS: usize = 2048;
@@ -192,60 +189,11 @@ pub async fn create(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Response {
-    let request_id = keys::random_request_id();
-    let mut trace = RequestTrace::start(&headers, &request_id, PATH);
-    // The handler holds the presence, the request's task the other end: a client that
-    // hangs up drops this future and the task goes on, billed from the provider's usage.
-    let (presence, client) = Presence::new();
-    let mut tally = st.metrics.tally(Route::Embeddings);
-    let task = {
-        let request_id = request_id.clone();
-        tokio::spawn(async move {
-            let out = handle(
-                &st,
-                &headers,
-                body,
-                &request_id,
-                client,
-                &mut trace,
-                &mut tally,
-            )
-            .await;
-            match out {
-                Ok(r) => {
-                    trace.finish(r.status().as_u16(), None);
-                    r
-                }
-                Err(e) => {
-                    tally.failed(e.status.as_u16(), e.code);
-                    trace.finish(e.status.as_u16(), Some(e.code));
-                    // The one place a failed request is logged (conversion never logs).
-                    if e.status.is_server_error() {
-                        tracing::warn!(request_id, status = e.status.as_u16(), code = %e.code, message = %e.message, "embeddings request failed");
-                    } else {
-                        tracing::debug!(request_id, status = e.status.as_u16(), code = %e.code, "embeddings request refused");
-                    }
-                    e.into_response()
-                }
-            }
-        })
-    };
-    let mut resp = match task.await {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::error!(request_id, error = %e, "request task failed");
-            ApiError::internal("The request failed inside the gateway.").into_response()
-        }
-    };
-    presence.delivered();
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
-        resp.headers_mut().insert("x-request-id", v.clone());
-        resp.headers_mut().insert(REQUEST_ID, v);
-    }
-    resp
+    super::chat::serve(st, headers, body, Surface::Embeddings).await
 }
 
-async fn handle(
+/// One embeddings request, on the task [`super::chat::serve`] runs it on.
+pub(super) async fn handle(
     st: &AppState,
     headers: &HeaderMap,
     body: axum::body::Body,
