@@ -36,14 +36,13 @@ use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
 use super::super::{
-    count_words, fragments, frames_before_fault, is_valid_base64, json_response, json_type_name,
-    plan_reply, random_id, reset_response, sse_response, tool_call, unix_now, Finish,
-    RecordedRequest, Reply, SseFrame, Thinking, Triggers, IMAGE_MEDIA_TYPES, IMAGE_TOKENS,
-    MESSAGE_TOKENS,
+    count_words, fragments, frames_before_fault, json_response, json_type_name, plan_reply,
+    random_id, reset_response, sse_response, tool_call, unix_now, Finish, RecordedRequest, Reply,
+    SseFrame, Thinking, Triggers, IMAGE_TOKENS, MESSAGE_TOKENS,
 };
 use super::validate::{
-    article, bool_field, field, integer_field, invalid_type, invalid_value, is_known_model,
-    missing, number_in_range, required_string, string_field,
+    article, bool_field, content_text, field, image_url, integer_field, invalid_type,
+    invalid_value, is_known_model, missing, number_in_range, required_string, string_field,
 };
 use super::ApiError;
 
@@ -691,7 +690,8 @@ fn validate_input(items: &[Value]) -> Result<InputSummary, ApiError> {
                 };
                 let content_param = format!("{param}.content");
                 let content = field(item, "content").ok_or_else(|| missing(&content_param))?;
-                let (text, images) = content_text(content, &content_param, allowed)?;
+                let (text, images) =
+                    content_text(content, &content_param, allowed, validate_image)?;
                 tokens += MESSAGE_TOKENS + count_words(&text) + images * IMAGE_TOKENS;
                 if role == "user" {
                     last_user_text = text;
@@ -722,8 +722,12 @@ fn validate_input(items: &[Value]) -> Result<InputSummary, ApiError> {
                 let call_id = required_string(item, "call_id", &format!("{param}.call_id"))?;
                 let output_param = format!("{param}.output");
                 let output = field(item, "output").ok_or_else(|| missing(&output_param))?;
-                let (text, images) =
-                    content_text(output, &output_param, &["input_text", "input_image"])?;
+                let (text, images) = content_text(
+                    output,
+                    &output_param,
+                    &["input_text", "input_image"],
+                    validate_image,
+                )?;
                 if !calls.iter().any(|c| c == call_id) {
                     return Err(ApiError::invalid(
                         format!(
@@ -807,56 +811,6 @@ fn validate_input(items: &[Value]) -> Result<InputSummary, ApiError> {
     })
 }
 
-/// Validates message content or a function call's output (a string or an array of
-/// parts of the `allowed` types); returns its text (parts joined with a space) and its
-/// number of images.
-fn content_text(content: &Value, param: &str, allowed: &[&str]) -> Result<(String, u64), ApiError> {
-    let parts = match content {
-        Value::String(text) => return Ok((text.clone(), 0)),
-        Value::Array(parts) => parts,
-        other => {
-            return Err(invalid_type(
-                param,
-                "one of a string or array of objects",
-                other,
-            ))
-        }
-    };
-    let mut texts = Vec::new();
-    let mut images = 0;
-    for (j, part) in parts.iter().enumerate() {
-        let part_param = format!("{param}[{j}]");
-        let Value::Object(part) = part else {
-            return Err(invalid_type(&part_param, "an object", part));
-        };
-        let kind = required_string(part, "type", &format!("{part_param}.type"))?;
-        if !allowed.contains(&kind) {
-            return Err(invalid_value(&format!("{part_param}.type"), kind, allowed));
-        }
-        match kind {
-            "input_text" | "output_text" => {
-                texts.push(required_string(
-                    part,
-                    "text",
-                    &format!("{part_param}.text"),
-                )?);
-            }
-            "refusal" => {
-                texts.push(required_string(
-                    part,
-                    "refusal",
-                    &format!("{part_param}.refusal"),
-                )?);
-            }
-            _ => {
-                validate_image(part, &part_param)?;
-                images += 1;
-            }
-        }
-    }
-    Ok((texts.join(" "), images))
-}
-
 /// An `input_image` part: an `image_url` (an http(s) URL or a base64 data URL) or a
 /// `file_id`, and an optional `detail`.
 fn validate_image(part: &Map<String, Value>, param: &str) -> Result<(), ApiError> {
@@ -871,34 +825,7 @@ fn validate_image(part: &Map<String, Value>, param: &str) -> Result<(), ApiError
             None => Err(missing(&url_param)),
         };
     };
-    if url.starts_with("https://") || url.starts_with("http://") {
-        return Ok(());
-    }
-    let expected = "Expected a base64-encoded data URL with an image MIME type (e.g. 'data:image/png;base64,aW1nIGJ5dGVzIGhlcmU='), or a publicly accessible image URL";
-    let invalid = |detail: &str| {
-        ApiError::invalid(
-            format!("Invalid '{url_param}'. {expected}{detail}."),
-            Some(&url_param),
-            Some("invalid_value"),
-        )
-    };
-    let Some(rest) = url.strip_prefix("data:") else {
-        return Err(invalid(""));
-    };
-    let Some((media_type, data)) = rest.split_once(";base64,") else {
-        return Err(invalid(", but got a data URL that is not base64-encoded"));
-    };
-    if !IMAGE_MEDIA_TYPES.contains(&media_type) {
-        return Err(ApiError::invalid(
-            "You uploaded an unsupported image. Please make sure your image has of one the following formats: ['png', 'jpeg', 'gif', 'webp'].".to_owned(),
-            None,
-            Some("invalid_image_format"),
-        ));
-    }
-    if !is_valid_base64(data) {
-        return Err(invalid(", but got an invalid base64 string"));
-    }
-    Ok(())
+    image_url(url, &url_param)
 }
 
 /// What the simulated model produces after its reasoning.

@@ -534,7 +534,12 @@ fn validate_messages(messages: &[Value]) -> Result<MessageSummary, ApiError> {
         let content = match field(message, "content") {
             None if role == "assistant" => None,
             None => return Err(missing(&content_param)),
-            Some(content) => Some(content_text(content, &content_param, allowed_parts)?),
+            Some(content) => Some(content_text(
+                content,
+                &content_param,
+                allowed_parts,
+                validate_image_part,
+            )?),
         };
         let (text, images) = content.unwrap_or_default();
         prompt_tokens += MESSAGE_TOKENS + count_words(&text) + images * IMAGE_TOKENS;
@@ -647,9 +652,16 @@ fn assistant_tool_calls(
     Ok((ids, words))
 }
 
-/// Validates message content (a string or an array of parts); returns its text (parts
-/// joined with a space) and its number of images.
-fn content_text(content: &Value, param: &str, allowed: &[&str]) -> Result<(String, u64), ApiError> {
+/// Validates message content or a Responses function call's output (a string or an
+/// array of parts of the `allowed` types); returns its text (parts joined with a space)
+/// and its number of images, each checked by `image` (the chat and the Responses API
+/// shape image parts differently).
+pub(super) fn content_text(
+    content: &Value,
+    param: &str,
+    allowed: &[&str],
+    image: fn(&Map<String, Value>, &str) -> Result<(), ApiError>,
+) -> Result<(String, u64), ApiError> {
     let parts = match content {
         Value::String(text) => return Ok((text.clone(), 0)),
         Value::Array(parts) => parts,
@@ -673,7 +685,7 @@ fn content_text(content: &Value, param: &str, allowed: &[&str]) -> Result<(Strin
             return Err(invalid_value(&format!("{part_param}.type"), kind, allowed));
         }
         match kind {
-            "text" => texts.push(required_string(
+            "text" | "input_text" | "output_text" => texts.push(required_string(
                 part,
                 "text",
                 &format!("{part_param}.text"),
@@ -684,7 +696,7 @@ fn content_text(content: &Value, param: &str, allowed: &[&str]) -> Result<(Strin
                 &format!("{part_param}.refusal"),
             )?),
             _ => {
-                validate_image_part(part, &part_param)?;
+                image(part, &part_param)?;
                 images += 1;
             }
         }
@@ -692,6 +704,7 @@ fn content_text(content: &Value, param: &str, allowed: &[&str]) -> Result<(Strin
     Ok((texts.join(" "), images))
 }
 
+/// A chat `image_url` part: `{"url", "detail"}`.
 fn validate_image_part(part: &Map<String, Value>, param: &str) -> Result<(), ApiError> {
     let image_param = format!("{param}.image_url");
     let image = match field(part, "image_url") {
@@ -710,25 +723,27 @@ fn validate_image_part(part: &Map<String, Value>, param: &str) -> Result<(), Api
             ));
         }
     }
+    image_url(url, &url_param)
+}
+
+/// An image URL: an http(s) URL, or a base64 data URL of a supported image type.
+pub(super) fn image_url(url: &str, url_param: &str) -> Result<(), ApiError> {
     if url.starts_with("https://") || url.starts_with("http://") {
         return Ok(());
     }
     let expected = "Expected a base64-encoded data URL with an image MIME type (e.g. 'data:image/png;base64,aW1nIGJ5dGVzIGhlcmU='), or a publicly accessible image URL";
-    let Some(rest) = url.strip_prefix("data:") else {
-        return Err(ApiError::invalid(
-            format!("Invalid '{url_param}'. {expected}."),
-            Some(&url_param),
+    let invalid = |detail: &str| {
+        ApiError::invalid(
+            format!("Invalid '{url_param}'. {expected}{detail}."),
+            Some(url_param),
             Some("invalid_value"),
-        ));
+        )
+    };
+    let Some(rest) = url.strip_prefix("data:") else {
+        return Err(invalid(""));
     };
     let Some((media_type, data)) = rest.split_once(";base64,") else {
-        return Err(ApiError::invalid(
-            format!(
-                "Invalid '{url_param}'. {expected}, but got a data URL that is not base64-encoded."
-            ),
-            Some(&url_param),
-            Some("invalid_value"),
-        ));
+        return Err(invalid(", but got a data URL that is not base64-encoded"));
     };
     if !IMAGE_MEDIA_TYPES.contains(&media_type) {
         return Err(ApiError::invalid(
@@ -738,11 +753,7 @@ fn validate_image_part(part: &Map<String, Value>, param: &str) -> Result<(), Api
         ));
     }
     if !super::super::is_valid_base64(data) {
-        return Err(ApiError::invalid(
-            format!("Invalid '{url_param}'. {expected}, but got an invalid base64 string."),
-            Some(&url_param),
-            Some("invalid_value"),
-        ));
+        return Err(invalid(", but got an invalid base64 string"));
     }
     Ok(())
 }
