@@ -971,50 +971,43 @@ fn complete(
     ));
     trace.billed(&res.model.id, ep, &c.usage, charged, status.as_str());
     tally.answered(&c.usage, charged, None);
-    if let Some(n) = native {
+    // The answer in the client's dialect.
+    let out = match (native, responses) {
         // A Messages answer: Anthropic's own as it came, or the converted one encoded.
-        let out = match c.native {
+        (Some(n), _) => match c.native {
             Some(body) => body.to_vec(),
             None => crate::messages::encode::message(&c.fields, &c.usage, &n.model, request_id),
-        };
-        let mut resp = (StatusCode::OK, out).into_response();
-        header(&mut resp, "content-type", "application/json");
-        header(&mut resp, "x-gammainfra-cost-usd", &charged.to_string());
-        proxied_headers(&mut resp, cand, ep);
-        return resp;
-    }
-    if let Some(echo) = responses {
-        // OpenAI's own answer with the charge in its usage, or the converted one encoded.
-        let out = match c.native {
+        },
+        // A Responses answer: OpenAI's own with the charge in its usage, or the converted
+        // one encoded.
+        (None, Some(echo)) => match c.native {
             Some(body) => crate::responses::encode::with_cost(&body, charged),
-            None => {
-                // The answer names the model that served it, as chat completions and
-                // OpenAI's own answers do.
-                let mut echo = echo.clone();
-                echo.model.clone_from(&ep.upstream_id);
-                crate::responses::encode::response(&c.fields, &c.usage, charged, &echo, request_id)
+            None => crate::responses::encode::response(
+                &c.fields,
+                &c.usage,
+                charged,
+                &echo.served_by(&ep.upstream_id),
+                request_id,
+            ),
+        },
+        (None, None) => {
+            let usage = c.usage.to_openai_json(charged);
+            let mut out = Vec::with_capacity(512);
+            out.push(b'{');
+            for (k, v) in &c.fields {
+                if let Ok(k) = serde_json::to_string(k) {
+                    out.extend_from_slice(k.as_bytes());
+                    out.push(b':');
+                    out.extend_from_slice(v.get().as_bytes());
+                    out.push(b',');
+                }
             }
-        };
-        let mut resp = (StatusCode::OK, out).into_response();
-        header(&mut resp, "content-type", "application/json");
-        header(&mut resp, "x-gammainfra-cost-usd", &charged.to_string());
-        proxied_headers(&mut resp, cand, ep);
-        return resp;
-    }
-    let usage = c.usage.to_openai_json(charged);
-    let mut out = Vec::with_capacity(512);
-    out.push(b'{');
-    for (k, v) in &c.fields {
-        if let Ok(k) = serde_json::to_string(k) {
-            out.extend_from_slice(k.as_bytes());
-            out.push(b':');
-            out.extend_from_slice(v.get().as_bytes());
-            out.push(b',');
+            out.extend_from_slice(b"\"usage\":");
+            out.extend_from_slice(usage.as_bytes());
+            out.push(b'}');
+            out
         }
-    }
-    out.extend_from_slice(b"\"usage\":");
-    out.extend_from_slice(usage.as_bytes());
-    out.push(b'}');
+    };
     let mut resp = (StatusCode::OK, out).into_response();
     header(&mut resp, "content-type", "application/json");
     header(&mut resp, "x-gammainfra-cost-usd", &charged.to_string());

@@ -107,11 +107,10 @@ impl ResponsesOut {
                 id: crate::responses::encode::response_id(request_id),
             }
         } else {
-            // The answer names the model that served it, as chat completions and
-            // OpenAI's own answers do.
-            let mut echo = echo.clone();
-            echo.model.clone_from(&ep.upstream_id);
-            ResponsesOut::Encoded(crate::responses::encode::Events::new(echo, request_id))
+            ResponsesOut::Encoded(crate::responses::encode::Events::new(
+                echo.served_by(&ep.upstream_id),
+                request_id,
+            ))
         }
     }
 

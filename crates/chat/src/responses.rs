@@ -46,3 +46,14 @@ pub struct Echo {
     /// When the request arrived, Unix seconds.
     pub created_at: u64,
 }
+
+impl Echo {
+    /// This echo for an answer served by `model` (an endpoint's upstream ID): answers
+    /// name the model that served them, as chat completions and OpenAI's own do.
+    pub fn served_by(&self, model: &str) -> Echo {
+        Echo {
+            model: model.to_owned(),
+            ..self.clone()
+        }
+    }
+}
